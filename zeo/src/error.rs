@@ -17,7 +17,11 @@ pub enum PickleError {
     #[error("pickle builds more than {limit} values")]
     TooManyValues { limit: usize },
     #[error("forbidden pickle global {module}.{name} at byte {offset}")]
-    ForbiddenGlobal { module: String, name: String, offset: usize },
+    ForbiddenGlobal {
+        module: String,
+        name: String,
+        offset: usize,
+    },
     #[error("malformed pickle at byte {offset}: {reason}")]
     Malformed { offset: usize, reason: String },
     #[error("pickle has no STOP opcode")]
@@ -44,9 +48,18 @@ pub enum CodecError {
     #[error("bad message envelope: {0}")]
     Envelope(String),
     #[error("{method}: expected {expected} arguments, got {got}")]
-    Arity { method: String, expected: String, got: usize },
+    Arity {
+        method: String,
+        expected: String,
+        got: usize,
+    },
     #[error("{method}: argument {index} ({name}): {problem}")]
-    Argument { method: String, index: usize, name: &'static str, problem: String },
+    Argument {
+        method: String,
+        index: usize,
+        name: &'static str,
+        problem: String,
+    },
     #[error("unknown method {0:?}")]
     UnknownMethod(String),
     #[error("reply to {method}: {problem}")]

@@ -28,16 +28,26 @@ pub enum Value {
     Str(String),
     Tuple(Vec<Value>),
     List(Vec<Value>),
-    /// Dict items in wire order.
+    /// Dict items in wire order, repeated keys included (see [`Value::dict_get`]).
     Dict(Vec<(Value, Value)>),
     /// A pickle `GLOBAL` reference. Only whitelisted names are ever decoded
-    /// (see [`crate::pickle::GlobalPolicy`]); nothing is ever resolved or executed.
-    Global { module: String, name: String },
+    /// (see [`crate::pickle::Limits::allow_global`]); nothing is ever resolved or executed.
+    Global {
+        module: String,
+        name: String,
+    },
     /// A pickle `REDUCE`: `callable(*args)`, kept as data.
-    Reduce { callable: Box<Value>, args: Box<Value> },
+    Reduce {
+        callable: Box<Value>,
+        args: Box<Value>,
+    },
     /// A pickle `NEWOBJ` (+ optional `BUILD`): `cls.__new__(cls, *args)` then
     /// `__setstate__(state)`, kept as data (e.g. `ZopeUndo.Prefix` in `undoInfo` specs).
-    Object { class: Box<Value>, args: Box<Value>, state: Option<Box<Value>> },
+    Object {
+        class: Box<Value>,
+        args: Box<Value>,
+        state: Option<Box<Value>>,
+    },
 }
 
 impl Value {
@@ -109,11 +119,13 @@ impl Value {
         }
     }
 
-    /// Looks a key up in a dict value by str key.
+    /// Looks a key up in a dict value by str key. Dicts keep their pairs as
+    /// on the wire; like Python, the last of repeated keys wins.
     pub fn dict_get(&self, key: &str) -> Option<&Value> {
         match self {
             Value::Dict(items) => items
                 .iter()
+                .rev()
                 .find(|(k, _)| k.as_str() == Some(key))
                 .map(|(_, v)| v),
             _ => None,

@@ -9,7 +9,10 @@ use zeo::{PickleError, Value};
 
 #[test]
 fn every_captured_pickle_decodes_and_zeo_encoded_ones_reencode_byte_identically() {
-    let frames: Vec<_> = all_frames().into_iter().filter(|f| f.kind == Kind::Pickle).collect();
+    let frames: Vec<_> = all_frames()
+        .into_iter()
+        .filter(|f| f.kind == Kind::Pickle)
+        .collect();
     assert!(frames.len() > 600, "only {} pickle frames found", frames.len());
     let mut identical = 0;
     let mut decoded = 0;
@@ -17,12 +20,20 @@ fn every_captured_pickle_decodes_and_zeo_encoded_ones_reencode_byte_identically(
         let v = match decode(&f.payload) {
             Ok(v) => v,
             // s15 c3 sends one protocol-4 pickle on purpose: ZEO closes the connection.
-            Err(PickleError::UnsupportedProtocol { protocol: 4 }) if f.file == "s15_cross_encoding" => continue,
+            Err(PickleError::UnsupportedProtocol { protocol: 4 }) if f.file == "s15_cross_encoding" => {
+                continue
+            }
             Err(e) => panic!("{}:{}: {e}", f.file, f.line),
         };
         decoded += 1;
         let again = encode(&v).unwrap_or_else(|e| panic!("{}:{}: encode: {e}", f.file, f.line));
-        assert_eq!(decode(&Bytes::from(again.clone())).unwrap(), v, "{}:{}: roundtrip", f.file, f.line);
+        assert_eq!(
+            decode(&Bytes::from(again.clone())).unwrap(),
+            v,
+            "{}:{}: roundtrip",
+            f.file,
+            f.line
+        );
         if f.zeo_encoder {
             assert_eq!(
                 hex::encode(&again),
@@ -83,27 +94,51 @@ fn nesting_within_the_limit_decodes() {
 fn forbidden_globals_are_rejected_without_resolving_anything() {
     let p = b"\x80\x03cos\nsystem\nX\x02\x00\x00\x00ls\x85R.";
     match dec(p) {
-        Err(PickleError::ForbiddenGlobal { module, name, offset: 2 }) => {
+        Err(PickleError::ForbiddenGlobal {
+            module,
+            name,
+            offset: 2,
+        }) => {
             assert_eq!((module.as_str(), name.as_str()), ("os", "system"));
         }
         other => panic!("expected ForbiddenGlobal, got {other:?}"),
     }
-    assert!(matches!(dec(b"\x80\x03cbuiltins\neval\n."), Err(PickleError::ForbiddenGlobal { .. })));
+    assert!(matches!(
+        dec(b"\x80\x03cbuiltins\neval\n."),
+        Err(PickleError::ForbiddenGlobal { .. })
+    ));
     // The exception classes ZEO sends are data, never resolved.
     let v = dec(b"\x80\x03cZODB.POSException\nUndoError\n.").unwrap();
-    assert_eq!(v, Value::Global { module: "ZODB.POSException".into(), name: "UndoError".into() });
+    assert_eq!(
+        v,
+        Value::Global {
+            module: "ZODB.POSException".into(),
+            name: "UndoError".into()
+        }
+    );
 }
 
 #[test]
 fn malformed_pickles_are_typed_errors() {
-    let cases: &[(&[u8], fn(&PickleError) -> bool)] = &[
+    type Case = (&'static [u8], fn(&PickleError) -> bool);
+    let cases: &[Case] = &[
         (b"", |e| matches!(e, PickleError::MissingStop)),
         (b"\x80\x03N", |e| matches!(e, PickleError::MissingStop)),
-        (b"\x80\x03X\xff\x00\x00\x00ab.", |e| matches!(e, PickleError::Truncated { .. })),
-        (b"\x80\x03B\xff\xff\xff\xffab.", |e| matches!(e, PickleError::Truncated { .. })),
-        (b"\x80\x04N.", |e| matches!(e, PickleError::UnsupportedProtocol { protocol: 4 })),
-        (b"\x80\x03\x95\x00\x00\x00\x00\x00\x00\x00\x00N.", |e| matches!(e, PickleError::UnknownOpcode { opcode: 0x95, .. })),
-        (b"\x80\x03\xffN.", |e| matches!(e, PickleError::UnknownOpcode { opcode: 0xff, .. })),
+        (b"\x80\x03X\xff\x00\x00\x00ab.", |e| {
+            matches!(e, PickleError::Truncated { .. })
+        }),
+        (b"\x80\x03B\xff\xff\xff\xffab.", |e| {
+            matches!(e, PickleError::Truncated { .. })
+        }),
+        (b"\x80\x04N.", |e| {
+            matches!(e, PickleError::UnsupportedProtocol { protocol: 4 })
+        }),
+        (b"\x80\x03\x95\x00\x00\x00\x00\x00\x00\x00\x00N.", |e| {
+            matches!(e, PickleError::UnknownOpcode { opcode: 0x95, .. })
+        }),
+        (b"\x80\x03\xffN.", |e| {
+            matches!(e, PickleError::UnknownOpcode { opcode: 0xff, .. })
+        }),
         (b"\x80\x03N.N", |e| matches!(e, PickleError::TrailingBytes { .. })),
         (b"\x80\x03NN.", |e| matches!(e, PickleError::Malformed { .. })),
         (b"\x80\x03a.", |e| matches!(e, PickleError::Malformed { .. })),
@@ -111,8 +146,12 @@ fn malformed_pickles_are_typed_errors() {
         (b"\x80\x03t.", |e| matches!(e, PickleError::Malformed { .. })),
         (b"\x80\x03}N.", |e| matches!(e, PickleError::Malformed { .. })),
         (b"\x80\x03h\x05.", |e| matches!(e, PickleError::Malformed { .. })),
-        (b"\x80\x03X\x02\x00\x00\x00\xff\xfe.", |e| matches!(e, PickleError::Malformed { .. })),
-        (b"\x80\x03\x8b\xff\xff\xff\x7f.", |e| matches!(e, PickleError::Malformed { .. })),
+        (b"\x80\x03X\x02\x00\x00\x00\xff\xfe.", |e| {
+            matches!(e, PickleError::Malformed { .. })
+        }),
+        (b"\x80\x03\x8b\xff\xff\xff\x7f.", |e| {
+            matches!(e, PickleError::Malformed { .. })
+        }),
     ];
     for (input, check) in cases {
         match dec(input) {
@@ -133,7 +172,10 @@ fn memo_copies_are_bounded() {
     }
     p.push(b'.');
     let limits = Limits::default();
-    assert!(matches!(zeo::pickle::decode_with(&Bytes::from(p), &limits), Err(PickleError::TooManyValues { .. })));
+    assert!(matches!(
+        zeo::pickle::decode_with(&Bytes::from(p), &limits),
+        Err(PickleError::TooManyValues { .. })
+    ));
 }
 
 #[test]
@@ -155,7 +197,10 @@ fn stdlib_pickles_with_memo_and_protocol_0_decode() {
         ])
     );
     // protocol 0 escapes non-latin-1 characters
-    assert_eq!(dec(b"V\\u20ac\\U0001f600x\n.").unwrap(), Value::Str("€😀x".into()));
+    assert_eq!(
+        dec(b"V\\u20ac\\U0001f600x\n.").unwrap(),
+        Value::Str("€😀x".into())
+    );
 }
 
 #[test]
@@ -164,12 +209,23 @@ fn containers_are_batched_like_zodbpickle() {
     // {i: i for i in range(1001)}: a trailing batch of one still uses MARK.
     let list = Value::List((0..1001).map(Value::Int).collect());
     let got = hex::encode(encode(&list).unwrap());
-    assert!(got.ends_with("4de5034de6034de70365284de803652e"), "{}", &got[got.len() - 40..]);
+    assert!(
+        got.ends_with("4de5034de6034de70365284de803652e"),
+        "{}",
+        &got[got.len() - 40..]
+    );
     let dict = Value::Dict((0..1001).map(|i| (Value::Int(i), Value::Int(i))).collect());
     let got = hex::encode(encode(&dict).unwrap());
-    assert!(got.ends_with("034de6034de7034de70375284de8034de803752e"), "{}", &got[got.len() - 40..]);
+    assert!(
+        got.ends_with("034de6034de7034de70375284de8034de803752e"),
+        "{}",
+        &got[got.len() - 40..]
+    );
     // one item: APPEND / SETITEM; four-tuple: MARK..TUPLE
-    assert_eq!(hex::encode(encode(&Value::List(vec![Value::bytes(&b"a"[..])])).unwrap()), "80035d430161612e");
+    assert_eq!(
+        hex::encode(encode(&Value::List(vec![Value::bytes(&b"a"[..])])).unwrap()),
+        "80035d430161612e"
+    );
     let d = Value::Dict(vec![(Value::str("a"), Value::Int(1))]);
     assert_eq!(hex::encode(encode(&d).unwrap()), "80037d5801000000614b01732e");
     let t = Value::tuple((0..4).map(Value::Int));
@@ -201,4 +257,19 @@ fn ints_use_zeo_opcodes() {
     let got = encode(&Value::from_bigint(big.clone())).unwrap();
     assert_eq!(hex::encode(&got), "80038a090000000000000000402e");
     assert_eq!(dec(&got).unwrap(), Value::BigInt(big));
+}
+
+#[test]
+fn repeated_dict_keys_are_kept_as_on_the_wire_and_the_last_one_wins() {
+    // Found by the fuzzer: DICT and SETITEMS must treat repeated keys alike, so
+    // that re-encoding a decoded value is a fixed point.
+    for p in [
+        &b"\x80\x03(X\x01\x00\x00\x00kK\x01X\x01\x00\x00\x00kK\x02d."[..],
+        b"\x80\x03}(X\x01\x00\x00\x00kK\x01X\x01\x00\x00\x00kK\x02u.",
+    ] {
+        let v = dec(p).unwrap();
+        assert_eq!(v.dict_get("k"), Some(&Value::Int(2)));
+        let once = encode(&v).unwrap();
+        assert_eq!(encode(&dec(&once).unwrap()).unwrap(), once);
+    }
 }

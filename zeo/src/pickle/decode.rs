@@ -75,7 +75,10 @@ impl<'a> Decoder<'a> {
                 b'.' => return self.stop(at),
                 b'(' => {
                     if self.marks.len() >= self.limits.max_depth {
-                        return Err(PickleError::TooDeep { limit: self.limits.max_depth, offset: at });
+                        return Err(PickleError::TooDeep {
+                            limit: self.limits.max_depth,
+                            offset: at,
+                        });
                     }
                     self.marks.push(self.stack.len());
                 }
@@ -119,7 +122,10 @@ impl<'a> Decoder<'a> {
                 }
                 b'F' => {
                     let line = self.line()?;
-                    let f = line.trim().parse::<f64>().map_err(|_| malformed(at, "bad FLOAT literal"))?;
+                    let f = line
+                        .trim()
+                        .parse::<f64>()
+                        .map_err(|_| malformed(at, "bad FLOAT literal"))?;
                     self.push(Value::Float(f));
                 }
                 b'G' => {
@@ -190,7 +196,11 @@ impl<'a> Decoder<'a> {
                     let module = self.line()?;
                     let name = self.line()?;
                     if !(self.limits.allow_global)(&module, &name) {
-                        return Err(PickleError::ForbiddenGlobal { module, name, offset: at });
+                        return Err(PickleError::ForbiddenGlobal {
+                            module,
+                            name,
+                            offset: at,
+                        });
                     }
                     self.push(Value::Global { module, name });
                 }
@@ -200,7 +210,10 @@ impl<'a> Decoder<'a> {
                     let callable = two.pop().expect("pop_n(2) returned two slots");
                     let depth = 1 + callable.depth.max(args.depth);
                     self.push_checked(
-                        Value::Reduce { callable: Box::new(callable.value), args: Box::new(args.value) },
+                        Value::Reduce {
+                            callable: Box::new(callable.value),
+                            args: Box::new(args.value),
+                        },
                         depth,
                         at,
                     )?;
@@ -211,7 +224,11 @@ impl<'a> Decoder<'a> {
                     let class = two.pop().expect("pop_n(2) returned two slots");
                     let depth = 1 + class.depth.max(args.depth);
                     self.push_checked(
-                        Value::Object { class: Box::new(class.value), args: Box::new(args.value), state: None },
+                        Value::Object {
+                            class: Box::new(class.value),
+                            args: Box::new(args.value),
+                            state: None,
+                        },
                         depth,
                         at,
                     )?;
@@ -220,7 +237,9 @@ impl<'a> Decoder<'a> {
                     let state = self.pop_n(1, at)?.pop().expect("pop_n(1) returned one slot");
                     let target = self.top_mut(at)?;
                     match &mut target.value {
-                        Value::Object { state: slot @ None, .. } => {
+                        Value::Object {
+                            state: slot @ None, ..
+                        } => {
                             *slot = Some(Box::new(state.value));
                             target.depth = target.depth.max(state.depth + 1);
                         }
@@ -278,7 +297,10 @@ impl<'a> Decoder<'a> {
             return Err(PickleError::TrailingBytes { offset: self.pos });
         }
         if !self.marks.is_empty() || self.stack.len() != 1 {
-            return Err(malformed(at, "STOP with a stack that does not hold exactly one value"));
+            return Err(malformed(
+                at,
+                "STOP with a stack that does not hold exactly one value",
+            ));
         }
         Ok(self.stack.pop().expect("stack holds one value").value)
     }
@@ -286,7 +308,10 @@ impl<'a> Decoder<'a> {
     // ---- input ----
 
     fn byte(&mut self) -> Result<u8, PickleError> {
-        let b = *self.data.get(self.pos).ok_or(PickleError::Truncated { offset: self.pos })?;
+        let b = *self
+            .data
+            .get(self.pos)
+            .ok_or(PickleError::Truncated { offset: self.pos })?;
         self.pos += 1;
         Ok(b)
     }
@@ -326,7 +351,10 @@ impl<'a> Decoder<'a> {
     }
 
     fn memo_key_line(&mut self, at: usize) -> Result<u32, PickleError> {
-        self.line()?.trim().parse::<u32>().map_err(|_| malformed(at, "bad memo key"))
+        self.line()?
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| malformed(at, "bad memo key"))
     }
 
     fn long(&mut self, n: usize, at: usize) -> Result<(), PickleError> {
@@ -346,7 +374,10 @@ impl<'a> Decoder<'a> {
 
     fn push_checked(&mut self, value: Value, depth: usize, at: usize) -> Result<(), PickleError> {
         if depth > self.limits.max_depth {
-            return Err(PickleError::TooDeep { limit: self.limits.max_depth, offset: at });
+            return Err(PickleError::TooDeep {
+                limit: self.limits.max_depth,
+                offset: at,
+            });
         }
         self.stack.push(Slot { value, depth });
         Ok(())
@@ -378,7 +409,10 @@ impl<'a> Decoder<'a> {
 
     fn check_depth(&self, index: usize, at: usize) -> Result<(), PickleError> {
         if self.stack[index].depth > self.limits.max_depth {
-            return Err(PickleError::TooDeep { limit: self.limits.max_depth, offset: at });
+            return Err(PickleError::TooDeep {
+                limit: self.limits.max_depth,
+                offset: at,
+            });
         }
         Ok(())
     }
@@ -395,7 +429,10 @@ impl<'a> Decoder<'a> {
 
     /// Pops everything above the innermost MARK, and the MARK.
     fn pop_mark(&mut self, at: usize) -> Result<Vec<Slot>, PickleError> {
-        let from = self.marks.pop().ok_or_else(|| malformed(at, "no MARK on the stack"))?;
+        let from = self
+            .marks
+            .pop()
+            .ok_or_else(|| malformed(at, "no MARK on the stack"))?;
         Ok(self.drain_from(from))
     }
 
@@ -431,13 +468,12 @@ impl<'a> Decoder<'a> {
         let Value::Dict(dict) = &mut target.value else {
             return Err(malformed(at, "SETITEM(S) on something that is not a dict"));
         };
+        // Pairs are kept as on the wire, repeated keys included: lookups take
+        // the last one (Python's semantics), re-encoding is a fixed point, and
+        // inserting stays O(1) whatever the dict's size.
         for (k, v) in new {
             target.depth = target.depth.max(k.depth.max(v.depth) + 1);
-            // A repeated key replaces the earlier value, as in a Python dict.
-            match dict.iter_mut().find(|(existing, _)| *existing == k.value) {
-                Some(entry) => entry.1 = v.value,
-                None => dict.push((k.value, v.value)),
-            }
+            dict.push((k.value, v.value));
         }
         self.check_depth(self.stack.len() - 1, at)
     }
@@ -471,7 +507,9 @@ impl<'a> Decoder<'a> {
     fn charge_copy(&mut self, v: &Value) -> Result<(), PickleError> {
         self.copied = self.copied.saturating_add(weight(v));
         if self.copied > self.limits.max_copied {
-            return Err(PickleError::TooManyValues { limit: self.limits.max_copied });
+            return Err(PickleError::TooManyValues {
+                limit: self.limits.max_copied,
+            });
         }
         Ok(())
     }
@@ -493,7 +531,7 @@ fn weight(v: &Value) -> usize {
 }
 
 fn pairs(items: Vec<Slot>, at: usize) -> Result<Vec<(Slot, Slot)>, PickleError> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(malformed(at, "odd number of dict items"));
     }
     let mut out = Vec::with_capacity(items.len() / 2);
@@ -505,7 +543,10 @@ fn pairs(items: Vec<Slot>, at: usize) -> Result<Vec<(Slot, Slot)>, PickleError> 
 }
 
 fn malformed(offset: usize, reason: &str) -> PickleError {
-    PickleError::Malformed { offset, reason: reason.to_owned() }
+    PickleError::Malformed {
+        offset,
+        reason: reason.to_owned(),
+    }
 }
 
 fn parse_int(s: &str) -> Option<Value> {

@@ -25,7 +25,9 @@ pub fn encode_into(v: &Value, out: &mut Vec<u8>) -> Result<(), PickleError> {
 
 fn save(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), PickleError> {
     if depth > MAX_ENCODE_DEPTH {
-        return Err(PickleError::Unencodable(format!("value nested deeper than {MAX_ENCODE_DEPTH}")));
+        return Err(PickleError::Unencodable(format!(
+            "value nested deeper than {MAX_ENCODE_DEPTH}"
+        )));
     }
     let inner = depth + 1;
     match v {

@@ -56,7 +56,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_depth: 100, max_copied: 1 << 24, allow_global: zeo_global_allowed }
+        Limits {
+            max_depth: 100,
+            max_copied: 1 << 20,
+            allow_global: zeo_global_allowed,
+        }
     }
 }
 

@@ -51,7 +51,10 @@ pub fn fixtures_dir() -> PathBuf {
 fn raw_client(file: &str, conn: &str) -> bool {
     matches!(
         (file, conn),
-        ("s05_errors", "c3") | ("s11_heartbeat_ruok", "c2") | ("s11_heartbeat_ruok", "c3") | ("s17_restore_tid_order", "c1")
+        ("s05_errors", "c3")
+            | ("s11_heartbeat_ruok", "c2")
+            | ("s11_heartbeat_ruok", "c3")
+            | ("s17_restore_tid_order", "c1")
     ) || file == "s15_cross_encoding"
 }
 
@@ -63,7 +66,7 @@ pub fn all_frames() -> Vec<Frame> {
         .collect();
     paths.sort();
     assert_eq!(paths.len(), 17, "expected the 17 captured scenarios");
-    paths.iter().flat_map(|p| frames_of(p)).collect()
+    paths.iter().flat_map(frames_of).collect()
 }
 
 fn frames_of(path: &PathBuf) -> Vec<Frame> {
@@ -78,7 +81,11 @@ fn frames_of(path: &PathBuf) -> Vec<Frame> {
             continue;
         }
         let mut parts = line.split(' ');
-        let (conn, dir, hex) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+        let (conn, dir, hex) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
         let dir = match dir {
             "C>S" => Dir::ClientToServer,
             "S>C" => Dir::ServerToClient,
