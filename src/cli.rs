@@ -1,0 +1,103 @@
+//! The command line: `zeoraid serve`, `zeoraid check-config`.
+//!
+//! This is the only module that writes to stdout/stderr directly; once
+//! logging is up, everything else goes through slog. Exit codes follow
+//! the usual convention that 2 means "you called me wrong": bad arguments
+//! (clap's own code) and an invalid config both exit 2, so scripts can
+//! tell a configuration mistake from a runtime failure (1).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use slog::{crit, info};
+
+use crate::config::{self, Config, ConfigError};
+use crate::{daemon, logging};
+
+/// Exit code for a config that does not load or validate.
+pub const EXIT_BAD_CONFIG: u8 = 2;
+/// Exit code for a failure after the config was accepted.
+pub const EXIT_FAILURE: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(name = "zeoraid", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands; `ctl` (talking to a running daemon) joins them later.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon until SIGTERM or SIGINT.
+    Serve(ServeArgs),
+    /// Load and validate a config file (with ZEORAID_* overrides applied)
+    /// and report every problem.
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML config file; ZEORAID_* environment variables override it.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// TOML config file to check.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// Entry point of the `zeoraid` binary.
+pub fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Serve(args) => serve(&args),
+        Command::CheckConfig(args) => check_config(&args),
+    }
+}
+
+fn check_config(args: &CheckConfigArgs) -> ExitCode {
+    match config::load(&args.file) {
+        Ok(config) => {
+            println!("config OK: {}", config.summary());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            report_config_error(&err);
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+    }
+}
+
+fn serve(args: &ServeArgs) -> ExitCode {
+    let config: Config = match config::load(&args.config) {
+        Ok(config) => config,
+        Err(err) => {
+            report_config_error(&err);
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    let (log, _guard) = match logging::init(&config.log) {
+        Ok(logging) => logging,
+        Err(err) => {
+            eprintln!("zeoraid: {err}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    info!(log, "config loaded"; "path" => %args.config.display());
+    match daemon::run(config, &log) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            crit!(log, "zeoraid failed"; "error" => %err);
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+    // `_guard` drops here, flushing the log before the process exits.
+}
+
+fn report_config_error(err: &ConfigError) {
+    eprintln!("zeoraid: {err}");
+}

@@ -1,0 +1,332 @@
+//! The validated configuration the rest of zeoraid works with.
+//!
+//! `config::load*` produces these only after every check passed, so
+//! consumers never re-validate: a loaded `Config` means every address
+//! parsed, every member name is unique and every restart policy is
+//! coherent. Defaults are already filled in, so no consumer needs to know
+//! which keys were optional; the defaults themselves live here.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU64;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::duration::HumanDuration;
+
+/// Default ZEO address clients connect to.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8100";
+/// Default address of the status / admin HTTP endpoint.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8101";
+/// ZEO's own default storage name.
+pub const DEFAULT_STORAGE: &str = "1";
+/// Large enough for the biggest object record a client stores in one call,
+/// small enough that a corrupt length prefix cannot make us allocate
+/// gigabytes.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 256 * 1024 * 1024;
+/// A floor that catches a unit mistake (256 meant as MiB); real ZEO
+/// traffic needs far more.
+pub const MIN_MAX_FRAME_SIZE: u64 = 1024;
+/// ZEO frames carry a 4-byte big-endian length, so nothing larger can be
+/// expressed on the wire.
+pub const MAX_MAX_FRAME_SIZE: u64 = u32::MAX as u64;
+
+/// Pack gets hours because packing a large FileStorage legitimately takes
+/// that long; a short limit would abandon packs that were progressing.
+pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(5),
+    call: Duration::from_secs(60),
+    commit: Duration::from_secs(120),
+    pack: Duration::from_secs(6 * 3600),
+};
+
+pub const DEFAULT_RESTART: RestartPolicy = RestartPolicy {
+    max_restarts: 5,
+    restart_window: Duration::from_secs(60),
+    backoff_initial: Duration::from_millis(250),
+    backoff_max: Duration::from_secs(30),
+    jitter: 0.2,
+    park_probe_interval: Duration::from_secs(30),
+};
+
+// `restart_policy` only checks backoff pairs the operator touched, which
+// is sound only while the defaults themselves are coherent.
+const _: () = assert!(
+    DEFAULT_RESTART.max_restarts >= 1
+        && DEFAULT_RESTART.backoff_initial.as_nanos() <= DEFAULT_RESTART.backoff_max.as_nanos()
+);
+
+pub const DEFAULT_RECOVERY: Recovery = Recovery {
+    max_transactions_per_second: None,
+    max_bytes_per_second: None,
+    auto: true,
+    stable_for: Duration::from_secs(30),
+};
+
+pub const DEFAULT_LOG: LogSettings = LogSettings {
+    format: LogFormat::Term,
+    level: LogLevel::Info,
+};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// ZEO address clients connect to.
+    pub listen: SocketAddr,
+    /// Storage name clients register with; also the name registered on
+    /// every member.
+    pub storage: String,
+    pub cluster_mode: ClusterMode,
+    pub fail_mode: FailMode,
+    /// Whether the front server offers the M5 (msgpack) protocol besides Z5.
+    pub msgpack: bool,
+    /// Largest ZEO frame accepted from clients or members, in bytes.
+    pub max_frame_size: usize,
+    /// Where transaction data is spooled while a commit is in flight.
+    pub spool_dir: PathBuf,
+    pub timeouts: Timeouts,
+    /// Global restart policy; each member carries its effective (merged)
+    /// copy in `Member::restart`, so consumers should read that one.
+    pub restart: RestartPolicy,
+    pub recovery: Recovery,
+    pub http: Http,
+    pub log: LogSettings,
+    pub members: Vec<Member>,
+}
+
+/// Whether this zeoraid is the only writer in front of the members, or
+/// cooperates with peer zeoraids sharing them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterMode {
+    Single,
+    Coop,
+}
+
+/// What clients see once no member can take writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailMode {
+    /// Disconnect clients so they fail over to another server.
+    Close,
+    /// Keep serving reads and refuse writes with a read-only error.
+    ReadOnly,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing a connection (and ZEO handshake) to a member.
+    pub connect: Duration,
+    /// Any ordinary call to a member.
+    pub call: Duration,
+    /// Each step of the two-phase commit on a member (vote, finish).
+    pub commit: Duration,
+    /// A pack on a member, which can legitimately take very long.
+    pub pack: Duration,
+}
+
+/// How a failed member connection is restarted before the member is parked
+/// (degraded) and only probed occasionally.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RestartPolicy {
+    /// Restarts allowed within `restart_window` before the member is parked.
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    /// First delay before reconnecting; doubled per attempt up to
+    /// `backoff_max`.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// Fraction (0.0-1.0) of each delay randomised, so members restarting
+    /// together do not reconnect in lockstep.
+    pub jitter: f64,
+    /// How often a parked member is probed to see whether it is back.
+    pub park_probe_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    /// Cap on transactions copied per second while recovering a member;
+    /// `None` is unthrottled.
+    pub max_transactions_per_second: Option<NonZeroU64>,
+    /// Cap on bytes copied per second while recovering; `None` is
+    /// unthrottled.
+    pub max_bytes_per_second: Option<NonZeroU64>,
+    /// Start recovery without an operator once a member is back.
+    pub auto: bool,
+    /// How long a returning member must stay connected before automatic
+    /// recovery starts, so a flapping member does not thrash.
+    pub stable_for: Duration,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Http {
+    pub listen: SocketAddr,
+    /// Bearer token required for admin requests; `None` leaves them open
+    /// (only sensible when `listen` is loopback).
+    pub token: Option<String>,
+}
+
+// Hand-written so the token never ends up in a log line or panic message.
+impl fmt::Debug for Http {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Http")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: LogLevel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    Term,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// slog's levels, named as operators write them in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Critical,
+    Error,
+    Warning,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn to_slog(self) -> slog::Level {
+        match self {
+            LogLevel::Critical => slog::Level::Critical,
+            LogLevel::Error => slog::Level::Error,
+            LogLevel::Warning => slog::Level::Warning,
+            LogLevel::Info => slog::Level::Info,
+            LogLevel::Debug => slog::Level::Debug,
+            LogLevel::Trace => slog::Level::Trace,
+        }
+    }
+
+    /// The `log` crate has no critical level, so critical maps to error.
+    pub fn to_log(self) -> log::Level {
+        match self {
+            LogLevel::Critical | LogLevel::Error => log::Level::Error,
+            LogLevel::Warning => log::Level::Warn,
+            LogLevel::Info => log::Level::Info,
+            LogLevel::Debug => log::Level::Debug,
+            LogLevel::Trace => log::Level::Trace,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    /// Unique, used in logs and (later) admin URLs.
+    pub name: String,
+    pub address: MemberAddress,
+    /// The global `[restart]` policy with this member's overrides applied.
+    pub restart: RestartPolicy,
+}
+
+/// Where a member ZEO server listens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MemberAddress {
+    /// Kept as host and port rather than a `SocketAddr` so host names are
+    /// resolved at connect time, following DNS changes across restarts.
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    Unix(PathBuf),
+}
+
+impl fmt::Display for MemberAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemberAddress::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            MemberAddress::Tcp { host, port } => write!(f, "{host}:{port}"),
+            MemberAddress::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+impl fmt::Display for ClusterMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ClusterMode::Single => "single",
+            ClusterMode::Coop => "coop",
+        })
+    }
+}
+
+impl fmt::Display for FailMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailMode::Close => "close",
+            FailMode::ReadOnly => "read-only",
+        })
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Term => "term",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogLevel::Critical => "critical",
+            LogLevel::Error => "error",
+            LogLevel::Warning => "warning",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        })
+    }
+}
+
+impl Config {
+    /// One line describing what this config will do, shared by
+    /// `check-config` and the startup log so both show the same facts.
+    pub fn summary(&self) -> String {
+        let members: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("{} at {}", m.name, m.address))
+            .collect();
+        format!(
+            "{} member{} ({}), listen {}, storage {:?}, cluster_mode {}, fail_mode {}, http {}",
+            self.members.len(),
+            if self.members.len() == 1 { "" } else { "s" },
+            members.join(", "),
+            self.listen,
+            self.storage,
+            self.cluster_mode,
+            self.fail_mode,
+            self.http.listen,
+        )
+    }
+}
+
+impl fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "max {} restarts in {}, backoff {}..{} jitter {}, park probe every {}",
+            self.max_restarts,
+            HumanDuration(self.restart_window),
+            HumanDuration(self.backoff_initial),
+            HumanDuration(self.backoff_max),
+            self.jitter,
+            HumanDuration(self.park_probe_interval),
+        )
+    }
+}

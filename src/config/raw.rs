@@ -1,0 +1,105 @@
+//! The settings exactly as written in the TOML file and `ZEORAID_*`
+//! variables, before validation.
+//!
+//! Everything that can be wrong in more than one way (addresses, enums,
+//! durations) is kept as a string here and interpreted in `validate`, so a
+//! file with several mistakes reports all of them at once instead of serde
+//! stopping at the first. Only the shape (unknown keys, a string where a
+//! number belongs) is enforced by serde, and `deny_unknown_fields` turns a
+//! misspelt key into an error rather than a silently ignored setting.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The fields of `RawConfig`, i.e. the names a `ZEORAID_<NAME>` variable
+/// may start with. The `ZEORAID_` prefix is shared with other tools (the
+/// test scripts' `ZEORAID_PYTHON`), so variables outside this list are
+/// ignored rather than rejected as unknown keys. A unit test keeps this
+/// list in step with the struct.
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "storage",
+    "cluster_mode",
+    "fail_mode",
+    "msgpack",
+    "max_frame_size",
+    "spool_dir",
+    "timeouts",
+    "restart",
+    "recovery",
+    "http",
+    "log",
+    "members",
+];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<String>,
+    pub storage: Option<String>,
+    pub cluster_mode: Option<String>,
+    pub fail_mode: Option<String>,
+    pub msgpack: Option<bool>,
+    pub max_frame_size: Option<u64>,
+    pub spool_dir: Option<PathBuf>,
+    pub timeouts: Option<RawTimeouts>,
+    pub restart: Option<RawRestart>,
+    pub recovery: Option<RawRecovery>,
+    pub http: Option<RawHttp>,
+    pub log: Option<RawLog>,
+    pub members: Option<Vec<RawMember>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub connect: Option<String>,
+    pub call: Option<String>,
+    pub commit: Option<String>,
+    pub pack: Option<String>,
+}
+
+/// Used both for the global `[restart]` table and for a member's
+/// `[members.restart]` override, where every key left out is inherited.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRestart {
+    pub max_restarts: Option<u32>,
+    pub restart_window: Option<String>,
+    pub backoff_initial: Option<String>,
+    pub backoff_max: Option<String>,
+    pub jitter: Option<f64>,
+    pub park_probe_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecovery {
+    pub max_transactions_per_second: Option<u64>,
+    pub max_bytes_per_second: Option<u64>,
+    pub auto: Option<bool>,
+    pub stable_for: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub listen: Option<String>,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: Option<String>,
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMember {
+    pub name: Option<String>,
+    pub address: Option<String>,
+    pub restart: Option<RawRestart>,
+}

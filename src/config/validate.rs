@@ -1,0 +1,587 @@
+//! Turns the raw settings into a `Config`, applying defaults and collecting
+//! every problem rather than stopping at the first.
+//!
+//! Reporting everything at once matters for a config that is usually edited
+//! on a production host: one round trip of `check-config` should show all
+//! the mistakes. To keep going after a bad value, each check records the
+//! problem and substitutes the default, and the half-built `Config` is
+//! thrown away at the end if anything was recorded.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::duration::{parse_duration, HumanDuration};
+use super::model::*;
+use super::raw::{RawConfig, RawMember, RawRestart};
+
+/// One thing wrong with the settings, located by its key path
+/// (`members[1].address`, `restart.jitter`, `ZEORAID_LOG`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Longest Unix socket path the kernel accepts (`sun_path` is 108 bytes
+/// including the terminating NUL); longer paths only fail at connect time,
+/// long after the operator has moved on.
+const MAX_UNIX_PATH: usize = 107;
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Validates `raw`; `log_env` is the value of `ZEORAID_LOG`, which wins
+/// over `[log]` because it is the operator's quickest knob when debugging.
+pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Problem>> {
+    let mut p = Problems::default();
+
+    // `None` when invalid: comparisons against `listen` below would
+    // otherwise be made against the substituted default and mislead.
+    let valid_listen = socket_addr(&mut p, "listen", raw.listen.as_deref(), DEFAULT_LISTEN);
+    let listen = valid_listen.unwrap_or_else(default_addr(DEFAULT_LISTEN));
+    let storage = match raw.storage {
+        Some(s) if s.is_empty() => {
+            p.push("storage", "must not be empty");
+            DEFAULT_STORAGE.to_owned()
+        }
+        Some(s) => s,
+        None => DEFAULT_STORAGE.to_owned(),
+    };
+    let cluster_mode = match raw.cluster_mode.as_deref() {
+        None | Some("single") => ClusterMode::Single,
+        Some("coop") => ClusterMode::Coop,
+        Some(other) => {
+            p.push(
+                "cluster_mode",
+                format!("expected \"single\" or \"coop\", got {other:?}"),
+            );
+            ClusterMode::Single
+        }
+    };
+    let fail_mode = match raw.fail_mode.as_deref() {
+        None | Some("close") => FailMode::Close,
+        Some("read-only") => FailMode::ReadOnly,
+        Some(other) => {
+            p.push(
+                "fail_mode",
+                format!("expected \"close\" or \"read-only\", got {other:?}"),
+            );
+            FailMode::Close
+        }
+    };
+    let max_frame_size = match raw.max_frame_size {
+        None => DEFAULT_MAX_FRAME_SIZE,
+        Some(n) if (MIN_MAX_FRAME_SIZE..=MAX_MAX_FRAME_SIZE).contains(&n) => n as usize,
+        Some(n) => {
+            p.push(
+                "max_frame_size",
+                format!(
+                    "must be between {MIN_MAX_FRAME_SIZE} and {MAX_MAX_FRAME_SIZE} bytes \
+                     (ZEO frames have a 32-bit length), got {n}"
+                ),
+            );
+            DEFAULT_MAX_FRAME_SIZE
+        }
+    };
+    let spool_dir = match raw.spool_dir {
+        Some(dir) if dir.as_os_str().is_empty() => {
+            p.push(
+                "spool_dir",
+                "must not be empty (remove the key to use the system temporary directory)",
+            );
+            std::env::temp_dir()
+        }
+        Some(dir) => dir,
+        None => std::env::temp_dir(),
+    };
+
+    let raw_timeouts = raw.timeouts.unwrap_or_default();
+    let timeouts = Timeouts {
+        connect: positive_duration(
+            &mut p,
+            "timeouts.connect",
+            raw_timeouts.connect.as_deref(),
+            DEFAULT_TIMEOUTS.connect,
+        ),
+        call: positive_duration(
+            &mut p,
+            "timeouts.call",
+            raw_timeouts.call.as_deref(),
+            DEFAULT_TIMEOUTS.call,
+        ),
+        commit: positive_duration(
+            &mut p,
+            "timeouts.commit",
+            raw_timeouts.commit.as_deref(),
+            DEFAULT_TIMEOUTS.commit,
+        ),
+        pack: positive_duration(
+            &mut p,
+            "timeouts.pack",
+            raw_timeouts.pack.as_deref(),
+            DEFAULT_TIMEOUTS.pack,
+        ),
+    };
+
+    let restart = restart_policy(
+        &mut p,
+        "restart",
+        &raw.restart.unwrap_or_default(),
+        &DEFAULT_RESTART,
+        None,
+    );
+
+    let raw_recovery = raw.recovery.unwrap_or_default();
+    let recovery = Recovery {
+        max_transactions_per_second: raw_recovery.max_transactions_per_second.and_then(NonZeroU64::new),
+        max_bytes_per_second: raw_recovery.max_bytes_per_second.and_then(NonZeroU64::new),
+        auto: raw_recovery.auto.unwrap_or(DEFAULT_RECOVERY.auto),
+        stable_for: duration(
+            &mut p,
+            "recovery.stable_for",
+            raw_recovery.stable_for.as_deref(),
+            DEFAULT_RECOVERY.stable_for,
+        ),
+    };
+
+    let raw_http = raw.http.unwrap_or_default();
+    let http_listen = socket_addr(
+        &mut p,
+        "http.listen",
+        raw_http.listen.as_deref(),
+        DEFAULT_HTTP_LISTEN,
+    );
+    let http = Http {
+        listen: http_listen.unwrap_or_else(default_addr(DEFAULT_HTTP_LISTEN)),
+        token: match raw_http.token {
+            Some(t) if t.trim().is_empty() => {
+                p.push(
+                    "http.token",
+                    "must not be empty when set (remove the key to disable authentication)",
+                );
+                None
+            }
+            other => other,
+        },
+    };
+    if http_listen.is_some() && http_listen == valid_listen && listen.port() != 0 {
+        p.push(
+            "http.listen",
+            format!("{} is also the ZEO listen address", http.listen),
+        );
+    }
+
+    let log = log_settings(&mut p, raw.log.unwrap_or_default(), log_env);
+
+    let members = members(&mut p, raw.members.unwrap_or_default(), &restart, valid_listen);
+
+    let config = Config {
+        listen,
+        storage,
+        cluster_mode,
+        fail_mode,
+        msgpack: raw.msgpack.unwrap_or(false),
+        max_frame_size,
+        spool_dir,
+        timeouts,
+        restart,
+        recovery,
+        http,
+        log,
+        members,
+    };
+    if p.0.is_empty() {
+        Ok(config)
+    } else {
+        Err(p.0)
+    }
+}
+
+/// `None` if `value` is set but invalid (the problem is recorded).
+fn socket_addr(
+    p: &mut Problems,
+    key: &str,
+    value: Option<&str>,
+    default: &'static str,
+) -> Option<SocketAddr> {
+    match value {
+        None => Some(default_addr(default)()),
+        Some(text) => match text.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                p.push(
+                    key,
+                    format!("expected an IP address and port such as \"{default}\", got {text:?}"),
+                );
+                None
+            }
+        },
+    }
+}
+
+fn default_addr(text: &'static str) -> impl Fn() -> SocketAddr {
+    move || text.parse().expect("built-in default address parses")
+}
+
+fn duration(p: &mut Problems, key: &str, value: Option<&str>, default: Duration) -> Duration {
+    match value.map(parse_duration) {
+        None => default,
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
+            p.push(key, e.to_string());
+            default
+        }
+    }
+}
+
+/// For settings where zero would mean "never wait" or "spin", which is
+/// never what an operator wants from a timeout or interval.
+fn positive_duration(p: &mut Problems, key: &str, value: Option<&str>, default: Duration) -> Duration {
+    let before = p.0.len();
+    let d = duration(p, key, value, default);
+    if d.is_zero() && p.0.len() == before {
+        p.push(key, "must be greater than 0s");
+        return default;
+    }
+    d
+}
+
+/// Builds the effective restart policy for `prefix` (`restart` or
+/// `members[i].restart`) by laying `raw` over `base`.
+///
+/// `inherited_from` names the table `base` came from. A member's override
+/// is only blamed for problems it causes: values it inherits were already
+/// checked under `restart`, so repeating those problems per member would
+/// bury the real one.
+fn restart_policy(
+    p: &mut Problems,
+    prefix: &str,
+    raw: &RawRestart,
+    base: &RestartPolicy,
+    inherited_from: Option<&str>,
+) -> RestartPolicy {
+    let key = |name: &str| format!("{prefix}.{name}");
+    let mut policy = *base;
+
+    if let Some(n) = raw.max_restarts {
+        if n == 0 {
+            p.push(
+                key("max_restarts"),
+                "must be at least 1 (0 would park the member on its first failure)",
+            );
+        } else {
+            policy.max_restarts = n;
+        }
+    }
+    if let Some(j) = raw.jitter {
+        if j.is_finite() && (0.0..=1.0).contains(&j) {
+            policy.jitter = j;
+        } else {
+            p.push(key("jitter"), format!("must be between 0.0 and 1.0, got {j}"));
+        }
+    }
+    policy.restart_window = positive_duration(
+        p,
+        &key("restart_window"),
+        raw.restart_window.as_deref(),
+        base.restart_window,
+    );
+    policy.backoff_initial = positive_duration(
+        p,
+        &key("backoff_initial"),
+        raw.backoff_initial.as_deref(),
+        base.backoff_initial,
+    );
+    policy.backoff_max = positive_duration(
+        p,
+        &key("backoff_max"),
+        raw.backoff_max.as_deref(),
+        base.backoff_max,
+    );
+    policy.park_probe_interval = positive_duration(
+        p,
+        &key("park_probe_interval"),
+        raw.park_probe_interval.as_deref(),
+        base.park_probe_interval,
+    );
+
+    // Checked whenever either end comes from this table: the defaults
+    // themselves are coherent, so an incoherent pair always involves a
+    // value the operator wrote here.
+    let touched = raw.backoff_initial.is_some() || raw.backoff_max.is_some();
+    if touched && policy.backoff_initial > policy.backoff_max {
+        let (blamed, other, other_set) = if raw.backoff_initial.is_some() {
+            ("backoff_initial", "backoff_max", raw.backoff_max.is_some())
+        } else {
+            ("backoff_max", "backoff_initial", false)
+        };
+        let origin = match (other_set, inherited_from) {
+            (false, Some(from)) => format!(" (inherited from {from}.{other})"),
+            (false, None) => " (the default)".to_owned(),
+            (true, _) => String::new(),
+        };
+        p.push(
+            key(blamed),
+            format!(
+                "backoff_initial {} is greater than backoff_max {}{origin}",
+                HumanDuration(policy.backoff_initial),
+                HumanDuration(policy.backoff_max),
+            ),
+        );
+    }
+    policy
+}
+
+fn log_settings(p: &mut Problems, raw: super::raw::RawLog, log_env: Option<&str>) -> LogSettings {
+    let mut log = DEFAULT_LOG;
+    if let Some(text) = raw.format.as_deref() {
+        match parse_log_format(text) {
+            Some(f) => log.format = f,
+            None => p.push(
+                "log.format",
+                format!("expected \"term\" or \"json\", got {text:?}"),
+            ),
+        }
+    }
+    if let Some(text) = raw.level.as_deref() {
+        match parse_log_level(text) {
+            Some(l) => log.level = l,
+            None => p.push("log.level", format!("expected {LEVELS}, got {text:?}")),
+        }
+    }
+    if let Some(value) = log_env {
+        apply_log_env(p, &mut log, value);
+    }
+    log
+}
+
+const LEVELS: &str = "\"trace\", \"debug\", \"info\", \"warning\", \"error\" or \"critical\"";
+
+pub fn parse_log_level(text: &str) -> Option<LogLevel> {
+    Some(match text.to_ascii_lowercase().as_str() {
+        "trace" => LogLevel::Trace,
+        "debug" => LogLevel::Debug,
+        "info" => LogLevel::Info,
+        // "warn" is what `log`, RUST_LOG and most tools call it.
+        "warning" | "warn" => LogLevel::Warning,
+        "error" => LogLevel::Error,
+        "critical" => LogLevel::Critical,
+        _ => return None,
+    })
+}
+
+pub fn parse_log_format(text: &str) -> Option<LogFormat> {
+    Some(match text.to_ascii_lowercase().as_str() {
+        "term" => LogFormat::Term,
+        "json" => LogFormat::Json,
+        _ => return None,
+    })
+}
+
+/// `ZEORAID_LOG` is a comma-separated list of at most one level and at
+/// most one format, in any order ("debug", "json", "json,debug"), so the
+/// common case of just raising verbosity stays a one-word setting.
+fn apply_log_env(p: &mut Problems, log: &mut LogSettings, value: &str) {
+    let mut level = None;
+    let mut format = None;
+    for token in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if let Some(l) = parse_log_level(token) {
+            if level.replace(l).is_some() {
+                p.push("ZEORAID_LOG", format!("more than one level in {value:?}"));
+            }
+        } else if let Some(f) = parse_log_format(token) {
+            if format.replace(f).is_some() {
+                p.push("ZEORAID_LOG", format!("more than one format in {value:?}"));
+            }
+        } else {
+            p.push(
+                "ZEORAID_LOG",
+                format!("{token:?} is neither a level ({LEVELS}) nor a format (\"term\" or \"json\")"),
+            );
+        }
+    }
+    if let Some(l) = level {
+        log.level = l;
+    }
+    if let Some(f) = format {
+        log.format = f;
+    }
+}
+
+fn members(
+    p: &mut Problems,
+    raw: Vec<RawMember>,
+    global_restart: &RestartPolicy,
+    listen: Option<SocketAddr>,
+) -> Vec<Member> {
+    if raw.is_empty() {
+        p.push(
+            "members",
+            "at least one member is required (add a [[members]] table with name and address)",
+        );
+        return Vec::new();
+    }
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut addresses: HashMap<MemberAddress, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, m) in raw.into_iter().enumerate() {
+        let prefix = format!("members[{i}]");
+        let name = match m.name {
+            None => {
+                p.push(format!("{prefix}.name"), "missing");
+                String::new()
+            }
+            Some(name) => {
+                if let Err(why) = check_member_name(&name) {
+                    p.push(format!("{prefix}.name"), why);
+                } else if let Some(first) = names.get(&name) {
+                    p.push(
+                        format!("{prefix}.name"),
+                        format!("{name:?} is already used by members[{first}]"),
+                    );
+                } else {
+                    names.insert(name.clone(), i);
+                }
+                name
+            }
+        };
+        let address = match m.address.as_deref() {
+            None => {
+                p.push(
+                    format!("{prefix}.address"),
+                    "missing (expected host:port or a Unix socket path)",
+                );
+                None
+            }
+            Some(text) => match parse_member_address(text) {
+                Err(why) => {
+                    p.push(format!("{prefix}.address"), why);
+                    None
+                }
+                Ok(address) => {
+                    if let Some(first) = addresses.get(&address) {
+                        p.push(
+                            format!("{prefix}.address"),
+                            format!("{text:?} is already used by members[{first}]"),
+                        );
+                    } else if listen.is_some_and(|l| is_own_listen_address(&address, l)) {
+                        p.push(
+                            format!("{prefix}.address"),
+                            format!("{text:?} is zeoraid's own listen address"),
+                        );
+                    } else {
+                        addresses.insert(address.clone(), i);
+                    }
+                    Some(address)
+                }
+            },
+        };
+        let restart = match &m.restart {
+            None => *global_restart,
+            Some(over) => restart_policy(
+                p,
+                &format!("{prefix}.restart"),
+                over,
+                global_restart,
+                Some("restart"),
+            ),
+        };
+        out.push(Member {
+            name,
+            // Only reached with a `None` when a problem was recorded, in
+            // which case the whole config is discarded.
+            address: address.unwrap_or_else(|| MemberAddress::Unix(PathBuf::new())),
+            restart,
+        });
+    }
+    out
+}
+
+/// Names end up in log keys and admin URLs, so keep them to characters
+/// that need no quoting in either.
+fn check_member_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(format!(
+            "may contain only ASCII letters, digits, '.', '_' and '-', got {name:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// A member address is a Unix socket path when it contains a '/', which no
+/// host:port can; everything else must be host:port.
+pub fn parse_member_address(text: &str) -> Result<MemberAddress, String> {
+    let expected = || format!("expected host:port or a Unix socket path, got {text:?}");
+    if text.contains('/') {
+        let path = Path::new(text);
+        if text.len() > MAX_UNIX_PATH {
+            return Err(format!(
+                "Unix socket path is {} bytes, longer than the {MAX_UNIX_PATH} the kernel accepts: {text:?}",
+                text.len()
+            ));
+        }
+        return Ok(MemberAddress::Unix(path.to_path_buf()));
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        if addr.port() == 0 {
+            return Err(format!("port must be 1-65535, got 0 in {text:?}"));
+        }
+        return Ok(MemberAddress::Tcp {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        });
+    }
+    let (host, port) = text.rsplit_once(':').ok_or_else(expected)?;
+    if !is_host_name(host) || port.is_empty() {
+        return Err(expected());
+    }
+    match port.parse::<u16>() {
+        Ok(port) if port != 0 => Ok(MemberAddress::Tcp {
+            host: host.to_ascii_lowercase(),
+            port,
+        }),
+        _ => Err(format!("port must be 1-65535, got {port:?} in {text:?}")),
+    }
+}
+
+fn is_host_name(host: &str) -> bool {
+    !host.is_empty()
+        && !host.starts_with(['-', '.'])
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+fn is_own_listen_address(address: &MemberAddress, listen: SocketAddr) -> bool {
+    match address {
+        MemberAddress::Tcp { host, port } => {
+            *port == listen.port() && host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip == listen.ip())
+        }
+        MemberAddress::Unix(_) => false,
+    }
+}

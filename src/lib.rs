@@ -1,0 +1,11 @@
+//! zeoraid, a RAID-1 proxy for ZODB's ZEO servers: clients talk ZEO to
+//! zeoraid, which mirrors every transaction to N real ZEO servers.
+//!
+//! A library as well as a binary so integration tests and later tools
+//! (`zeoraid ctl`) share the config model and logging setup with the
+//! daemon instead of duplicating them.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod logging;
