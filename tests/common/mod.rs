@@ -1,0 +1,8 @@
+//! Shared helpers for the root package's integration tests.
+//!
+//! Use from a test file in `tests/` with `mod common;` and then
+//! `use common::runzeo::{RunZeo, RunZeoOptions};`.  Each integration test
+//! binary uses only some of these helpers, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+pub mod runzeo;

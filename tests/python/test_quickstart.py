@@ -1,0 +1,86 @@
+"""scripts/quickstart, the README's first command, end to end (with
+members on free ports and a temporary run dir instead of 9001/9002 and
+run/, so it does not collide with a quickstart someone is running)."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+from conftest import ROOT, SCRIPTS, free_port, stop_group, wait_for, zeoprobe
+
+COMMIT = """
+import sys, ZEO
+host, port = sys.argv[1].rsplit(":", 1)
+db = ZEO.DB((host, int(port)), wait_timeout=30)
+with db.transaction() as conn:
+    conn.root()["x"] = 1
+print(db.lastTransaction().hex())
+db.close()
+"""
+
+
+def start_quickstart(tmp_path, members):
+    env = dict(os.environ)
+    env["ZEORAID_QUICKSTART_MEMBERS"] = " ".join(
+        f"{name}={addr}" for name, addr in members)
+    env["ZEORAID_QUICKSTART_RUN_DIR"] = str(tmp_path / "run")
+    out = open(tmp_path / "quickstart.out", "w+")
+    proc = subprocess.Popen(
+        ["bash", str(SCRIPTS / "quickstart")], cwd=ROOT, env=env,
+        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True)
+    return proc, tmp_path / "quickstart.out"
+
+
+def test_quickstart_runs_members_until_sigterm(tmp_path):
+    members = [("m1", f"127.0.0.1:{free_port()}"),
+               ("m2", f"127.0.0.1:{free_port()}")]
+    proc, out = start_quickstart(tmp_path, members)
+    try:
+        wait_for(lambda: "ready; press Ctrl-C" in out.read_text()
+                 or proc.poll() is not None, 120, "quickstart ready")
+        text = out.read_text()
+        assert proc.poll() is None, text
+        for name, addr in members:
+            assert f"member {name} ready on {addr}" in text
+            assert (tmp_path / "run" / name / "blobs").is_dir()
+            probed = zeoprobe("ruok", addr)
+            assert probed.returncode == 0, probed.stderr
+        # A real ZODB client can commit to a member.
+        committed = subprocess.run(
+            [sys.executable, "-c", COMMIT, members[0][1]],
+            capture_output=True, text=True, timeout=60)
+        assert committed.returncode == 0, committed.stderr
+        status = json.loads(zeoprobe("ruok", members[0][1]).stdout)
+        assert status["1"]["last-transaction"] == committed.stdout.strip()
+
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        text = out.read_text()
+        assert "stopped" in text, text
+        for name, addr in members:
+            assert zeoprobe("port-free", addr).returncode == 0, \
+                f"{name} still listens on {addr}"
+            assert not (tmp_path / "run" / name / "runzeo.pid").exists()
+    finally:
+        stop_group(proc)
+
+
+def test_quickstart_refuses_a_port_in_use(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        taken = f"127.0.0.1:{s.getsockname()[1]}"
+        proc, out = start_quickstart(
+            tmp_path, [("m1", f"127.0.0.1:{free_port()}"), ("m2", taken)])
+        try:
+            rc = proc.wait(timeout=120)
+        finally:
+            stop_group(proc)
+    text = out.read_text()
+    assert rc != 0
+    assert f"{taken} (member m2) is already in use" in text
+    assert "ready; press" not in text
