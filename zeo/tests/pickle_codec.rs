@@ -273,3 +273,21 @@ fn repeated_dict_keys_are_kept_as_on_the_wire_and_the_last_one_wins() {
         assert_eq!(encode(&dec(&once).unwrap()).unwrap(), once);
     }
 }
+
+#[test]
+fn the_number_of_values_is_bounded() {
+    // MARK, 1,000 NONEs, TUPLE: fine by default, refused with a limit of 500.
+    let mut p = vec![0x80, 3, b'('];
+    p.extend(std::iter::repeat_n(b'N', 1000));
+    p.extend_from_slice(b"t.");
+    let p = Bytes::from(p);
+    assert!(decode(&p).is_ok());
+    let limits = Limits {
+        max_values: 500,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        zeo::pickle::decode_with(&p, &limits),
+        Err(PickleError::TooManyValues { limit: 500 })
+    ));
+}

@@ -42,6 +42,7 @@ struct Decoder<'a> {
     /// Memo keys whose value is still on the stack, in stack order.
     live_memo: Vec<(usize, u32)>,
     copied: usize,
+    values: usize,
 }
 
 /// Decodes one complete pickle (`data` must end right after its STOP).
@@ -55,6 +56,7 @@ pub fn decode_with(data: &Bytes, limits: &Limits) -> Result<Value, PickleError> 
         memo: HashMap::new(),
         live_memo: Vec::new(),
         copied: 0,
+        values: 0,
     };
     d.run()
 }
@@ -82,20 +84,20 @@ impl<'a> Decoder<'a> {
                     }
                     self.marks.push(self.stack.len());
                 }
-                b'N' => self.push(Value::None),
-                0x88 => self.push(Value::Bool(true)),
-                0x89 => self.push(Value::Bool(false)),
+                b'N' => self.push(Value::None)?,
+                0x88 => self.push(Value::Bool(true))?,
+                0x89 => self.push(Value::Bool(false))?,
                 b'J' => {
                     let b = self.take(4)?;
-                    self.push(Value::Int(i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64));
+                    self.push(Value::Int(i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64))?;
                 }
                 b'K' => {
                     let b = self.byte()?;
-                    self.push(Value::Int(b as i64));
+                    self.push(Value::Int(b as i64))?;
                 }
                 b'M' => {
                     let b = self.take(2)?;
-                    self.push(Value::Int(u16::from_le_bytes([b[0], b[1]]) as i64));
+                    self.push(Value::Int(u16::from_le_bytes([b[0], b[1]]) as i64))?;
                 }
                 0x8a => {
                     let n = self.byte()? as usize;
@@ -112,13 +114,13 @@ impl<'a> Decoder<'a> {
                         "01" => Value::Bool(true),
                         s => parse_int(s).ok_or_else(|| malformed(at, "bad INT literal"))?,
                     };
-                    self.push(v);
+                    self.push(v)?;
                 }
                 b'L' => {
                     let line = self.line()?;
                     let s = line.strip_suffix('L').unwrap_or(&line);
                     let v = parse_int(s).ok_or_else(|| malformed(at, "bad LONG literal"))?;
-                    self.push(v);
+                    self.push(v)?;
                 }
                 b'F' => {
                     let line = self.line()?;
@@ -126,38 +128,38 @@ impl<'a> Decoder<'a> {
                         .trim()
                         .parse::<f64>()
                         .map_err(|_| malformed(at, "bad FLOAT literal"))?;
-                    self.push(Value::Float(f));
+                    self.push(Value::Float(f))?;
                 }
                 b'G' => {
                     let b = self.take(8)?;
                     let mut a = [0u8; 8];
                     a.copy_from_slice(&b);
-                    self.push(Value::Float(f64::from_be_bytes(a)));
+                    self.push(Value::Float(f64::from_be_bytes(a)))?;
                 }
                 b'C' => {
                     let n = self.byte()? as usize;
                     let b = self.take(n)?;
-                    self.push(Value::Bytes(b));
+                    self.push(Value::Bytes(b))?;
                 }
                 b'B' => {
                     let n = self.u32()? as usize;
                     let b = self.take(n)?;
-                    self.push(Value::Bytes(b));
+                    self.push(Value::Bytes(b))?;
                 }
                 b'X' => {
                     let n = self.u32()? as usize;
                     let b = self.take(n)?;
                     let s = std::str::from_utf8(&b).map_err(|_| malformed(at, "string is not UTF-8"))?;
-                    self.push(Value::Str(s.to_owned()));
+                    self.push(Value::Str(s.to_owned()))?;
                 }
                 b'V' => {
                     let raw = self.line_bytes()?;
                     let s = raw_unicode_escape(&raw).ok_or_else(|| malformed(at, "bad UNICODE literal"))?;
-                    self.push(Value::Str(s));
+                    self.push(Value::Str(s))?;
                 }
-                b')' => self.push(Value::Tuple(Vec::new())),
-                b']' => self.push(Value::List(Vec::new())),
-                b'}' => self.push(Value::Dict(Vec::new())),
+                b')' => self.push(Value::Tuple(Vec::new()))?,
+                b']' => self.push(Value::List(Vec::new()))?,
+                b'}' => self.push(Value::Dict(Vec::new()))?,
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
                     let items = self.pop_n(n, at)?;
@@ -202,7 +204,7 @@ impl<'a> Decoder<'a> {
                             offset: at,
                         });
                     }
-                    self.push(Value::Global { module, name });
+                    self.push(Value::Global { module, name })?;
                 }
                 b'R' => {
                     let mut two = self.pop_n(2, at)?;
@@ -362,14 +364,28 @@ impl<'a> Decoder<'a> {
             return Err(malformed(at, "integer too long"));
         }
         let b = self.take(n)?;
-        self.push(Value::from_bigint(BigInt::from_signed_bytes_le(&b)));
+        self.push(Value::from_bigint(BigInt::from_signed_bytes_le(&b)))?;
         Ok(())
     }
 
     // ---- stack ----
 
-    fn push(&mut self, value: Value) {
+    fn push(&mut self, value: Value) -> Result<(), PickleError> {
+        self.count_value()?;
         self.stack.push(Slot { value, depth: 0 });
+        Ok(())
+    }
+
+    /// Every value costs ~48 bytes however few bytes of pickle produced it
+    /// (`N` is one byte): the count bounds memory at a fixed multiple of the limit.
+    fn count_value(&mut self) -> Result<(), PickleError> {
+        self.values += 1;
+        if self.values > self.limits.max_values {
+            return Err(PickleError::TooManyValues {
+                limit: self.limits.max_values,
+            });
+        }
+        Ok(())
     }
 
     fn push_checked(&mut self, value: Value, depth: usize, at: usize) -> Result<(), PickleError> {

@@ -38,6 +38,10 @@ use crate::error::PickleError;
 use crate::value::Value;
 use bytes::Bytes;
 
+/// Default bound on the values one message may build (the msgpack decoder
+/// uses the same number).
+pub const MAX_VALUES: usize = 16 << 20;
+
 /// Bounds applied while decoding untrusted pickles.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -50,6 +54,12 @@ pub struct Limits {
     /// emits them) a pickle cannot build more values than it has bytes; with
     /// them, a small pickle could ask for exponentially many copies.
     pub max_copied: usize,
+    /// Maximum number of values one pickle may build (the same bound as the
+    /// msgpack decoder's). A one-byte opcode makes a ~48-byte value, so
+    /// without it a 256 MiB frame could cost ~12 GiB. The largest real ZEO
+    /// messages (invalidations of a huge transaction) hold about one value
+    /// per changed object.
+    pub max_values: usize,
     /// Which `GLOBAL module name` references may be decoded (as data).
     pub allow_global: fn(&str, &str) -> bool,
 }
@@ -59,6 +69,7 @@ impl Default for Limits {
         Limits {
             max_depth: 100,
             max_copied: 1 << 20,
+            max_values: MAX_VALUES,
             allow_global: zeo_global_allowed,
         }
     }
