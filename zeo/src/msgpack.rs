@@ -6,7 +6,8 @@
 //! - every array decodes as [`Value::Tuple`] (Python has no other choice with
 //!   `use_list=False`); [`Value::Tuple`] and [`Value::List`] both encode as arrays;
 //! - bin <-> [`Value::Bytes`], str <-> [`Value::Str`] (a str must be valid UTF-8);
-//! - map keys must be str or bin; maps keep wire order ([`Value::Dict`]);
+//! - map keys must be str or bin; maps keep wire order, repeated keys
+//!   included ([`Value::Dict`]; [`Value::dict_get`] takes the last one);
 //! - ints use the smallest encoding (positive ones unsigned, negative ones
 //!   signed), unsigned 64-bit values above `i64::MAX` become
 //!   [`Value::BigInt`]; ints beyond 64 bits cannot be encoded (Python raises
@@ -19,16 +20,42 @@
 //! ZEO server turns into `[class_name, state]` with its `server_default` hook
 //! (protocol doc §2.4, §2.5.4), see [`encode`].
 //!
-//! Why not `rmpv::decode`: it maps the reserved marker `0xc1` silently to nil,
-//! copies every bin into a fresh `Vec`, and has no bound on the number of
-//! decoded values (a frame of one-byte nils becomes a tree ~50x its size).
-//! msgpack is small enough that a direct reader that slices [`Bytes`] out of
-//! the frame is simpler than a pre-scan plus a conversion. The tests check
-//! this module against `rmpv` (encoder byte-identical, decoder equal).
+//! # Division of labour
+//!
+//! The msgpack *format* (markers, length forms, byte order, which form is
+//! the smallest) is the [`rmp`] crate's: the decoder reads every marker and
+//! length with `rmp::decode`, the encoder writes every marker and length
+//! with `rmp::encode`. rmp's choices are the same as msgpack-python's
+//! `packb(use_bin_type=True)` at every boundary (str8 included), which the
+//! unit tests check against `packb` outputs and the 55 captured M5 frames.
+//!
+//! This module only walks the tree, and adds what a ZEO peer needs on top
+//! of the format:
+//! - limits checked *before* anything is allocated: nesting
+//!   ([`MAX_DEPTH`]), number of values ([`MAX_VALUES`]), and every declared
+//!   length or item count against the bytes that are really left;
+//! - zero-copy bins: [`decode_bytes`] slices them out of the frame's
+//!   [`Bytes`];
+//! - Python's strictness: `0xc1`, ext types, invalid UTF-8 and non-str/bin
+//!   map keys are errors, and so are lengths beyond 32 bits when encoding
+//!   (`rmp::encode::write_str`/`write_bin` would truncate them silently).
+//!
+//! Why not rmp's value tree, `rmpv::decode`: it maps the reserved marker
+//! `0xc1` silently to nil, keeps a str that is not UTF-8, copies every bin
+//! into a fresh `Vec`, and has no bound on the number of decoded values (a
+//! frame of one-byte nils becomes a tree ~50x its size before anyone could
+//! count). `rmpv` is a dev-dependency only: the property tests use it as the
+//! oracle (encoder byte-identical, decoder equal wherever we accept).
+
+use std::convert::Infallible;
 
 use bytes::Bytes;
 use num_bigint::BigInt;
 use num_traits::ToPrimitive;
+use rmp::decode::bytes::BytesReadError;
+use rmp::decode::{self as rd, DecodeStringError, NumValueReadError};
+use rmp::encode::{self as wr, ByteBuf, ValueWriteError};
+use rmp::Marker;
 
 use crate::error::CodecError;
 use crate::value::Value;
@@ -108,7 +135,12 @@ pub fn encode(v: &Value) -> Result<Vec<u8>, CodecError> {
 
 /// [`encode`], appending to `out`. On error `out` may hold a partial value.
 pub fn encode_into(v: &Value, out: &mut Vec<u8>) -> Result<(), CodecError> {
-    Writer { out }.value(v, 0)
+    // rmp's `ByteBuf` is a `Vec` whose writes cannot fail (error type
+    // `Infallible`), so no I/O error path exists to be handled.
+    let mut buf = ByteBuf::from_vec(std::mem::take(out));
+    let result = Writer { out: &mut buf }.value(v, 0);
+    *out = buf.into_vec();
+    result
 }
 
 fn err(msg: impl Into<String>) -> CodecError {
@@ -117,11 +149,27 @@ fn err(msg: impl Into<String>) -> CodecError {
 
 // ---------------------------------------------------------------- decoding
 
+/// What rmp's reader over a slice reports.
+type ReadError = NumValueReadError<BytesReadError>;
+
+/// Maps rmp's read errors to ours, naming the byte where the value started.
+trait OrFail<T> {
+    fn or_fail(self, at: usize) -> Result<T, CodecError>;
+}
+
+impl<T, E: Into<ReadError>> OrFail<T> for Result<T, E> {
+    #[inline]
+    fn or_fail(self, at: usize) -> Result<T, CodecError> {
+        self.map_err(|e| read_failed(at, e.into()))
+    }
+}
+
 struct Reader<'a> {
     data: &'a [u8],
     /// The `Bytes` that `data` views, for zero-copy bin slices.
     source: Option<&'a Bytes>,
-    pos: usize,
+    /// What is left of `data`; rmp reads from it and advances it.
+    input: rd::Bytes<'a>,
     limits: Limits,
     values: usize,
 }
@@ -131,7 +179,7 @@ impl<'a> Reader<'a> {
         Reader {
             data,
             source,
-            pos: 0,
+            input: rd::Bytes::new(data),
             limits,
             values: 0,
         }
@@ -139,47 +187,41 @@ impl<'a> Reader<'a> {
 
     fn run(mut self) -> Result<Value, CodecError> {
         let v = self.value(0)?;
-        if self.pos != self.data.len() {
+        if self.remaining() != 0 {
             return Err(err(format!(
                 "{} trailing bytes after the value at byte {}",
-                self.data.len() - self.pos,
-                self.pos
+                self.remaining(),
+                self.pos()
             )));
         }
         Ok(v)
     }
 
     fn remaining(&self) -> usize {
-        self.data.len() - self.pos
+        self.input.remaining_slice().len()
     }
 
-    /// The next `n` bytes; checked against the input before anything is
-    /// allocated, so a lying length costs nothing.
+    fn pos(&self) -> usize {
+        self.data.len() - self.remaining()
+    }
+
+    /// The marker of the next value, without consuming it: the rmp reader
+    /// for that kind of value reads it again (`rd::Bytes` is `Copy`).
+    fn peek(&self) -> Result<Marker, CodecError> {
+        let mut ahead = self.input;
+        rd::read_marker(&mut ahead).or_fail(self.pos())
+    }
+
+    /// The next `n` bytes (a bin's or str's payload); checked against the
+    /// input before anything is allocated, so a lying length costs nothing.
     fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
-        if n > self.remaining() {
-            return Err(truncated(self.pos, n, self.remaining()));
+        let rest = self.input.remaining_slice();
+        if n > rest.len() {
+            return Err(truncated(self.pos(), n, rest.len()));
         }
-        let start = self.pos;
-        self.pos += n;
-        Ok(&self.data[start..self.pos])
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
-
-    fn u8(&mut self) -> Result<u8, CodecError> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    fn u16(&mut self) -> Result<usize, CodecError> {
-        Ok(u16::from_be_bytes(self.array()?) as usize)
-    }
-
-    fn u32(&mut self) -> Result<usize, CodecError> {
-        Ok(u32::from_be_bytes(self.array()?) as usize)
+        let (head, tail) = rest.split_at(n);
+        self.input = rd::Bytes::new(tail);
+        Ok(head)
     }
 
     /// The recursive step, kept lean (containers here, scalars and error
@@ -190,91 +232,77 @@ impl<'a> Reader<'a> {
         if self.values > self.limits.max_values {
             return Err(too_many_values(self.limits.max_values));
         }
-        let marker = self.u8()?;
-        match marker {
-            0x80..=0x8f => self.map(usize::from(marker & 0x0f), depth),
-            0x90..=0x9f => self.seq(usize::from(marker & 0x0f), depth),
-            0xdc => {
-                let n = self.u16()?;
-                self.seq(n, depth)
+        let at = self.pos();
+        match self.peek()? {
+            Marker::FixArray(_) | Marker::Array16 | Marker::Array32 => {
+                let len = rd::read_array_len(&mut self.input).or_fail(at)?;
+                self.seq(len as usize, depth)
             }
-            0xdd => {
-                let n = self.u32()?;
-                self.seq(n, depth)
+            Marker::FixMap(_) | Marker::Map16 | Marker::Map32 => {
+                let len = rd::read_map_len(&mut self.input).or_fail(at)?;
+                self.map(len as usize, depth)
             }
-            0xde => {
-                let n = self.u16()?;
-                self.map(n, depth)
-            }
-            0xdf => {
-                let n = self.u32()?;
-                self.map(n, depth)
-            }
-            _ => self.scalar(marker),
+            marker => self.scalar(marker, at),
         }
     }
 
-    /// Everything but arrays and maps, after its marker byte.
+    /// Everything but arrays and maps; `marker` is the (peeked) marker at `at`.
     #[inline(never)]
-    fn scalar(&mut self, marker: u8) -> Result<Value, CodecError> {
-        let at = self.pos - 1;
+    fn scalar(&mut self, marker: Marker, at: usize) -> Result<Value, CodecError> {
+        let input = &mut self.input;
         Ok(match marker {
-            0x00..=0x7f => Value::Int(i64::from(marker)),
-            0xa0..=0xbf => self.str(usize::from(marker & 0x1f))?,
-            0xc0 => Value::None,
-            0xc2 => Value::Bool(false),
-            0xc3 => Value::Bool(true),
-            0xc4 => {
-                let n = self.u8()?;
-                self.bin(usize::from(n))?
+            Marker::Null => {
+                rd::read_nil(input).or_fail(at)?;
+                Value::None
             }
-            0xc5 => {
-                let n = self.u16()?;
-                self.bin(n)?
-            }
-            0xc6 => {
-                let n = self.u32()?;
-                self.bin(n)?
-            }
-            0xca => Value::Float(f64::from(f32::from_be_bytes(self.array()?))),
-            0xcb => Value::Float(f64::from_be_bytes(self.array()?)),
-            0xcc => Value::Int(i64::from(self.u8()?)),
-            0xcd => Value::Int(i64::from(u16::from_be_bytes(self.array()?))),
-            0xce => Value::Int(i64::from(u32::from_be_bytes(self.array()?))),
-            0xcf => {
-                let n = u64::from_be_bytes(self.array()?);
+            Marker::True | Marker::False => Value::Bool(rd::read_bool(input).or_fail(at)?),
+            Marker::U64 => {
+                let n = rd::read_u64(input).or_fail(at)?;
                 match i64::try_from(n) {
                     Ok(i) => Value::Int(i),
                     Err(_) => Value::BigInt(BigInt::from(n)),
                 }
             }
-            0xd0 => Value::Int(i64::from(i8::from_be_bytes(self.array()?))),
-            0xd1 => Value::Int(i64::from(i16::from_be_bytes(self.array()?))),
-            0xd2 => Value::Int(i64::from(i32::from_be_bytes(self.array()?))),
-            0xd3 => Value::Int(i64::from_be_bytes(self.array()?)),
-            0xd9 => {
-                let n = self.u8()?;
-                self.str(usize::from(n))?
+            Marker::FixPos(_)
+            | Marker::FixNeg(_)
+            | Marker::U8
+            | Marker::U16
+            | Marker::U32
+            | Marker::I8
+            | Marker::I16
+            | Marker::I32
+            | Marker::I64 => Value::Int(rd::read_int(input).or_fail(at)?),
+            Marker::F32 => Value::Float(f64::from(rd::read_f32(input).or_fail(at)?)),
+            Marker::F64 => Value::Float(rd::read_f64(input).or_fail(at)?),
+            Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => self.str(at)?,
+            Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => {
+                let len = rd::read_bin_len(input).or_fail(at)?;
+                self.bin(len as usize)?
             }
-            0xda => {
-                let n = self.u16()?;
-                self.str(n)?
-            }
-            0xdb => {
-                let n = self.u32()?;
-                self.str(n)?
-            }
-            0xe0..=0xff => Value::Int(i64::from(marker as i8)),
-            0xc7..=0xc9 | 0xd4..=0xd8 => {
+            Marker::FixExt1
+            | Marker::FixExt2
+            | Marker::FixExt4
+            | Marker::FixExt8
+            | Marker::FixExt16
+            | Marker::Ext8
+            | Marker::Ext16
+            | Marker::Ext32 => {
                 return Err(err(format!(
-                    "ext type (marker 0x{marker:02x}) at byte {at}: ZEO never sends ext values"
+                    "ext type (marker 0x{:02x}) at byte {at}: ZEO never sends ext values",
+                    marker.to_u8()
                 )))
             }
-            0xc1 => return Err(err(format!("reserved marker 0xc1 at byte {at}"))),
+            Marker::Reserved => return Err(err(format!("reserved marker 0xc1 at byte {at}"))),
             // Arrays and maps are handled by `value`.
-            0x80..=0x9f | 0xdc..=0xdf => {
+            Marker::FixArray(_)
+            | Marker::Array16
+            | Marker::Array32
+            | Marker::FixMap(_)
+            | Marker::Map16
+            | Marker::Map32 => {
                 return Err(err(format!(
-                    "internal: container marker 0x{marker:02x} at byte {at}"
+                    "internal: container marker 0x{:02x} at byte {at}",
+                    marker.to_u8()
                 )))
             }
         })
@@ -283,7 +311,7 @@ impl<'a> Reader<'a> {
     /// Rejects a container at `depth` if it would exceed the nesting limit.
     fn enter(&self, depth: usize) -> Result<usize, CodecError> {
         if depth >= self.limits.max_depth {
-            return Err(too_deep(self.limits.max_depth, self.pos));
+            return Err(too_deep(self.limits.max_depth, self.pos()));
         }
         Ok(depth + 1)
     }
@@ -292,7 +320,7 @@ impl<'a> Reader<'a> {
     /// count larger than what is left is a lie; reject it before allocating.
     fn check_count(&self, what: &str, count: usize, min_bytes_each: usize) -> Result<(), CodecError> {
         if count.saturating_mul(min_bytes_each) > self.remaining() {
-            return Err(lying_count(what, count, self.pos, self.remaining()));
+            return Err(lying_count(what, count, self.pos(), self.remaining()));
         }
         Ok(())
     }
@@ -312,7 +340,7 @@ impl<'a> Reader<'a> {
         self.check_count("map", len, 2)?;
         let mut items = Vec::with_capacity(len.min(PREALLOC_ITEMS));
         for _ in 0..len {
-            let at = self.pos;
+            let at = self.pos();
             let key = self.value(inner)?;
             if !matches!(key, Value::Str(_) | Value::Bytes(_)) {
                 return Err(bad_key(&key, at));
@@ -323,8 +351,9 @@ impl<'a> Reader<'a> {
         Ok(Value::Dict(items))
     }
 
+    /// A bin's payload, after its header.
     fn bin(&mut self, len: usize) -> Result<Value, CodecError> {
-        let start = self.pos;
+        let start = self.pos();
         let data = self.take(len)?;
         Ok(Value::Bytes(match self.source {
             Some(source) => source.slice(start..start + len),
@@ -332,12 +361,15 @@ impl<'a> Reader<'a> {
         }))
     }
 
-    fn str(&mut self, len: usize) -> Result<Value, CodecError> {
-        let start = self.pos;
-        let data = self.take(len)?;
-        match std::str::from_utf8(data) {
-            Ok(s) => Ok(Value::Str(s.to_owned())),
-            Err(e) => Err(err(format!("str at byte {start} is not valid UTF-8 ({e})"))),
+    /// A whole str at `at`: rmp reads the header, checks the length against
+    /// what is left and validates the UTF-8, borrowing from the input.
+    fn str(&mut self, at: usize) -> Result<Value, CodecError> {
+        match rd::read_str_from_slice(self.input.remaining_slice()) {
+            Ok((s, rest)) => {
+                self.input = rd::Bytes::new(rest);
+                Ok(Value::Str(s.to_owned()))
+            }
+            Err(e) => Err(str_failed(at, self.remaining(), e)),
         }
     }
 }
@@ -351,6 +383,42 @@ fn truncated(at: usize, needed: usize, left: usize) -> CodecError {
     err(format!(
         "truncated at byte {at}: {needed} bytes needed, {left} left"
     ))
+}
+
+/// An rmp read error for the value that starts at byte `at`. Reading from a
+/// slice only fails when the input runs out; the marker was peeked before
+/// the matching reader was called, so a type mismatch is a bug of ours.
+#[cold]
+#[inline(never)]
+fn read_failed(at: usize, e: ReadError) -> CodecError {
+    match e {
+        NumValueReadError::InvalidMarkerRead(e) | NumValueReadError::InvalidDataRead(e) => match e {
+            BytesReadError::InsufficientBytes { expected, actual, .. } => err(format!(
+                "truncated value at byte {at}: {expected} more bytes needed, {actual} left"
+            )),
+            other => err(format!("truncated value at byte {at}: {other}")),
+        },
+        NumValueReadError::TypeMismatch(marker) => err(format!(
+            "internal: unexpected marker 0x{:02x} at byte {at}",
+            marker.to_u8()
+        )),
+        NumValueReadError::OutOfRange => err(format!("internal: int out of range at byte {at}")),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn str_failed(at: usize, left: usize, e: DecodeStringError<'_, BytesReadError>) -> CodecError {
+    match e {
+        DecodeStringError::InvalidUtf8(_, e) => err(format!("str at byte {at} is not valid UTF-8 ({e})")),
+        DecodeStringError::BufferSizeTooSmall(len) => err(format!(
+            "truncated at byte {at}: str of {len} bytes but only {left} bytes left"
+        )),
+        DecodeStringError::InvalidMarkerRead(e) | DecodeStringError::InvalidDataRead(e) => {
+            read_failed(at, NumValueReadError::InvalidDataRead(e))
+        }
+        DecodeStringError::TypeMismatch(marker) => read_failed(at, NumValueReadError::TypeMismatch(marker)),
+    }
 }
 
 #[cold]
@@ -384,8 +452,35 @@ fn bad_key(key: &Value, at: usize) -> CodecError {
 
 // ---------------------------------------------------------------- encoding
 
+/// Unwraps the result of an rmp write into a [`ByteBuf`], which cannot fail.
+trait Written<T> {
+    fn written(self) -> T;
+}
+
+impl<T> Written<T> for Result<T, Infallible> {
+    #[inline]
+    fn written(self) -> T {
+        match self {
+            Ok(t) => t,
+            Err(never) => match never {},
+        }
+    }
+}
+
+impl<T> Written<T> for Result<T, ValueWriteError<Infallible>> {
+    #[inline]
+    fn written(self) -> T {
+        match self {
+            Ok(t) => t,
+            Err(ValueWriteError::InvalidMarkerWrite(never) | ValueWriteError::InvalidDataWrite(never)) => {
+                match never {}
+            }
+        }
+    }
+}
+
 struct Writer<'o> {
-    out: &'o mut Vec<u8>,
+    out: &'o mut ByteBuf,
 }
 
 impl Writer<'_> {
@@ -396,14 +491,16 @@ impl Writer<'_> {
         match v {
             Value::Tuple(items) | Value::List(items) => {
                 let inner = self.enter(depth)?;
-                self.len_header(items.len(), Some((0x90, 16)), [0, 0xdc, 0xdd], "array")?;
+                let len = len32("array", items.len())?;
+                wr::write_array_len(self.out, len).written();
                 for item in items {
                     self.value(item, inner)?;
                 }
             }
             Value::Dict(items) => {
                 let inner = self.enter(depth)?;
-                self.len_header(items.len(), Some((0x80, 16)), [0, 0xde, 0xdf], "map")?;
+                let len = len32("map", items.len())?;
+                wr::write_map_len(self.out, len).written();
                 for (k, v) in items {
                     self.value(k, inner)?;
                     self.value(v, inner)?;
@@ -422,17 +519,18 @@ impl Writer<'_> {
     #[inline(never)]
     fn scalar(&mut self, v: &Value) -> Result<(), CodecError> {
         match v {
-            Value::None => self.out.push(0xc0),
-            Value::Bool(b) => self.out.push(if *b { 0xc3 } else { 0xc2 }),
-            Value::Int(i) => self.int(*i),
-            Value::BigInt(n) => self.bigint(n)?,
-            Value::Float(f) => {
-                self.out.push(0xcb);
-                self.out.extend_from_slice(&f.to_be_bytes());
+            Value::None => wr::write_nil(self.out).written(),
+            Value::Bool(b) => wr::write_bool(self.out, *b).written(),
+            // rmp's choice of form is msgpack-python's: non-negative ints
+            // unsigned, negative ones signed, each the smallest that fits.
+            Value::Int(i) => {
+                wr::write_sint(self.out, *i).written();
             }
+            Value::BigInt(n) => self.bigint(n)?,
+            Value::Float(f) => wr::write_f64(self.out, *f).written(),
             Value::Bytes(b) => {
-                self.len_header(b.len(), None, [0xc4, 0xc5, 0xc6], "bytes")?;
-                self.out.extend_from_slice(b);
+                len32("bytes", b.len())?;
+                wr::write_bin(self.out, b).written();
             }
             Value::Str(s) => self.str(s)?,
             Value::Global { module, name } => {
@@ -454,8 +552,8 @@ impl Writer<'_> {
     }
 
     fn str(&mut self, s: &str) -> Result<(), CodecError> {
-        self.len_header(s.len(), Some((0xa0, 32)), [0xd9, 0xda, 0xdb], "str")?;
-        self.out.extend_from_slice(s.as_bytes());
+        len32("str", s.len())?;
+        wr::write_str(self.out, s).written();
         Ok(())
     }
 
@@ -470,7 +568,7 @@ impl Writer<'_> {
                 describe(callable)
             )));
         };
-        self.out.push(0x92);
+        wr::write_array_len(self.out, 2).written();
         self.str(&format!("{module}.{name}"))?;
         Ok(state)
     }
@@ -482,53 +580,11 @@ impl Writer<'_> {
         Ok(depth + 1)
     }
 
-    /// Python's (and rmp's) choice: positive ints unsigned, negative ones
-    /// signed, each in the smallest form.
-    fn int(&mut self, i: i64) {
-        match u64::try_from(i) {
-            Ok(u) => self.uint(u),
-            Err(_) => {
-                if i >= -32 {
-                    self.out.push(i as u8); // negative fixint
-                } else if let Ok(i) = i8::try_from(i) {
-                    self.out.push(0xd0);
-                    self.out.extend_from_slice(&i.to_be_bytes());
-                } else if let Ok(i) = i16::try_from(i) {
-                    self.out.push(0xd1);
-                    self.out.extend_from_slice(&i.to_be_bytes());
-                } else if let Ok(i) = i32::try_from(i) {
-                    self.out.push(0xd2);
-                    self.out.extend_from_slice(&i.to_be_bytes());
-                } else {
-                    self.out.push(0xd3);
-                    self.out.extend_from_slice(&i.to_be_bytes());
-                }
-            }
-        }
-    }
-
-    fn uint(&mut self, u: u64) {
-        if u < 0x80 {
-            self.out.push(u as u8); // positive fixint
-        } else if let Ok(u) = u8::try_from(u) {
-            self.out.extend_from_slice(&[0xcc, u]);
-        } else if let Ok(u) = u16::try_from(u) {
-            self.out.push(0xcd);
-            self.out.extend_from_slice(&u.to_be_bytes());
-        } else if let Ok(u) = u32::try_from(u) {
-            self.out.push(0xce);
-            self.out.extend_from_slice(&u.to_be_bytes());
-        } else {
-            self.out.push(0xcf);
-            self.out.extend_from_slice(&u.to_be_bytes());
-        }
-    }
-
     fn bigint(&mut self, n: &BigInt) -> Result<(), CodecError> {
         if let Some(u) = n.to_u64() {
-            self.uint(u);
+            wr::write_uint(self.out, u).written();
         } else if let Some(i) = n.to_i64() {
-            self.int(i); // a non-normalised BigInt; harmless
+            wr::write_sint(self.out, i).written(); // a non-normalised BigInt; harmless
         } else {
             return Err(err(format!(
                 "cannot encode the int {n}: msgpack ints are at most 64 bits"
@@ -536,36 +592,13 @@ impl Writer<'_> {
         }
         Ok(())
     }
+}
 
-    /// Writes a length header: the fix form `(base, limit)` if there is one
-    /// and `len < limit`, else the 8/16/32-bit form from `markers` (a zero
-    /// marker means "no 8-bit form", as for arrays and maps).
-    fn len_header(
-        &mut self,
-        len: usize,
-        fix: Option<(u8, usize)>,
-        markers: [u8; 3],
-        what: &str,
-    ) -> Result<(), CodecError> {
-        if let Some((base, limit)) = fix {
-            if len < limit {
-                self.out.push(base | len as u8);
-                return Ok(());
-            }
-        }
-        if markers[0] != 0 && len <= u8::MAX as usize {
-            self.out.extend_from_slice(&[markers[0], len as u8]);
-        } else if let Ok(n) = u16::try_from(len) {
-            self.out.push(markers[1]);
-            self.out.extend_from_slice(&n.to_be_bytes());
-        } else if let Ok(n) = u32::try_from(len) {
-            self.out.push(markers[2]);
-            self.out.extend_from_slice(&n.to_be_bytes());
-        } else {
-            return Err(too_long(what, len));
-        }
-        Ok(())
-    }
+/// A length as msgpack's 32-bit length field. Checked here because rmp's
+/// `write_str`/`write_bin` cast the length with `as u32`, which would
+/// silently write a wrong header for 4 GiB and more.
+fn len32(what: &str, len: usize) -> Result<u32, CodecError> {
+    u32::try_from(len).map_err(|_| too_long(what, len))
 }
 
 #[cold]
@@ -806,6 +839,12 @@ mod tests {
         let map = Value::Dict((0..16).map(|i| (s(&i.to_string()), Value::None)).collect());
         assert!(encode(&map).unwrap().starts_with(&hexv("de0010")));
         assert_eq!(decode(&encode(&map).unwrap()).unwrap(), map);
+        // packb([None] * n) at the array16 / array32 switch.
+        for (len, prefix) in [(15, "9f"), (65535, "dcffff"), (65536, "dd00010000")] {
+            let wire = encode(&Value::List(vec![Value::None; len])).unwrap();
+            assert_eq!(wire[..prefix.len() / 2], hexv(prefix), "array {len}");
+            assert_eq!(wire.len(), len + prefix.len() / 2);
+        }
     }
 
     #[test]
