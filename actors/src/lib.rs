@@ -1,4 +1,8 @@
-//! zeoraid's actors. The member, controller, recovery and client-session
-//! actors land here in the following issues (see ARCHITECTURE.md for the
-//! plan); the crate exists now so the layering (wire -> actors -> daemon) is
-//! fixed from the start.
+//! zeoraid's actors (see ARCHITECTURE.md §3). Each owns one piece of state;
+//! the others ask it with messages.
+//!
+//! - [`member`]: one per configured ZEO server; owns the connection to it.
+//!
+//! The controller, client-session and recovery actors follow in issues 5-8.
+
+pub mod member;

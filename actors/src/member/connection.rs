@@ -1,0 +1,210 @@
+//! One connection to a member: establishing it (TCP or Unix socket,
+//! handshake, `register`, `get_info`) and the two tasks that move its bytes.
+//!
+//! The actor never awaits network I/O in a handler: establishing runs as a
+//! spawned future (a `ctx.wait` here would leave the member unanswerable for
+//! the whole outage), the reader task forwards frames to the actor's mailbox,
+//! and the writer task drains an ordered queue, so writes keep the order in
+//! which the actor handled the calls.
+
+use super::error::MemberError;
+use super::settings::{MemberAddress, MemberSettings};
+use bytes::Bytes;
+use futures::StreamExt;
+use std::io;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::codec::FramedRead;
+use zeo::encoding::Encoding;
+use zeo::exceptions::ZeoError;
+use zeo::framing::{encode_frame, FrameCodec};
+use zeo::handshake::{client_reply, Protocol};
+use zeo::message::{Message, MsgId};
+use zeo::methods::{Register, Request};
+use zeo::reply::Reply;
+use zeo::types::Tid;
+use zeo::{CodecError, Value};
+
+pub(crate) type FrameReader = FramedRead<Box<dyn AsyncRead + Unpin>, FrameCodec>;
+pub(crate) type ByteWriter = Box<dyn AsyncWrite + Unpin>;
+
+/// A connected, registered member.
+pub(crate) struct Established {
+    pub reader: FrameReader,
+    pub writer: ByteWriter,
+    pub protocol: Protocol,
+    pub last_tid: Tid,
+    pub info: Value,
+}
+
+/// Opens the socket (TCP with `TCP_NODELAY`: every ZEO call is a small
+/// request waiting for a reply, Nagle would add latency to each).
+pub(crate) async fn open(settings: &MemberSettings) -> io::Result<(FrameReader, ByteWriter)> {
+    let codec = FrameCodec::new(settings.max_frame);
+    match &settings.address {
+        MemberAddress::Tcp(hostport) => {
+            let stream = tokio::net::TcpStream::connect(hostport.as_str()).await?;
+            stream.set_nodelay(true)?;
+            let (r, w) = stream.into_split();
+            Ok((
+                FramedRead::new(Box::new(r) as Box<dyn AsyncRead + Unpin>, codec),
+                Box::new(w),
+            ))
+        }
+        MemberAddress::Unix(path) => {
+            let stream = tokio::net::UnixStream::connect(path).await?;
+            let (r, w) = stream.into_split();
+            Ok((
+                FramedRead::new(Box::new(r) as Box<dyn AsyncRead + Unpin>, codec),
+                Box::new(w),
+            ))
+        }
+    }
+}
+
+/// The client side of the handshake, then `register` and `get_info`
+/// pipelined (as ClientStorage does).
+pub(crate) async fn handshake(
+    settings: &MemberSettings,
+    mut reader: FrameReader,
+    mut writer: ByteWriter,
+) -> Result<Established, MemberError> {
+    let member = settings.name.as_str();
+    let protocol_error = |error: CodecError| MemberError::Protocol {
+        member: member.to_owned(),
+        error,
+    };
+    let closed = || MemberError::Unavailable {
+        member: member.to_owned(),
+        reason: "connection closed during the handshake".into(),
+    };
+    let announcement = reader.next().await.ok_or_else(closed)?.map_err(protocol_error)?;
+    let (protocol, answer) = client_reply(&announcement, settings.allow_msgpack).map_err(protocol_error)?;
+    let encoding = Encoding::from(protocol);
+    let register = Request::Register(Register {
+        storage: settings.storage.clone(),
+        read_only: settings.read_only,
+    });
+    let mut out = encode_frame(&answer).map_err(protocol_error)?.to_vec();
+    for (id, request) in [(1, register), (2, Request::GetInfo)] {
+        let payload = encoding
+            .encode(&request.to_message(MsgId::int(id)).to_value())
+            .map_err(protocol_error)?;
+        out.extend_from_slice(&encode_frame(&payload).map_err(protocol_error)?);
+    }
+    writer.write_all(&out).await.map_err(|e| io_error(member, e))?;
+
+    let (mut last_tid, mut info) = (None, None);
+    while last_tid.is_none() || info.is_none() {
+        let frame = reader.next().await.ok_or_else(closed)?.map_err(protocol_error)?;
+        let msg =
+            Message::from_value(encoding.decode(&frame).map_err(protocol_error)?).map_err(protocol_error)?;
+        match msg {
+            Message::Reply { msgid, result } if msgid == MsgId::int(1) => {
+                match Reply::decode("register", &result).map_err(protocol_error)? {
+                    Reply::Register(Some(tid)) => last_tid = Some(tid),
+                    other => {
+                        return Err(protocol_error(CodecError::Reply {
+                            method: "register".into(),
+                            problem: format!("expected a tid, got {other:?}"),
+                        }))
+                    }
+                }
+            }
+            Message::Reply { msgid, result } if msgid == MsgId::int(2) => info = Some(result),
+            Message::ErrorReply { msgid, error } if msgid == MsgId::int(1) => {
+                let error = ZeoError::from_value(&error).map_err(protocol_error)?;
+                return Err(MemberError::Register {
+                    member: member.to_owned(),
+                    error,
+                });
+            }
+            Message::ErrorReply { error, .. } => {
+                let error = ZeoError::from_value(&error).map_err(protocol_error)?;
+                return Err(MemberError::Application {
+                    member: member.to_owned(),
+                    error,
+                });
+            }
+            // Nothing else is expected before register completes; a heartbeat
+            // or stray callback is harmless.
+            _ => {}
+        }
+    }
+    Ok(Established {
+        reader,
+        writer,
+        protocol,
+        last_tid: last_tid.expect("loop ends with a tid"),
+        info: info.expect("loop ends with info"),
+    })
+}
+
+pub(crate) fn io_error(member: &str, e: io::Error) -> MemberError {
+    MemberError::Unavailable {
+        member: member.to_owned(),
+        reason: format!("I/O error: {e}"),
+    }
+}
+
+/// Why the reader or writer task ended.
+#[derive(Debug, Clone)]
+pub(crate) enum Lost {
+    Closed,
+    Io(String),
+    Protocol(CodecError),
+}
+
+impl std::fmt::Display for Lost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lost::Closed => f.write_str("connection closed by the member"),
+            Lost::Io(e) => write!(f, "I/O error: {e}"),
+            Lost::Protocol(e) => write!(f, "protocol error: {e}"),
+        }
+    }
+}
+
+/// Forwards every frame (or the reason the stream ended) to `deliver`, in order.
+pub(crate) fn spawn_reader(
+    mut reader: FrameReader,
+    deliver: impl Fn(Result<Bytes, Lost>) + 'static,
+) -> JoinHandle<()> {
+    tokio::task::spawn_local(async move {
+        loop {
+            match reader.next().await {
+                Some(Ok(frame)) => deliver(Ok(frame)),
+                Some(Err(CodecError::Io(e))) => return deliver(Err(Lost::Io(e))),
+                Some(Err(e)) => return deliver(Err(Lost::Protocol(e))),
+                None => return deliver(Err(Lost::Closed)),
+            }
+        }
+    })
+}
+
+/// Writes queued frames in order; frames that are ready together go out in
+/// one `write_all`, so pipelined stores cost one syscall, not one each.
+pub(crate) fn spawn_writer(
+    mut writer: ByteWriter,
+    mut queue: mpsc::UnboundedReceiver<Bytes>,
+    on_error: impl FnOnce(Lost) + 'static,
+) -> JoinHandle<()> {
+    tokio::task::spawn_local(async move {
+        let mut batch = Vec::new();
+        while let Some(frame) = queue.recv().await {
+            batch.clear();
+            batch.extend_from_slice(&frame);
+            while batch.len() < 256 * 1024 {
+                match queue.try_recv() {
+                    Ok(more) => batch.extend_from_slice(&more),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = writer.write_all(&batch).await {
+                return on_error(Lost::Io(e.to_string()));
+            }
+        }
+        let _ = writer.shutdown().await;
+    })
+}

@@ -1,0 +1,652 @@
+//! The member actor: zeoraid's hand on one backend ZEO server.
+//!
+//! It owns exactly one ZEO client connection and everything about it: the
+//! connection state machine, the calls in flight (pipelined, matched by
+//! msgid), the restart policy's counters, the last tid seen. Others ask it
+//! with messages ([`Call`], [`Oneway`], [`SendBlob`], [`Snapshot`]) and hear
+//! from it through one subscriber ([`MemberEvent`]).
+//!
+//! Lifecycle: `connecting → handshaking → ready`; any failure (connect
+//! error, EOF, protocol error, a missed deadline) fails every call in flight
+//! at once with a typed error and goes to `backing-off` (reconnect after an
+//! exponential, jittered delay) or, once more than `max_restarts` restarts
+//! happened within `restart_window`, to `parked` (probed every
+//! `park_probe_interval` until a probe succeeds). The policy is ours
+//! ([`policy`]): actix's `Supervisor` restarts without backoff or limit and
+//! never after a panic. Nothing in here awaits the network inside a handler;
+//! the mailbox stays responsive during an outage.
+
+mod connection;
+mod error;
+mod events;
+mod messages;
+pub mod policy;
+mod settings;
+mod snapshot;
+
+pub use error::MemberError;
+pub use events::MemberEvent;
+pub use messages::{Call, Oneway, SendBlob, Snapshot, Subscribe};
+pub use policy::{Decision, RestartPolicy, RestartTracker};
+pub use settings::{Deadlines, MemberAddress, MemberSettings};
+pub use snapshot::{ConnState, LastError, MemberSnapshot};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use connection::{Established, Lost};
+use slog::{debug, info, warn, Logger};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use zeo::callbacks::Callback;
+use zeo::encoding::Encoding;
+use zeo::exceptions::ZeoError;
+use zeo::framing::encode_frame;
+use zeo::handshake::Protocol;
+use zeo::message::{Message, MsgId};
+use zeo::methods::{Request, SendBlob as SendBlobArgs};
+use zeo::reply::Reply;
+use zeo::types::{Oid, Tid};
+use zeo::Value;
+
+/// Weight of a new round-trip sample in the RTT average.
+const RTT_ALPHA: f64 = 0.2;
+
+pub struct MemberActor {
+    settings: Arc<MemberSettings>,
+    name: Arc<str>,
+    log: Logger,
+    state: ConnState,
+    since: SystemTime,
+    tracker: RestartTracker,
+    next_attempt: Option<Instant>,
+    /// Bumped whenever a connection attempt starts or a connection is
+    /// dropped, so late events of an older connection are ignored.
+    generation: u64,
+    conn: Option<Live>,
+    pending: HashMap<i64, Pending>,
+    next_msgid: i64,
+    subscriber: Option<Recipient<MemberEvent>>,
+    last_error: Option<LastError>,
+    last_tid: Option<Tid>,
+    info: Option<Value>,
+    rtt_ewma: Option<Duration>,
+    protocol: Option<Protocol>,
+    blob_sinks: HashMap<(Oid, Tid), mpsc::UnboundedSender<Bytes>>,
+}
+
+/// The ready connection's write side and tasks.
+struct Live {
+    queue: mpsc::UnboundedSender<Bytes>,
+    encoding: Encoding,
+    reader: JoinHandle<()>,
+    writer: JoinHandle<()>,
+}
+
+struct Pending {
+    method: String,
+    started: Instant,
+    blob: Option<(Oid, Tid)>,
+    reply: oneshot::Sender<Result<Reply, MemberError>>,
+}
+
+/// A frame from the member, or why its stream ended (from the reader or writer task).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FromMember {
+    generation: u64,
+    item: Result<Bytes, Lost>,
+}
+
+/// A caller's deadline fired: the member is failing.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct DeadlineExpired {
+    generation: u64,
+    msgid: i64,
+    after: Duration,
+}
+
+impl MemberActor {
+    pub fn new(settings: MemberSettings, log: Logger) -> MemberActor {
+        let name: Arc<str> = Arc::from(settings.name.as_str());
+        let log = log.new(slog::o!("member" => settings.name.clone()));
+        let tracker = RestartTracker::new(settings.restart, seed_for(&settings.name));
+        MemberActor {
+            settings: Arc::new(settings),
+            name,
+            log,
+            state: ConnState::Connecting,
+            since: SystemTime::now(),
+            tracker,
+            next_attempt: None,
+            generation: 0,
+            conn: None,
+            pending: HashMap::new(),
+            next_msgid: 1,
+            subscriber: None,
+            last_error: None,
+            last_tid: None,
+            info: None,
+            rtt_ewma: None,
+            protocol: None,
+            blob_sinks: HashMap::new(),
+        }
+    }
+
+    /// The `get_info` dict of the current (or last) connection.
+    pub fn info(&self) -> Option<&Value> {
+        self.info.as_ref()
+    }
+
+    fn transition(&mut self, to: ConnState, reason: String) {
+        info!(self.log, "member state change";
+            "from" => self.state.as_str(), "to" => to.as_str(), "reason" => &reason);
+        self.state = to;
+        self.since = SystemTime::now();
+        if let Some(subscriber) = &self.subscriber {
+            subscriber.do_send(MemberEvent::State {
+                member: self.name.clone(),
+                state: to,
+                reason,
+            });
+        }
+    }
+
+    /// Starts a connection attempt without blocking the mailbox. A probe of
+    /// a parked member stays `parked` until it succeeds.
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        self.generation += 1;
+        let generation = self.generation;
+        if !self.tracker.is_parked() {
+            self.transition(
+                ConnState::Connecting,
+                format!("connecting to {}", self.settings.address),
+            );
+        }
+        let settings = self.settings.clone();
+        let deadline = settings.deadlines.connect;
+        let attempt = async move {
+            let (reader, writer) = tokio::time::timeout(deadline, connection::open(&settings))
+                .await
+                .map_err(|_| format!("connect to {} timed out after {deadline:?}", settings.address))?
+                .map_err(|e| format!("connect to {}: {e}", settings.address))?;
+            Ok::<_, String>((reader, writer))
+        };
+        ctx.spawn(attempt.into_actor(self).map(move |result, act, ctx| {
+            if act.generation != generation {
+                return;
+            }
+            match result {
+                Ok((reader, writer)) => act.handshake(ctx, reader, writer),
+                Err(reason) => act.fail(ctx, reason),
+            }
+        }));
+    }
+
+    fn handshake(
+        &mut self,
+        ctx: &mut Context<Self>,
+        reader: connection::FrameReader,
+        writer: connection::ByteWriter,
+    ) {
+        let generation = self.generation;
+        if !self.tracker.is_parked() {
+            self.transition(ConnState::Handshaking, "connected".into());
+        }
+        let settings = self.settings.clone();
+        let deadline = settings.deadlines.connect;
+        let attempt = async move {
+            tokio::time::timeout(deadline, connection::handshake(&settings, reader, writer))
+                .await
+                .map_err(|_| format!("handshake and register did not complete within {deadline:?}"))?
+                .map_err(|e| e.to_string())
+        };
+        ctx.spawn(attempt.into_actor(self).map(move |result, act, ctx| {
+            if act.generation != generation {
+                return;
+            }
+            match result {
+                Ok(established) => act.install(ctx, established),
+                Err(reason) => act.fail(ctx, reason),
+            }
+        }));
+    }
+
+    fn install(&mut self, ctx: &mut Context<Self>, est: Established) {
+        let generation = self.generation;
+        let (queue, queued) = mpsc::unbounded_channel();
+        let to_actor = ctx.address();
+        let reader = connection::spawn_reader(est.reader, move |item| {
+            to_actor.do_send(FromMember { generation, item });
+        });
+        let to_actor = ctx.address();
+        let writer = connection::spawn_writer(est.writer, queued, move |lost| {
+            to_actor.do_send(FromMember {
+                generation,
+                item: Err(lost),
+            });
+        });
+        self.conn = Some(Live {
+            queue,
+            encoding: est.protocol.into(),
+            reader,
+            writer,
+        });
+        self.last_tid = Some(est.last_tid);
+        self.info = Some(est.info);
+        self.protocol = Some(est.protocol);
+        self.next_attempt = None;
+        let was_parked = self.tracker.is_parked();
+        self.tracker.on_ready(Instant::now());
+        let how = if was_parked {
+            "probe succeeded"
+        } else {
+            "registered"
+        };
+        self.transition(
+            ConnState::Ready,
+            format!(
+                "{how}: storage {:?}, last tid {}, protocol {}",
+                self.settings.storage, est.last_tid, est.protocol
+            ),
+        );
+    }
+
+    /// Drops the connection (if any), fails every call in flight with the
+    /// reason, and schedules the next attempt per the restart policy.
+    fn fail(&mut self, ctx: &mut Context<Self>, reason: String) {
+        if let Some(live) = self.conn.take() {
+            live.reader.abort();
+            live.writer.abort();
+        }
+        self.generation += 1;
+        let error = MemberError::Unavailable {
+            member: self.name.to_string(),
+            reason: reason.clone(),
+        };
+        for (_, pending) in self.pending.drain() {
+            let _ = pending.reply.send(Err(error.clone()));
+        }
+        self.blob_sinks.clear();
+        self.last_error = Some(LastError {
+            message: reason.clone(),
+            at: SystemTime::now(),
+        });
+        let was_parked = self.tracker.is_parked();
+        let now = Instant::now();
+        let after = match self.tracker.on_failure(now) {
+            Decision::Retry { after } => {
+                self.transition(
+                    ConnState::BackingOff,
+                    format!("{reason}; reconnecting in {after:?}"),
+                );
+                after
+            }
+            Decision::Park { probe_after } if was_parked => {
+                debug!(self.log, "probe failed"; "reason" => &reason, "next_probe_in" => ?probe_after);
+                probe_after
+            }
+            Decision::Park { probe_after } => {
+                let policy = &self.settings.restart;
+                self.transition(
+                    ConnState::Parked,
+                    format!(
+                        "{reason}; more than {} restarts within {:?}: parked, probing every {probe_after:?}",
+                        policy.max_restarts, policy.restart_window
+                    ),
+                );
+                probe_after
+            }
+        };
+        self.next_attempt = Some(now + after);
+        let generation = self.generation;
+        ctx.run_later(after, move |act, ctx| {
+            if act.generation == generation {
+                act.connect(ctx);
+            }
+        });
+    }
+
+    fn deadline_for(&self, request: &Request) -> Duration {
+        let d = &self.settings.deadlines;
+        match request {
+            Request::TpcBegin(_)
+            | Request::Vote(_)
+            | Request::TpcFinish(_)
+            | Request::TpcAbort(_)
+            | Request::Storea(_)
+            | Request::Restorea(_) => d.commit,
+            Request::Pack(_)
+            | Request::UndoLog(_)
+            | Request::UndoInfo(_)
+            | Request::IteratorStart(_)
+            | Request::IteratorNext(_)
+            | Request::IteratorRecordStart(_)
+            | Request::IteratorRecordNext(_)
+            | Request::RecordIternext(_)
+            | Request::SendBlob(_) => d.long,
+            _ => d.call,
+        }
+    }
+
+    fn unavailable(&self) -> MemberError {
+        MemberError::Unavailable {
+            member: self.name.to_string(),
+            reason: format!("member is {}", self.state),
+        }
+    }
+
+    /// Encodes and queues one message on the ready connection.
+    fn write(&self, msg: &Message) -> Result<(), MemberError> {
+        let live = self.conn.as_ref().filter(|_| self.state == ConnState::Ready);
+        let live = live.ok_or_else(|| self.unavailable())?;
+        let protocol_error = |error| MemberError::Protocol {
+            member: self.name.to_string(),
+            error,
+        };
+        let payload = live.encoding.encode(&msg.to_value()).map_err(protocol_error)?;
+        let frame = encode_frame(&payload).map_err(protocol_error)?;
+        live.queue.send(frame).map_err(|_| self.unavailable())
+    }
+
+    /// Sends a call and returns a future for its reply, bounded by the call's deadline.
+    fn call(
+        &mut self,
+        ctx: &mut Context<Self>,
+        request: Request,
+        blob: Option<(Oid, Tid)>,
+    ) -> ResponseFuture<Result<Reply, MemberError>> {
+        if request.is_oneway() {
+            let problem = format!(
+                "{} is asynchronous in ZEO (no reply): send it as a Oneway",
+                request.name()
+            );
+            let error = zeo::CodecError::Envelope(problem);
+            return Box::pin(futures::future::ready(Err(MemberError::Protocol {
+                member: self.name.to_string(),
+                error,
+            })));
+        }
+        let msgid = self.next_msgid;
+        if let Err(e) = self.write(&request.to_message(MsgId::int(msgid))) {
+            return Box::pin(async move { Err(e) });
+        }
+        self.next_msgid += 1;
+        let (reply, answer) = oneshot::channel();
+        let method = request.name().to_owned();
+        self.pending.insert(
+            msgid,
+            Pending {
+                method: method.clone(),
+                started: Instant::now(),
+                blob,
+                reply,
+            },
+        );
+        let after = self.deadline_for(&request);
+        let (to_actor, generation, member) = (ctx.address(), self.generation, self.name.to_string());
+        Box::pin(async move {
+            match tokio::time::timeout(after, answer).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(MemberError::Unavailable {
+                    member,
+                    reason: "connection dropped".into(),
+                }),
+                Err(_) => {
+                    to_actor.do_send(DeadlineExpired {
+                        generation,
+                        msgid,
+                        after,
+                    });
+                    Err(MemberError::Timeout {
+                        member,
+                        method,
+                        after,
+                    })
+                }
+            }
+        })
+    }
+
+    fn on_frame(&mut self, ctx: &mut Context<Self>, frame: Bytes) {
+        let Some(encoding) = self.conn.as_ref().map(|live| live.encoding) else {
+            return;
+        };
+        let decoded = encoding.decode(&frame).and_then(Message::from_value);
+        let msg = match decoded {
+            Ok(msg) => msg,
+            Err(e) => return self.fail(ctx, format!("protocol error: {e}")),
+        };
+        match msg {
+            Message::Reply { msgid, result } => {
+                let Some(pending) = msgid.as_int().and_then(|id| self.pending.remove(&id)) else {
+                    return warn!(self.log, "reply to an unknown msgid dropped"; "msgid" => ?msgid);
+                };
+                self.observe_rtt(pending.started.elapsed());
+                if let Some(key) = pending.blob {
+                    self.blob_sinks.remove(&key);
+                }
+                match Reply::decode(&pending.method, &result) {
+                    Ok(reply) => {
+                        if let Reply::TpcFinish(Some(tid)) | Reply::LastTransaction(tid) = &reply {
+                            self.saw_tid(*tid);
+                        }
+                        let _ = pending.reply.send(Ok(reply));
+                    }
+                    Err(error) => {
+                        let reason = format!("protocol error in the reply to {}: {error}", pending.method);
+                        let member = self.name.to_string();
+                        let _ = pending.reply.send(Err(MemberError::Protocol { member, error }));
+                        self.fail(ctx, reason);
+                    }
+                }
+            }
+            Message::ErrorReply { msgid, error } => {
+                let Some(pending) = msgid.as_int().and_then(|id| self.pending.remove(&id)) else {
+                    return warn!(self.log, "error reply to an unknown msgid dropped"; "msgid" => ?msgid);
+                };
+                self.observe_rtt(pending.started.elapsed());
+                if let Some(key) = pending.blob {
+                    self.blob_sinks.remove(&key);
+                }
+                match ZeoError::from_value(&error) {
+                    Ok(error) => {
+                        let _ = pending.reply.send(Err(MemberError::Application {
+                            member: self.name.to_string(),
+                            error,
+                        }));
+                    }
+                    Err(error) => {
+                        let reason =
+                            format!("protocol error in an error reply to {}: {error}", pending.method);
+                        let member = self.name.to_string();
+                        let _ = pending.reply.send(Err(MemberError::Protocol { member, error }));
+                        self.fail(ctx, reason);
+                    }
+                }
+            }
+            Message::Call { name, args, .. } => match Callback::decode(&name, &args) {
+                Ok(callback) => self.on_callback(callback),
+                Err(e) => self.fail(ctx, format!("protocol error in callback {name:?}: {e}")),
+            },
+            Message::Heartbeat => {}
+        }
+    }
+
+    fn on_callback(&mut self, callback: Callback) {
+        match &callback {
+            Callback::InvalidateTransaction { tid, .. } => self.saw_tid(*tid),
+            Callback::ReceiveBlobChunk { oid, serial, chunk } => {
+                if let Some(sink) = self.blob_sinks.get(&(*oid, *serial)) {
+                    let _ = sink.send(chunk.clone());
+                }
+            }
+            _ => {}
+        }
+        if let Some(subscriber) = &self.subscriber {
+            subscriber.do_send(MemberEvent::Callback {
+                member: self.name.clone(),
+                callback,
+            });
+        }
+    }
+
+    fn saw_tid(&mut self, tid: Tid) {
+        if self.last_tid.is_none_or(|last| tid > last) {
+            self.last_tid = Some(tid);
+        }
+    }
+
+    fn observe_rtt(&mut self, sample: Duration) {
+        self.rtt_ewma = Some(match self.rtt_ewma {
+            None => sample,
+            Some(avg) => avg.mul_f64(1.0 - RTT_ALPHA) + sample.mul_f64(RTT_ALPHA),
+        });
+    }
+}
+
+/// A per-member jitter seed, so several members (and several zeoraids
+/// with the same config) do not retry in lockstep.
+fn seed_for(name: &str) -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    name.bytes().fold(nanos ^ std::process::id() as u64, |h, b| {
+        h.rotate_left(5) ^ b as u64
+    })
+}
+
+impl Actor for MemberActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.connect(ctx);
+        let interval = self.settings.heartbeat_interval;
+        ctx.run_interval(interval, |act, _ctx| {
+            if act.state == ConnState::Ready {
+                // ZEO's keep-alive: (-1, 0, '.reply', None), never answered.
+                let _ = act.write(&Message::Heartbeat);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        if let Some(live) = self.conn.take() {
+            live.reader.abort();
+            live.writer.abort();
+        }
+        let error = MemberError::Unavailable {
+            member: self.name.to_string(),
+            reason: "member actor stopped".into(),
+        };
+        for (_, pending) in self.pending.drain() {
+            let _ = pending.reply.send(Err(error.clone()));
+        }
+        info!(self.log, "member state change"; "from" => self.state.as_str(), "to" => "stopped", "reason" => "actor stopped");
+        self.state = ConnState::Stopped;
+    }
+}
+
+impl Handler<FromMember> for MemberActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FromMember, ctx: &mut Context<Self>) {
+        if msg.generation != self.generation {
+            return;
+        }
+        match msg.item {
+            Ok(frame) => self.on_frame(ctx, frame),
+            Err(lost) => self.fail(ctx, lost.to_string()),
+        }
+    }
+}
+
+impl Handler<DeadlineExpired> for MemberActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeadlineExpired, ctx: &mut Context<Self>) {
+        if msg.generation != self.generation {
+            return;
+        }
+        if let Some(pending) = self.pending.remove(&msg.msgid) {
+            let reason = format!("{} did not answer within {:?}", pending.method, msg.after);
+            self.fail(ctx, reason);
+        }
+    }
+}
+
+impl Handler<Call> for MemberActor {
+    type Result = ResponseFuture<Result<Reply, MemberError>>;
+
+    fn handle(&mut self, Call(request): Call, ctx: &mut Context<Self>) -> Self::Result {
+        self.call(ctx, request, None)
+    }
+}
+
+impl Handler<Oneway> for MemberActor {
+    type Result = Result<(), MemberError>;
+
+    fn handle(&mut self, Oneway(request): Oneway, _ctx: &mut Context<Self>) -> Self::Result {
+        if !request.is_oneway() {
+            let problem = format!("{} expects a reply: send it as a Call", request.name());
+            let error = zeo::CodecError::Envelope(problem);
+            return Err(MemberError::Protocol {
+                member: self.name.to_string(),
+                error,
+            });
+        }
+        self.write(&request.to_message(MsgId::ASYNC))
+    }
+}
+
+impl Handler<SendBlob> for MemberActor {
+    type Result = ResponseFuture<Result<(), MemberError>>;
+
+    fn handle(&mut self, msg: SendBlob, ctx: &mut Context<Self>) -> Self::Result {
+        let key = (msg.oid, msg.serial);
+        let request = Request::SendBlob(SendBlobArgs {
+            oid: msg.oid,
+            serial: msg.serial,
+        });
+        if self.state == ConnState::Ready {
+            self.blob_sinks.insert(key, msg.sink);
+        }
+        let reply = self.call(ctx, request, Some(key));
+        Box::pin(async move { reply.await.map(|_| ()) })
+    }
+}
+
+impl Handler<Snapshot> for MemberActor {
+    type Result = MessageResult<Snapshot>;
+
+    fn handle(&mut self, _: Snapshot, _ctx: &mut Context<Self>) -> Self::Result {
+        let now = Instant::now();
+        MessageResult(MemberSnapshot {
+            name: self.name.to_string(),
+            address: self.settings.address.to_string(),
+            state: self.state,
+            since: self.since,
+            restarts_in_window: self.tracker.restarts_in_window(now),
+            total_restarts: self.tracker.total_restarts(),
+            last_error: self.last_error.clone(),
+            in_flight: self.pending.len(),
+            last_tid: self.last_tid.map(|t| t.to_hex()),
+            rtt_ewma_us: self.rtt_ewma.map(|d| d.as_micros() as u64),
+            protocol: self.protocol.map(|p| p.to_string()),
+            next_attempt_in_ms: self
+                .next_attempt
+                .map(|t| t.saturating_duration_since(now).as_millis() as u64),
+        })
+    }
+}
+
+impl Handler<Subscribe> for MemberActor {
+    type Result = ();
+
+    fn handle(&mut self, Subscribe(recipient): Subscribe, _ctx: &mut Context<Self>) {
+        self.subscriber = Some(recipient);
+    }
+}
