@@ -62,16 +62,19 @@ async fn serve(config: Config, log: Logger) -> Result<(), DaemonError> {
         );
     }
 
-    // The front ZEO server, the HTTP endpoint and the member / controller
-    // actors (crate `zeoraid-actors`) are started here by later issues,
-    // before "zeoraid started" so that line keeps meaning "ready".
-    info!(log, "zeoraid started"; "pid" => std::process::id());
+    // Each member connects on its own and logs its state changes; the
+    // controller (issue 5) will own these addresses. The front ZEO server
+    // and the HTTP endpoint start here too (issues 5, 7), before "zeoraid
+    // started" so that line keeps meaning "ready".
+    let members = crate::members::start(&config, &log);
+    info!(log, "zeoraid started"; "pid" => std::process::id(), "members" => members.len());
 
     let received = tokio::select! {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
     };
     info!(log, "shutting down"; "signal" => received);
+    drop(members);
     Ok(())
 }
 

@@ -12,8 +12,6 @@ use std::num::NonZeroU64;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::duration::HumanDuration;
-
 /// Default ZEO address clients connect to.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8100";
 /// Default address of the status / admin HTTP endpoint.
@@ -40,14 +38,7 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
     pack: Duration::from_secs(6 * 3600),
 };
 
-pub const DEFAULT_RESTART: RestartPolicy = RestartPolicy {
-    max_restarts: 5,
-    restart_window: Duration::from_secs(60),
-    backoff_initial: Duration::from_millis(250),
-    backoff_max: Duration::from_secs(30),
-    jitter: 0.2,
-    park_probe_interval: Duration::from_secs(30),
-};
+pub const DEFAULT_RESTART: RestartPolicy = RestartPolicy::DEFAULT;
 
 // `restart_policy` only checks backoff pairs the operator touched, which
 // is sound only while the defaults themselves are coherent.
@@ -123,22 +114,9 @@ pub struct Timeouts {
 }
 
 /// How a failed member connection is restarted before the member is parked
-/// (degraded) and only probed occasionally.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RestartPolicy {
-    /// Restarts allowed within `restart_window` before the member is parked.
-    pub max_restarts: u32,
-    pub restart_window: Duration,
-    /// First delay before reconnecting; doubled per attempt up to
-    /// `backoff_max`.
-    pub backoff_initial: Duration,
-    pub backoff_max: Duration,
-    /// Fraction (0.0-1.0) of each delay randomised, so members restarting
-    /// together do not reconnect in lockstep.
-    pub jitter: f64,
-    /// How often a parked member is probed to see whether it is back.
-    pub park_probe_interval: Duration,
-}
+/// (degraded) and only probed occasionally: the member actor's own policy
+/// type, so config and actors share one definition and one set of defaults.
+pub use zeoraid_actors::member::RestartPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recovery {
@@ -312,21 +290,6 @@ impl Config {
             self.cluster_mode,
             self.fail_mode,
             self.http.listen,
-        )
-    }
-}
-
-impl fmt::Display for RestartPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "max {} restarts in {}, backoff {}..{} jitter {}, park probe every {}",
-            self.max_restarts,
-            HumanDuration(self.restart_window),
-            HumanDuration(self.backoff_initial),
-            HumanDuration(self.backoff_max),
-            self.jitter,
-            HumanDuration(self.park_probe_interval),
         )
     }
 }

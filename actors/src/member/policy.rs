@@ -64,9 +64,9 @@ use std::time::{Duration, Instant};
 
 /// How a member's connection is restarted before the member is parked.
 ///
-/// Mirrors the daemon's validated `config::RestartPolicy` field for field
-/// (this crate does not depend on the daemon, so the daemon converts); the
-/// defaults are the same numbers.
+/// The daemon's config model uses this type directly (`[restart]` and
+/// `[members.restart]` are validated into it), so there is one definition
+/// and one set of defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RestartPolicy {
     /// Restarts allowed within `restart_window`; one more parks the member.
@@ -86,19 +86,37 @@ pub struct RestartPolicy {
     pub park_probe_interval: Duration,
 }
 
+impl RestartPolicy {
+    /// 5 restarts in 60 s, backoff 250 ms doubling up to 30 s, 20 % jitter,
+    /// a parked member probed every 30 s (the daemon's defaults).
+    pub const DEFAULT: RestartPolicy = RestartPolicy {
+        max_restarts: 5,
+        restart_window: Duration::from_secs(60),
+        backoff_initial: Duration::from_millis(250),
+        backoff_max: Duration::from_secs(30),
+        jitter: 0.2,
+        park_probe_interval: Duration::from_secs(30),
+    };
+}
+
 impl Default for RestartPolicy {
-    /// The daemon's defaults (`config::model::DEFAULT_RESTART`): 5 restarts
-    /// in 60 s, backoff 250 ms doubling up to 30 s, 20 % jitter, a parked
-    /// member probed every 30 s.
     fn default() -> Self {
-        RestartPolicy {
-            max_restarts: 5,
-            restart_window: Duration::from_secs(60),
-            backoff_initial: Duration::from_millis(250),
-            backoff_max: Duration::from_secs(30),
-            jitter: 0.2,
-            park_probe_interval: Duration::from_secs(30),
-        }
+        RestartPolicy::DEFAULT
+    }
+}
+
+impl std::fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "max {} restarts in {:?}, backoff {:?}..{:?} jitter {}, park probe every {:?}",
+            self.max_restarts,
+            self.restart_window,
+            self.backoff_initial,
+            self.backoff_max,
+            self.jitter,
+            self.park_probe_interval,
+        )
     }
 }
 

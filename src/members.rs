@@ -1,0 +1,39 @@
+//! Starting the member actors from the validated config: the daemon is
+//! where config meets actors, so this mapping lives here and the actors
+//! crate knows no config format.
+
+use crate::config::{self, Config};
+use actix::{Actor, Addr};
+use slog::Logger;
+use zeoraid_actors::member::{Deadlines, MemberActor, MemberAddress, MemberSettings};
+
+/// The member actor's settings for one configured member.
+pub fn settings(config: &Config, member: &config::Member) -> MemberSettings {
+    let address = match &member.address {
+        config::MemberAddress::Unix(path) => MemberAddress::Unix(path.clone()),
+        tcp @ config::MemberAddress::Tcp { .. } => MemberAddress::Tcp(tcp.to_string()),
+    };
+    let mut settings = MemberSettings::new(member.name.clone(), address, config.storage.clone());
+    settings.deadlines = Deadlines {
+        connect: config.timeouts.connect,
+        call: config.timeouts.call,
+        commit: config.timeouts.commit,
+        long: config.timeouts.pack,
+    };
+    settings.max_frame = config.max_frame_size;
+    // The member's policy, already merged over the global `[restart]`.
+    settings.restart = member.restart;
+    settings
+}
+
+/// Starts one member actor per configured member; each connects on its own.
+pub fn start(config: &Config, log: &Logger) -> Vec<(String, Addr<MemberActor>)> {
+    config
+        .members
+        .iter()
+        .map(|member| {
+            let actor = MemberActor::new(settings(config, member), log.clone()).start();
+            (member.name.clone(), actor)
+        })
+        .collect()
+}
