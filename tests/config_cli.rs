@@ -399,9 +399,19 @@ fn serve_logs_json_when_zeoraid_log_says_so() {
         records.iter().any(|r| r["level"] == "DEBG"),
         "debug level from ZEORAID_LOG: {records:?}"
     );
-    let stop = records.last().unwrap();
-    assert_eq!(stop["msg"], "shutting down");
-    assert_eq!(stop["signal"], "SIGTERM");
+    let stop = records
+        .iter()
+        .position(|r| r["msg"] == "shutting down")
+        .expect("shutdown record");
+    assert_eq!(records[stop]["signal"], "SIGTERM");
+    // After it, only the member actors' own stop transitions.
+    assert!(
+        records[stop + 1..]
+            .iter()
+            .all(|r| r["msg"] == "member state change" && r["to"] == "stopped"),
+        "{:?}",
+        &records[stop + 1..]
+    );
 }
 
 #[test]
