@@ -12,6 +12,10 @@ use slog::{debug, info, Logger};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::config::Config;
+use actix::Actor;
+use std::sync::Arc;
+use zeoraid_actors::controller::{Controller, WaitReady};
+use zeoraid_actors::session::SessionSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -23,6 +27,14 @@ pub enum DaemonError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot listen for ZEO clients on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the array cannot start: {0}")]
+    Array(String),
 }
 
 /// Runs zeoraid until it is told to stop; returns `Ok` on an orderly
@@ -62,19 +74,52 @@ async fn serve(config: Config, log: Logger) -> Result<(), DaemonError> {
         );
     }
 
-    // Each member connects on its own and logs its state changes; the
-    // controller (issue 5) will own these addresses. The front ZEO server
-    // and the HTTP endpoint start here too (issues 5, 7), before "zeoraid
-    // started" so that line keeps meaning "ready".
-    let members = crate::members::start(&config, &log);
-    info!(log, "zeoraid started"; "pid" => std::process::id(), "members" => members.len());
+    // The controller starts and owns the member actors. The front server
+    // opens once the members answered (or the startup wait is over: members
+    // not reachable by then start degraded), so "zeoraid started" means
+    // ready for clients. The HTTP endpoint comes with issue 7.
+    let controller = Controller::new(crate::members::controller_settings(&config), log.clone()).start();
+    let within = config.timeouts.connect * 2;
+    let array = controller
+        .send(WaitReady { within })
+        .await
+        .map_err(|e| DaemonError::Array(e.to_string()))?
+        .map_err(DaemonError::Array)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let listen = listener.local_addr().map_err(|source| DaemonError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    let sessions = Arc::new(SessionSettings {
+        storage: config.storage.clone(),
+        msgpack: config.msgpack,
+        max_frame: config.max_frame_size,
+    });
+    actix_rt::spawn(crate::front::serve(
+        listener,
+        sessions,
+        controller.clone(),
+        log.clone(),
+    ));
+    info!(log, "zeoraid started";
+        "pid" => std::process::id(),
+        "listen" => %listen,
+        "array" => array.status,
+        "last_tid" => array.last_tid.to_hex(),
+        "optimal_members" => array.optimal,
+        "members" => array.members,
+    );
 
     let received = tokio::select! {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
     };
     info!(log, "shutting down"; "signal" => received);
-    drop(members);
     Ok(())
 }
 

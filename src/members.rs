@@ -1,11 +1,10 @@
-//! Starting the member actors from the validated config: the daemon is
-//! where config meets actors, so this mapping lives here and the actors
-//! crate knows no config format.
+//! The member and controller settings from the validated config: the
+//! daemon is where config meets actors, so this mapping lives here and the
+//! actors crate knows no config format.
 
 use crate::config::{self, Config};
-use actix::{Actor, Addr};
-use slog::Logger;
-use zeoraid_actors::member::{Deadlines, MemberActor, MemberAddress, MemberSettings};
+use zeoraid_actors::controller::ControllerSettings;
+use zeoraid_actors::member::{Deadlines, MemberAddress, MemberSettings};
 
 /// The member actor's settings for one configured member.
 pub fn settings(config: &Config, member: &config::Member) -> MemberSettings {
@@ -26,14 +25,10 @@ pub fn settings(config: &Config, member: &config::Member) -> MemberSettings {
     settings
 }
 
-/// Starts one member actor per configured member; each connects on its own.
-pub fn start(config: &Config, log: &Logger) -> Vec<(String, Addr<MemberActor>)> {
-    config
-        .members
-        .iter()
-        .map(|member| {
-            let actor = MemberActor::new(settings(config, member), log.clone()).start();
-            (member.name.clone(), actor)
-        })
-        .collect()
+/// The controller's settings: the storage name and every member.
+pub fn controller_settings(config: &Config) -> ControllerSettings {
+    ControllerSettings {
+        storage: config.storage.clone(),
+        members: config.members.iter().map(|m| settings(config, m)).collect(),
+    }
 }

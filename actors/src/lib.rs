@@ -2,7 +2,13 @@
 //! the others ask it with messages.
 //!
 //! - [`member`]: one per configured ZEO server; owns the connection to it.
+//! - [`controller`]: one; owns the RAID state, the commit lock, the members.
+//! - [`session`]: one per client connection; the server side of ZEO.
 //!
-//! The controller, client-session and recovery actors follow in issues 5-8.
+//! The recovery actor follows in issue 8.
 
+pub mod controller;
 pub mod member;
+pub mod session;
+pub mod tid;
+mod wire;

@@ -9,12 +9,9 @@
 
 use super::error::MemberError;
 use super::settings::{MemberAddress, MemberSettings};
-use bytes::Bytes;
 use futures::StreamExt;
 use std::io;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio_util::codec::FramedRead;
 use zeo::encoding::Encoding;
 use zeo::exceptions::ZeoError;
@@ -26,8 +23,7 @@ use zeo::reply::Reply;
 use zeo::types::Tid;
 use zeo::{CodecError, Value};
 
-pub(crate) type FrameReader = FramedRead<Box<dyn AsyncRead + Unpin>, FrameCodec>;
-pub(crate) type ByteWriter = Box<dyn AsyncWrite + Unpin>;
+pub(crate) use crate::wire::{ByteWriter, FrameReader};
 
 /// A connected, registered member.
 pub(crate) struct Established {
@@ -146,65 +142,4 @@ pub(crate) fn io_error(member: &str, e: io::Error) -> MemberError {
         member: member.to_owned(),
         reason: format!("I/O error: {e}"),
     }
-}
-
-/// Why the reader or writer task ended.
-#[derive(Debug, Clone)]
-pub(crate) enum Lost {
-    Closed,
-    Io(String),
-    Protocol(CodecError),
-}
-
-impl std::fmt::Display for Lost {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Lost::Closed => f.write_str("connection closed by the member"),
-            Lost::Io(e) => write!(f, "I/O error: {e}"),
-            Lost::Protocol(e) => write!(f, "protocol error: {e}"),
-        }
-    }
-}
-
-/// Forwards every frame (or the reason the stream ended) to `deliver`, in order.
-pub(crate) fn spawn_reader(
-    mut reader: FrameReader,
-    deliver: impl Fn(Result<Bytes, Lost>) + 'static,
-) -> JoinHandle<()> {
-    tokio::task::spawn_local(async move {
-        loop {
-            match reader.next().await {
-                Some(Ok(frame)) => deliver(Ok(frame)),
-                Some(Err(CodecError::Io(e))) => return deliver(Err(Lost::Io(e))),
-                Some(Err(e)) => return deliver(Err(Lost::Protocol(e))),
-                None => return deliver(Err(Lost::Closed)),
-            }
-        }
-    })
-}
-
-/// Writes queued frames in order; frames that are ready together go out in
-/// one `write_all`, so pipelined stores cost one syscall, not one each.
-pub(crate) fn spawn_writer(
-    mut writer: ByteWriter,
-    mut queue: mpsc::UnboundedReceiver<Bytes>,
-    on_error: impl FnOnce(Lost) + 'static,
-) -> JoinHandle<()> {
-    tokio::task::spawn_local(async move {
-        let mut batch = Vec::new();
-        while let Some(frame) = queue.recv().await {
-            batch.clear();
-            batch.extend_from_slice(&frame);
-            while batch.len() < 256 * 1024 {
-                match queue.try_recv() {
-                    Ok(more) => batch.extend_from_slice(&more),
-                    Err(_) => break,
-                }
-            }
-            if let Err(e) = writer.write_all(&batch).await {
-                return on_error(Lost::Io(e.to_string()));
-            }
-        }
-        let _ = writer.shutdown().await;
-    })
 }

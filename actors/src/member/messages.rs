@@ -23,6 +23,16 @@ pub struct Call(pub Request);
 #[rtype(result = "Result<(), MemberError>")]
 pub struct Oneway(pub Request);
 
+/// Asynchronous calls followed by one synchronous call, in one mailbox
+/// hop: a transaction's `tpc_begin` and stores, then its `vote`. The result
+/// is the synchronous call's.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Reply, MemberError>")]
+pub struct CallAfter {
+    pub oneways: Vec<Request>,
+    pub call: Request,
+}
+
 /// `sendBlob(oid, serial)`: the member streams the blob through
 /// `receiveBlobChunk` callbacks, which are routed into `sink` as they
 /// arrive; the call completes after the last chunk.

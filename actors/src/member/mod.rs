@@ -25,15 +25,16 @@ mod settings;
 mod snapshot;
 
 pub use error::MemberError;
-pub use events::MemberEvent;
-pub use messages::{Call, Oneway, SendBlob, Snapshot, Subscribe};
+pub use events::{Connected, MemberEvent};
+pub use messages::{Call, CallAfter, Oneway, SendBlob, Snapshot, Subscribe};
 pub use policy::{Decision, RestartPolicy, RestartTracker};
 pub use settings::{Deadlines, MemberAddress, MemberSettings};
 pub use snapshot::{ConnState, LastError, MemberSnapshot};
 
+use crate::wire::{self, Lost};
 use actix::prelude::*;
 use bytes::Bytes;
-use connection::{Established, Lost};
+use connection::Established;
 use slog::{debug, info, warn, Logger};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,7 +50,6 @@ use zeo::message::{Message, MsgId};
 use zeo::methods::{Request, SendBlob as SendBlobArgs};
 use zeo::reply::Reply;
 use zeo::types::{Oid, Tid};
-use zeo::Value;
 
 /// Weight of a new round-trip sample in the RTT average.
 const RTT_ALPHA: f64 = 0.2;
@@ -71,7 +71,6 @@ pub struct MemberActor {
     subscriber: Option<Recipient<MemberEvent>>,
     last_error: Option<LastError>,
     last_tid: Option<Tid>,
-    info: Option<Value>,
     rtt_ewma: Option<Duration>,
     protocol: Option<Protocol>,
     blob_sinks: HashMap<(Oid, Tid), mpsc::UnboundedSender<Bytes>>,
@@ -129,28 +128,35 @@ impl MemberActor {
             subscriber: None,
             last_error: None,
             last_tid: None,
-            info: None,
             rtt_ewma: None,
             protocol: None,
             blob_sinks: HashMap::new(),
         }
     }
 
-    /// The `get_info` dict of the current (or last) connection.
-    pub fn info(&self) -> Option<&Value> {
-        self.info.as_ref()
+    /// Sets the subscriber before the actor starts, so it hears every
+    /// event from the first connection attempt on.
+    pub fn with_subscriber(mut self, subscriber: Recipient<MemberEvent>) -> MemberActor {
+        self.subscriber = Some(subscriber);
+        self
     }
 
     fn transition(&mut self, to: ConnState, reason: String) {
+        self.transition_with(to, reason, None)
+    }
+
+    fn transition_with(&mut self, to: ConnState, reason: String, connected: Option<Connected>) {
         info!(self.log, "member state change";
             "from" => self.state.as_str(), "to" => to.as_str(), "reason" => &reason);
         self.state = to;
         self.since = SystemTime::now();
         if let Some(subscriber) = &self.subscriber {
+            let member = self.name.clone();
             subscriber.do_send(MemberEvent::State {
-                member: self.name.clone(),
+                member,
                 state: to,
                 reason,
+                connected,
             });
         }
     }
@@ -219,11 +225,11 @@ impl MemberActor {
         let generation = self.generation;
         let (queue, queued) = mpsc::unbounded_channel();
         let to_actor = ctx.address();
-        let reader = connection::spawn_reader(est.reader, move |item| {
+        let reader = wire::spawn_reader(est.reader, move |item| {
             to_actor.do_send(FromMember { generation, item });
         });
         let to_actor = ctx.address();
-        let writer = connection::spawn_writer(est.writer, queued, move |lost| {
+        let writer = wire::spawn_writer(est.writer, queued, move |lost| {
             to_actor.do_send(FromMember {
                 generation,
                 item: Err(lost),
@@ -236,7 +242,6 @@ impl MemberActor {
             writer,
         });
         self.last_tid = Some(est.last_tid);
-        self.info = Some(est.info);
         self.protocol = Some(est.protocol);
         self.next_attempt = None;
         let was_parked = self.tracker.is_parked();
@@ -246,13 +251,15 @@ impl MemberActor {
         } else {
             "registered"
         };
-        self.transition(
-            ConnState::Ready,
-            format!(
-                "{how}: storage {:?}, last tid {}, protocol {}",
-                self.settings.storage, est.last_tid, est.protocol
-            ),
+        let reason = format!(
+            "{how}: storage {:?}, last tid {}, protocol {}",
+            self.settings.storage, est.last_tid, est.protocol
         );
+        let connected = Connected {
+            last_tid: est.last_tid,
+            info: est.info,
+        };
+        self.transition_with(ConnState::Ready, reason, Some(connected));
     }
 
     /// Drops the connection (if any), fails every call in flight with the
@@ -586,10 +593,29 @@ impl Handler<Call> for MemberActor {
     }
 }
 
+impl Handler<CallAfter> for MemberActor {
+    type Result = ResponseFuture<Result<Reply, MemberError>>;
+
+    fn handle(&mut self, msg: CallAfter, ctx: &mut Context<Self>) -> Self::Result {
+        for request in msg.oneways {
+            if let Err(e) = self.oneway(request) {
+                return Box::pin(futures::future::ready(Err(e)));
+            }
+        }
+        self.call(ctx, msg.call, None)
+    }
+}
+
 impl Handler<Oneway> for MemberActor {
     type Result = Result<(), MemberError>;
 
     fn handle(&mut self, Oneway(request): Oneway, _ctx: &mut Context<Self>) -> Self::Result {
+        self.oneway(request)
+    }
+}
+
+impl MemberActor {
+    fn oneway(&mut self, request: Request) -> Result<(), MemberError> {
         if !request.is_oneway() {
             let problem = format!("{} expects a reply: send it as a Call", request.name());
             let error = zeo::CodecError::Envelope(problem);

@@ -1,0 +1,501 @@
+//! The transaction path (design notes §5), all under the controller's
+//! commit lock:
+//!
+//! 1. `vote`: choose the tid (strictly after the array's last tid, time-like),
+//!    send `tpc_begin(tid)` + the buffered operations + `vote` to every
+//!    optimal member in one mailbox hop each, in parallel.
+//! 2. Compare the answers: equal application errors are the answer (the
+//!    transaction is aborted everywhere); a member that failed is degraded
+//!    (reason and first missed tid recorded) and the others go on.
+//! 3. `tpc_finish` on every member that voted; each returned tid is checked
+//!    against the chosen one; then invalidations to every other session,
+//!    then the committer's reply, then the lock goes to the next vote.
+
+use super::*;
+use crate::member::{Call, CallAfter, MemberError};
+use crate::session::unavailable;
+use crate::tid::next_tid;
+use futures::future::join_all;
+use zeo::exceptions::ZeoError;
+use zeo::message::MsgId;
+use zeo::methods::{self, Request, TxnId};
+use zeo::reply::{Reply, VoteResult};
+use zeo::types::Oid;
+
+/// The transaction holding the commit lock.
+pub(super) struct Commit {
+    pub session: SessionId,
+    pub client_txn: TxnId,
+    pub tid: Tid,
+    /// zeoraid's own transaction id on every member connection.
+    pub member_txn: TxnId,
+    /// Members taking part; shrinks when one fails.
+    pub participants: Vec<usize>,
+    /// Oids the other clients must invalidate.
+    pub oids: Vec<Oid>,
+    pub voted: bool,
+}
+
+type MemberResult = Result<Result<Reply, MemberError>, MailboxError>;
+
+/// Splits member answers into answers and member failures.
+enum Answer<T> {
+    Ok(T),
+    Application(ZeoError),
+    Failed(String),
+}
+
+fn classify<T>(result: MemberResult, expect: impl FnOnce(Reply) -> Option<T>, what: &str) -> Answer<T> {
+    match result {
+        Ok(Ok(reply)) => {
+            let shown = format!("{reply:?}");
+            expect(reply).map_or_else(
+                || Answer::Failed(format!("unexpected answer to {what}: {shown}")),
+                Answer::Ok,
+            )
+        }
+        Ok(Err(MemberError::Application { error, .. })) => Answer::Application(error),
+        Ok(Err(e)) => Answer::Failed(e.to_string()),
+        Err(e) => Answer::Failed(format!("member actor unreachable: {e}")),
+    }
+}
+
+impl Controller {
+    fn member(&self, index: usize) -> Option<Addr<MemberActor>> {
+        self.members[index].addr.clone()
+    }
+
+    fn session(&self, id: SessionId) -> Option<&Addr<ClientSession>> {
+        self.sessions.get(&id)
+    }
+
+    fn reply(&self, id: SessionId, msg: ToSession) {
+        if let Some(session) = self.session(id) {
+            session.do_send(msg);
+        }
+    }
+
+    fn holds_lock(&self, member_txn: &TxnId) -> bool {
+        self.lock.as_ref().is_some_and(|c| &c.member_txn == member_txn)
+    }
+
+    /// Hands the lock to the next waiting vote, if any.
+    fn next_vote(&mut self, ctx: &mut Context<Self>) {
+        while self.lock.is_none() {
+            let Some(vote) = self.waiting.pop_front() else {
+                return;
+            };
+            self.start_vote(ctx, vote);
+        }
+    }
+
+    pub(super) fn start_vote(&mut self, ctx: &mut Context<Self>, vote: Vote) {
+        if !self.sessions.contains_key(&vote.session) {
+            return;
+        }
+        let tid = match vote.txn.tid {
+            Some(asked) if asked <= self.last_tid => {
+                let problem = format!(
+                    "tpc_begin asked for tid {asked}, which is not after the last tid {}: refused, \
+                     a lower tid would commit out of order",
+                    self.last_tid
+                );
+                let result = Err(ZeoError::StorageTransactionError(vec![Value::Str(problem)]));
+                return self.reply(
+                    vote.session,
+                    ToSession::Voted {
+                        msgid: vote.msgid,
+                        result,
+                    },
+                );
+            }
+            Some(asked) => asked,
+            None => next_tid(SystemTime::now(), self.last_tid),
+        };
+        let participants = self.writers();
+        if participants.is_empty() {
+            let result = Err(unavailable("no optimal member: the array has failed"));
+            return self.reply(
+                vote.session,
+                ToSession::Voted {
+                    msgid: vote.msgid,
+                    result,
+                },
+            );
+        }
+        let member_txn = TxnId::from_i64(self.next_member_txn);
+        self.next_member_txn += 1;
+        let oneways = vote.txn.member_requests(&member_txn, tid);
+        let call = Request::Vote(methods::Vote {
+            id: member_txn.clone(),
+        });
+        let calls: Vec<_> = participants
+            .iter()
+            .filter_map(|&i| self.member(i))
+            .map(|m| {
+                m.send(CallAfter {
+                    oneways: oneways.clone(),
+                    call: call.clone(),
+                })
+            })
+            .collect();
+        self.lock = Some(Commit {
+            session: vote.session,
+            client_txn: vote.txn.id.clone(),
+            tid,
+            member_txn: member_txn.clone(),
+            participants: participants.clone(),
+            oids: vote.txn.changed_oids(),
+            voted: false,
+        });
+        let msgid = vote.msgid;
+        ctx.spawn(join_all(calls).into_actor(self).map(move |results, act, ctx| {
+            if act.holds_lock(&member_txn) {
+                act.voted(ctx, msgid, participants, results);
+            }
+        }));
+    }
+
+    fn voted(
+        &mut self,
+        ctx: &mut Context<Self>,
+        msgid: MsgId,
+        participants: Vec<usize>,
+        results: Vec<MemberResult>,
+    ) {
+        let tid = self.lock.as_ref().map(|c| c.tid);
+        let mut oks: Vec<(usize, VoteResult)> = Vec::new();
+        let mut errors: Vec<(usize, ZeoError)> = Vec::new();
+        for (i, result) in participants.into_iter().zip(results) {
+            let vote = classify(
+                result,
+                |r| match r {
+                    Reply::Vote(v) => Some(v),
+                    _ => None,
+                },
+                "vote",
+            );
+            match vote {
+                Answer::Ok(v) => oks.push((i, v)),
+                Answer::Application(e) => errors.push((i, e)),
+                Answer::Failed(reason) => self.degrade(i, format!("vote failed: {reason}"), tid),
+            }
+        }
+        let session = self.lock.as_ref().map(|c| c.session).expect("lock held");
+        match (oks.is_empty(), errors.is_empty()) {
+            (false, true) => {
+                // Members that answered differently from the majority hold
+                // different data: they leave the array.
+                let winner = majority(&oks);
+                for (i, v) in &oks {
+                    if *v != winner {
+                        self.degrade(
+                            *i,
+                            format!("vote answer {v:?} differs from the others' {winner:?}"),
+                            tid,
+                        );
+                    }
+                }
+                let commit = self.lock.as_mut().expect("lock held");
+                commit.participants = oks
+                    .iter()
+                    .filter(|(_, v)| *v == winner)
+                    .map(|(i, _)| *i)
+                    .collect();
+                commit.voted = true;
+                if let VoteResult::Oids(undone) = &winner {
+                    for oid in undone {
+                        if !commit.oids.contains(oid) {
+                            commit.oids.push(*oid);
+                        }
+                    }
+                }
+                self.reply(
+                    session,
+                    ToSession::Voted {
+                        msgid,
+                        result: Ok(winner),
+                    },
+                );
+            }
+            (true, false) => {
+                let error = errors[0].1.clone();
+                if errors.iter().any(|(_, e)| e.to_value() != error.to_value()) {
+                    warn!(self.log, "members gave different errors to one vote"; "errors" => ?errors);
+                }
+                if error.is_conflict() {
+                    self.stats.conflicts += 1;
+                }
+                self.abort_locked(ctx, None);
+                self.reply(
+                    session,
+                    ToSession::Voted {
+                        msgid,
+                        result: Err(error),
+                    },
+                );
+            }
+            (false, false) => {
+                // Some members accept what others refuse: the transaction
+                // must not commit anywhere. Issue 6 decides who is wrong.
+                warn!(self.log, "members disagree on a vote: transaction aborted everywhere";
+                    "accepted_by" => oks.len(), "refused_by" => errors.len());
+                let error = errors[0].1.clone();
+                self.abort_locked(ctx, None);
+                self.reply(
+                    session,
+                    ToSession::Voted {
+                        msgid,
+                        result: Err(error),
+                    },
+                );
+            }
+            (true, true) => {
+                self.abort_locked(ctx, None);
+                let result = Err(unavailable("no member could vote: the array has failed"));
+                self.reply(session, ToSession::Voted { msgid, result });
+            }
+        }
+    }
+
+    /// Aborts the locked transaction on its members and releases the lock.
+    pub(super) fn abort_locked(&mut self, ctx: &mut Context<Self>, msgid: Option<MsgId>) {
+        let Some(commit) = self.lock.take() else { return };
+        let abort = Request::TpcAbort(methods::TpcAbort {
+            id: commit.member_txn.clone(),
+        });
+        for &i in &commit.participants {
+            if let Some(member) = self.member(i) {
+                // Queued behind the vote on the member's connection, ahead
+                // of the next transaction's tpc_begin.
+                member.do_send(Call(abort.clone()));
+            }
+        }
+        self.stats.aborts += 1;
+        if let Some(msgid) = msgid {
+            self.reply(commit.session, ToSession::Aborted { msgid });
+        }
+        self.next_vote(ctx);
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>, msgid: MsgId, results: Vec<MemberResult>) {
+        let Some(commit) = self.lock.take() else { return };
+        let mut confirmed = 0;
+        for (&i, result) in commit.participants.iter().zip(results) {
+            let finish = classify(
+                result,
+                |r| match r {
+                    Reply::TpcFinish(Some(t)) => Some(t),
+                    _ => None,
+                },
+                "tpc_finish",
+            );
+            match finish {
+                Answer::Ok(t) if t == commit.tid => {
+                    confirmed += 1;
+                    self.members[i].last_tid = Some(t);
+                }
+                Answer::Ok(t) => {
+                    let reason = format!("tpc_finish committed tid {t}, not the chosen {}", commit.tid);
+                    self.degrade(i, reason, Some(commit.tid));
+                }
+                Answer::Application(e) => {
+                    self.degrade(i, format!("tpc_finish failed: {e}"), Some(commit.tid))
+                }
+                Answer::Failed(reason) => {
+                    self.degrade(i, format!("tpc_finish failed: {reason}"), Some(commit.tid))
+                }
+            }
+        }
+        // Whatever happened, no later transaction may reuse or undercut this tid.
+        self.last_tid = self.last_tid.max(commit.tid);
+        if confirmed == 0 {
+            let result = Err(unavailable(
+                "no member confirmed tpc_finish: the array has failed",
+            ));
+            self.reply(commit.session, ToSession::Finished { msgid, result });
+        } else {
+            self.stats.commits += 1;
+            for (id, session) in &self.sessions {
+                if *id != commit.session {
+                    session.do_send(ToSession::Invalidate {
+                        tid: commit.tid,
+                        oids: commit.oids.clone(),
+                    });
+                }
+            }
+            let result = Ok((commit.tid, self.last_info.clone()));
+            self.reply(commit.session, ToSession::Finished { msgid, result });
+        }
+        self.next_vote(ctx);
+    }
+}
+
+/// The most common vote answer (the first one on a tie).
+fn majority(answers: &[(usize, VoteResult)]) -> VoteResult {
+    let count = |v: &VoteResult| answers.iter().filter(|(_, w)| w == v).count();
+    let mut best = &answers[0].1;
+    for (_, v) in answers {
+        if count(v) > count(best) {
+            best = v;
+        }
+    }
+    best.clone()
+}
+
+impl Handler<Vote> for Controller {
+    type Result = ();
+
+    fn handle(&mut self, vote: Vote, ctx: &mut Context<Self>) {
+        let problem = if self.lock.as_ref().is_some_and(|c| c.session == vote.session) {
+            Some("Already voting (locked)")
+        } else if self.waiting.iter().any(|v| v.session == vote.session) {
+            Some("Already voting (waiting)")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            let result = Err(ZeoError::StorageTransactionError(vec![Value::str(problem)]));
+            return self.reply(
+                vote.session,
+                ToSession::Voted {
+                    msgid: vote.msgid,
+                    result,
+                },
+            );
+        }
+        self.waiting.push_back(vote);
+        self.next_vote(ctx);
+    }
+}
+
+impl Handler<Finish> for Controller {
+    type Result = ();
+
+    fn handle(&mut self, msg: Finish, ctx: &mut Context<Self>) {
+        let current = self
+            .lock
+            .as_ref()
+            .filter(|c| c.session == msg.session && c.client_txn == msg.txn && c.voted);
+        let Some(commit) = current else {
+            let problem = format!("tpc_finish for {} without a successful vote", msg.txn);
+            let result = Err(ZeoError::StorageTransactionError(vec![Value::Str(problem)]));
+            return self.reply(
+                msg.session,
+                ToSession::Finished {
+                    msgid: msg.msgid,
+                    result,
+                },
+            );
+        };
+        let finish = Request::TpcFinish(methods::TpcFinish {
+            id: commit.member_txn.clone(),
+        });
+        let calls: Vec<_> = commit
+            .participants
+            .iter()
+            .filter_map(|&i| self.member(i))
+            .map(|m| m.send(Call(finish.clone())))
+            .collect();
+        let member_txn = commit.member_txn.clone();
+        let msgid = msg.msgid;
+        ctx.spawn(join_all(calls).into_actor(self).map(move |results, act, ctx| {
+            if act.holds_lock(&member_txn) {
+                act.finished(ctx, msgid, results);
+            }
+        }));
+    }
+}
+
+impl Handler<Abort> for Controller {
+    type Result = ();
+
+    fn handle(&mut self, msg: Abort, ctx: &mut Context<Self>) {
+        if self
+            .lock
+            .as_ref()
+            .is_some_and(|c| c.session == msg.session && c.client_txn == msg.txn)
+        {
+            return self.abort_locked(ctx, msg.msgid);
+        }
+        self.waiting
+            .retain(|v| !(v.session == msg.session && v.txn.id == msg.txn));
+        if let Some(msgid) = msg.msgid {
+            self.reply(msg.session, ToSession::Aborted { msgid });
+        }
+    }
+}
+
+impl Handler<NewOids> for Controller {
+    type Result = ResponseActFuture<Self, Result<Vec<Oid>, ZeoError>>;
+
+    /// Asks every optimal member, so their oid counters stay in step, and
+    /// hands out the highest list: oids are never handed out twice,
+    /// whichever member answered, and no member's counter lags behind one.
+    fn handle(&mut self, msg: NewOids, _ctx: &mut Context<Self>) -> Self::Result {
+        let writers: Vec<usize> = self
+            .writers()
+            .into_iter()
+            .filter(|&i| self.members[i].connected)
+            .collect();
+        let request = Request::NewOids(methods::NewOids {
+            n: Some(msg.n as i64),
+        });
+        let calls: Vec<_> = writers
+            .iter()
+            .filter_map(|&i| self.member(i))
+            .map(|m| m.send(Call(request.clone())))
+            .collect();
+        Box::pin(join_all(calls).into_actor(self).map(move |results, act, _| {
+            let mut best: Option<Vec<Oid>> = None;
+            for (i, result) in writers.into_iter().zip(results) {
+                let answer = classify(
+                    result,
+                    |r| match r {
+                        Reply::NewOids(oids) => Some(oids),
+                        _ => None,
+                    },
+                    "new_oids",
+                );
+                match answer {
+                    Answer::Ok(oids) if best.as_ref().is_none_or(|b| oids.last() > b.last()) => {
+                        best = Some(oids)
+                    }
+                    Answer::Ok(_) => {}
+                    Answer::Application(e) => return Err(e),
+                    Answer::Failed(reason) => act.degrade(i, format!("new_oids failed: {reason}"), None),
+                }
+            }
+            best.ok_or_else(|| unavailable("no member could allocate oids: the array has failed"))
+        }))
+    }
+}
+
+impl Handler<Pack> for Controller {
+    type Result = ResponseActFuture<Self, Result<(), ZeoError>>;
+
+    /// Every optimal member packs; the reply waits for all of them.
+    fn handle(&mut self, msg: Pack, _ctx: &mut Context<Self>) -> Self::Result {
+        let writers = self.writers();
+        let request = Request::Pack(methods::Pack {
+            t: msg.t,
+            wait: msg.wait,
+        });
+        let calls: Vec<_> = writers
+            .iter()
+            .filter_map(|&i| self.member(i))
+            .map(|m| m.send(Call(request.clone())))
+            .collect();
+        Box::pin(join_all(calls).into_actor(self).map(move |results, act, _| {
+            let mut outcome = Ok(());
+            for (i, result) in writers.into_iter().zip(results) {
+                match classify(result, Some, "pack") {
+                    Answer::Ok(_) => {}
+                    Answer::Application(e) => outcome = Err(e),
+                    Answer::Failed(reason) => act.degrade(i, format!("pack failed: {reason}"), None),
+                }
+            }
+            outcome
+        }))
+    }
+}

@@ -1,0 +1,95 @@
+//! What zeoraid tells clients about "its storage": `get_info` (from which
+//! ClientStorage switches blobs, undo, iteration and restore on or off) and
+//! `server_status`.
+
+use super::*;
+
+impl Controller {
+    /// The first optimal member's `get_info` dict, with the capabilities
+    /// narrowed to what *every* optimal member has: a client must not use a
+    /// feature (blobs, undo) that one mirror lacks.
+    fn merged_info(&self) -> Value {
+        let infos: Vec<&Value> = self
+            .members
+            .iter()
+            .filter(|m| m.optimal())
+            .filter_map(|m| m.info.as_ref())
+            .collect();
+        let Some(Value::Dict(first)) = infos.first().copied() else {
+            return Value::Dict(vec![
+                (Value::str("name"), Value::str("zeoraid")),
+                (Value::str("interfaces"), Value::Tuple(vec![])),
+            ]);
+        };
+        let interfaces = |info: &Value| -> Vec<Value> {
+            info.dict_get("interfaces")
+                .and_then(Value::as_seq)
+                .map(<[Value]>::to_vec)
+                .unwrap_or_default()
+        };
+        let all = |key: &str| {
+            infos
+                .iter()
+                .all(|i| i.dict_get(key).is_some_and(Value::is_truthy))
+        };
+        let common: Vec<Value> = interfaces(infos[0])
+            .into_iter()
+            .filter(|iface| infos.iter().all(|info| interfaces(info).contains(iface)))
+            .collect();
+        let merged = first
+            .iter()
+            .map(|(k, v)| {
+                let v = match k.as_str() {
+                    Some("interfaces") => Value::Tuple(common.clone()),
+                    Some("supportsUndo") => Value::Bool(all("supportsUndo")),
+                    Some("supports_record_iternext") => Value::Bool(all("supports_record_iternext")),
+                    Some("name") => {
+                        Value::str(format!("zeoraid {:?} over {} members", self.storage, infos.len()))
+                    }
+                    _ => v.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        Value::Dict(merged)
+    }
+
+    fn server_status(&self) -> Value {
+        let start = self
+            .stats
+            .start
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs());
+        let active = usize::from(self.lock.is_some()) + self.waiting.len();
+        let entries: Vec<(&str, Value)> = vec![
+            ("connections", Value::Int(self.sessions.len() as i64)),
+            ("commits", Value::Int(self.stats.commits as i64)),
+            ("aborts", Value::Int(self.stats.aborts as i64)),
+            ("active_txns", Value::Int(active as i64)),
+            ("lock_time", Value::None),
+            ("conflicts", Value::Int(self.stats.conflicts as i64)),
+            ("conflicts_resolved", Value::Int(0)),
+            ("start", Value::str(format!("{} (unix time)", start.unwrap_or(0)))),
+            ("waiting", Value::Int(self.waiting.len() as i64)),
+            ("last-transaction", Value::str(self.last_tid.to_hex())),
+            ("raid-status", Value::str(self.array_status())),
+        ];
+        Value::Dict(entries.into_iter().map(|(k, v)| (Value::str(k), v)).collect())
+    }
+}
+
+impl Handler<GetInfo> for Controller {
+    type Result = MessageResult<GetInfo>;
+
+    fn handle(&mut self, _: GetInfo, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.merged_info())
+    }
+}
+
+impl Handler<ServerStatus> for Controller {
+    type Result = MessageResult<ServerStatus>;
+
+    fn handle(&mut self, _: ServerStatus, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.server_status())
+    }
+}

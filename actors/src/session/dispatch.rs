@@ -1,0 +1,472 @@
+//! What a session does with each ZEO method (protocol doc §3) and with
+//! each message from the controller.
+
+use super::*;
+use crate::controller::{self as ctl, ToSession};
+use crate::member::{Call, MemberError, Oneway, SendBlob};
+use transaction::TxnOp;
+use zeo::methods::{IteratorGc, IteratorNext, IteratorRecordNext, IteratorRecordStart, Request};
+use zeo::reply::{LoadBeforeResult, Reply};
+use zeo::CodecError;
+
+/// How a member answer is turned into the client's.
+type Shape = fn(&mut ClientSession, &Addr<MemberActor>, Reply) -> Result<Value, ZeoError>;
+
+impl ClientSession {
+    pub(super) fn on_call(
+        &mut self,
+        ctx: &mut Context<Self>,
+        msgid: MsgId,
+        oneway: bool,
+        name: &str,
+        args: &Value,
+    ) {
+        if !self.registered && name != "register" {
+            return self.close(ctx, &format!("{name} called before register"));
+        }
+        let request = match Request::decode(name, args) {
+            Ok(Request::Raid { .. }) | Err(CodecError::UnknownMethod(_)) => {
+                return self.close(ctx, &format!("unknown method {name:?}"));
+            }
+            Ok(request) => request,
+            Err(e) if oneway => return self.close(ctx, &format!("bad asynchronous call: {e}")),
+            Err(e) => {
+                let class = if matches!(e, CodecError::Arity { .. }) {
+                    "TypeError"
+                } else {
+                    "ValueError"
+                };
+                let error = ZeoError::Other {
+                    class: format!("builtins.{class}"),
+                    payload: Value::tuple([Value::str(e.to_string())]),
+                };
+                return self.error(msgid, error);
+            }
+        };
+        self.on_request(ctx, msgid, request)
+    }
+
+    fn on_request(&mut self, ctx: &mut Context<Self>, msgid: MsgId, request: Request) {
+        match request {
+            Request::Register(r) => {
+                if self.registered || self.registering {
+                    return self.close(ctx, "register called twice");
+                }
+                if r.storage != self.settings.storage {
+                    let error = ZeoError::ValueError(format!("unknown storage: {}", r.storage));
+                    return self.error(msgid, error);
+                }
+                self.registering = true;
+                self.read_only = r.read_only;
+                let addr = ctx.address();
+                self.controller.do_send(ctl::Register {
+                    session: self.id,
+                    addr,
+                    msgid,
+                    read_only: r.read_only,
+                });
+            }
+            Request::GetInfo => self.ask(ctx, msgid, self.controller.send(ctl::GetInfo), Ok),
+            Request::LastTransaction => self.ask(ctx, msgid, self.controller.send(ctl::LastTid), |tid| {
+                Ok(Value::bytes(tid.0.to_vec()))
+            }),
+            Request::ServerStatus => self.ask(ctx, msgid, self.controller.send(ctl::ServerStatus), Ok),
+            Request::Ping => self.reply(msgid, Value::None),
+            Request::SetClientLabel(l) => {
+                info!(self.log, "client label"; "label" => &l.label);
+                self.label = Some(l.label);
+            }
+            Request::LoadBefore(ref load) => {
+                let seq = self.next_load;
+                self.next_load += 1;
+                self.loads.insert(
+                    seq,
+                    InFlightLoad {
+                        oid: load.oid,
+                        invalidated_by: None,
+                    },
+                );
+                let shape: Shape = |_, _, reply| Ok(reply.to_value());
+                self.read(ctx, msgid, request, Some(seq), shape, 0);
+            }
+            Request::GetInvalidations(_)
+            | Request::LoadSerial(_)
+            | Request::GetTid(_)
+            | Request::History(_)
+            | Request::RecordIternext(_)
+            | Request::UndoLog(_)
+            | Request::UndoInfo(_) => {
+                self.read(ctx, msgid, request, None, |_, _, reply| Ok(reply.to_value()), 0)
+            }
+            Request::SendBlob(s) => self.send_blob(ctx, msgid, s.oid, s.serial),
+            Request::IteratorStart(_) => self.read(ctx, msgid, request, None, ClientSession::new_iterator, 0),
+            Request::IteratorNext(n) => self.iterate(ctx, msgid, n.iid, |iid| {
+                Request::IteratorNext(IteratorNext { iid })
+            }),
+            Request::IteratorRecordNext(n) => self.iterate(ctx, msgid, n.riid, |riid| {
+                Request::IteratorRecordNext(IteratorRecordNext { riid })
+            }),
+            Request::IteratorRecordStart(s) => {
+                let tid = s.tid;
+                self.iterate(ctx, msgid, s.txn_iid, move |txn_iid| {
+                    Request::IteratorRecordStart(IteratorRecordStart { txn_iid, tid })
+                })
+            }
+            Request::IteratorGc(gc) => {
+                for iid in gc.iids {
+                    if let Some((member, member_iid)) = self.iterators.remove(&iid) {
+                        member.do_send(Oneway(Request::IteratorGc(IteratorGc {
+                            iids: vec![member_iid],
+                        })));
+                    }
+                }
+            }
+            Request::NewOids(n) => {
+                if self.read_only {
+                    return self.error(msgid, ZeoError::ReadOnlyError);
+                }
+                let n = n.n.unwrap_or(100).clamp(1, 100) as usize;
+                let fut = self.controller.send(ctl::NewOids { n });
+                self.ask(ctx, msgid, fut, |oids| {
+                    oids.map(|oids| Reply::NewOids(oids).to_value())
+                });
+            }
+            Request::NewOid(_) => {
+                let error = ZeoError::Other {
+                    class: "builtins.AttributeError".into(),
+                    payload: Value::tuple([Value::str("new_oid is not implemented; use new_oids")]),
+                };
+                self.error(msgid, error);
+            }
+            Request::Pack(p) => {
+                let fut = self.controller.send(ctl::Pack { t: p.t, wait: p.wait });
+                self.ask(ctx, msgid, fut, |r| r.map(|()| Value::None));
+            }
+            Request::TpcBegin(b) => {
+                if self.read_only {
+                    return self.close(ctx, "tpc_begin on a read-only connection (ReadOnlyError)");
+                }
+                match &self.txn {
+                    Some((txn, _)) if txn.id == b.id => {}
+                    Some(_) => self.close(ctx, "Multiple simultaneous tpc_begin requests from one client."),
+                    None => self.txn = Some((TxnBuffer::begin(&b), Phase::Buffering)),
+                }
+            }
+            Request::Storea(s) => self.buffer(
+                ctx,
+                &s.id,
+                TxnOp::Store {
+                    oid: s.oid,
+                    serial: s.serial,
+                    data: s.data,
+                },
+            ),
+            Request::Restorea(r) => {
+                let op = TxnOp::Restore {
+                    oid: r.oid,
+                    serial: r.serial,
+                    data: r.data,
+                    prev_txn: r.prev_txn,
+                };
+                self.buffer(ctx, &r.id, op)
+            }
+            Request::CheckCurrentSerialInTransaction(c) => self.buffer(
+                ctx,
+                &c.id,
+                TxnOp::CheckCurrent {
+                    oid: c.oid,
+                    serial: c.serial,
+                },
+            ),
+            Request::DeleteObject(d) => self.buffer(
+                ctx,
+                &d.id,
+                TxnOp::Delete {
+                    oid: d.oid,
+                    serial: d.serial,
+                },
+            ),
+            Request::Undoa(u) => self.buffer(ctx, &u.id, TxnOp::Undo { trans_id: u.trans_id }),
+            Request::StoreBlobStart => self.blob_spool = Some(Vec::new()),
+            Request::StoreBlobChunk(c) => match &mut self.blob_spool {
+                Some(spool) => spool.push(c.chunk),
+                None => self.close(ctx, "storeBlobChunk without storeBlobStart"),
+            },
+            Request::StoreBlobEnd(e) => {
+                let Some(chunks) = self.blob_spool.take() else {
+                    return self.close(ctx, "storeBlobEnd without storeBlobStart");
+                };
+                self.buffer(
+                    ctx,
+                    &e.id,
+                    TxnOp::Blob {
+                        oid: e.oid,
+                        serial: e.serial,
+                        data: e.data,
+                        chunks,
+                    },
+                )
+            }
+            Request::StoreBlobShared(_) => self.close(
+                ctx,
+                "storeBlobShared needs a blob directory shared with the server; zeoraid's members each \
+                 have their own: configure the client without shared_blob_dir",
+            ),
+            Request::Vote(v) => {
+                let current = self.txn.as_ref().map(|(t, p)| (t.id.clone(), *p));
+                match current {
+                    Some((id, Phase::Buffering)) if id == v.id => {
+                        let (txn, phase) = self.txn.as_mut().expect("checked above");
+                        *phase = Phase::Voting;
+                        let vote = ctl::Vote {
+                            session: self.id,
+                            msgid,
+                            txn: txn.clone(),
+                        };
+                        self.controller.do_send(vote);
+                    }
+                    Some((id, _)) if id == v.id => self.error(
+                        msgid,
+                        ZeoError::StorageTransactionError(vec![Value::str("Already voting")]),
+                    ),
+                    other => {
+                        let current = other.map_or(Value::None, |(id, _)| id.into_value());
+                        let error = ZeoError::StorageTransactionError(vec![current, v.id.into_value()]);
+                        self.error(msgid, error)
+                    }
+                }
+            }
+            Request::TpcFinish(f) => match &self.txn {
+                Some((txn, Phase::Voted)) if txn.id == f.id => {
+                    self.controller.do_send(ctl::Finish {
+                        session: self.id,
+                        msgid,
+                        txn: f.id,
+                    });
+                }
+                // ZEO answers None for a transaction that is not current.
+                _ => self.reply(msgid, Value::None),
+            },
+            Request::TpcAbort(a) => match self.txn.take() {
+                Some((txn, Phase::Voting | Phase::Voted)) if txn.id == a.id => {
+                    self.controller.do_send(ctl::Abort {
+                        session: self.id,
+                        msgid: Some(msgid),
+                        txn: a.id,
+                    });
+                }
+                Some((txn, Phase::Buffering)) if txn.id == a.id => {
+                    self.blob_spool = None;
+                    self.reply(msgid, Value::None)
+                }
+                other => {
+                    self.txn = other;
+                    self.reply(msgid, Value::None)
+                }
+            },
+            Request::Raid { .. } => self.close(ctx, "management calls are not served yet"),
+        }
+    }
+
+    /// Adds an operation to the open transaction; an asynchronous call
+    /// outside its transaction closes the connection, as in ZEO.
+    fn buffer(&mut self, ctx: &mut Context<Self>, id: &zeo::methods::TxnId, op: TxnOp) {
+        match &mut self.txn {
+            Some((txn, Phase::Buffering)) if &txn.id == id => txn.ops.push(op),
+            _ => self.close(ctx, &format!("store for transaction {id}, which is not open")),
+        }
+    }
+
+    /// Answers from a controller future.
+    fn ask<T: 'static>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        msgid: MsgId,
+        fut: impl std::future::Future<Output = Result<T, MailboxError>> + 'static,
+        shape: fn(T) -> Result<Value, ZeoError>,
+    ) {
+        ctx.spawn(fut.into_actor(self).map(move |result, act, _| {
+            let result = result
+                .map_err(|e| unavailable(&format!("controller unreachable: {e}")))
+                .and_then(shape);
+            act.answer(msgid, result);
+        }));
+    }
+
+    fn pick_reader(&mut self) -> Option<Addr<MemberActor>> {
+        if self.readers.is_empty() {
+            return None;
+        }
+        self.next_reader = (self.next_reader + 1) % self.readers.len();
+        Some(self.readers[self.next_reader].clone())
+    }
+
+    /// A read on one member; on a member failure, the same read on the
+    /// next member (each reader tried at most once).
+    fn read(
+        &mut self,
+        ctx: &mut Context<Self>,
+        msgid: MsgId,
+        request: Request,
+        load: Option<u64>,
+        shape: Shape,
+        attempt: usize,
+    ) {
+        let Some(member) = self.pick_reader() else {
+            self.finish_load(load);
+            return self.error(msgid, unavailable("no member to read from: the array has failed"));
+        };
+        let fut = member.send(Call(request.clone()));
+        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+            let result = match result {
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(MemberError::Application { error, .. })) => Err(error),
+                Ok(Err(e)) if attempt + 1 < act.readers.len() => {
+                    warn!(act.log, "read failed on a member, trying the next"; "error" => %e);
+                    return act.read(ctx, msgid, request, load, shape, attempt + 1);
+                }
+                Ok(Err(e)) => Err(unavailable(&e.to_string())),
+                Err(e) => Err(unavailable(&format!("member actor unreachable: {e}"))),
+            };
+            let invalidated_by = act.finish_load(load);
+            let result = result
+                .map(|reply| fix_up_load(reply, invalidated_by))
+                .and_then(|r| shape(act, &member, r));
+            act.answer(msgid, result);
+        }));
+    }
+
+    fn finish_load(&mut self, load: Option<u64>) -> Option<Tid> {
+        load.and_then(|seq| self.loads.remove(&seq))
+            .and_then(|l| l.invalidated_by)
+    }
+
+    /// Iterators live on the member that started them: later calls go there.
+    fn new_iterator(&mut self, member: &Addr<MemberActor>, reply: Reply) -> Result<Value, ZeoError> {
+        let Reply::IteratorStart(member_iid) = reply else {
+            return Err(unavailable(&format!(
+                "unexpected iterator_start answer {reply:?}"
+            )));
+        };
+        let member = member.clone();
+        let iid = self.next_iid;
+        self.next_iid += 1;
+        self.iterators.insert(iid, (member, member_iid));
+        Ok(Value::Int(iid))
+    }
+
+    /// An iterator call, on the member that holds the iterator.
+    fn iterate(
+        &mut self,
+        ctx: &mut Context<Self>,
+        msgid: MsgId,
+        iid: i64,
+        request: impl FnOnce(i64) -> Request,
+    ) {
+        let Some((member, member_iid)) = self.iterators.get(&iid).cloned() else {
+            return self.error(msgid, ZeoError::KeyError(Value::Int(iid)));
+        };
+        let fut = member.send(Call(request(member_iid)));
+        ctx.spawn(fut.into_actor(self).map(move |result, act, _| {
+            let result = match result {
+                Ok(Ok(Reply::IteratorRecordStart(member_riid))) => {
+                    let riid = act.next_iid;
+                    act.next_iid += 1;
+                    act.iterators.insert(riid, (member.clone(), member_riid));
+                    Ok(Value::Int(riid))
+                }
+                Ok(Ok(reply @ (Reply::IteratorNext(None) | Reply::IteratorRecordNext(None)))) => {
+                    act.iterators.remove(&iid);
+                    Ok(reply.to_value())
+                }
+                Ok(Ok(reply)) => Ok(reply.to_value()),
+                Ok(Err(MemberError::Application { error, .. })) => Err(error),
+                Ok(Err(e)) => Err(unavailable(&e.to_string())),
+                Err(e) => Err(unavailable(&format!("member actor unreachable: {e}"))),
+            };
+            act.answer(msgid, result);
+        }));
+    }
+
+    /// `sendBlob`: the blob streams from one member into this session, then
+    /// to the client as `receiveBlobStart/Chunk/Stop`, then the reply.
+    fn send_blob(&mut self, ctx: &mut Context<Self>, msgid: MsgId, oid: Oid, serial: Tid) {
+        let Some(member) = self.pick_reader() else {
+            return self.error(msgid, unavailable("no member to read from: the array has failed"));
+        };
+        let (sink, mut chunks) = mpsc::unbounded_channel();
+        let fut = member.send(SendBlob { oid, serial, sink });
+        ctx.spawn(fut.into_actor(self).map(move |result, act, _| match result {
+            Ok(Ok(())) => {
+                act.callback(Callback::ReceiveBlobStart { oid, serial });
+                while let Ok(chunk) = chunks.try_recv() {
+                    act.callback(Callback::ReceiveBlobChunk { oid, serial, chunk });
+                }
+                act.callback(Callback::ReceiveBlobStop { oid, serial });
+                act.reply(msgid, Value::None);
+            }
+            Ok(Err(MemberError::Application { error, .. })) => act.error(msgid, error),
+            Ok(Err(e)) => act.error(msgid, unavailable(&e.to_string())),
+            Err(e) => act.error(msgid, unavailable(&format!("member actor unreachable: {e}"))),
+        }));
+    }
+
+    pub(super) fn on_controller(&mut self, msg: ToSession) {
+        match msg {
+            ToSession::Registered { msgid, result } => {
+                self.registering = false;
+                self.registered = result.is_ok();
+                self.answer(msgid, result.map(|tid| Value::bytes(tid.0.to_vec())));
+            }
+            ToSession::Voted { msgid, result } => {
+                if let Some((_, phase)) = &mut self.txn {
+                    *phase = if result.is_ok() {
+                        Phase::Voted
+                    } else {
+                        Phase::Buffering
+                    };
+                }
+                self.answer(msgid, result.map(|v| Reply::Vote(v).to_value()));
+            }
+            ToSession::Finished { msgid, result } => {
+                self.txn = None;
+                match result {
+                    Ok((tid, info)) => {
+                        if matches!(&info, Value::Dict(d) if !d.is_empty()) {
+                            self.callback(Callback::Info(info));
+                        }
+                        self.reply(msgid, Value::bytes(tid.0.to_vec()));
+                    }
+                    Err(e) => self.error(msgid, e),
+                }
+            }
+            ToSession::Aborted { msgid } => {
+                self.blob_spool = None;
+                self.reply(msgid, Value::None)
+            }
+            ToSession::Invalidate { tid, oids } => {
+                for load in self.loads.values_mut() {
+                    if load.invalidated_by.is_none() && oids.contains(&load.oid) {
+                        load.invalidated_by = Some(tid);
+                    }
+                }
+                if self.registered {
+                    self.callback(Callback::InvalidateTransaction { tid, oids });
+                }
+            }
+            ToSession::Readers(readers) => self.readers = readers,
+        }
+    }
+}
+
+/// A load answered "current" by a member that had not yet committed a
+/// transaction the client has meanwhile been told about: the revision
+/// ended at that transaction.
+fn fix_up_load(reply: Reply, invalidated_by: Option<Tid>) -> Reply {
+    match (reply, invalidated_by) {
+        (Reply::LoadBefore(Some(r)), Some(tid)) if r.end.is_none() && r.start < tid => {
+            Reply::LoadBefore(Some(LoadBeforeResult { end: Some(tid), ..r }))
+        }
+        (reply, _) => reply,
+    }
+}

@@ -1,0 +1,327 @@
+//! A client session: the server side of ZEO for one application connection.
+//!
+//! It owns the connection (handshake, decoding, one ordered write queue),
+//! the client's open transaction (buffered until the vote, like a ZEO
+//! server buffers it), blob uploads in progress, the client's iterators and
+//! its in-flight loads. Reads go straight to a member (round-robin over the
+//! reader list the controller pushes, failing over to the next member when
+//! one fails); the commit path goes through the controller.
+//!
+//! Order on the wire: everything the session writes goes through one queue
+//! in the order the session handled it, and the controller's answers to
+//! `register`/`vote`/`tpc_finish`/`tpc_abort` arrive in the same mailbox as
+//! its invalidations (see `controller::messages`). A load that was sent to a
+//! member before an invalidation of its object reached this client is
+//! answered with the revision's end set to that invalidation's tid, so the
+//! client never caches a stale revision as current (protocol doc §4.4.6).
+
+mod dispatch;
+pub mod transaction;
+
+use crate::controller::{Controller, SessionClosed, ToSession};
+use crate::member::MemberActor;
+use crate::wire::{self, Lost};
+use actix::prelude::*;
+use bytes::Bytes;
+use slog::{info, warn, Logger};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::codec::FramedRead;
+use transaction::TxnBuffer;
+use zeo::callbacks::Callback;
+use zeo::encoding::Encoding;
+use zeo::exceptions::ZeoError;
+use zeo::framing::{encode_frame, FrameCodec};
+use zeo::handshake::{server_announcement, Protocol};
+use zeo::message::{Message, MsgId};
+use zeo::types::{Oid, Tid};
+use zeo::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionId(pub u64);
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+impl SessionId {
+    fn next() -> SessionId {
+        SessionId(NEXT_SESSION.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// The error a client gets when zeoraid cannot serve a call because of its
+/// members (not an application error): a ClientStorage raises it as
+/// `ServerException('ZEO.Exceptions.ClientStorageError', (reason,))`.
+pub fn unavailable(reason: &str) -> ZeoError {
+    ZeoError::Other {
+        class: "ZEO.Exceptions.ClientStorageError".into(),
+        payload: Value::tuple([Value::str(reason)]),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SessionSettings {
+    /// The storage name clients must register with.
+    pub storage: String,
+    /// Announce `M5` (msgpack) instead of `Z5`.
+    pub msgpack: bool,
+    pub max_frame: usize,
+}
+
+/// Where the client's transaction is in two-phase commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Buffering,
+    Voting,
+    Voted,
+}
+
+/// A load sent to a member and not yet answered.
+struct InFlightLoad {
+    oid: Oid,
+    /// The first invalidation of `oid` written to the client meanwhile.
+    invalidated_by: Option<Tid>,
+}
+
+pub struct ClientSession {
+    id: SessionId,
+    settings: Arc<SessionSettings>,
+    controller: Addr<Controller>,
+    log: Logger,
+    queue: mpsc::UnboundedSender<Bytes>,
+    /// `None` until the client's handshake frame arrived.
+    encoding: Option<Encoding>,
+    tasks: Vec<JoinHandle<()>>,
+    registered: bool,
+    registering: bool,
+    read_only: bool,
+    label: Option<String>,
+    txn: Option<(TxnBuffer, Phase)>,
+    blob_spool: Option<Vec<Bytes>>,
+    readers: Vec<Addr<MemberActor>>,
+    next_reader: usize,
+    /// Client iterator id → (member, the member's iterator id).
+    iterators: HashMap<i64, (Addr<MemberActor>, i64)>,
+    next_iid: i64,
+    loads: HashMap<u64, InFlightLoad>,
+    next_load: u64,
+}
+
+/// A frame from the client, or why its connection ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FromClient(Result<Bytes, Lost>);
+
+impl ClientSession {
+    /// Takes over an accepted connection: announces the protocol and serves it.
+    pub fn start(
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        settings: Arc<SessionSettings>,
+        controller: Addr<Controller>,
+        log: &Logger,
+    ) -> Addr<ClientSession> {
+        let id = SessionId::next();
+        let log = log.new(slog::o!("session" => id.0, "peer" => peer.to_string()));
+        ClientSession::create(move |ctx| {
+            let _ = stream.set_nodelay(true);
+            let (r, w) = stream.into_split();
+            let reader: wire::FrameReader = FramedRead::new(
+                Box::new(r) as Box<dyn tokio::io::AsyncRead + Unpin>,
+                FrameCodec::new(settings.max_frame),
+            );
+            let (queue, queued) = mpsc::unbounded_channel();
+            let me = ctx.address();
+            let reader = wire::spawn_reader(reader, move |item| me.do_send(FromClient(item)));
+            let me = ctx.address();
+            let writer =
+                wire::spawn_writer(Box::new(w), queued, move |lost| me.do_send(FromClient(Err(lost))));
+            let protocol = if settings.msgpack {
+                Protocol::M5
+            } else {
+                Protocol::Z5
+            };
+            if let Ok(frame) = encode_frame(&server_announcement(protocol)) {
+                let _ = queue.send(frame);
+            }
+            info!(log, "client connected");
+            ClientSession {
+                id,
+                settings,
+                controller,
+                log,
+                queue,
+                encoding: None,
+                tasks: vec![reader, writer],
+                registered: false,
+                registering: false,
+                read_only: false,
+                label: None,
+                txn: None,
+                blob_spool: None,
+                readers: Vec::new(),
+                next_reader: 0,
+                iterators: HashMap::new(),
+                next_iid: 0,
+                loads: HashMap::new(),
+                next_load: 0,
+            }
+        })
+    }
+
+    /// Ends the session with one log line saying why.
+    fn close(&mut self, ctx: &mut Context<Self>, reason: &str) {
+        info!(self.log, "closing client connection"; "reason" => reason, "label" => self.label.clone());
+        ctx.stop();
+    }
+
+    fn send(&self, msg: &Message) {
+        let Some(encoding) = self.encoding else { return };
+        match encoding
+            .encode(&msg.to_value())
+            .and_then(|payload| encode_frame(&payload))
+        {
+            Ok(frame) => {
+                let _ = self.queue.send(frame);
+            }
+            Err(e) => warn!(self.log, "cannot encode a message for the client"; "error" => %e),
+        }
+    }
+
+    fn reply(&self, msgid: MsgId, result: Value) {
+        self.send(&Message::reply(msgid, result));
+    }
+
+    fn error(&self, msgid: MsgId, error: ZeoError) {
+        // msgpack clients cannot receive pickled exception objects.
+        let error = if self.encoding == Some(Encoding::Msgpack) {
+            error.flattened()
+        } else {
+            error
+        };
+        self.send(&Message::error_reply(msgid, error.to_value()));
+    }
+
+    fn answer(&self, msgid: MsgId, result: Result<Value, ZeoError>) {
+        match result {
+            Ok(v) => self.reply(msgid, v),
+            Err(e) => self.error(msgid, e),
+        }
+    }
+
+    fn callback(&self, callback: Callback) {
+        self.send(&callback.to_message());
+    }
+
+    fn on_frame(&mut self, ctx: &mut Context<Self>, frame: Bytes) {
+        let Some(encoding) = self.encoding else {
+            return self.handshake(ctx, &frame);
+        };
+        let msg = match encoding.decode(&frame).and_then(Message::from_value) {
+            Ok(msg) => msg,
+            Err(e) => return self.close(ctx, &format!("undecodable message: {e}")),
+        };
+        match msg {
+            Message::Heartbeat => {}
+            Message::Call {
+                msgid,
+                oneway,
+                name,
+                args,
+                ..
+            } => self.on_call(ctx, msgid, oneway, &name, &args),
+            Message::Reply { .. } | Message::ErrorReply { .. } => {
+                self.close(ctx, "a client sent a reply; ZEO servers never call clients")
+            }
+        }
+    }
+
+    fn handshake(&mut self, ctx: &mut Context<Self>, frame: &[u8]) {
+        match zeo::handshake::server_accept(frame) {
+            Ok(zeo::handshake::ClientHello::Speak(protocol)) => self.encoding = Some(protocol.into()),
+            Ok(zeo::handshake::ClientHello::Ruok) => {
+                let controller = self.controller.clone();
+                let storage = self.settings.storage.clone();
+                let fut = async move {
+                    let status = controller.send(crate::controller::ServerStatus).await.ok();
+                    let array = controller.send(crate::controller::Status).await.ok();
+                    ruok_json(&storage, status, array)
+                };
+                ctx.spawn(fut.into_actor(self).map(|json, act, ctx| {
+                    if let Ok(frame) = encode_frame(json.as_bytes()) {
+                        let _ = act.queue.send(frame);
+                    }
+                    act.close(ctx, "ruok answered");
+                }));
+            }
+            Err(e) => self.close(ctx, &format!("bad handshake: {e}")),
+        }
+    }
+}
+
+/// The `ruok` answer: `{storage: server_status}` as ZEO sends it, with the
+/// array's status and members added (a status read for operators).
+fn ruok_json(storage: &str, status: Option<Value>, array: Option<crate::controller::ArrayStatus>) -> String {
+    let mut fields = serde_json::Map::new();
+    if let Some(Value::Dict(items)) = status {
+        for (k, v) in items {
+            let (Some(k), json) = (k.as_str(), value_json(&v)) else {
+                continue;
+            };
+            fields.insert(k.to_owned(), json);
+        }
+    }
+    if let Some(array) = array {
+        fields.insert("raid".into(), serde_json::to_value(array).unwrap_or_default());
+    }
+    let mut top = serde_json::Map::new();
+    top.insert(storage.to_owned(), serde_json::Value::Object(fields));
+    serde_json::Value::Object(top).to_string()
+}
+
+fn value_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::None => serde_json::Value::Null,
+        Value::Bool(b) => (*b).into(),
+        Value::Int(i) => (*i).into(),
+        Value::Float(f) => (*f).into(),
+        Value::Str(s) => s.clone().into(),
+        other => format!("{other:?}").into(),
+    }
+}
+
+impl Actor for ClientSession {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        // The controller aborts a transaction this client left in the
+        // commit lock and forgets the session.
+        self.controller.do_send(SessionClosed { session: self.id });
+    }
+}
+
+impl Handler<FromClient> for ClientSession {
+    type Result = ();
+
+    fn handle(&mut self, FromClient(item): FromClient, ctx: &mut Context<Self>) {
+        match item {
+            Ok(frame) => self.on_frame(ctx, frame),
+            Err(Lost::Closed) => self.close(ctx, "client disconnected"),
+            Err(lost) => self.close(ctx, &lost.to_string()),
+        }
+    }
+}
+
+impl Handler<ToSession> for ClientSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToSession, _ctx: &mut Context<Self>) {
+        self.on_controller(msg)
+    }
+}
