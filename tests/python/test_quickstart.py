@@ -22,11 +22,14 @@ db.close()
 """
 
 
-def start_quickstart(tmp_path, members):
+def start_quickstart(tmp_path, members, listen=None):
     env = dict(os.environ)
     env["ZEORAID_QUICKSTART_MEMBERS"] = " ".join(
         f"{name}={addr}" for name, addr in members)
+    env["ZEORAID_QUICKSTART_LISTEN"] = listen or f"127.0.0.1:{free_port()}"
     env["ZEORAID_QUICKSTART_RUN_DIR"] = str(tmp_path / "run")
+    # The debug build `cargo test` made; the quick start itself builds release.
+    env["ZEORAID_BIN"] = str(ROOT / "target" / "debug" / "zeoraid")
     out = open(tmp_path / "quickstart.out", "w+")
     proc = subprocess.Popen(
         ["bash", str(SCRIPTS / "quickstart")], cwd=ROOT, env=env,
@@ -35,10 +38,11 @@ def start_quickstart(tmp_path, members):
     return proc, tmp_path / "quickstart.out"
 
 
-def test_quickstart_runs_members_until_sigterm(tmp_path):
+def test_quickstart_runs_an_array_until_sigterm(tmp_path):
     members = [("m1", f"127.0.0.1:{free_port()}"),
                ("m2", f"127.0.0.1:{free_port()}")]
-    proc, out = start_quickstart(tmp_path, members)
+    zeoraid = f"127.0.0.1:{free_port()}"
+    proc, out = start_quickstart(tmp_path, members, zeoraid)
     try:
         wait_for(lambda: "ready; press Ctrl-C" in out.read_text()
                  or proc.poll() is not None, 120, "quickstart ready")
@@ -49,19 +53,25 @@ def test_quickstart_runs_members_until_sigterm(tmp_path):
             assert (tmp_path / "run" / name / "blobs").is_dir()
             probed = zeoprobe("ruok", addr)
             assert probed.returncode == 0, probed.stderr
-        # A real ZODB client can commit to a member.
+        assert f"zeoraid ready on {zeoraid}" in text
+        assert "array: optimal" in text
+        # A real ZODB client commits through zeoraid; both members have it.
         committed = subprocess.run(
-            [sys.executable, "-c", COMMIT, members[0][1]],
+            [sys.executable, "-c", COMMIT, zeoraid],
             capture_output=True, text=True, timeout=60)
         assert committed.returncode == 0, committed.stderr
-        status = json.loads(zeoprobe("ruok", members[0][1]).stdout)
-        assert status["1"]["last-transaction"] == committed.stdout.strip()
+        for _, addr in members:
+            status = json.loads(zeoprobe("ruok", addr).stdout)
+            assert status["1"]["last-transaction"] == committed.stdout.strip()
+        raid = json.loads(zeoprobe("ruok", zeoraid).stdout)["1"]["raid"]
+        assert raid["status"] == "optimal"
+        assert [m["state"] for m in raid["members"]] == ["optimal", "optimal"]
 
         os.kill(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         text = out.read_text()
         assert "stopped" in text, text
-        for name, addr in members:
+        for name, addr in members + [("zeoraid", zeoraid)]:
             assert zeoprobe("port-free", addr).returncode == 0, \
                 f"{name} still listens on {addr}"
             assert not (tmp_path / "run" / name / "runzeo.pid").exists()

@@ -94,7 +94,10 @@ pub struct ClientSession {
     queue: mpsc::UnboundedSender<Bytes>,
     /// `None` until the client's handshake frame arrived.
     encoding: Option<Encoding>,
-    tasks: Vec<JoinHandle<()>>,
+    /// Stopped when the session ends; the writer is not: it drains what is
+    /// queued (a last error reply, the `ruok` answer) and ends when the
+    /// queue's sender is dropped with the session.
+    reader: JoinHandle<()>,
     registered: bool,
     registering: bool,
     read_only: bool,
@@ -137,8 +140,10 @@ impl ClientSession {
             let me = ctx.address();
             let reader = wire::spawn_reader(reader, move |item| me.do_send(FromClient(item)));
             let me = ctx.address();
-            let writer =
-                wire::spawn_writer(Box::new(w), queued, move |lost| me.do_send(FromClient(Err(lost))));
+            // Detached: see the `reader` field.
+            drop(wire::spawn_writer(Box::new(w), queued, move |lost| {
+                me.do_send(FromClient(Err(lost)))
+            }));
             let protocol = if settings.msgpack {
                 Protocol::M5
             } else {
@@ -155,7 +160,7 @@ impl ClientSession {
                 log,
                 queue,
                 encoding: None,
-                tasks: vec![reader, writer],
+                reader,
                 registered: false,
                 registering: false,
                 read_only: false,
@@ -297,9 +302,7 @@ impl Actor for ClientSession {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        for task in &self.tasks {
-            task.abort();
-        }
+        self.reader.abort();
         // The controller aborts a transaction this client left in the
         // commit lock and forgets the session.
         self.controller.do_send(SessionClosed { session: self.id });
