@@ -5,16 +5,13 @@
 mod common;
 
 use bytes::Bytes;
+use common::rawclient::RawClient;
 use common::runzeo::{run_python_ok, RunZeo, RunZeoOptions};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 use zeo::callbacks::Callback;
 use zeo::encoding::Encoding;
 use zeo::exceptions::ZeoError;
-use zeo::framing::encode_frame;
-use zeo::handshake::client_reply;
-use zeo::message::{Message, MsgId};
+use zeo::message::MsgId;
 use zeo::methods::{LoadBefore, NewOids, Register, Request, Storea, TpcBegin, TpcFinish, TxnId, Vote};
 use zeo::reply::{LoadBeforeResult, Reply, VoteResult};
 use zeo::types::{Oid, P64};
@@ -26,79 +23,6 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 /// (the 64-byte record of capture s02, F5). Opaque to zeoraid; a real ZODB
 /// client opens it below.
 const ROOT_RECORD: &str = "80036370657273697374656e742e6d617070696e670a50657273697374656e744d617070696e670a71002e80037d710158040000006461746171027d7103732e";
-
-/// A minimal synchronous ZEO client built only from the `zeo` crate.
-struct RawClient {
-    sock: TcpStream,
-    encoding: Encoding,
-    next_msgid: i64,
-    callbacks: Vec<Callback>,
-}
-
-impl RawClient {
-    fn connect(server: &RunZeo, allow_msgpack: bool) -> RawClient {
-        let mut sock = TcpStream::connect(server.addr()).expect("connect");
-        sock.set_read_timeout(Some(TIMEOUT)).unwrap();
-        let announcement = read_frame(&mut sock);
-        let (protocol, answer) = client_reply(&announcement, allow_msgpack).expect("handshake");
-        sock.write_all(&encode_frame(&answer).unwrap()).unwrap();
-        RawClient {
-            sock,
-            encoding: protocol.into(),
-            next_msgid: 1,
-            callbacks: Vec::new(),
-        }
-    }
-
-    fn send(&mut self, msg: &Message) {
-        let payload = self.encoding.encode(&msg.to_value()).expect("encode");
-        self.sock.write_all(&encode_frame(&payload).unwrap()).unwrap();
-    }
-
-    fn oneway(&mut self, req: Request) {
-        self.send(&req.to_message(MsgId::ASYNC));
-    }
-
-    fn call_with_msgid(&mut self, msgid: MsgId, req: Request) -> Result<Reply, ZeoError> {
-        let name = req.name().to_owned();
-        self.send(&req.to_message(msgid.clone()));
-        loop {
-            let payload = Bytes::from(read_frame(&mut self.sock));
-            let msg = Message::from_value(self.encoding.decode(&payload).expect("decode")).expect("envelope");
-            match msg {
-                Message::Reply { msgid: id, result } if id == msgid => {
-                    return Ok(Reply::decode(&name, &result).expect("typed reply"))
-                }
-                Message::ErrorReply { msgid: id, error } if id == msgid => {
-                    return Err(ZeoError::from_value(&error).expect("typed error"))
-                }
-                Message::Call {
-                    name,
-                    args,
-                    oneway: true,
-                    ..
-                } => self
-                    .callbacks
-                    .push(Callback::decode(&name, &args).expect("typed callback")),
-                other => panic!("unexpected message {other:?}"),
-            }
-        }
-    }
-
-    fn call(&mut self, req: Request) -> Result<Reply, ZeoError> {
-        let msgid = MsgId::int(self.next_msgid);
-        self.next_msgid += 1;
-        self.call_with_msgid(msgid, req)
-    }
-}
-
-fn read_frame(sock: &mut TcpStream) -> Vec<u8> {
-    let mut len = [0u8; 4];
-    sock.read_exact(&mut len).expect("frame header");
-    let mut payload = vec![0u8; u32::from_be_bytes(len) as usize];
-    sock.read_exact(&mut payload).expect("frame payload");
-    payload
-}
 
 fn commit_root(client: &mut RawClient, txn: TxnId) -> P64 {
     let root = P64::ZERO;
@@ -143,7 +67,7 @@ fn hex_decode(s: &str) -> Vec<u8> {
 }
 
 fn session_against(server: &RunZeo, allow_msgpack: bool) {
-    let mut c = RawClient::connect(server, allow_msgpack);
+    let mut c = RawClient::connect_with(server.addr(), allow_msgpack);
     let register = Request::Register(Register {
         storage: "1".into(),
         read_only: false,

@@ -87,7 +87,17 @@ impl ClientSession {
                     },
                 );
                 let shape: Shape = |_, _, reply| Ok(reply.to_value());
-                self.read(ctx, msgid, request, Some(seq), shape, 0);
+                self.read(ctx, msgid, request, Some(seq), shape, Vec::new());
+            }
+            Request::UndoInfo(u) if matches!(&u.spec, Value::Dict(items) if !items.is_empty()) => {
+                let Some(member) = self.pick_reader(&[]) else {
+                    return self.error(msgid, unavailable("no member to read from: the array has failed"));
+                };
+                let fut = super::undo_filter::undo_info(member, u.first, u.last, u.spec);
+                ctx.spawn(
+                    fut.into_actor(self)
+                        .map(move |result, act, _| act.answer(msgid, result)),
+                );
             }
             Request::GetInvalidations(_)
             | Request::LoadSerial(_)
@@ -95,11 +105,18 @@ impl ClientSession {
             | Request::History(_)
             | Request::RecordIternext(_)
             | Request::UndoLog(_)
-            | Request::UndoInfo(_) => {
-                self.read(ctx, msgid, request, None, |_, _, reply| Ok(reply.to_value()), 0)
-            }
+            | Request::UndoInfo(_) => self.read(
+                ctx,
+                msgid,
+                request,
+                None,
+                |_, _, reply| Ok(reply.to_value()),
+                Vec::new(),
+            ),
             Request::SendBlob(s) => self.send_blob(ctx, msgid, s.oid, s.serial),
-            Request::IteratorStart(_) => self.read(ctx, msgid, request, None, ClientSession::new_iterator, 0),
+            Request::IteratorStart(_) => {
+                self.read(ctx, msgid, request, None, ClientSession::new_iterator, Vec::new())
+            }
             Request::IteratorNext(n) => self.iterate(ctx, msgid, n.iid, |iid| {
                 Request::IteratorNext(IteratorNext { iid })
             }),
@@ -293,16 +310,21 @@ impl ClientSession {
         }));
     }
 
-    fn pick_reader(&mut self) -> Option<Addr<MemberActor>> {
-        if self.readers.is_empty() {
-            return None;
+    /// The next reader round-robin, skipping the members in `tried`.
+    fn pick_reader(&mut self, tried: &[Addr<MemberActor>]) -> Option<Addr<MemberActor>> {
+        for _ in 0..self.readers.len() {
+            self.next_reader = (self.next_reader + 1) % self.readers.len();
+            let candidate = &self.readers[self.next_reader];
+            if !tried.contains(candidate) {
+                return Some(candidate.clone());
+            }
         }
-        self.next_reader = (self.next_reader + 1) % self.readers.len();
-        Some(self.readers[self.next_reader].clone())
+        None
     }
 
-    /// A read on one member; on a member failure, the same read on the
-    /// next member (each reader tried at most once).
+    /// A read on one member; on a member failure, the same read on another
+    /// reader of the current list that was not tried yet (the list may have
+    /// changed meanwhile: the failed member has usually left it already).
     fn read(
         &mut self,
         ctx: &mut Context<Self>,
@@ -310,9 +332,9 @@ impl ClientSession {
         request: Request,
         load: Option<u64>,
         shape: Shape,
-        attempt: usize,
+        mut tried: Vec<Addr<MemberActor>>,
     ) {
-        let Some(member) = self.pick_reader() else {
+        let Some(member) = self.pick_reader(&tried) else {
             self.finish_load(load);
             return self.error(msgid, unavailable("no member to read from: the array has failed"));
         };
@@ -321,9 +343,10 @@ impl ClientSession {
             let result = match result {
                 Ok(Ok(reply)) => Ok(reply),
                 Ok(Err(MemberError::Application { error, .. })) => Err(error),
-                Ok(Err(e)) if attempt + 1 < act.readers.len() => {
-                    warn!(act.log, "read failed on a member, trying the next"; "error" => %e);
-                    return act.read(ctx, msgid, request, load, shape, attempt + 1);
+                Ok(Err(e)) if act.readers.iter().any(|r| *r != member && !tried.contains(r)) => {
+                    warn!(act.log, "read failed on a member, trying another"; "error" => %e);
+                    tried.push(member);
+                    return act.read(ctx, msgid, request, load, shape, tried);
                 }
                 Ok(Err(e)) => Err(unavailable(&e.to_string())),
                 Err(e) => Err(unavailable(&format!("member actor unreachable: {e}"))),
@@ -391,7 +414,7 @@ impl ClientSession {
     /// `sendBlob`: the blob streams from one member into this session, then
     /// to the client as `receiveBlobStart/Chunk/Stop`, then the reply.
     fn send_blob(&mut self, ctx: &mut Context<Self>, msgid: MsgId, oid: Oid, serial: Tid) {
-        let Some(member) = self.pick_reader() else {
+        let Some(member) = self.pick_reader(&[]) else {
             return self.error(msgid, unavailable("no member to read from: the array has failed"));
         };
         let (sink, mut chunks) = mpsc::unbounded_channel();

@@ -17,6 +17,7 @@
 
 mod dispatch;
 pub mod transaction;
+mod undo_filter;
 
 use crate::controller::{Controller, SessionClosed, ToSession};
 use crate::member::MemberActor;
