@@ -291,3 +291,29 @@ fn the_number_of_values_is_bounded() {
         Err(PickleError::TooManyValues { limit: 500 })
     ));
 }
+
+#[test]
+fn dict_of_pairs_is_read_as_plain_data_and_nothing_else_of_builtins() {
+    // Python: class ext(dict): __reduce__ = lambda self: (dict, (tuple(self.items()),))
+    //         zodbpickle protocol 3 of ext(foo=1)
+    let p = b"\x80\x03cbuiltins\ndict\nX\x03\x00\x00\x00fooK\x01\x86\x85\x85R.";
+    assert_eq!(
+        dec(p).unwrap(),
+        Value::Dict(vec![(Value::str("foo"), Value::Int(1))])
+    );
+    assert_eq!(dec(b"\x80\x03cbuiltins\ndict\n)R.").unwrap(), Value::Dict(vec![]));
+    // Any other use of builtins.dict stays an object node (the server refuses it).
+    assert!(matches!(
+        dec(b"\x80\x03cbuiltins\ndict\nK\x01\x85R.").unwrap(),
+        Value::Reduce { .. }
+    ));
+    for name in ["eval", "exec", "getattr", "__import__", "set"] {
+        let p = format!("\x00\x03cbuiltins\n{name}\n)R.").into_bytes();
+        let mut p = p;
+        p[0] = 0x80;
+        assert!(
+            matches!(dec(&p), Err(PickleError::ForbiddenGlobal { .. })),
+            "{name}"
+        );
+    }
+}

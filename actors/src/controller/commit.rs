@@ -472,10 +472,11 @@ impl Handler<NewOids> for Controller {
 }
 
 impl Handler<Pack> for Controller {
-    type Result = ResponseActFuture<Self, Result<(), ZeoError>>;
+    type Result = ();
 
-    /// Every optimal member packs; the reply waits for all of them.
-    fn handle(&mut self, msg: Pack, _ctx: &mut Context<Self>) -> Self::Result {
+    /// Every optimal member packs (with the client's time, so their
+    /// histories stay identical); then the new size goes to every client.
+    fn handle(&mut self, msg: Pack, ctx: &mut Context<Self>) {
         let writers = self.writers();
         let request = Request::Pack(methods::Pack {
             t: msg.t,
@@ -486,16 +487,43 @@ impl Handler<Pack> for Controller {
             .filter_map(|&i| self.member(i))
             .map(|m| m.send(Call(request.clone())))
             .collect();
-        Box::pin(join_all(calls).into_actor(self).map(move |results, act, _| {
+        let (session, msgid) = (msg.session, msg.msgid);
+        ctx.spawn(join_all(calls).into_actor(self).then(move |results, act, _| {
             let mut outcome = Ok(());
+            let mut packed = None;
             for (i, result) in writers.into_iter().zip(results) {
                 match classify(result, Some, "pack") {
-                    Answer::Ok(_) => {}
+                    Answer::Ok(_) => packed = packed.or(act.member(i)),
                     Answer::Application(e) => outcome = Err(e),
                     Answer::Failed(reason) => act.degrade(i, format!("pack failed: {reason}"), None),
                 }
             }
-            outcome
-        }))
+            let sizes = async move {
+                let member = packed?;
+                match member.send(Call(Request::GetInfo)).await {
+                    Ok(Ok(Reply::GetInfo(info))) => Some(info),
+                    _ => None,
+                }
+            };
+            sizes.into_actor(act).map(move |info, act, _| {
+                if let Some(info) = info {
+                    let sizes: Vec<(Value, Value)> = ["length", "size"]
+                        .into_iter()
+                        .filter_map(|k| info.dict_get(k).map(|v| (Value::str(k), v.clone())))
+                        .collect();
+                    act.last_info = Value::Dict(sizes);
+                    for s in act.sessions.values() {
+                        s.do_send(ToSession::Info(act.last_info.clone()));
+                    }
+                }
+                act.reply(
+                    session,
+                    ToSession::Packed {
+                        msgid,
+                        result: outcome,
+                    },
+                );
+            })
+        }));
     }
 }

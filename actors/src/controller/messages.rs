@@ -106,9 +106,14 @@ pub struct GetInfo;
 #[rtype(result = "Value")]
 pub struct ServerStatus;
 
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), ZeoError>")]
+/// Pack every optimal member. Like ZEO, every client then gets an `info`
+/// callback with the new size, and the packing client gets it before its
+/// reply ([`ToSession::Packed`]).
+#[derive(Message)]
+#[rtype(result = "()")]
 pub struct Pack {
+    pub session: SessionId,
+    pub msgid: MsgId,
     pub t: f64,
     pub wait: Value,
 }
@@ -163,6 +168,12 @@ pub enum ToSession {
     Aborted {
         msgid: MsgId,
     },
+    Packed {
+        msgid: MsgId,
+        result: Result<(), ZeoError>,
+    },
+    /// An `info` callback (sizes after a pack).
+    Info(Value),
     Invalidate {
         tid: Tid,
         oids: Vec<Oid>,

@@ -92,7 +92,7 @@ impl Method for Storea {
     fn decode(a: &Args<'_>) -> Result<Self, CodecError> {
         Ok(Storea {
             oid: a.p64(0, "oid")?,
-            serial: a.p64(1, "serial")?,
+            serial: a.serial(1, "serial")?,
             data: a.bytes(2, "data")?,
             id: a.txn(3, "id")?,
         })
@@ -441,6 +441,23 @@ mod tests {
 
     fn ext() -> Value {
         Value::Dict(vec![(Value::str("foo"), Value::str("bar"))])
+    }
+
+    #[test]
+    fn storea_takes_serials_as_leniently_as_zeo() {
+        let store = |serial: Value| Request::decode("storea", &t([b(&[0u8; 8]), serial, b(b"data"), id()]));
+        let zero = |r: Result<Request, CodecError>| match r {
+            Ok(Request::Storea(s)) => s.serial == P64::ZERO,
+            other => panic!("{other:?}"),
+        };
+        assert!(zero(store(Value::None)), "None: a new object");
+        assert!(
+            zero(store(Value::str("\0".repeat(8)))),
+            "'\\0' * 8 from Python-2-era callers"
+        );
+        assert!(store(Value::str("short")).is_err());
+        assert!(store(Value::str("€€€€€€€€")).is_err(), "not latin-1");
+        assert!(store(b(&[0u8; 3])).is_err());
     }
 
     #[test]

@@ -343,6 +343,21 @@ impl<'a> Args<'a> {
         self.at(i, name, conv::opt_p64)
     }
 
+    /// A store's serial, as leniently as a ZEO server takes it: `None` (ZODB
+    /// accepts it for a new object and treats it as z64) and an 8-character
+    /// `str` (Python-2-era callers, e.g. ZEO's own ThreadTests, pass
+    /// `'\\0' * 8`) read as the 8 bytes they stand for. Anything else must be
+    /// exactly 8 bytes.
+    pub fn serial(&self, i: usize, name: &'static str) -> Result<P64, CodecError> {
+        if let Some(Value::Str(s)) = self.items.get(i) {
+            let latin1: Option<Vec<u8>> = s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
+            if let Some(serial) = latin1.as_deref().and_then(P64::from_slice) {
+                return Ok(serial);
+            }
+        }
+        Ok(self.opt_p64(i, name)?.unwrap_or(P64::ZERO))
+    }
+
     pub fn bytes(&self, i: usize, name: &'static str) -> Result<Bytes, CodecError> {
         self.at(i, name, conv::bytes)
     }

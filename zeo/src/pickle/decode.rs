@@ -211,14 +211,14 @@ impl<'a> Decoder<'a> {
                     let args = two.pop().expect("pop_n(2) returned two slots");
                     let callable = two.pop().expect("pop_n(2) returned two slots");
                     let depth = 1 + callable.depth.max(args.depth);
-                    self.push_checked(
-                        Value::Reduce {
+                    let value = match dict_from_pairs(&callable.value, args.value) {
+                        Ok(dict) => dict,
+                        Err(args) => Value::Reduce {
                             callable: Box::new(callable.value),
-                            args: Box::new(args.value),
+                            args: Box::new(args),
                         },
-                        depth,
-                        at,
-                    )?;
+                    };
+                    self.push_checked(value, depth, at)?;
                 }
                 0x81 => {
                     let mut two = self.pop_n(2, at)?;
@@ -529,6 +529,33 @@ impl<'a> Decoder<'a> {
         }
         Ok(())
     }
+}
+
+/// `builtins.dict(pairs)` is interpreted as the dict it builds, as data:
+/// ZODB clients pickle transaction extensions of dict subclasses that way
+/// (their `__reduce__`), and a ZEO server unpickles them to a plain dict.
+/// Nothing is called; any other shape stays a `Reduce` node (`Err` gives
+/// the arguments back).
+fn dict_from_pairs(callable: &Value, args: Value) -> Result<Value, Value> {
+    let is_dict =
+        matches!(callable, Value::Global { module, name } if module == "builtins" && name == "dict");
+    if !is_dict {
+        return Err(args);
+    }
+    let pairs = match &args {
+        Value::Tuple(a) if a.is_empty() => return Ok(Value::Dict(Vec::new())),
+        Value::Tuple(a) if a.len() == 1 => a[0].as_seq(),
+        _ => None,
+    };
+    let Some(pairs) = pairs else { return Err(args) };
+    let items: Option<Vec<(Value, Value)>> = pairs
+        .iter()
+        .map(|pair| match pair.as_seq() {
+            Some([k, v]) => Some((k.clone(), v.clone())),
+            _ => None,
+        })
+        .collect();
+    items.map(Value::Dict).ok_or(args)
 }
 
 /// Nodes plus string bytes of a value (its cost when copied). Recursion is

@@ -76,8 +76,9 @@ impl Default for Limits {
 }
 
 /// The exception classes a ZEO server pickles into error replies (via
-/// `POSError.__reduce__` -> `ZODB.POSException._recon`), and the one class a
-/// client may send (`ZopeUndo.Prefix` inside `undoInfo` specifications).
+/// `POSError.__reduce__` -> `ZODB.POSException._recon`), the one class a
+/// client may send (`ZopeUndo.Prefix` inside `undoInfo` specifications), and
+/// `builtins.dict` as a constructor of plain dicts.
 pub fn zeo_global_allowed(module: &str, name: &str) -> bool {
     const POS_EXCEPTIONS: &[&str] = &[
         "_recon",
@@ -106,6 +107,9 @@ pub fn zeo_global_allowed(module: &str, name: &str) -> bool {
     match module {
         "ZODB.POSException" => POS_EXCEPTIONS.contains(&name),
         "ZopeUndo.Prefix" => name == "Prefix",
+        // Only ever as `dict(pairs)`, which the decoder turns into a plain
+        // dict (transaction extensions of dict subclasses).
+        "builtins" => name == "dict",
         _ => false,
     }
 }

@@ -1,0 +1,2 @@
+"""ZODB/ZEO storage conformance suite, run against a plain runzeo and
+through zeoraid; see README.md."""

@@ -1,0 +1,469 @@
+"""Fresh ZEO servers for the conformance suite: a plain runzeo, or N runzeo
+members with the zeoraid daemon in front.
+
+A *target* names what the tests talk to:
+
+  runzeo      one runzeo (FileStorage + blob directory): the reference
+  zeoraid-N   N runzeo members, each with its own FileStorage and blob
+              directory, and `zeoraid serve` in front of them
+
+`Cluster` is one running instance of a target: `addr` is where a
+`ClientStorage` connects, `members` the runzeo servers holding the data
+(for `runzeo`, the one server itself). `ClusterSet` starts clusters for
+one test and stops them all, also when the test failed.
+
+Every process is started in its own session (process group) and ended by
+its group id: SIGTERM, then SIGKILL after a bounded wait. Every wait is
+bounded; readiness is polled, never assumed after a sleep. Everything
+listens on 127.0.0.1 only.
+"""
+
+import ctypes
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from importlib.machinery import SourceFileLoader
+from importlib.util import module_from_spec, spec_from_loader
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+# Which targets the suite runs against: ZEORAID_CONFORMANCE_TARGETS, a
+# comma-separated list of target names. THE DEFAULT LIVES HERE. It is
+# "runzeo" only until zeoraid serves ZEO clients; then it becomes
+# "runzeo,zeoraid-2,zeoraid-3".
+DEFAULT_TARGETS = "runzeo"
+ALL_TARGETS = ("runzeo", "zeoraid-2", "zeoraid-3")
+
+# Bounded waits (seconds).
+SERVER_READY_TIMEOUT = 30      # a runzeo answers ruok / zeoraid answers ping
+STOP_TIMEOUT = 15              # SIGTERM -> exit, before SIGKILL
+START_ATTEMPTS = 3             # a free port can be taken before we bind it
+
+STORAGE_NAME = "1"
+
+
+def selected_targets():
+    raw = os.environ.get("ZEORAID_CONFORMANCE_TARGETS", "").strip()
+    names = [t.strip() for t in (raw or DEFAULT_TARGETS).split(",")
+             if t.strip()]
+    for name in names:
+        member_count(name)  # validates
+    return names
+
+
+def member_count(target):
+    """Members behind a target; 0 means the target is a plain runzeo."""
+    if target == "runzeo":
+        return 0
+    prefix = "zeoraid-"
+    if target.startswith(prefix) and target[len(prefix):].isdigit() \
+            and int(target[len(prefix):]) >= 1:
+        return int(target[len(prefix):])
+    raise ValueError(
+        f"unknown conformance target {target!r} (ZEORAID_CONFORMANCE_TARGETS"
+        f" takes a comma-separated list of: runzeo, zeoraid-N)")
+
+
+def zeoraid_binary():
+    env = os.environ.get("ZEORAID_BIN")
+    path = Path(env) if env else ROOT / "target" / "debug" / "zeoraid"
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise RuntimeError(
+            f"zeoraid binary {path} not found; run `cargo build` (or set "
+            f"ZEORAID_BIN); scripts/test builds it in its cargo test step")
+    return path
+
+
+def _load_zeoprobe():
+    path = ROOT / "scripts" / "zeoprobe"
+    loader = SourceFileLoader("zeoprobe", str(path))
+    module = module_from_spec(spec_from_loader("zeoprobe", loader))
+    loader.exec_module(module)
+    return module
+
+
+zeoprobe = _load_zeoprobe()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent():
+    """preexec_fn: the child gets SIGTERM if pytest dies (even by SIGKILL),
+    so no server outlives an interrupted run."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except Exception:  # not Linux: the teardown still stops it
+        pass
+
+
+def spawn(argv, log_path, env=None):
+    log = open(log_path, "ab")
+    try:
+        return subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+            preexec_fn=_die_with_parent)
+    finally:
+        log.close()
+
+
+def stop_processes(procs, timeout=STOP_TIMEOUT):
+    """SIGTERM each process group, wait (bounded), SIGKILL what is left."""
+    procs = [p for p in procs if p is not None]
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
+        except subprocess.TimeoutExpired:
+            pass
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def announcement(addr, timeout=2.0):
+    """Connect and read the server's protocol announcement frame."""
+    with socket.create_connection(addr, timeout=timeout) as sock:
+        (length,) = struct.unpack(">I", _read_exact(sock, 4))
+        if not 0 < length <= 16:
+            raise ValueError(f"announcement frame of {length} bytes")
+        return _read_exact(sock, length)
+
+
+def _read_exact(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("connection closed")
+        data += chunk
+    return data
+
+
+def client_ping(addr, timeout):
+    """Open a ZEO ClientStorage, ping the server, close. Raises if the
+    server does not serve the storage within timeout."""
+    from ZEO.ClientStorage import ClientStorage
+    client = ClientStorage(addr, storage=STORAGE_NAME, wait=True,
+                           wait_timeout=timeout, min_disconnect_poll=0.1)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+class StartError(RuntimeError):
+    pass
+
+
+def _tail(path, lines=40):
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class Server:
+    """One started process: a runzeo or a zeoraid."""
+
+    def __init__(self, name, kind, addr, proc, log, dir):
+        self.name, self.kind, self.addr = name, kind, addr
+        self.proc, self.log, self.dir = proc, log, dir
+
+    @property
+    def address(self):
+        return f"{self.addr[0]}:{self.addr[1]}"
+
+    def log_tail(self, lines=40):
+        return _tail(self.log, lines)
+
+
+class Member(Server):
+    """A runzeo holding a full copy of the data."""
+
+    blob_dir = None  # set when started
+
+    @property
+    def data_fs(self):
+        return self.dir / "Data.fs"
+
+
+def runzeo_config(addr, dir, storage_options="", blob_dir=None):
+    return (f"<zeo>\n  address {addr[0]}:{addr[1]}\n</zeo>\n"
+            f"<filestorage {STORAGE_NAME}>\n"
+            f"  path {dir / 'Data.fs'}\n"
+            f"  blob-dir {blob_dir or dir / 'blobs'}\n"
+            f"  {storage_options}\n"
+            f"</filestorage>\n")
+
+
+def zeoraid_config(addr, http_addr, members, dir):
+    lines = [
+        "# written by tests/python/conformance/cluster.py",
+        f'listen = "{addr[0]}:{addr[1]}"',
+        f'storage = "{STORAGE_NAME}"',
+        f'spool_dir = "{dir / "spool"}"',
+        "",
+        "[http]",
+        f'listen = "{http_addr[0]}:{http_addr[1]}"',
+    ]
+    for m in members:
+        lines += ["", "[[members]]", f'name = "{m.name}"',
+                  f'address = "{m.address}"']
+    return "\n".join(lines) + "\n"
+
+
+def _wait_all(servers, ready, timeout, what):
+    """Poll ready(server) for every server until all are ready. Returns
+    the servers whose process exited before they were ready (so that the
+    caller can retry them on another port); raises StartError on time-out."""
+    deadline = time.monotonic() + timeout
+    pending = list(servers)
+    exited = []
+    last_err = {}
+    while pending:
+        for server in list(pending):
+            if server.proc.poll() is not None:
+                pending.remove(server)
+                exited.append(server)
+                continue
+            try:
+                ready(server)
+            except Exception as err:  # not ready yet
+                last_err[server.name] = err
+            else:
+                pending.remove(server)
+        if not pending:
+            break
+        if time.monotonic() >= deadline:
+            details = "\n".join(
+                f"--- {s.name} ({s.address}): last error "
+                f"{last_err.get(s.name)!r}; log {s.log}:\n{s.log_tail()}"
+                for s in pending)
+            raise StartError(
+                f"{what} not ready within {timeout}s:\n{details}")
+        time.sleep(0.05)
+    return exited
+
+
+def _address_in_use(server):
+    return "Address already in use" in server.log_tail(200) \
+        or "AddrInUse" in server.log_tail(200)
+
+
+class Cluster:
+    """One running target: `addr` for clients, `members` holding the data,
+    `front` the zeoraid (None for a plain runzeo)."""
+
+    def __init__(self, target, name, dir, storage_options="",
+                 blob_dir=None):
+        self.target, self.name, self.dir = target, name, Path(dir)
+        self.storage_options = storage_options
+        if blob_dir is not None and member_count(target) > 1:
+            raise ValueError("a given blob directory serves one member only")
+        self.given_blob_dir = blob_dir
+        self.members = []
+        self.front = None
+        self.processes = []
+        self.stopped = False
+
+    # -- where things are ----------------------------------------------------
+    @property
+    def addr(self):
+        server = self.front or self.members[0]
+        return server.addr
+
+    @property
+    def blob_dir(self):
+        """The first member's server-side blob directory."""
+        return str(self.members[0].blob_dir)
+
+    @property
+    def member_addrs(self):
+        return [m.addr for m in self.members]
+
+    def logs(self):
+        return [s for s in [self.front, *self.members] if s is not None]
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self):
+        try:
+            count = member_count(self.target)
+            self._start_members(max(count, 1))
+            if count:
+                self._start_zeoraid()
+            else:
+                _wait_all([self.members[0]], self._front_ready,
+                          SERVER_READY_TIMEOUT, "runzeo")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_members(self, count):
+        names = [f"m{i + 1}" for i in range(count)]
+        for attempt in range(START_ATTEMPTS):
+            starting = []
+            for name in names:
+                dir = self.dir / name
+                dir.mkdir(parents=True, exist_ok=True)
+                addr = ("127.0.0.1", free_port())
+                conf = dir / "runzeo.conf"
+                blob_dir = Path(self.given_blob_dir or dir / "blobs")
+                conf.write_text(runzeo_config(addr, dir,
+                                              self.storage_options,
+                                              blob_dir))
+                proc = spawn([sys.executable, "-m", "ZEO.runzeo",
+                              "-C", str(conf)], dir / "runzeo.log")
+                self.processes.append(proc)
+                member = Member(name, "runzeo", addr, proc,
+                                dir / "runzeo.log", dir)
+                member.blob_dir = blob_dir
+                starting.append(member)
+            exited = _wait_all(starting,
+                               lambda m: zeoprobe.ruok(m.addr, 2.0),
+                               SERVER_READY_TIMEOUT,
+                               f"{self.target} member runzeo")
+            self.members += [m for m in starting if m not in exited]
+            names = [m.name for m in exited]
+            if not names:
+                break
+            if not all(_address_in_use(m) for m in exited):
+                raise StartError("runzeo exited at start:\n" + "\n".join(
+                    f"--- {m.name}: {m.log}:\n{m.log_tail()}"
+                    for m in exited))
+        else:
+            raise StartError(f"no free port for runzeo in {START_ATTEMPTS}"
+                             f" attempts")
+        self.members.sort(key=lambda m: m.name)
+
+    def _start_zeoraid(self):
+        binary = zeoraid_binary()
+        dir = self.dir / "zeoraid"
+        (dir / "spool").mkdir(parents=True, exist_ok=True)
+        # The daemon reads ZEORAID_<KEY> overrides; keep the suite's own
+        # variables away from it.
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("ZEORAID_CONFORMANCE", "ZEORAID_BIN"))}
+        for attempt in range(START_ATTEMPTS):
+            addr = ("127.0.0.1", free_port())
+            http = ("127.0.0.1", free_port())
+            conf = dir / "zeoraid.toml"
+            conf.write_text(zeoraid_config(addr, http, self.members, dir))
+            proc = spawn([str(binary), "serve", "--config", str(conf)],
+                         dir / "zeoraid.log", env=env)
+            self.processes.append(proc)
+            front = Server("zeoraid", "zeoraid", addr, proc,
+                           dir / "zeoraid.log", dir)
+            if not _wait_all([front], self._front_ready,
+                             SERVER_READY_TIMEOUT, "zeoraid"):
+                self.front = front
+                return
+            if not _address_in_use(front):
+                raise StartError(
+                    f"zeoraid exited at start (exit code "
+                    f"{proc.returncode}); {front.log}:\n{front.log_tail()}")
+        raise StartError(f"no free port for zeoraid in {START_ATTEMPTS} "
+                         f"attempts")
+
+    @staticmethod
+    def _front_ready(server):
+        # What any ZEO client needs: the protocol announcement, then a
+        # registered storage that answers a call.
+        announced = announcement(server.addr)
+        if announced[:1] not in (b"Z", b"M"):
+            raise ValueError(f"unexpected announcement {announced!r}")
+        client_ping(server.addr, timeout=5)
+
+    def stop(self):
+        # The front first, so that it does not see its members vanish.
+        front = [self.front.proc] if self.front else []
+        stop_processes(front)
+        stop_processes([p for p in self.processes if p not in front])
+        self.stopped = True
+
+
+class ClusterSet:
+    """The clusters one test uses; `stop()` ends every process started."""
+
+    def __init__(self, target, dir):
+        self.target = target
+        self.dir = Path(dir)
+        self.clusters = {}
+        self.expired = False
+        self._lock = threading.RLock()
+
+    def start(self, name="main", storage_options="", blob_dir=None):
+        """Start a fresh cluster. storage_options: extra ZConfig lines for
+        the members' <filestorage>; blob_dir: the (only) member's blob
+        directory instead of one of its own."""
+        with self._lock:
+            if self.expired:
+                raise StartError("the test ran out of time (see "
+                                 "ZEORAID_CONFORMANCE_TEST_TIMEOUT)")
+            if name in self.clusters:
+                raise ValueError(f"cluster {name!r} already started")
+            cluster = Cluster(self.target, name, self.dir / name,
+                              storage_options, blob_dir)
+            self.clusters[name] = cluster
+            return cluster.start()
+
+    def get_or_start(self, name, **options):
+        """The cluster of that name, started if it is not yet."""
+        if name in self.clusters:
+            return self.clusters[name]
+        return self.start(name, **options)
+
+    def __iter__(self):
+        return iter(self.clusters.values())
+
+    def describe_logs(self, lines=60):
+        parts = []
+        for cluster in self:
+            for server in cluster.logs():
+                parts.append(f"--- {cluster.name}/{server.name} "
+                             f"({server.kind} {server.address}) "
+                             f"{server.log}:\n{server.log_tail(lines)}")
+        return "\n".join(parts)
+
+    def expire(self):
+        """The watchdog: stop every server now, so that a test stuck in a
+        client waiting on a server ends; no cluster starts after this."""
+        with self._lock:
+            self.expired = True
+            self.stop()
+
+    def stop(self):
+        errors = []
+        for cluster in list(self.clusters.values()):
+            try:
+                cluster.stop()
+            except Exception as err:  # stop the others all the same
+                errors.append(err)
+        if errors:
+            raise errors[0]

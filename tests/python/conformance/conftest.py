@@ -1,0 +1,31 @@
+"""Fixtures of the conformance suite (see README.md)."""
+
+import pytest
+
+from .base import clusters_for_test
+from .cluster import selected_targets
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    # Keep each phase's report on the item, so that fixtures can tell in
+    # their teardown whether the test failed (and then print server logs).
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture(params=selected_targets())
+def target(request):
+    """The target name, for plain pytest tests: one run per selected
+    target."""
+    return request.param
+
+
+@pytest.fixture
+def clusters(request, target, tmp_path):
+    """A ClusterSet of `target` for one plain pytest test; the test starts
+    the clusters it needs. Mirrors are checked and every process stopped
+    after the test."""
+    with clusters_for_test(request, target, tmp_path) as cs:
+        yield cs
