@@ -80,8 +80,13 @@ impl Controller {
     }
 
     /// Hands the lock to the next waiting vote, if any.
+    /// Hands the commit lock on: to a queued pack first, then to the next
+    /// waiting vote.
     fn next_vote(&mut self, ctx: &mut Context<Self>) {
-        while self.lock.is_none() {
+        while self.lock.is_none() && !self.packing {
+            if let Some(pack) = self.packs.pop_front() {
+                return self.start_pack(ctx, pack);
+            }
             let Some(vote) = self.waiting.pop_front() else {
                 return;
             };
@@ -474,9 +479,21 @@ impl Handler<NewOids> for Controller {
 impl Handler<Pack> for Controller {
     type Result = ();
 
-    /// Every optimal member packs (with the client's time, so their
-    /// histories stay identical); then the new size goes to every client.
     fn handle(&mut self, msg: Pack, ctx: &mut Context<Self>) {
+        self.packs.push_back(msg);
+        self.next_vote(ctx);
+    }
+}
+
+impl Controller {
+    /// Every optimal member packs, with the client's time and under the
+    /// commit lock: with no commit running meanwhile every member packs the
+    /// same state (FileStorage's pack result depends on what commits while
+    /// it runs, so members packing beside a stream of commits could come
+    /// out different). Then the new size goes to every client.
+    fn start_pack(&mut self, ctx: &mut Context<Self>, msg: Pack) {
+        self.packing = true;
+        info!(self.log, "pack started"; "pack_time" => msg.t, "commits_waiting" => self.waiting.len());
         let writers = self.writers();
         let request = Request::Pack(methods::Pack {
             t: msg.t,
@@ -505,7 +522,7 @@ impl Handler<Pack> for Controller {
                     _ => None,
                 }
             };
-            sizes.into_actor(act).map(move |info, act, _| {
+            sizes.into_actor(act).map(move |info, act, ctx| {
                 if let Some(info) = info {
                     let sizes: Vec<(Value, Value)> = ["length", "size"]
                         .into_iter()
@@ -516,6 +533,7 @@ impl Handler<Pack> for Controller {
                         s.do_send(ToSession::Info(act.last_info.clone()));
                     }
                 }
+                info!(act.log, "pack finished"; "ok" => outcome.is_ok());
                 act.reply(
                     session,
                     ToSession::Packed {
@@ -523,6 +541,8 @@ impl Handler<Pack> for Controller {
                         result: outcome,
                     },
                 );
+                act.packing = false;
+                act.next_vote(ctx);
             })
         }));
     }

@@ -54,7 +54,17 @@ impl Controller {
         Value::Dict(merged)
     }
 
-    fn server_status(&self) -> Value {
+    /// ZEO's `server_status` keys. `loads` and `stores` are counted where
+    /// they happen, by the members: each load goes to one member (summed),
+    /// each store to every member (the largest count).
+    fn server_status(&self, member_statuses: &[Value]) -> Value {
+        let count = |s: &Value, key: &str| s.dict_get(key).and_then(Value::as_i64).unwrap_or(0);
+        let loads: i64 = member_statuses.iter().map(|s| count(s, "loads")).sum();
+        let stores = member_statuses
+            .iter()
+            .map(|s| count(s, "stores"))
+            .max()
+            .unwrap_or(0);
         let start = self
             .stats
             .start
@@ -63,6 +73,8 @@ impl Controller {
         let active = usize::from(self.lock.is_some()) + self.waiting.len();
         let entries: Vec<(&str, Value)> = vec![
             ("connections", Value::Int(self.sessions.len() as i64)),
+            ("loads", Value::Int(loads)),
+            ("stores", Value::Int(stores)),
             ("commits", Value::Int(self.stats.commits as i64)),
             ("aborts", Value::Int(self.stats.aborts as i64)),
             ("active_txns", Value::Int(active as i64)),
@@ -71,6 +83,7 @@ impl Controller {
             ("conflicts_resolved", Value::Int(0)),
             ("start", Value::str(format!("{} (unix time)", start.unwrap_or(0)))),
             ("waiting", Value::Int(self.waiting.len() as i64)),
+            ("timeout-thread-is-alive", Value::str("stub")),
             ("last-transaction", Value::str(self.last_tid.to_hex())),
             ("raid-status", Value::str(self.array_status())),
         ];
@@ -87,9 +100,27 @@ impl Handler<GetInfo> for Controller {
 }
 
 impl Handler<ServerStatus> for Controller {
-    type Result = MessageResult<ServerStatus>;
+    type Result = ResponseActFuture<Self, Value>;
 
     fn handle(&mut self, _: ServerStatus, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.server_status())
+        let calls: Vec<_> = self
+            .readers()
+            .into_iter()
+            .map(|m| m.send(crate::member::Call(zeo::methods::Request::ServerStatus)))
+            .collect();
+        Box::pin(
+            futures::future::join_all(calls)
+                .into_actor(self)
+                .map(|results, act, _| {
+                    let statuses: Vec<Value> = results
+                        .into_iter()
+                        .filter_map(|r| match r {
+                            Ok(Ok(zeo::reply::Reply::ServerStatus(status))) => Some(status),
+                            _ => None,
+                        })
+                        .collect();
+                    act.server_status(&statuses)
+                }),
+        )
     }
 }

@@ -66,6 +66,9 @@ pub struct Controller {
     /// The transaction between its vote and its `tpc_finish`/`tpc_abort`.
     lock: Option<Commit>,
     waiting: VecDeque<Vote>,
+    /// Packs wait for the commit lock too, and hold it while they run.
+    packs: VecDeque<Pack>,
+    packing: bool,
     sessions: HashMap<SessionId, Addr<ClientSession>>,
     next_member_txn: i64,
     /// The latest `info` dict (`length`, `size`) a member reported.
@@ -107,6 +110,8 @@ impl Controller {
             last_tid: Tid::ZERO,
             lock: None,
             waiting: VecDeque::new(),
+            packs: VecDeque::new(),
+            packing: false,
             sessions: HashMap::new(),
             next_member_txn: 1,
             last_info: Value::Dict(vec![]),
@@ -315,6 +320,7 @@ impl Handler<SessionClosed> for Controller {
     fn handle(&mut self, msg: SessionClosed, ctx: &mut Context<Self>) {
         self.sessions.remove(&msg.session);
         self.waiting.retain(|v| v.session != msg.session);
+        self.packs.retain(|p| p.session != msg.session);
         if self.lock.as_ref().is_some_and(|c| c.session == msg.session) {
             self.abort_locked(ctx, None);
         }

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[3]
 # comma-separated list of target names. THE DEFAULT LIVES HERE. It is
 # "runzeo" only until zeoraid serves ZEO clients; then it becomes
 # "runzeo,zeoraid-2,zeoraid-3".
-DEFAULT_TARGETS = "runzeo"
+DEFAULT_TARGETS = "runzeo,zeoraid-2,zeoraid-3"
 ALL_TARGETS = ("runzeo", "zeoraid-2", "zeoraid-3")
 
 # Bounded waits (seconds).

@@ -278,7 +278,7 @@ impl Method for StoreBlobEnd {
     fn decode(a: &Args<'_>) -> Result<Self, CodecError> {
         Ok(StoreBlobEnd {
             oid: a.p64(0, "oid")?,
-            serial: a.p64(1, "serial")?,
+            serial: a.serial(1, "serial")?,
             data: a.bytes(2, "data")?,
             id: a.txn(3, "id")?,
         })
@@ -315,7 +315,7 @@ impl Method for StoreBlobShared {
     fn decode(a: &Args<'_>) -> Result<Self, CodecError> {
         Ok(StoreBlobShared {
             oid: a.p64(0, "oid")?,
-            serial: a.p64(1, "serial")?,
+            serial: a.serial(1, "serial")?,
             data: a.bytes(2, "data")?,
             filename: a.string(3, "filename")?,
             id: a.txn(4, "id")?,
