@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::rawclient::p64_value;
+
 use common::array::Array;
 use common::rawclient::{RawClient, ReadEnd};
 use common::records::ROOT_RECORD;
@@ -33,25 +35,6 @@ fn pickle(v: &Value) -> Vec<u8> {
     zeo::pickle::encode(v).expect("encode")
 }
 
-fn p64(p: P64) -> Value {
-    Value::bytes(p.0.to_vec())
-}
-
-/// The connection is closed with no reply or error reply on it, and
-/// zeoraid logged why; returns the log line's reason.
-fn assert_closed_without_reply(array: &Array, client: &mut RawClient, since: usize) -> String {
-    let peer = client.local_addr();
-    let messages = client.expect_closed(CLOSE_WITHIN);
-    assert!(
-        messages
-            .iter()
-            .all(|m| !matches!(m, Message::Reply { .. } | Message::ErrorReply { .. })),
-        "a reply came before the close: {messages:?}"
-    );
-    let line = array.wait_for_close_log(since, peer);
-    line["reason"].as_str().unwrap_or_default().to_owned()
-}
-
 /// Sends one bad frame payload on a registered connection; the connection
 /// must be closed with a log line whose reason contains `reason`.
 fn bad_frame_closes(payload: &[u8], reason: &str) {
@@ -60,7 +43,7 @@ fn bad_frame_closes(payload: &[u8], reason: &str) {
     let mut bad = array.client();
     let since = array.log_mark();
     bad.send_frame(payload).expect("send the bad frame");
-    let logged = assert_closed_without_reply(&array, &mut bad, since);
+    let logged = array.assert_closed_without_reply(&mut bad, since, CLOSE_WITHIN);
     assert!(
         logged.contains(reason),
         "close reason {logged:?} lacks {reason:?}"
@@ -110,7 +93,7 @@ fn a_one_gib_frame_header_is_refused_from_the_header_without_allocating_it() {
     let mut wire = (1u32 << 30).to_be_bytes().to_vec();
     wire.extend_from_slice(b"0123456789");
     huge.send_bytes(&wire).expect("send");
-    let logged = assert_closed_without_reply(&array, &mut huge, since);
+    let logged = array.assert_closed_without_reply(&mut huge, since, CLOSE_WITHIN);
     assert!(
         logged.contains("frame of 1073741824 bytes exceeds the maximum"),
         "{logged}"
@@ -167,7 +150,7 @@ fn a_100000_level_pickle_closes_the_connection_and_zeoraid_lives() {
         let mut bad = array.client();
         let since = array.log_mark();
         bad.send_frame(payload).expect("send");
-        let logged = assert_closed_without_reply(&array, &mut bad, since);
+        let logged = array.assert_closed_without_reply(&mut bad, since, CLOSE_WITHIN);
         assert!(logged.contains("nesting deeper than 100 levels"), "{logged}");
         array.assert_zeoraid_alive();
     }
@@ -182,7 +165,7 @@ fn unknown_methods_close_the_connection_without_a_reply() {
         let mut bad = array.client();
         let since = array.log_mark();
         bad.send(&Message::call(MsgId::int(3), name, Value::tuple([])));
-        let logged = assert_closed_without_reply(&array, &mut bad, since);
+        let logged = array.assert_closed_without_reply(&mut bad, since, CLOSE_WITHIN);
         assert!(logged.contains(&format!("unknown method {name:?}")), "{logged}");
     }
     array.assert_serving(&[&before]);
@@ -194,13 +177,16 @@ fn a_call_before_register_closes_the_connection() {
     let before = array.commit_probe();
     for (name, args) in [
         ("ping", Value::tuple([])),
-        ("loadBefore", Value::tuple([p64(before.oid), p64(P64::MAX_TID)])),
+        (
+            "loadBefore",
+            Value::tuple([p64_value(before.oid), p64_value(P64::MAX_TID)]),
+        ),
         ("new_oids", Value::tuple([])),
     ] {
         let mut bad = RawClient::connect(array.addr());
         let since = array.log_mark();
         bad.send(&Message::call(MsgId::int(1), name, args));
-        let logged = assert_closed_without_reply(&array, &mut bad, since);
+        let logged = array.assert_closed_without_reply(&mut bad, since, CLOSE_WITHIN);
         assert!(logged.contains("before register"), "{logged}");
     }
     array.assert_serving(&[&before]);
@@ -253,8 +239,8 @@ fn wrong_argument_counts_and_types_are_error_replies_naming_the_method() {
     let mut array = Array::start(2);
     let before = array.commit_probe();
     let mut client = array.client();
-    let oid = p64(before.oid);
-    let max = p64(P64::MAX_TID);
+    let oid = p64_value(before.oid);
+    let max = p64_value(P64::MAX_TID);
     let cases: Vec<(&str, Value, &str, &[&str])> = vec![
         (
             "loadBefore",
@@ -448,14 +434,14 @@ fn store_blob_shared_closes_the_connection_with_a_log_line() {
     client.oneway_value(
         "storeBlobShared",
         Value::tuple([
-            p64(oid),
-            p64(Tid::ZERO),
+            p64_value(oid),
+            p64_value(Tid::ZERO),
             Value::bytes(ROOT_RECORD.to_vec()),
             Value::str("0x01.tmp-"),
             txn.value().clone(),
         ]),
     );
-    let logged = assert_closed_without_reply(&array, &mut client, since);
+    let logged = array.assert_closed_without_reply(&mut client, since, CLOSE_WITHIN);
     assert!(logged.contains("storeBlobShared"), "{logged}");
     assert!(
         logged.contains("shared_blob_dir"),

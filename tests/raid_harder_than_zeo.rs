@@ -14,8 +14,9 @@
 
 mod common;
 
+use common::rawclient::p64_value;
+
 use common::array::{Array, Probe};
-use common::rawclient::RawClient;
 use common::records::ROOT_RECORD;
 use std::time::Duration;
 use zeo::exceptions::ZeoError;
@@ -24,25 +25,6 @@ use zeo::types::{Tid, P64};
 use zeo::Value;
 
 const CLOSE_WITHIN: Duration = Duration::from_secs(10);
-
-fn p64(p: P64) -> Value {
-    Value::bytes(p.0.to_vec())
-}
-
-/// The connection is closed with no reply on it and zeoraid logged why;
-/// returns the reason.
-fn assert_closed_without_reply(array: &Array, client: &mut RawClient, since: usize) -> String {
-    let peer = client.local_addr();
-    let messages = client.expect_closed(CLOSE_WITHIN);
-    assert!(
-        messages
-            .iter()
-            .all(|m| !matches!(m, Message::Reply { .. } | Message::ErrorReply { .. })),
-        "a reply came before the close: {messages:?}"
-    );
-    let line = array.wait_for_close_log(since, peer);
-    line["reason"].as_str().unwrap_or_default().to_owned()
-}
 
 /// `loads` of each member's `server_status` (counts every `loadBefore`
 /// the member served).
@@ -81,7 +63,7 @@ fn a_three_byte_oid_in_storea_closes_the_connection_before_any_member_sees_it() 
         "storea",
         Value::tuple([
             short_oid.clone(),
-            p64(Tid::ZERO),
+            p64_value(Tid::ZERO),
             Value::bytes(ROOT_RECORD.to_vec()),
             txn.value().clone(),
         ]),
@@ -92,7 +74,7 @@ fn a_three_byte_oid_in_storea_closes_the_connection_before_any_member_sees_it() 
     client
         .send_frames(&[&frames[0], &frames[1]])
         .expect("send storea and vote");
-    let logged = assert_closed_without_reply(&array, &mut client, since);
+    let logged = array.assert_closed_without_reply(&mut client, since, CLOSE_WITHIN);
     assert!(
         logged.contains("storea") && logged.contains("oid") && logged.contains("expected 8 bytes, got 3"),
         "the close reason should name the call and the argument: {logged}"
@@ -107,7 +89,10 @@ fn a_three_byte_oid_in_storea_closes_the_connection_before_any_member_sees_it() 
             i + 1
         );
         let mut direct = array.member_client(i);
-        let load = direct.call_value("loadBefore", Value::tuple([short_oid.clone(), p64(P64::MAX_TID)]));
+        let load = direct.call_value(
+            "loadBefore",
+            Value::tuple([short_oid.clone(), p64_value(P64::MAX_TID)]),
+        );
         // FileStorage looks the 3-byte key up and does not find it.
         assert!(
             matches!(&load, Err(e) if e.is_pos_key_error()),
@@ -129,19 +114,19 @@ fn short_oids_and_long_tids_in_load_before_are_error_replies_naming_the_argument
 
     let cases = [
         (
-            Value::tuple([Value::bytes(&b"\x00\x00\x01"[..]), p64(P64::MAX_TID)]),
+            Value::tuple([Value::bytes(&b"\x00\x00\x01"[..]), p64_value(P64::MAX_TID)]),
             "argument 0 (oid): expected 8 bytes, got 3",
         ),
         (
-            Value::tuple([p64(before.oid), Value::bytes(vec![0x7f; 9])]),
+            Value::tuple([p64_value(before.oid), Value::bytes(vec![0x7f; 9])]),
             "argument 1 (tid): expected 8 bytes, got 9",
         ),
         (
-            Value::tuple([Value::bytes(vec![0u8; 16]), p64(P64::MAX_TID)]),
+            Value::tuple([Value::bytes(vec![0u8; 16]), p64_value(P64::MAX_TID)]),
             "argument 0 (oid): expected 8 bytes, got 16",
         ),
         (
-            Value::tuple([p64(before.oid), Value::bytes(Vec::new())]),
+            Value::tuple([p64_value(before.oid), Value::bytes(Vec::new())]),
             "argument 1 (tid): expected 8 bytes, got 0",
         ),
     ];
@@ -241,7 +226,7 @@ fn a_pickled_eval_or_os_system_is_never_executed_or_forwarded() {
         let payload =
             zeo::pickle::encode(&Message::call(MsgId::int(5), name, args).to_value()).expect("encode");
         client.send_frame(&payload).expect("send");
-        let logged = assert_closed_without_reply(&array, &mut client, mark);
+        let logged = array.assert_closed_without_reply(&mut client, mark, CLOSE_WITHIN);
         assert!(
             logged.contains(&format!("forbidden pickle global {global}")),
             "{name}: close reason {logged:?}"

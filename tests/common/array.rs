@@ -401,6 +401,27 @@ impl Array {
     // ----- shared checks ------------------------------------------------
 
     /// A new client of zeoraid, registered with storage `"1"`.
+    /// `client`'s connection is closed with no reply or error reply on it,
+    /// within `within`, and zeoraid logged why; returns the logged reason.
+    pub fn assert_closed_without_reply(
+        &self,
+        client: &mut RawClient,
+        since: usize,
+        within: Duration,
+    ) -> String {
+        let peer = client.local_addr();
+        let messages = client.expect_closed(within);
+        assert!(
+            messages.iter().all(|m| !matches!(
+                m,
+                zeo::message::Message::Reply { .. } | zeo::message::Message::ErrorReply { .. }
+            )),
+            "a reply came before the close: {messages:?}"
+        );
+        let line = self.wait_for_close_log(since, peer);
+        line["reason"].as_str().unwrap_or_default().to_owned()
+    }
+
     pub fn client(&self) -> RawClient {
         RawClient::connect_registered(self.addr)
     }

@@ -489,3 +489,8 @@ impl RawClient {
         }
     }
 }
+
+/// An oid or tid as the bytes value it is on the wire.
+pub fn p64_value(p: zeo::types::P64) -> zeo::Value {
+    zeo::Value::bytes(p.0.to_vec())
+}

@@ -75,6 +75,17 @@ impl Controller {
         }
     }
 
+    /// Answers a vote that never took the lock.
+    fn refuse_vote(&self, session: SessionId, msgid: MsgId, error: ZeoError) {
+        self.reply(
+            session,
+            ToSession::Voted {
+                msgid,
+                result: Err(error),
+            },
+        );
+    }
+
     fn holds_lock(&self, member_txn: &TxnId) -> bool {
         self.lock.as_ref().is_some_and(|c| &c.member_txn == member_txn)
     }
@@ -105,28 +116,16 @@ impl Controller {
                      a lower tid would commit out of order",
                     self.last_tid
                 );
-                let result = Err(ZeoError::StorageTransactionError(vec![Value::Str(problem)]));
-                return self.reply(
-                    vote.session,
-                    ToSession::Voted {
-                        msgid: vote.msgid,
-                        result,
-                    },
-                );
+                let error = ZeoError::StorageTransactionError(vec![Value::Str(problem)]);
+                return self.refuse_vote(vote.session, vote.msgid, error);
             }
             Some(asked) => asked,
             None => next_tid(SystemTime::now(), self.last_tid),
         };
         let participants = self.writers();
         if participants.is_empty() {
-            let result = Err(unavailable("no optimal member: the array has failed"));
-            return self.reply(
-                vote.session,
-                ToSession::Voted {
-                    msgid: vote.msgid,
-                    result,
-                },
-            );
+            let error = unavailable("no optimal member: the array has failed");
+            return self.refuse_vote(vote.session, vote.msgid, error);
         }
         let member_txn = TxnId::from_i64(self.next_member_txn);
         self.next_member_txn += 1;
@@ -360,14 +359,8 @@ impl Handler<Vote> for Controller {
             None
         };
         if let Some(problem) = problem {
-            let result = Err(ZeoError::StorageTransactionError(vec![Value::str(problem)]));
-            return self.reply(
-                vote.session,
-                ToSession::Voted {
-                    msgid: vote.msgid,
-                    result,
-                },
-            );
+            let error = ZeoError::StorageTransactionError(vec![Value::str(problem)]);
+            return self.refuse_vote(vote.session, vote.msgid, error);
         }
         self.waiting.push_back(vote);
         self.next_vote(ctx);
