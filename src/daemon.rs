@@ -35,6 +35,12 @@ pub enum DaemonError {
     },
     #[error("the array cannot start: {0}")]
     Array(String),
+    #[error("cannot use the spool dir {dir}: {source}")]
+    Spool {
+        dir: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// Runs zeoraid until it is told to stop; returns `Ok` on an orderly
@@ -95,10 +101,12 @@ async fn serve(config: Config, log: Logger) -> Result<(), DaemonError> {
         addr: config.listen,
         source,
     })?;
+    prepare_spool(&config.spool_dir, &log)?;
     let sessions = Arc::new(SessionSettings {
         storage: config.storage.clone(),
         msgpack: config.msgpack,
         max_frame: config.max_frame_size,
+        spool_dir: config.spool_dir.clone(),
     });
     actix_rt::spawn(crate::front::serve(
         listener,
@@ -120,6 +128,30 @@ async fn serve(config: Config, log: Logger) -> Result<(), DaemonError> {
         _ = interrupt.recv() => "SIGINT",
     };
     info!(log, "shutting down"; "signal" => received);
+    Ok(())
+}
+
+/// Creates the spool dir and removes blob spools a crashed zeoraid left
+/// (their transactions died with it).
+fn prepare_spool(dir: &std::path::Path, log: &Logger) -> Result<(), DaemonError> {
+    let spool_error = |source| DaemonError::Spool {
+        dir: dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(spool_error)?;
+    for entry in std::fs::read_dir(dir).map_err(spool_error)?.flatten() {
+        let name = entry.file_name();
+        if name
+            .to_string_lossy()
+            .starts_with(zeoraid_actors::session::transaction::SPOOL_PREFIX)
+        {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => info!(log, "removed a stale blob spool"; "path" => %entry.path().display()),
+                Err(e) => slog::warn!(log, "cannot remove a stale blob spool";
+                    "path" => %entry.path().display(), "error" => %e),
+            }
+        }
+    }
     Ok(())
 }
 

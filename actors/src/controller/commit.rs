@@ -129,7 +129,13 @@ impl Controller {
         }
         let member_txn = TxnId::from_i64(self.next_member_txn);
         self.next_member_txn += 1;
-        let oneways = vote.txn.member_requests(&member_txn, tid);
+        let oneways = match vote.txn.member_requests(&member_txn, tid) {
+            Ok(requests) => requests,
+            Err(e) => {
+                let error = unavailable(&format!("cannot read a spooled blob back: {e}"));
+                return self.refuse_vote(vote.session, vote.msgid, error);
+            }
+        };
         let call = Request::Vote(methods::Vote {
             id: member_txn.clone(),
         });

@@ -4,7 +4,7 @@
 use super::*;
 use crate::controller::{self as ctl, ToSession};
 use crate::member::{Call, MemberError, Oneway, SendBlob};
-use transaction::TxnOp;
+use transaction::{SpooledBlob, TxnOp};
 use zeo::methods::{IteratorGc, IteratorNext, IteratorRecordNext, IteratorRecordStart, Request};
 use zeo::reply::{LoadBeforeResult, Reply};
 use zeo::CodecError;
@@ -158,22 +158,35 @@ impl ClientSession {
                 },
             )?,
             Request::Undoa(u) => self.buffer(&u.id, TxnOp::Undo { trans_id: u.trans_id })?,
-            Request::StoreBlobStart => self.blob_spool = Some(Vec::new()),
+            Request::StoreBlobStart => {
+                let spool = SpooledBlob::create(&self.settings.spool_dir).map_err(|e| {
+                    let problem = format!(
+                        "cannot spool a blob in {}: {e}",
+                        self.settings.spool_dir.display()
+                    );
+                    Refusal::new(unavailable(&problem), &problem)
+                })?;
+                self.blob_spool = Some(spool);
+            }
             Request::StoreBlobChunk(c) => match &mut self.blob_spool {
-                Some(spool) => spool.push(c.chunk),
+                Some(spool) => spool.append(&c.chunk).map_err(|e| {
+                    let problem = format!("cannot spool a blob chunk: {e}");
+                    Refusal::new(unavailable(&problem), &problem)
+                })?,
                 None => return Err(Refusal::transaction("storeBlobChunk without storeBlobStart")),
             },
             Request::StoreBlobEnd(e) => {
-                let Some(chunks) = self.blob_spool.take() else {
+                let Some(spool) = self.blob_spool.take() else {
                     return Err(Refusal::transaction("storeBlobEnd without storeBlobStart"));
                 };
+                let blob = std::sync::Arc::new(spool);
                 self.buffer(
                     &e.id,
                     TxnOp::Blob {
                         oid: e.oid,
                         serial: e.serial,
                         data: e.data,
-                        chunks,
+                        blob,
                     },
                 )?
             }

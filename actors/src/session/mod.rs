@@ -70,6 +70,8 @@ pub struct SessionSettings {
     /// Announce `M5` (msgpack) instead of `Z5`.
     pub msgpack: bool,
     pub max_frame: usize,
+    /// Where blob uploads are spooled until their transaction votes.
+    pub spool_dir: std::path::PathBuf,
 }
 
 /// Where the client's transaction is in two-phase commit.
@@ -104,7 +106,8 @@ pub struct ClientSession {
     read_only: bool,
     label: Option<String>,
     txn: Option<(TxnBuffer, Phase)>,
-    blob_spool: Option<Vec<Bytes>>,
+    /// The blob upload in progress (between storeBlobStart and storeBlobEnd).
+    blob_spool: Option<transaction::SpooledBlob>,
     readers: Vec<Addr<MemberActor>>,
     next_reader: usize,
     /// Client iterator id → (member, the member's iterator id).

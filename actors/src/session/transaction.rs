@@ -3,6 +3,9 @@
 //! the controller holds the commit lock and has chosen the tid.
 
 use bytes::Bytes;
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+use std::sync::Arc;
 use zeo::methods::{
     CheckCurrentSerialInTransaction, DeleteObject, Request, Restorea, StoreBlobChunk, StoreBlobEnd, Storea,
     TpcBegin, TxnId, Undoa,
@@ -35,14 +38,62 @@ pub enum TxnOp {
     Undo {
         trans_id: Value,
     },
-    /// A blob store: the record plus the blob's content, spooled once here
-    /// and sent to every member.
+    /// A blob store: the record plus the blob's content, spooled once to a
+    /// file and sent to every member.
     Blob {
         oid: Oid,
         serial: Tid,
         data: Bytes,
-        chunks: Vec<Bytes>,
+        blob: Arc<SpooledBlob>,
     },
+}
+
+/// Chunks of a blob as ClientStorage sends them (and members receive them).
+const BLOB_CHUNK: usize = 59_000;
+
+/// Name prefix of spool files, so a restarted zeoraid can remove the ones a
+/// crashed process left.
+pub const SPOOL_PREFIX: &str = "zeoraid-blob-";
+
+/// A blob upload spooled to a file in the configured spool dir, so an
+/// upload costs disk, not memory, until its transaction votes. The file is
+/// removed when the last reference goes (the transaction finished, was
+/// aborted, or its client went away).
+#[derive(Debug)]
+pub struct SpooledBlob {
+    file: tempfile::NamedTempFile,
+    len: u64,
+}
+
+impl SpooledBlob {
+    pub fn create(dir: &Path) -> std::io::Result<SpooledBlob> {
+        let file = tempfile::Builder::new().prefix(SPOOL_PREFIX).tempfile_in(dir)?;
+        Ok(SpooledBlob { file, len: 0 })
+    }
+
+    /// Appends a chunk. The write goes to the page cache (no fsync): the
+    /// spool only has to outlive the transaction, not a crash.
+    pub fn append(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(chunk)?;
+        self.len += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Reads the blob back in upload-sized chunks, once per vote: every
+    /// member's write queue shares these buffers.
+    fn chunks(&self) -> std::io::Result<Vec<Bytes>> {
+        let mut file = self.file.reopen()?;
+        file.rewind()?;
+        let mut chunks = Vec::with_capacity((self.len as usize).div_ceil(BLOB_CHUNK));
+        let mut left = self.len as usize;
+        while left > 0 {
+            let mut chunk = vec![0; left.min(BLOB_CHUNK)];
+            file.read_exact(&mut chunk)?;
+            left -= chunk.len();
+            chunks.push(Bytes::from(chunk));
+        }
+        Ok(chunks)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -74,8 +125,9 @@ impl TxnBuffer {
     /// The asynchronous calls that replay this transaction on one member:
     /// `tpc_begin` with the tid zeoraid chose (so every member commits the
     /// same tid), then the operations in order. `id` is zeoraid's own
-    /// transaction id on that member connection.
-    pub fn member_requests(&self, id: &TxnId, tid: Tid) -> Vec<Request> {
+    /// transaction id on that member connection. Spooled blobs are read
+    /// back here, once for all members (their chunks are shared buffers).
+    pub fn member_requests(&self, id: &TxnId, tid: Tid) -> std::io::Result<Vec<Request>> {
         let mut out = Vec::with_capacity(self.ops.len() + 1);
         out.push(Request::TpcBegin(TpcBegin {
             id: id.clone(),
@@ -126,11 +178,11 @@ impl TxnBuffer {
                     oid,
                     serial,
                     data,
-                    chunks,
+                    blob,
                 } => {
                     out.push(Request::StoreBlobStart);
-                    for chunk in chunks {
-                        out.push(Request::StoreBlobChunk(StoreBlobChunk { chunk: chunk.clone() }));
+                    for chunk in blob.chunks()? {
+                        out.push(Request::StoreBlobChunk(StoreBlobChunk { chunk }));
                     }
                     out.push(Request::StoreBlobEnd(StoreBlobEnd {
                         oid: *oid,
@@ -141,7 +193,7 @@ impl TxnBuffer {
                 }
             }
         }
-        out
+        Ok(out)
     }
 
     /// The oids this transaction changes, for other clients' invalidations.

@@ -1,0 +1,133 @@
+//! Blobs through zeoraid: an upload is spooled once to the configured
+//! spool dir, sent to every member at the vote, and its spool file goes
+//! away with the transaction; downloads stream back from a member.
+
+mod common;
+
+use bytes::Bytes;
+use common::array::{Array, ArrayOptions};
+use common::rawclient::RawClient;
+use common::records::ROOT_RECORD;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use zeo::callbacks::Callback;
+use zeo::methods::{NewOids, Request, SendBlob, StoreBlobChunk, StoreBlobEnd};
+use zeo::reply::Reply;
+use zeo::types::{Oid, Tid, P64};
+
+fn spools(dir: &Path) -> Vec<(String, u64)> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .filter(|(name, _)| name.starts_with("zeoraid-blob-"))
+        .collect();
+    found.sort();
+    found
+}
+
+fn wait_no_spools(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !spools(dir).is_empty() {
+        assert!(Instant::now() < deadline, "spool files left: {:?}", spools(dir));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn upload(client: &mut RawClient, txn: &zeo::methods::TxnId, oid: Oid, content: &[u8]) {
+    client.store(txn, oid, Tid::ZERO, ROOT_RECORD);
+    client.oneway(Request::StoreBlobStart);
+    for chunk in content.chunks(59_000) {
+        client.oneway(Request::StoreBlobChunk(StoreBlobChunk {
+            chunk: Bytes::copy_from_slice(chunk),
+        }));
+    }
+    let end = StoreBlobEnd {
+        oid,
+        serial: Tid::ZERO,
+        data: Bytes::from_static(ROOT_RECORD),
+        id: txn.clone(),
+    };
+    client.oneway(Request::StoreBlobEnd(end));
+}
+
+fn download(client: &mut RawClient, oid: Oid, serial: Tid) -> Vec<u8> {
+    client.callbacks.clear();
+    assert_eq!(
+        client
+            .call(Request::SendBlob(SendBlob { oid, serial }))
+            .expect("sendBlob"),
+        Reply::None("sendBlob")
+    );
+    let mut content = Vec::new();
+    for cb in client.callbacks.drain(..) {
+        if let Callback::ReceiveBlobChunk { chunk, .. } = cb {
+            content.extend_from_slice(&chunk);
+        }
+    }
+    content
+}
+
+#[test]
+fn blob_uploads_are_spooled_once_sent_to_every_member_and_cleaned_up() {
+    let spool = tempfile::tempdir().unwrap();
+    // A spool a crashed zeoraid left behind is removed at startup.
+    std::fs::write(spool.path().join("zeoraid-blob-stale"), b"from a crash").unwrap();
+    let mut options = ArrayOptions::new(2);
+    options
+        .top_level
+        .push(format!("spool_dir = {:?}", spool.path().to_str().unwrap()));
+    let array = Array::start_with(options);
+    assert!(spools(spool.path()).is_empty(), "the stale spool was not removed");
+
+    let mut client = array.client();
+    let oids = match client.call(Request::NewOids(NewOids { n: Some(2) })) {
+        Ok(Reply::NewOids(oids)) => oids,
+        other => panic!("new_oids: {other:?}"),
+    };
+    let content: Vec<u8> = (0..150_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let txn = client.begin();
+    upload(&mut client, &txn, oids[0], &content);
+    // A sync call after the async ones: they have all been handled.
+    client.call(Request::Ping).unwrap();
+    let spooled = spools(spool.path());
+    assert_eq!(spooled.len(), 1, "{spooled:?}");
+    assert_eq!(
+        spooled[0].1,
+        content.len() as u64,
+        "the whole blob is on disk, once"
+    );
+    client.vote(&txn).expect("vote");
+    let tid = client.finish(&txn).expect("tpc_finish");
+    wait_no_spools(spool.path());
+
+    // Through zeoraid, and on each member directly.
+    assert!(
+        download(&mut client, oids[0], tid) == content,
+        "blob through zeoraid differs"
+    );
+    for m in 0..2 {
+        let mut member = array.member_client(m);
+        assert!(
+            download(&mut member, oids[0], tid) == content,
+            "blob on member {m} differs"
+        );
+    }
+
+    // An upload whose client goes away before the vote leaves nothing behind.
+    let mut quitter = array.client();
+    let txn = quitter.begin();
+    upload(&mut quitter, &txn, oids[1], &content[..1000]);
+    quitter.call(Request::Ping).unwrap();
+    assert_eq!(spools(spool.path()).len(), 1);
+    drop(quitter);
+    wait_no_spools(spool.path());
+    // And the oid was never committed anywhere.
+    assert!(client.load(oids[1]).is_err());
+    assert_ne!(tid, P64::ZERO);
+}
