@@ -186,3 +186,37 @@ conn = db.open(); conn.root()['x'] = 2; transaction.commit(); db.close()
     let root = check.load(P64::ZERO).expect("root").expect("a revision");
     assert_eq!(root.start, last_transaction(&mut check));
 }
+
+/// With `msgpack = true` zeoraid announces M5; ClientStorage follows it,
+/// and so does a raw client; their commits reach every member.
+#[test]
+fn a_msgpack_front_serves_m5_clients() {
+    let mut options = common::array::ArrayOptions::new(2);
+    options.top_level.push("msgpack = true".into());
+    let array = Array::start_with(options);
+    let mut raw = common::rawclient::RawClient::connect_with(array.addr(), true);
+    assert_eq!(raw.encoding, zeo::encoding::Encoding::Msgpack);
+    raw.register("1");
+    let oid = new_oids(&mut raw)[0];
+    let tid = raw.commit(&[(oid, Tid::ZERO, ROOT_RECORD)]);
+    let loaded = raw.load(oid).expect("load").expect("a revision");
+    assert_eq!((loaded.start, &loaded.data[..]), (tid, ROOT_RECORD));
+    let script = "import sys, ZEO, transaction\n\
+        db = ZEO.DB(('127.0.0.1', int(sys.argv[1])), wait_timeout=30)\n\
+        conn = db.open(); conn.root()['m5'] = 'yes'; transaction.commit()\n\
+        print(db.storage._server.client.protocol.protocol_version.decode())\n\
+        db.close()\n";
+    let out = common::runzeo::run_python_ok(
+        script,
+        &[&array.addr().port().to_string()],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.trim(), "M5");
+    for m in 0..2 {
+        let mut member = array.member_client(m);
+        assert!(
+            last_transaction(&mut member) > tid,
+            "member {m} has the ZODB client's commit"
+        );
+    }
+}
