@@ -181,15 +181,29 @@ impl Controller {
     }
 
     /// Startup is over: members that are not connected now would miss
-    /// writes, so they start degraded (recovery brings them back later).
+    /// writes, and members behind the others already did, so they start
+    /// degraded (recovery, issue 8, brings them back).
     fn finish_startup(&mut self) {
         if self.started {
             return;
         }
         self.started = true;
+        // Startup reconciliation: the members with the highest last tid are
+        // optimal; a member behind them missed transactions (while it was
+        // degraded before a restart of zeoraid) and must never be written
+        // on top of. The array's last tid is that highest one, so no client
+        // is ever told a lower one.
         for i in 0..self.members.len() {
-            if !self.members[i].connected {
+            let slot = &self.members[i];
+            if !slot.connected {
                 self.degrade(i, "not reachable at startup".into(), None);
+            } else if let Some(behind) = slot.last_tid.filter(|t| *t < self.last_tid) {
+                let reason = format!(
+                    "missing transactions: last tid {behind}, the array's is {}",
+                    self.last_tid
+                );
+                let first_missed = Some(Tid::from_u64(behind.as_u64() + 1));
+                self.degrade(i, reason, first_missed);
             }
         }
         info!(self.log, "array ready"; "status" => self.array_status(), "last_tid" => self.last_tid.to_hex());
