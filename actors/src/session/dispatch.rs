@@ -51,7 +51,7 @@ impl ClientSession {
         // already refused every global but a few data classes; an object
         // node left over (other than the ZopeUndo.Prefix filter of undoInfo,
         // which zeoraid evaluates itself) is refused too.
-        if name != "undoInfo" && contains_object(args) {
+        if forwards_an_object(name, args) {
             let problem = format!("{name}: pickled objects are not accepted in arguments");
             if oneway {
                 return self.close(ctx, &problem);
@@ -572,6 +572,18 @@ impl ClientSession {
     }
 }
 
+/// Whether a pickled object is in the arguments that could reach a member:
+/// all of them, except an `undoInfo` dict spec, which zeoraid evaluates
+/// itself (`undo_filter`).
+fn forwards_an_object(name: &str, args: &Value) -> bool {
+    match (name, args.as_seq()) {
+        ("undoInfo", Some([first, last, Value::Dict(items)])) if !items.is_empty() => {
+            contains_object(first) || contains_object(last)
+        }
+        _ => contains_object(args),
+    }
+}
+
 fn contains_object(v: &Value) -> bool {
     match v {
         Value::Global { .. } | Value::Reduce { .. } | Value::Object { .. } => true,
@@ -592,5 +604,38 @@ fn fix_up_load(reply: Reply, invalidated_by: Option<Tid>) -> Reply {
             Reply::LoadBefore(Some(LoadBeforeResult { end: Some(tid), ..r }))
         }
         (reply, _) => reply,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefix() -> Value {
+        Value::Object {
+            class: Box::new(Value::Global {
+                module: "ZopeUndo.Prefix".into(),
+                name: "Prefix".into(),
+            }),
+            args: Box::new(Value::Tuple(vec![])),
+            state: None,
+        }
+    }
+
+    #[test]
+    fn only_an_undo_info_dict_spec_may_hold_objects() {
+        let spec = Value::Dict(vec![(Value::str("user_name"), prefix())]);
+        let args = |spec: Value| Value::tuple([Value::Int(0), Value::Int(-20), spec]);
+        assert!(!forwards_an_object("undoInfo", &args(spec.clone())));
+        assert!(
+            forwards_an_object("undoInfo", &args(Value::List(vec![prefix()]))),
+            "not a dict spec"
+        );
+        assert!(forwards_an_object(
+            "undoInfo",
+            &Value::tuple([prefix(), Value::Int(-20), spec])
+        ));
+        assert!(forwards_an_object("ping", &Value::tuple([prefix()])));
+        assert!(!forwards_an_object("ping", &Value::tuple([])));
     }
 }
