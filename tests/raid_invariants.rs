@@ -259,3 +259,54 @@ fn a_member_behind_the_others_starts_degraded_and_gets_no_writes() {
     let loaded = client.load(oid).expect("load").expect("a revision");
     assert_eq!(loaded.start, t3, "reads come from the member that is up to date");
 }
+
+/// A member that comes back with less than the array committed (here: its
+/// storage replaced by an empty one on the same port) is degraded, not
+/// trusted, and never read from.
+#[test]
+fn a_member_that_reconnects_behind_the_array_is_degraded() {
+    let mut array = Array::start(2);
+    let mut client = array.client();
+    let oid = new_oids(&mut client)[0];
+    let t1 = client.commit(&[(oid, Tid::ZERO, ROOT_RECORD)]);
+    // Replace zeo2's storage: stop it, remove its data, start it again.
+    let member = &mut array.members_mut()[1];
+    member.kill9();
+    let storage = member.storage_path();
+    let stem = storage.file_name().unwrap().to_string_lossy().into_owned();
+    let mut removed = 0;
+    for entry in std::fs::read_dir(member.data_dir()).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&stem) {
+            std::fs::remove_file(entry.path()).unwrap();
+            removed += 1;
+        }
+    }
+    assert!(removed >= 1, "no storage file {stem} found");
+    member.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        let status = array.raid_status();
+        if status["members"][1]["state"] == "degraded" {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "zeo2 not degraded: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status["members"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("behind the array"),
+        "{status}"
+    );
+    for _ in 0..4 {
+        let loaded = client.load(oid).expect("load").expect("a revision");
+        assert_eq!(
+            loaded.start, t1,
+            "every read comes from the member that has the data"
+        );
+    }
+}

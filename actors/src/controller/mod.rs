@@ -235,6 +235,15 @@ impl Controller {
             if !self.started && c.last_tid > self.last_tid {
                 self.last_tid = c.last_tid;
             }
+            // A member that comes back with less than the array committed
+            // (its storage was replaced or rolled back) must not be trusted.
+            if self.started && self.members[i].optimal() && c.last_tid < self.last_tid {
+                let reason = format!(
+                    "reconnected with last tid {}, behind the array's {}",
+                    c.last_tid, self.last_tid
+                );
+                self.degrade(i, reason, Some(Tid::from_u64(c.last_tid.as_u64() + 1)));
+            }
         }
         if self.members[i].connected != was {
             if !self.members[i].connected && self.members[i].optimal() && self.started {
