@@ -343,6 +343,16 @@ impl<'a> Args<'a> {
         self.at(i, name, conv::opt_p64)
     }
 
+    /// A record, as leniently as a ZEO server buffers it: bytes, or a `str`
+    /// (old test code passes `'foo'`), taken as its UTF-8 bytes. Records are
+    /// opaque either way.
+    pub fn record(&self, i: usize, name: &'static str) -> Result<Bytes, CodecError> {
+        if let Some(Value::Str(s)) = self.items.get(i) {
+            return Ok(Bytes::copy_from_slice(s.as_bytes()));
+        }
+        self.bytes(i, name)
+    }
+
     /// A store's serial, as leniently as a ZEO server takes it: `None` (ZODB
     /// accepts it for a new object and treats it as z64) and an 8-character
     /// `str` (Python-2-era callers, e.g. ZEO's own ThreadTests, pass
