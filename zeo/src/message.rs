@@ -332,38 +332,7 @@ impl Message {
 
     /// The envelope with ZEO's wire types (see the module docs).
     pub fn to_value(&self) -> Value {
-        match self {
-            Message::Call {
-                msgid,
-                oneway,
-                name,
-                args,
-                flag_style,
-            } => Value::Tuple(vec![
-                msgid.0.clone(),
-                flag_style.encode(*oneway),
-                Value::Str(name.clone()),
-                args.clone(),
-            ]),
-            Message::Reply { msgid, result } => Value::Tuple(vec![
-                msgid.0.clone(),
-                Value::Int(0),
-                Value::str(REPLY_NAME),
-                result.clone(),
-            ]),
-            Message::ErrorReply { msgid, error } => Value::Tuple(vec![
-                msgid.0.clone(),
-                Value::Int(ERROR_FLAG),
-                Value::str(REPLY_NAME),
-                error.clone(),
-            ]),
-            Message::Heartbeat => Value::Tuple(vec![
-                Value::Int(-1),
-                Value::Int(0),
-                Value::str(REPLY_NAME),
-                Value::None,
-            ]),
-        }
+        self.clone().into_value()
     }
 
     /// Like [`Message::to_value`], consuming the message (no copy of large
@@ -386,7 +355,12 @@ impl Message {
                 Value::str(REPLY_NAME),
                 error,
             ]),
-            Message::Heartbeat => Message::Heartbeat.to_value(),
+            Message::Heartbeat => Value::Tuple(vec![
+                Value::Int(-1),
+                Value::Int(0),
+                Value::str(REPLY_NAME),
+                Value::None,
+            ]),
         }
     }
 }

@@ -270,13 +270,7 @@ impl MemberActor {
             live.writer.abort();
         }
         self.generation += 1;
-        let error = MemberError::Unavailable {
-            member: self.name.to_string(),
-            reason: reason.clone(),
-        };
-        for (_, pending) in self.pending.drain() {
-            let _ = pending.reply.send(Err(error.clone()));
-        }
+        self.fail_pending(&reason);
         self.blob_sinks.clear();
         self.last_error = Some(LastError {
             message: reason.clone(),
@@ -315,6 +309,18 @@ impl MemberActor {
                 act.connect(ctx);
             }
         });
+    }
+
+    /// Fails every call in flight at once with the reason: callers never
+    /// wait for a connection that is gone.
+    fn fail_pending(&mut self, reason: &str) {
+        let error = MemberError::Unavailable {
+            member: self.name.to_string(),
+            reason: reason.to_owned(),
+        };
+        for (_, pending) in self.pending.drain() {
+            let _ = pending.reply.send(Err(error.clone()));
+        }
     }
 
     fn deadline_for(&self, request: &Request) -> Duration {
@@ -545,13 +551,7 @@ impl Actor for MemberActor {
             live.reader.abort();
             live.writer.abort();
         }
-        let error = MemberError::Unavailable {
-            member: self.name.to_string(),
-            reason: "member actor stopped".into(),
-        };
-        for (_, pending) in self.pending.drain() {
-            let _ = pending.reply.send(Err(error.clone()));
-        }
+        self.fail_pending("member actor stopped");
         info!(self.log, "member state change"; "from" => self.state.as_str(), "to" => "stopped", "reason" => "actor stopped");
         self.state = ConnState::Stopped;
     }

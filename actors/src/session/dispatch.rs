@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::controller::{self as ctl, ToSession};
-use crate::member::{Call, MemberError, Oneway, SendBlob};
+use crate::member::{Call, Oneway, SendBlob};
 use transaction::{SpooledBlob, TxnOp};
 use zeo::methods::{IteratorGc, IteratorNext, IteratorRecordNext, IteratorRecordStart, Request};
 use zeo::reply::{LoadBeforeResult, Reply};
@@ -424,17 +424,15 @@ impl ClientSession {
         };
         let fut = member.send(Call(request.clone()));
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
-            let result = match result {
-                Ok(Ok(reply)) => Ok(reply),
-                Ok(Err(MemberError::Application { error, .. })) => Err(error),
-                Ok(Err(e)) if act.readers.iter().any(|r| *r != member && !tried.contains(r)) => {
+            if let Ok(Err(e)) = &result {
+                let untried = act.readers.iter().any(|r| *r != member && !tried.contains(r));
+                if e.is_member_failure() && untried {
                     warn!(act.log, "read failed on a member, trying another"; "error" => %e);
                     tried.push(member);
                     return act.read(ctx, msgid, request, load, shape, tried);
                 }
-                Ok(Err(e)) => Err(unavailable(&e.to_string())),
-                Err(e) => Err(unavailable(&format!("member actor unreachable: {e}"))),
-            };
+            }
+            let result = member_answer(result);
             let invalidated_by = act.finish_load(load);
             let result = result
                 .map(|reply| fix_up_load(reply, invalidated_by))
@@ -475,21 +473,19 @@ impl ClientSession {
         };
         let fut = member.send(Call(request(member_iid)));
         ctx.spawn(fut.into_actor(self).map(move |result, act, _| {
-            let result = match result {
-                Ok(Ok(Reply::IteratorRecordStart(member_riid))) => {
+            let result = match member_answer(result) {
+                Ok(Reply::IteratorRecordStart(member_riid)) => {
                     let riid = act.next_iid;
                     act.next_iid += 1;
                     act.iterators.insert(riid, (member.clone(), member_riid));
                     Ok(Value::Int(riid))
                 }
-                Ok(Ok(reply @ (Reply::IteratorNext(None) | Reply::IteratorRecordNext(None)))) => {
+                Ok(reply @ (Reply::IteratorNext(None) | Reply::IteratorRecordNext(None))) => {
                     act.iterators.remove(&iid);
                     Ok(reply.to_value())
                 }
-                Ok(Ok(reply)) => Ok(reply.to_value()),
-                Ok(Err(MemberError::Application { error, .. })) => Err(error),
-                Ok(Err(e)) => Err(unavailable(&e.to_string())),
-                Err(e) => Err(unavailable(&format!("member actor unreachable: {e}"))),
+                Ok(reply) => Ok(reply.to_value()),
+                Err(error) => Err(error),
             };
             act.answer(msgid, result);
         }));
@@ -503,19 +499,20 @@ impl ClientSession {
         };
         let (sink, mut chunks) = mpsc::unbounded_channel();
         let fut = member.send(SendBlob { oid, serial, sink });
-        ctx.spawn(fut.into_actor(self).map(move |result, act, _| match result {
-            Ok(Ok(())) => {
-                act.callback(Callback::ReceiveBlobStart { oid, serial });
-                while let Ok(chunk) = chunks.try_recv() {
-                    act.callback(Callback::ReceiveBlobChunk { oid, serial, chunk });
-                }
-                act.callback(Callback::ReceiveBlobStop { oid, serial });
-                act.reply(msgid, Value::None);
-            }
-            Ok(Err(MemberError::Application { error, .. })) => act.error(msgid, error),
-            Ok(Err(e)) => act.error(msgid, unavailable(&e.to_string())),
-            Err(e) => act.error(msgid, unavailable(&format!("member actor unreachable: {e}"))),
-        }));
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(move |result, act, _| match member_answer(result) {
+                    Ok(()) => {
+                        act.callback(Callback::ReceiveBlobStart { oid, serial });
+                        while let Ok(chunk) = chunks.try_recv() {
+                            act.callback(Callback::ReceiveBlobChunk { oid, serial, chunk });
+                        }
+                        act.callback(Callback::ReceiveBlobStop { oid, serial });
+                        act.reply(msgid, Value::None);
+                    }
+                    Err(error) => act.error(msgid, error),
+                }),
+        );
     }
 
     pub(super) fn on_controller(&mut self, msg: ToSession) {

@@ -63,6 +63,20 @@ pub fn unavailable(reason: &str) -> ZeoError {
     }
 }
 
+/// A member's answer as the client gets it: an error reply of the member
+/// is the client's error reply; a member or mailbox failure becomes
+/// [`unavailable`].
+pub(crate) fn member_answer<T>(
+    result: Result<Result<T, crate::member::MemberError>, MailboxError>,
+) -> Result<T, ZeoError> {
+    match result {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(crate::member::MemberError::Application { error, .. })) => Err(error),
+        Ok(Err(e)) => Err(unavailable(&e.to_string())),
+        Err(e) => Err(unavailable(&format!("member actor unreachable: {e}"))),
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct SessionSettings {
     /// The storage name clients must register with.

@@ -9,8 +9,8 @@
 //! `undoLog` and applies the filter as ZODB's `BaseStorage.undoInfo` and
 //! `ZopeUndo.Prefix` do.
 
-use super::unavailable;
-use crate::member::{Call, MemberActor, MemberError};
+use super::{member_answer, unavailable};
+use crate::member::{Call, MemberActor};
 use actix::Addr;
 use zeo::exceptions::ZeoError;
 use zeo::methods::{Request, UndoLog};
@@ -38,18 +38,16 @@ pub(super) async fn undo_info(
     let mut matched = Vec::new();
     let mut offset = 0;
     while matched.len() < skip + want {
-        let page = match member
-            .send(Call(Request::UndoLog(UndoLog {
-                first: offset,
-                last: offset + PAGE,
-            })))
-            .await
-        {
-            Ok(Ok(Reply::UndoLog(page))) => page,
-            Ok(Ok(other)) => return Err(unavailable(&format!("unexpected undoLog answer {other:?}"))),
-            Ok(Err(MemberError::Application { error, .. })) => return Err(error),
-            Ok(Err(e)) => return Err(unavailable(&e.to_string())),
-            Err(e) => return Err(unavailable(&format!("member actor unreachable: {e}"))),
+        let page = match member_answer(
+            member
+                .send(Call(Request::UndoLog(UndoLog {
+                    first: offset,
+                    last: offset + PAGE,
+                })))
+                .await,
+        )? {
+            Reply::UndoLog(page) => page,
+            other => return Err(unavailable(&format!("unexpected undoLog answer {other:?}"))),
         };
         let complete = (page.len() as i64) < PAGE;
         matched.extend(page.into_iter().filter(|entry| spec_matches(&spec, entry)));
