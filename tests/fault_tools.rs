@@ -187,10 +187,14 @@ fn threads_named(prefix: &str) -> usize {
         .count()
 }
 
-/// Sockets bound to local loopback `port` that a process still holds (an
-/// inode other than 0; orphaned sockets in FIN_WAIT or TIME_WAIT have
-/// none), as lines of `/proc/net/tcp`.
+/// Sockets of this process bound to local loopback `port`, as lines of
+/// `/proc/net/tcp`.  The table is the whole network namespace's, so a line
+/// counts only if its inode is one of this process's descriptors: another
+/// process's socket that happens to use the same local port (possible with
+/// SO_REUSEADDR once the port's listener is gone) is not ours.  Orphaned
+/// sockets in FIN_WAIT or TIME_WAIT have inode 0 and no descriptor.
 fn sockets_held_on(port: u16) -> Vec<String> {
+    let ours = socket_inodes_of_this_process();
     let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
     let local = format!(":{port:04X}");
     table
@@ -198,9 +202,24 @@ fn sockets_held_on(port: u16) -> Vec<String> {
         .skip(1)
         .filter(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.len() > 9 && fields[1].ends_with(&local) && fields[9] != "0"
+            fields.len() > 9 && fields[1].ends_with(&local) && ours.contains(fields[9])
         })
         .map(str::to_owned)
+        .collect()
+}
+
+/// The inodes of the sockets this process holds open (`socket:[INODE]`
+/// links in `/proc/self/fd`).
+fn socket_inodes_of_this_process() -> std::collections::HashSet<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy();
+            let inode = target.strip_prefix("socket:[")?.strip_suffix(']')?;
+            Some(inode.to_owned())
+        })
         .collect()
 }
 
@@ -555,11 +574,8 @@ fn relay_drop_closes_both_sides_and_the_port() {
     assert!(wait_until(SETTLE, || relay.frames_seen(b"ping") == 1));
     let prefix = relay.thread_name_prefix().to_owned();
     assert_eq!(threads_named(&prefix), 3, "the acceptor and two pumps");
-    assert_eq!(
-        sockets_held_on(addr.port()).len(),
-        2,
-        "the listener and one connection"
-    );
+    let held = sockets_held_on(addr.port());
+    assert_eq!(held.len(), 2, "the listener and one connection: {held:?}");
 
     drop(relay);
     assert_closed(&mut sock, "after drop");

@@ -75,7 +75,13 @@ class Writer(threading.Thread):
             tm.begin()
             root = conn.root()
             shared, mine = root["shared"], root[f"w{self.number}"]
-            shared.value += 1
+            # The values written are kept here: after the commit, a later
+            # commit's invalidation may already have refreshed `shared`
+            # (the connection processes invalidations when the transaction
+            # completes), so reading it back would report someone else's
+            # value.
+            written_count = shared.value + 1
+            shared.value = written_count
             mine.value = (self.number, n)
             try:
                 tm.commit()
@@ -83,10 +89,9 @@ class Writer(threading.Thread):
                 tm.abort()
                 self.conflicts += 1
                 continue
-            # After the commit, the objects' serials are the new tid.
-            assert shared._p_serial == mine._p_serial
+            # Only this writer changes `mine`: its serial is the new tid.
             self.acked.append((mine._p_serial, {
-                shared._p_oid: ("shared", shared.value),
+                shared._p_oid: ("shared", written_count),
                 mine._p_oid: ("mine", (self.number, n)),
             }))
             return
