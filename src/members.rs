@@ -30,5 +30,8 @@ pub fn controller_settings(config: &Config) -> ControllerSettings {
     ControllerSettings {
         storage: config.storage.clone(),
         members: config.members.iter().map(|m| settings(config, m)).collect(),
+        cluster_mode: config.cluster_mode,
+        fail_mode: config.fail_mode,
+        slow: config.slow_member,
     }
 }

@@ -471,6 +471,79 @@ fn relay_stall_holds_both_directions_until_resume() {
     call(&mut sock, encoding, 3, Request::Ping);
 }
 
+/// A ping through the relay, timed from the write to the reply.
+fn timed_ping(sock: &mut TcpStream, encoding: Encoding, msgid: i64) -> Duration {
+    let start = Instant::now();
+    call(sock, encoding, msgid, Request::Ping);
+    start.elapsed()
+}
+
+#[test]
+fn relay_delay_server_replies_delays_each_reply_in_order() {
+    const DELAY: Duration = Duration::from_millis(200);
+    let server = RunZeo::start(RunZeoOptions::new());
+    let relay = Relay::start(server.addr());
+    let (mut sock, encoding) = session(relay.addr());
+
+    relay.delay_server_replies(DELAY);
+    let took = timed_ping(&mut sock, encoding, 2);
+    assert!(took >= DELAY, "a ping took {took:?} with a {DELAY:?} delay");
+
+    // Pipelined calls: every reply is delayed, and they arrive in order.
+    let start = Instant::now();
+    for msgid in 3..=5 {
+        send(&mut sock, encoding, &request(msgid, Request::Ping));
+    }
+    for msgid in 3..=5 {
+        match read_reply(&mut sock, encoding) {
+            Message::Reply { msgid: id, .. } => assert_eq!(id, MsgId::int(msgid)),
+            other => panic!("ping {msgid}: {other:?}"),
+        }
+    }
+    assert!(start.elapsed() >= DELAY, "{:?}", start.elapsed());
+    // New connections are delayed too, from their announcement on.
+    let start = Instant::now();
+    let mut late = connect(relay.addr());
+    assert_eq!(read_frame(&mut late).unwrap(), b"Z5");
+    assert!(start.elapsed() >= DELAY, "{:?}", start.elapsed());
+
+    relay.delay_server_replies(Duration::ZERO);
+    let took = timed_ping(&mut sock, encoding, 6);
+    assert!(took < PROMPT, "a ping took {took:?} with the delay off");
+}
+
+#[test]
+fn relay_delayed_replies_do_not_hold_up_a_cut_or_drop() {
+    let server = RunZeo::start(RunZeoOptions::new());
+    let relay = Relay::start(server.addr());
+    let (mut sock, encoding) = session(relay.addr());
+    let (mut other, _) = session(relay.addr());
+    // Far longer than any bound below: a pump that slept through its
+    // delay would miss them.
+    relay.delay_server_replies(Duration::from_secs(60));
+
+    // Held at the relay: runzeo answers a ping within the silence bound.
+    send(&mut sock, encoding, &request(2, Request::Ping));
+    assert_silent(&mut sock, "a delayed reply");
+    relay.cut();
+    assert_closed(&mut sock, "cut with a reply held");
+    assert_closed(&mut other, "the other connection, cut too");
+    assert!(wait_until(SETTLE, || relay.active() == 0), "pumps still running");
+
+    // Again, ended by `Drop` (connected before the delay, whose
+    // announcement would otherwise take a minute).
+    relay.delay_server_replies(Duration::ZERO);
+    let (mut sock, encoding) = session(relay.addr());
+    relay.delay_server_replies(Duration::from_secs(60));
+    send(&mut sock, encoding, &request(2, Request::Ping));
+    assert_silent(&mut sock, "a delayed reply");
+    let prefix = relay.thread_name_prefix().to_owned();
+    let port = relay.addr().port();
+    drop(relay);
+    assert_closed(&mut sock, "after drop");
+    assert_no_leftovers(&prefix, port);
+}
+
 #[test]
 fn relay_cut_closes_current_connections_and_keeps_accepting() {
     let server = RunZeo::start(RunZeoOptions::new());

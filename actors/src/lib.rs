@@ -11,4 +11,5 @@ pub mod controller;
 pub mod member;
 pub mod session;
 pub mod tid;
+pub mod voting;
 mod wire;

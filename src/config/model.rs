@@ -54,6 +54,16 @@ pub const DEFAULT_RECOVERY: Recovery = Recovery {
     stable_for: Duration::from_secs(30),
 };
 
+/// Conservative on purpose: degrading a healthy member costs a recovery,
+/// so only a member that makes commits visibly slow is judged.
+pub const DEFAULT_SLOW_MEMBER: SlowPolicy = SlowPolicy::DEFAULT;
+/// Below this a p99 is mostly one or two stalls: nearest rank over fewer
+/// than 10 commits is simply the slowest commit.
+pub const MIN_SLOW_MEMBER_WINDOW: u64 = 10;
+/// The detector keeps `window` latencies per member; this bounds that
+/// memory (16 bytes a sample) and the time to compute a p99 per commit.
+pub const MAX_SLOW_MEMBER_WINDOW: u64 = 100_000;
+
 pub const DEFAULT_LOG: LogSettings = LogSettings {
     format: LogFormat::Term,
     level: LogLevel::Info,
@@ -79,26 +89,11 @@ pub struct Config {
     /// copy in `Member::restart`, so consumers should read that one.
     pub restart: RestartPolicy,
     pub recovery: Recovery,
+    /// When a member far slower than its peers at committing is degraded.
+    pub slow_member: SlowPolicy,
     pub http: Http,
     pub log: LogSettings,
     pub members: Vec<Member>,
-}
-
-/// Whether this zeoraid is the only writer in front of the members, or
-/// cooperates with peer zeoraids sharing them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClusterMode {
-    Single,
-    Coop,
-}
-
-/// What clients see once no member can take writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailMode {
-    /// Disconnect clients so they fail over to another server.
-    Close,
-    /// Keep serving reads and refuse writes with a read-only error.
-    ReadOnly,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +108,10 @@ pub struct Timeouts {
     pub pack: Duration,
 }
 
+/// How reads are served, what clients get once the array has failed, and
+/// when a slow member is degraded: the controller's own types, so config
+/// and actors share one definition and one set of defaults.
+pub use zeoraid_actors::controller::{ClusterMode, FailMode, SlowPolicy};
 /// How a failed member connection is restarted before the member is parked
 /// (degraded) and only probed occasionally: the member actor's own policy
 /// type, so config and actors share one definition and one set of defaults.
@@ -228,24 +227,6 @@ impl fmt::Display for MemberAddress {
             MemberAddress::Tcp { host, port } => write!(f, "{host}:{port}"),
             MemberAddress::Unix(path) => write!(f, "{}", path.display()),
         }
-    }
-}
-
-impl fmt::Display for ClusterMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ClusterMode::Single => "single",
-            ClusterMode::Coop => "coop",
-        })
-    }
-}
-
-impl fmt::Display for FailMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            FailMode::Close => "close",
-            FailMode::ReadOnly => "read-only",
-        })
     }
 }
 

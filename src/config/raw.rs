@@ -28,6 +28,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "timeouts",
     "restart",
     "recovery",
+    "slow_member",
     "http",
     "log",
     "members",
@@ -46,6 +47,7 @@ pub struct RawConfig {
     pub timeouts: Option<RawTimeouts>,
     pub restart: Option<RawRestart>,
     pub recovery: Option<RawRecovery>,
+    pub slow_member: Option<RawSlowMember>,
     pub http: Option<RawHttp>,
     pub log: Option<RawLog>,
     pub members: Option<Vec<RawMember>>,
@@ -80,6 +82,15 @@ pub struct RawRecovery {
     pub max_bytes_per_second: Option<u64>,
     pub auto: Option<bool>,
     pub stable_for: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlowMember {
+    pub enabled: Option<bool>,
+    pub window: Option<u64>,
+    pub factor: Option<f64>,
+    pub min_latency: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -77,6 +77,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.timeouts, DEFAULT_TIMEOUTS);
     assert_eq!(c.restart, DEFAULT_RESTART);
     assert_eq!(c.recovery, DEFAULT_RECOVERY);
+    assert_eq!(c.slow_member, DEFAULT_SLOW_MEMBER);
     assert_eq!(c.http.listen, "127.0.0.1:8101".parse::<SocketAddr>().unwrap());
     assert_eq!(c.http.token, None);
     assert_eq!(c.log, DEFAULT_LOG);
@@ -122,6 +123,12 @@ fn full_config_parses_every_option() {
         max_bytes_per_second = 0
         auto = false
         stable_for = "0s"
+
+        [slow_member]
+        enabled = false
+        window = 500
+        factor = 3.5
+        min_latency = "1s"
 
         [http]
         listen = "[::1]:8201"
@@ -179,6 +186,15 @@ fn full_config_parses_every_option() {
             stable_for: Duration::ZERO,
         }
     );
+    assert_eq!(
+        c.slow_member,
+        SlowPolicy {
+            enabled: false,
+            window: 500,
+            factor: 3.5,
+            min_latency: Duration::from_secs(1),
+        }
+    );
     assert_eq!(c.http.listen, "[::1]:8201".parse::<SocketAddr>().unwrap());
     assert_eq!(c.http.token.as_deref(), Some("s3cret"));
     assert_eq!(
@@ -227,6 +243,7 @@ fn shipped_reference_config_is_valid_and_shows_the_defaults() {
     assert_eq!(c.timeouts, d.timeouts);
     assert_eq!(c.restart, d.restart);
     assert_eq!(c.recovery, d.recovery);
+    assert_eq!(c.slow_member, d.slow_member);
     assert_eq!(c.http, d.http);
     assert_eq!(c.log, d.log);
     // Its second member demonstrates the override merge.
@@ -385,6 +402,41 @@ fn env_overrides_file_values_and_nested_keys() {
     assert_eq!(c.http.token.as_deref(), Some("t"));
     // Members inherit a global policy that came from the environment.
     assert_eq!(c.members[0].restart.max_restarts, 9);
+}
+
+#[test]
+fn env_overrides_the_slow_member_table() {
+    let c = parse_env(
+        &with_members("[slow_member]\nfactor = 5.0\nwindow = 200"),
+        &[
+            ("ZEORAID_SLOW_MEMBER__FACTOR", "20"),
+            ("ZEORAID_SLOW_MEMBER__ENABLED", "false"),
+            ("ZEORAID_SLOW_MEMBER__MIN_LATENCY", "1s500ms"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        c.slow_member,
+        SlowPolicy {
+            enabled: false,
+            // Kept from the file: only what a variable names is overridden.
+            window: 200,
+            factor: 20.0,
+            min_latency: Duration::from_millis(1500),
+        }
+    );
+    assert_eq!(
+        problems_env(MEMBERS, &[("ZEORAID_SLOW_MEMBER__WINDOW", "5")]),
+        ["slow_member.window: must be between 10 and 100000 commits \
+          (over fewer, the p99 is just the slowest commit), got 5"]
+    );
+    let err = parse_error(MEMBERS, &[("ZEORAID_SLOW_MEMBER__FACTOR", "fast")]);
+    assert!(
+        err.contains("slow_member.factor (from ZEORAID_SLOW_MEMBER__FACTOR): invalid type"),
+        "{err}"
+    );
+    let err = parse_error(MEMBERS, &[("ZEORAID_SLOW_MEMBER__FACTR", "2")]);
+    assert!(err.contains("slow_member: unknown field `factr`"), "{err}");
 }
 
 #[test]
@@ -927,6 +979,138 @@ fn recovery_zero_rates_mean_unthrottled() {
 }
 
 #[test]
+fn slow_member_defaults_are_conservative() {
+    assert_eq!(
+        DEFAULT_SLOW_MEMBER,
+        SlowPolicy {
+            enabled: true,
+            window: 100,
+            factor: 10.0,
+            min_latency: Duration::from_millis(250),
+        }
+    );
+    // Switching it off leaves the other values at their defaults.
+    let c = ok(&with_members("[slow_member]\nenabled = false"));
+    assert_eq!(
+        c.slow_member,
+        SlowPolicy {
+            enabled: false,
+            ..DEFAULT_SLOW_MEMBER
+        }
+    );
+}
+
+#[test]
+fn slow_member_window_holds_a_p99() {
+    for bad in [0, 9, 100_001, u64::MAX >> 1] {
+        assert_eq!(
+            problems(&with_members(&format!("[slow_member]\nwindow = {bad}"))),
+            [format!(
+                "slow_member.window: must be between 10 and 100000 commits \
+                 (over fewer, the p99 is just the slowest commit), got {bad}"
+            )]
+        );
+    }
+    for good in [10, 100_000] {
+        let c = ok(&with_members(&format!("[slow_member]\nwindow = {good}")));
+        assert_eq!(c.slow_member.window, good);
+    }
+    let err = parse_error(&with_members("[slow_member]\nwindow = \"many\""), &[]);
+    assert!(
+        err.contains("slow_member.window: invalid type: string \"many\", expected an integer"),
+        "{err}"
+    );
+}
+
+#[test]
+fn slow_member_factor_is_greater_than_one() {
+    for (bad, shown) in [
+        ("1.0", "1"),
+        ("0.5", "0.5"),
+        ("-2", "-2"),
+        ("0", "0"),
+        ("nan", "NaN"),
+        ("inf", "inf"),
+    ] {
+        assert_eq!(
+            problems(&with_members(&format!("[slow_member]\nfactor = {bad}"))),
+            [format!(
+                "slow_member.factor: must be a number greater than 1.0, got {shown}"
+            )],
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        ok(&with_members("[slow_member]\nfactor = 1.01"))
+            .slow_member
+            .factor,
+        1.01
+    );
+    // A whole number is a number too.
+    assert_eq!(
+        ok(&with_members("[slow_member]\nfactor = 4")).slow_member.factor,
+        4.0
+    );
+    let err = parse_error(&with_members("[slow_member]\nfactor = \"x\""), &[]);
+    assert!(
+        err.contains("slow_member.factor: invalid type: string \"x\", expected a number"),
+        "{err}"
+    );
+}
+
+#[test]
+fn slow_member_min_latency_is_a_positive_duration() {
+    assert_problem(
+        &with_members("[slow_member]\nmin_latency = \"0ms\""),
+        "slow_member.min_latency: must be greater than 0s",
+    );
+    assert_problem(
+        &with_members("[slow_member]\nmin_latency = \"250\""),
+        "slow_member.min_latency: invalid duration \"250\": missing unit after 250",
+    );
+    assert_eq!(
+        ok(&with_members("[slow_member]\nmin_latency = \"2s\""))
+            .slow_member
+            .min_latency,
+        Duration::from_secs(2)
+    );
+}
+
+#[test]
+fn slow_member_keys_are_checked() {
+    let err = parse_error(&with_members("[slow_member]\nwindw = 50"), &[]);
+    assert!(
+        err.contains("slow_member: unknown field `windw`, expected one of `enabled`, `window`, `factor`, `min_latency`"),
+        "{err}"
+    );
+    // The config crate reads "no", "off" and the like as false; not this.
+    let err = parse_error(&with_members("[slow_member]\nenabled = \"maybe\""), &[]);
+    assert!(
+        err.contains("slow_member.enabled: invalid type: string \"maybe\", expected a boolean"),
+        "{err}"
+    );
+    let err = parse_error(&with_members("slow_member = true"), &[]);
+    assert!(
+        err.contains("slow_member: invalid type: boolean `true`, expected a table"),
+        "{err}"
+    );
+    // Every problem in the table at once.
+    let text = "[slow_member]\nwindow = 1\nfactor = 1.0\nmin_latency = \"0s\"";
+    let keys: Vec<String> = problems(&with_members(text))
+        .iter()
+        .map(|p| p.split(": ").next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "slow_member.window",
+            "slow_member.factor",
+            "slow_member.min_latency"
+        ]
+    );
+}
+
+#[test]
 fn token_must_not_be_empty_when_set() {
     for bad in ["\"\"", "\"  \""] {
         assert_problem(
@@ -970,6 +1154,8 @@ fn every_problem_is_reported_at_once() {
         call = "5x"
         [restart]
         jitter = 1.5
+        [slow_member]
+        factor = 0.5
         [http]
         token = ""
         [log]
@@ -991,6 +1177,7 @@ fn every_problem_is_reported_at_once() {
             "fail_mode",
             "timeouts.call",
             "restart.jitter",
+            "slow_member.factor",
             "http.token",
             "log.level",
             "members[1].name",
@@ -999,7 +1186,7 @@ fn every_problem_is_reported_at_once() {
     );
     let err = parse(text).unwrap_err().to_string();
     assert!(
-        err.starts_with("invalid config test.toml: 9 problems\n  listen: "),
+        err.starts_with("invalid config test.toml: 10 problems\n  listen: "),
         "{err}"
     );
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use super::duration::{parse_duration, HumanDuration};
 use super::model::*;
-use super::raw::{RawConfig, RawMember, RawRestart};
+use super::raw::{RawConfig, RawMember, RawRestart, RawSlowMember};
 
 /// One thing wrong with the settings, located by its key path
 /// (`members[1].address`, `restart.jitter`, `ZEORAID_LOG`).
@@ -163,6 +163,8 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
         ),
     };
 
+    let slow_member = slow_member_policy(&mut p, raw.slow_member.unwrap_or_default());
+
     let raw_http = raw.http.unwrap_or_default();
     let http_listen = socket_addr(
         &mut p,
@@ -205,6 +207,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
         timeouts,
         restart,
         recovery,
+        slow_member,
         http,
         log,
         members,
@@ -348,6 +351,48 @@ fn restart_policy(
             ),
         );
     }
+    policy
+}
+
+/// `[slow_member]`. The bounds keep the detector meaningful rather than
+/// merely safe (it accepts any value): a window that can hold a p99, and a
+/// factor above 1, without which the slower of two healthy members would
+/// be "slow" as soon as it passed `min_latency`.
+fn slow_member_policy(p: &mut Problems, raw: RawSlowMember) -> SlowPolicy {
+    let mut policy = DEFAULT_SLOW_MEMBER;
+    if let Some(enabled) = raw.enabled {
+        policy.enabled = enabled;
+    }
+    if let Some(n) = raw.window {
+        match usize::try_from(n) {
+            Ok(window) if (MIN_SLOW_MEMBER_WINDOW..=MAX_SLOW_MEMBER_WINDOW).contains(&n) => {
+                policy.window = window;
+            }
+            _ => p.push(
+                "slow_member.window",
+                format!(
+                    "must be between {MIN_SLOW_MEMBER_WINDOW} and {MAX_SLOW_MEMBER_WINDOW} commits \
+                     (over fewer, the p99 is just the slowest commit), got {n}"
+                ),
+            ),
+        }
+    }
+    if let Some(f) = raw.factor {
+        if f.is_finite() && f > 1.0 {
+            policy.factor = f;
+        } else {
+            p.push(
+                "slow_member.factor",
+                format!("must be a number greater than 1.0, got {f}"),
+            );
+        }
+    }
+    policy.min_latency = positive_duration(
+        p,
+        "slow_member.min_latency",
+        raw.min_latency.as_deref(),
+        DEFAULT_SLOW_MEMBER.min_latency,
+    );
     policy
 }
 

@@ -7,8 +7,9 @@
 //!   and a server that answers `register`/`get_info` and then never again
 //!   (call deadlines without SIGSTOP).
 //! - [`Relay`]: a TCP relay in front of a real server that can cut, stall
-//!   and refuse connections, and cut a link exactly before a given call
-//!   reaches the server (failure semantics: a member lost at `tpc_finish`).
+//!   and refuse connections, cut a link exactly before a given call
+//!   reaches the server (failure semantics: a member lost at `tpc_finish`),
+//!   and delay the server's replies (a slow member that still answers).
 //!
 //! Both listen on a free loopback port (`127.0.0.1:0`, so no port race) and
 //! run on plain std threads: tests may be sync or async, no tokio runtime
@@ -18,7 +19,7 @@
 //! thread that misses the bound is reported on stderr and left detached
 //! rather than hanging the test (that would be a bug in this module).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -84,6 +85,11 @@ const STALL_RECHECK: Duration = Duration::from_millis(100);
 
 /// Relay read buffer size.
 const CHUNK: usize = 64 * 1024;
+
+/// Where a reply held by [`Relay::delay_server_replies`] would be due
+/// beyond what an `Instant` can express: far enough to be "never" in a
+/// test.
+const FAR_FUTURE: Duration = Duration::from_secs(365 * 86_400);
 
 /// Poll `cond` until it is true or `timeout` has passed; returns the last
 /// result.  For counters such as [`FakeServer::connections`] that the
@@ -447,7 +453,8 @@ fn drain(stream: &mut TcpStream) -> io::Result<()> {
 /// Client->server traffic is forwarded frame by frame (the relay parses
 /// the ZEO length prefixes; the first frame is the client's handshake), so
 /// a frame can be dropped whole by [`Relay::cut_before_frame_containing`].
-/// Server->client traffic is forwarded as it comes.
+/// Server->client traffic is forwarded as it comes, or held for
+/// [`Relay::delay_server_replies`].
 pub struct Relay {
     addr: SocketAddr,
     upstream: SocketAddr,
@@ -473,6 +480,14 @@ struct RelayShared {
     flow_changed: Condvar,
     cut_rule: Mutex<Option<Vec<u8>>>,
     log: Mutex<FrameLog>,
+    /// [`Relay::delay_server_replies`], in nanoseconds.
+    reply_delay_nanos: AtomicU64,
+}
+
+impl RelayShared {
+    fn reply_delay(&self) -> Duration {
+        Duration::from_nanos(self.reply_delay_nanos.load(Ordering::SeqCst))
+    }
 }
 
 #[derive(Default)]
@@ -561,6 +576,7 @@ impl Relay {
             flow_changed: Condvar::new(),
             cut_rule: Mutex::new(None),
             log: Mutex::new(FrameLog::default()),
+            reply_delay_nanos: AtomicU64::new(0),
         });
         let acceptor = {
             let shared = Arc::clone(&shared);
@@ -646,6 +662,19 @@ impl Relay {
     pub fn resume(&self) {
         lock(&self.shared.flow).stalled = false;
         self.shared.flow_changed.notify_all();
+    }
+
+    /// Hold every byte the server sends for `delay` after it reached the
+    /// relay before forwarding it to the client, on current and new
+    /// connections: a member that still answers, only late.  A latency,
+    /// not a throughput limit: replies that arrive together leave together,
+    /// in order, `delay` later (the relay keeps reading meanwhile).  Applies
+    /// to bytes arriving from now on; bytes already held keep their time.
+    /// `Duration::ZERO` turns it off.  Cuts, [`Relay::stall`] and `Drop`
+    /// work as without a delay (held bytes are discarded by a cut).
+    pub fn delay_server_replies(&self, delay: Duration) {
+        let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        self.shared.reply_delay_nanos.store(nanos, Ordering::SeqCst);
     }
 
     /// While `refuse`, close new connections as soon as they are accepted
@@ -778,6 +807,9 @@ fn relay_accept(shared: &Arc<RelayShared>, client: TcpStream) {
 /// passed on as a half-close (ZEO peers close the whole connection on EOF,
 /// so the other direction ends soon after); an error cuts the link.
 fn pump(shared: &RelayShared, link: &Link, direction: Direction, mut src: TcpStream, mut dst: TcpStream) {
+    if direction == Direction::ServerToClient {
+        return pump_replies(shared, link, src, dst);
+    }
     let mut buf = vec![0u8; CHUNK];
     let mut scanner = FrameScanner::default();
     let mut pieces = Vec::new();
@@ -794,13 +826,6 @@ fn pump(shared: &RelayShared, link: &Link, direction: Direction, mut src: TcpStr
                 return;
             }
         };
-        if direction == Direction::ServerToClient {
-            if forward(shared, link, &mut dst, &buf[..n]).is_err() {
-                link.cut();
-                return;
-            }
-            continue;
-        }
         scanner.push(&buf[..n], &mut pieces);
         for piece in pieces.drain(..) {
             let bytes = match piece {
@@ -820,6 +845,97 @@ fn pump(shared: &RelayShared, link: &Link, direction: Direction, mut src: TcpStr
                 return;
             }
         }
+    }
+}
+
+/// The server->client direction of a link: bytes are forwarded as they
+/// come unless [`Relay::delay_server_replies`] is set; then each chunk is
+/// queued with the time it is due and the pump keeps reading, with a read
+/// timeout up to the first chunk's due time, so it sleeps in `read` and
+/// wakes for new bytes or a due chunk, never spinning.  (The read timeout
+/// is this socket's own: only this pump reads from the server side.)
+fn pump_replies(shared: &RelayShared, link: &Link, mut src: TcpStream, mut dst: TcpStream) {
+    let mut buf = vec![0u8; CHUNK];
+    let mut held: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+    let mut read_timeout: Option<Duration> = None;
+    loop {
+        while held.front().is_some_and(|(due, _)| *due <= Instant::now()) {
+            let (_, bytes) = held.pop_front().expect("a front chunk");
+            if forward(shared, link, &mut dst, &bytes).is_err() {
+                link.cut();
+                return;
+            }
+        }
+        // A zero read timeout is refused by the OS; what is due was sent
+        // above, so the wait is rounded up to a millisecond.
+        let timeout = held.front().map(|(due, _)| {
+            due.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1))
+        });
+        if timeout != read_timeout {
+            if src.set_read_timeout(timeout).is_err() {
+                link.cut();
+                return;
+            }
+            read_timeout = timeout;
+        }
+        let n = match src.read(&mut buf) {
+            Ok(0) => {
+                // The server closed: what it sent before still arrives,
+                // late, then the EOF.
+                for (due, bytes) in held.drain(..) {
+                    if !sleep_until(shared, link, due) || forward(shared, link, &mut dst, &bytes).is_err() {
+                        link.cut();
+                        return;
+                    }
+                }
+                let _ = dst.shutdown(Shutdown::Write);
+                return;
+            }
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(_) => {
+                link.cut();
+                return;
+            }
+        };
+        let delay = shared.reply_delay();
+        if delay.is_zero() && held.is_empty() {
+            if forward(shared, link, &mut dst, &buf[..n]).is_err() {
+                link.cut();
+                return;
+            }
+        } else {
+            // Behind held bytes even when the delay was just turned off,
+            // so the order is kept.
+            let now = Instant::now();
+            let due = now.checked_add(delay).unwrap_or_else(|| now + FAR_FUTURE);
+            held.push_back((due, buf[..n].to_vec()));
+        }
+    }
+}
+
+/// Wait until `due`; false if the link is cut or the relay stops first.
+/// [`Relay::cut`] and `Drop` wake the wait at once; a cut by the other
+/// pump is noticed within [`STALL_RECHECK`].
+fn sleep_until(shared: &RelayShared, link: &Link, due: Instant) -> bool {
+    let mut flow = lock(&shared.flow);
+    loop {
+        if link.is_closed() || shared.stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        let left = due.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        flow = wait_timeout(&shared.flow_changed, flow, left.min(STALL_RECHECK));
     }
 }
 

@@ -15,7 +15,9 @@ use super::*;
 use crate::member::{Call, CallAfter, MemberError};
 use crate::session::unavailable;
 use crate::tid::next_tid;
+use crate::voting::{self, Rule, Verdict};
 use futures::future::join_all;
+use std::time::{Duration, Instant};
 use zeo::exceptions::ZeoError;
 use zeo::message::MsgId;
 use zeo::methods::{self, Request, TxnId};
@@ -37,6 +39,18 @@ pub(super) struct Commit {
 }
 
 type MemberResult = Result<Result<Reply, MemberError>, MailboxError>;
+
+/// A member's answer and how long it took (for the slow-member policy).
+type Timed = (MemberResult, Duration);
+
+/// Times a call from the moment it is sent.
+fn timed<F: std::future::Future>(call: F) -> impl std::future::Future<Output = (F::Output, Duration)> {
+    let sent = Instant::now();
+    async move {
+        let answer = call.await;
+        (answer, sent.elapsed())
+    }
+}
 
 /// Splits member answers into answers and member failures.
 enum Answer<T> {
@@ -122,11 +136,10 @@ impl Controller {
             Some(asked) => asked,
             None => next_tid(SystemTime::now(), self.last_tid),
         };
-        let participants = self.writers();
-        if participants.is_empty() {
-            let error = unavailable("no optimal member: the array has failed");
+        if let Some(error) = self.write_refusal() {
             return self.refuse_vote(vote.session, vote.msgid, error);
         }
+        let participants = self.writers();
         let member_txn = TxnId::from_i64(self.next_member_txn);
         self.next_member_txn += 1;
         let oneways = match vote.txn.member_requests(&member_txn, tid) {
@@ -143,10 +156,10 @@ impl Controller {
             .iter()
             .filter_map(|&i| self.member(i))
             .map(|m| {
-                m.send(CallAfter {
+                timed(m.send(CallAfter {
                     oneways: oneways.clone(),
                     call: call.clone(),
-                })
+                }))
             })
             .collect();
         self.lock = Some(Commit {
@@ -166,17 +179,26 @@ impl Controller {
         }));
     }
 
+    /// Decides a vote from the members' answers (design notes §4.6): a
+    /// member that failed is degraded; of the answers given, the majority's
+    /// is the client's (single mode: the largest group, a tie resolved for
+    /// accepting; coop mode: a strict majority or nothing) and the members
+    /// that answered otherwise are degraded as diverged. With no winner the
+    /// transaction is aborted everywhere: a tie is never resolved by luck.
     fn voted(
         &mut self,
         ctx: &mut Context<Self>,
         msgid: MsgId,
         participants: Vec<usize>,
-        results: Vec<MemberResult>,
+        results: Vec<Timed>,
     ) {
-        let tid = self.lock.as_ref().map(|c| c.tid);
-        let mut oks: Vec<(usize, VoteResult)> = Vec::new();
-        let mut errors: Vec<(usize, ZeoError)> = Vec::new();
-        for (i, result) in participants.into_iter().zip(results) {
+        let mut answers: Vec<(usize, Result<VoteResult, ZeoError>)> = Vec::new();
+        for (&i, (result, took)) in participants.iter().zip(results) {
+            if !self.members[i].optimal() {
+                // Degraded while voting (a session saw it fail a read): its
+                // answer no longer counts.
+                continue;
+            }
             let vote = classify(
                 result,
                 |r| match r {
@@ -186,58 +208,75 @@ impl Controller {
                 "vote",
             );
             match vote {
-                Answer::Ok(v) => oks.push((i, v)),
-                Answer::Application(e) => errors.push((i, e)),
-                Answer::Failed(reason) => self.degrade(i, format!("vote failed: {reason}"), tid),
+                Answer::Ok(v) => {
+                    self.commit_phase_took(i, took);
+                    answers.push((i, Ok(v)))
+                }
+                Answer::Application(e) => answers.push((i, Err(e))),
+                Answer::Failed(reason) => {
+                    self.degrade(i, DegradeKind::Failed, format!("vote failed: {reason}"), None)
+                }
             }
         }
         let session = self.lock.as_ref().map(|c| c.session).expect("lock held");
-        match (oks.is_empty(), errors.is_empty()) {
-            (false, true) => {
-                // Members that answered differently from the majority hold
-                // different data: they leave the array.
-                let winner = majority(&oks);
-                for (i, v) in &oks {
-                    if *v != winner {
-                        self.degrade(
-                            *i,
-                            format!("vote answer {v:?} differs from the others' {winner:?}"),
-                            tid,
-                        );
-                    }
+        let rule = match self.cluster_mode {
+            ClusterMode::Single => Rule::Plurality,
+            ClusterMode::Coop => Rule::StrictMajority,
+        };
+        let (answer, agreeing) = match voting::decide(answers, |a, b| a == b, rule, Result::is_ok) {
+            Verdict::Winner {
+                answer,
+                agreeing,
+                outvoted,
+            } => {
+                for (i, theirs) in outvoted {
+                    let reason = format!("vote answered {theirs:?} where the majority answered {answer:?}");
+                    self.degrade(i, DegradeKind::Diverged, reason, None);
                 }
-                let commit = self.lock.as_mut().expect("lock held");
-                commit.participants = oks
-                    .iter()
-                    .filter(|(_, v)| *v == winner)
-                    .map(|(i, _)| *i)
-                    .collect();
-                commit.voted = true;
-                if let VoteResult::Oids(undone) = &winner {
-                    for oid in undone {
-                        if !commit.oids.contains(oid) {
-                            commit.oids.push(*oid);
-                        }
-                    }
-                }
-                self.reply(
+                (answer, agreeing)
+            }
+            Verdict::NoWinner(groups) if groups.is_empty() => {
+                self.abort_locked(ctx, None);
+                let error = self
+                    .write_refusal()
+                    .unwrap_or_else(|| unavailable("no member could vote: the array has failed"));
+                return self.reply(
                     session,
                     ToSession::Voted {
                         msgid,
-                        result: Ok(winner),
+                        result: Err(error),
                     },
                 );
             }
-            (true, false) => {
-                let error = errors[0].1.clone();
-                if errors.iter().any(|(_, e)| e.to_value() != error.to_value()) {
-                    warn!(self.log, "members gave different errors to one vote"; "errors" => ?errors);
-                }
+            Verdict::NoWinner(groups) => {
+                let answers: Vec<String> = groups
+                    .iter()
+                    .map(|g| format!("{} member(s): {:?}", g.len(), g[0].1))
+                    .collect();
+                error!(self.log, "members disagree on a vote and no majority decides: transaction aborted everywhere";
+                    "answers" => ?answers, "cluster_mode" => %self.cluster_mode);
+                self.abort_locked(ctx, None);
+                let error = unavailable(
+                    "the members disagree on this transaction's vote and no majority decides; \
+                     it was aborted on every member",
+                );
+                return self.reply(
+                    session,
+                    ToSession::Voted {
+                        msgid,
+                        result: Err(error),
+                    },
+                );
+            }
+        };
+        let winner = match answer {
+            Ok(winner) => winner,
+            Err(error) => {
                 if error.is_conflict() {
                     self.stats.conflicts += 1;
                 }
                 self.abort_locked(ctx, None);
-                self.reply(
+                return self.reply(
                     session,
                     ToSession::Voted {
                         msgid,
@@ -245,25 +284,52 @@ impl Controller {
                     },
                 );
             }
-            (false, false) => {
-                // Some members accept what others refuse: the transaction
-                // must not commit anywhere. Issue 6 decides who is wrong.
-                warn!(self.log, "members disagree on a vote: transaction aborted everywhere";
-                    "accepted_by" => oks.len(), "refused_by" => errors.len());
-                let error = errors[0].1.clone();
-                self.abort_locked(ctx, None);
-                self.reply(
-                    session,
-                    ToSession::Voted {
-                        msgid,
-                        result: Err(error),
-                    },
-                );
+        };
+        // Members that failed or were outvoted may have left too few for
+        // the cluster mode: then nothing commits.
+        if let Some(error) = self.write_refusal() {
+            self.abort_locked(ctx, None);
+            return self.reply(
+                session,
+                ToSession::Voted {
+                    msgid,
+                    result: Err(error),
+                },
+            );
+        }
+        let finishing: Vec<usize> = agreeing.iter().map(|(i, _)| *i).collect();
+        // Whoever voted but does not finish must not keep the transaction
+        // (and its server's commit lock) open.
+        self.abort_on(&participants, &finishing);
+        let commit = self.lock.as_mut().expect("lock held");
+        commit.participants = finishing;
+        commit.voted = true;
+        if let VoteResult::Oids(undone) = &winner {
+            for oid in undone {
+                if !commit.oids.contains(oid) {
+                    commit.oids.push(*oid);
+                }
             }
-            (true, true) => {
-                self.abort_locked(ctx, None);
-                let result = Err(unavailable("no member could vote: the array has failed"));
-                self.reply(session, ToSession::Voted { msgid, result });
+        }
+        self.reply(
+            session,
+            ToSession::Voted {
+                msgid,
+                result: Ok(winner),
+            },
+        );
+    }
+
+    /// Sends `tpc_abort` of the locked transaction to the members in
+    /// `participants` that are not in `keep`.
+    fn abort_on(&self, participants: &[usize], keep: &[usize]) {
+        let Some(commit) = self.lock.as_ref() else { return };
+        let abort = Request::TpcAbort(methods::TpcAbort {
+            id: commit.member_txn.clone(),
+        });
+        for &i in participants.iter().filter(|i| !keep.contains(i)) {
+            if let Some(member) = self.member(i) {
+                member.do_send(Call(abort.clone()));
             }
         }
     }
@@ -288,10 +354,10 @@ impl Controller {
         self.next_vote(ctx);
     }
 
-    fn finished(&mut self, ctx: &mut Context<Self>, msgid: MsgId, results: Vec<MemberResult>) {
+    fn finished(&mut self, ctx: &mut Context<Self>, msgid: MsgId, results: Vec<Timed>) {
         let Some(commit) = self.lock.take() else { return };
         let mut confirmed = 0;
-        for (&i, result) in commit.participants.iter().zip(results) {
+        for (&i, (result, took)) in commit.participants.iter().zip(results) {
             let finish = classify(
                 result,
                 |r| match r {
@@ -303,22 +369,29 @@ impl Controller {
             match finish {
                 Answer::Ok(t) if t == commit.tid => {
                     confirmed += 1;
+                    self.commit_phase_took(i, took);
                     self.members[i].last_tid = Some(t);
                 }
                 Answer::Ok(t) => {
                     let reason = format!("tpc_finish committed tid {t}, not the chosen {}", commit.tid);
-                    self.degrade(i, reason, Some(commit.tid));
+                    self.degrade(i, DegradeKind::Diverged, reason, Some(commit.tid));
                 }
                 Answer::Application(e) => {
-                    self.degrade(i, format!("tpc_finish failed: {e}"), Some(commit.tid))
+                    let reason = format!("tpc_finish failed: {e}");
+                    self.degrade(i, DegradeKind::Failed, reason, Some(commit.tid))
                 }
                 Answer::Failed(reason) => {
-                    self.degrade(i, format!("tpc_finish failed: {reason}"), Some(commit.tid))
+                    let reason = format!("tpc_finish failed: {reason}");
+                    self.degrade(i, DegradeKind::Failed, reason, Some(commit.tid))
                 }
             }
         }
         // Whatever happened, no later transaction may reuse or undercut this tid.
         self.last_tid = self.last_tid.max(commit.tid);
+        if confirmed > 0 {
+            self.note_missed(commit.tid);
+            self.judge_slowness();
+        }
         if confirmed == 0 {
             let result = Err(unavailable(
                 "no member confirmed tpc_finish: the array has failed",
@@ -339,18 +412,6 @@ impl Controller {
         }
         self.next_vote(ctx);
     }
-}
-
-/// The most common vote answer (the first one on a tie).
-fn majority(answers: &[(usize, VoteResult)]) -> VoteResult {
-    let count = |v: &VoteResult| answers.iter().filter(|(_, w)| w == v).count();
-    let mut best = &answers[0].1;
-    for (_, v) in answers {
-        if count(v) > count(best) {
-            best = v;
-        }
-    }
-    best.clone()
 }
 
 impl Handler<Vote> for Controller {
@@ -395,12 +456,22 @@ impl Handler<Finish> for Controller {
         let finish = Request::TpcFinish(methods::TpcFinish {
             id: commit.member_txn.clone(),
         });
-        let calls: Vec<_> = commit
-            .participants
+        // A member degraded since the vote (a session saw it fail) gets
+        // no more writes: its vote is aborted instead.
+        let voters = commit.participants.clone();
+        let finishing: Vec<usize> = voters
+            .iter()
+            .copied()
+            .filter(|&i| self.members[i].optimal())
+            .collect();
+        self.abort_on(&voters, &finishing);
+        let calls: Vec<_> = finishing
             .iter()
             .filter_map(|&i| self.member(i))
-            .map(|m| m.send(Call(finish.clone())))
+            .map(|m| timed(m.send(Call(finish.clone()))))
             .collect();
+        let commit = self.lock.as_mut().expect("checked above");
+        commit.participants = finishing;
         let member_txn = commit.member_txn.clone();
         let msgid = msg.msgid;
         ctx.spawn(join_all(calls).into_actor(self).map(move |results, act, ctx| {
@@ -437,6 +508,9 @@ impl Handler<NewOids> for Controller {
     /// hands out the highest list: oids are never handed out twice,
     /// whichever member answered, and no member's counter lags behind one.
     fn handle(&mut self, msg: NewOids, _ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(error) = self.write_refusal() {
+            return Box::pin(actix::fut::ready(Err(error)));
+        }
         let writers: Vec<usize> = self
             .writers()
             .into_iter()
@@ -467,7 +541,9 @@ impl Handler<NewOids> for Controller {
                     }
                     Answer::Ok(_) => {}
                     Answer::Application(e) => return Err(e),
-                    Answer::Failed(reason) => act.degrade(i, format!("new_oids failed: {reason}"), None),
+                    Answer::Failed(reason) => {
+                        act.degrade(i, DegradeKind::Failed, format!("new_oids failed: {reason}"), None)
+                    }
                 }
             }
             best.ok_or_else(|| unavailable("no member could allocate oids: the array has failed"))
@@ -491,6 +567,16 @@ impl Controller {
     /// it runs, so members packing beside a stream of commits could come
     /// out different). Then the new size goes to every client.
     fn start_pack(&mut self, ctx: &mut Context<Self>, msg: Pack) {
+        if let Some(error) = self.write_refusal() {
+            let result = Err(error);
+            return self.reply(
+                msg.session,
+                ToSession::Packed {
+                    msgid: msg.msgid,
+                    result,
+                },
+            );
+        }
         self.packing = true;
         info!(self.log, "pack started"; "pack_time" => msg.t, "commits_waiting" => self.waiting.len());
         let writers = self.writers();
@@ -511,7 +597,9 @@ impl Controller {
                 match classify(result, Some, "pack") {
                     Answer::Ok(_) => packed = packed.or(act.member(i)),
                     Answer::Application(e) => outcome = Err(e),
-                    Answer::Failed(reason) => act.degrade(i, format!("pack failed: {reason}"), None),
+                    Answer::Failed(reason) => {
+                        act.degrade(i, DegradeKind::Failed, format!("pack failed: {reason}"), None)
+                    }
                 }
             }
             let sizes = async move {
@@ -544,5 +632,29 @@ impl Controller {
                 act.next_vote(ctx);
             })
         }));
+    }
+}
+
+impl Controller {
+    /// One member's time to answer a commit phase, for the slow-member policy.
+    fn commit_phase_took(&mut self, member: usize, took: Duration) {
+        self.slow.record(member, took);
+    }
+
+    /// Degrades the member the slow-member policy finds far slower than
+    /// its peers, unless that would leave the array below its quorum.
+    fn judge_slowness(&mut self) {
+        let Some(slow) = self.slow.verdict(&self.writers()) else {
+            return;
+        };
+        let quorum = self.cluster_mode.quorum(self.members.len());
+        if self.optimal_count() <= quorum {
+            warn!(self.log, "member is slow, but the array needs it"; "member" => &*self.members[slow.member].name,
+                "reason" => &slow.reason, "optimal" => self.optimal_count(), "quorum" => quorum);
+            // Judged again only after a fresh window.
+            self.slow.forget(slow.member);
+            return;
+        }
+        self.degrade(slow.member, DegradeKind::Slow, slow.reason, None);
     }
 }

@@ -10,6 +10,8 @@
 //! client sees `invalidateTransaction(T)` before its own vote reply for a
 //! transaction that commits after T.
 
+use super::SlowPolicy;
+use super::{ClusterMode, FailMode};
 use crate::member::{MemberActor, MemberSettings};
 use crate::session::transaction::TxnBuffer;
 use crate::session::{ClientSession, SessionId};
@@ -27,6 +29,12 @@ pub struct ControllerSettings {
     /// The storage name clients must register with.
     pub storage: String,
     pub members: Vec<MemberSettings>,
+    pub cluster_mode: ClusterMode,
+    pub fail_mode: FailMode,
+    /// When a member that answers commits far slower than its peers is
+    /// degraded; a slow member holds back every commit, since a commit
+    /// waits for every optimal member.
+    pub slow: SlowPolicy,
 }
 
 /// Resolves once every member connected or failed a first attempt, or
@@ -132,6 +140,10 @@ pub struct Status;
 pub struct ArrayStatus {
     /// `optimal`, `degraded` or `failed`.
     pub status: &'static str,
+    /// Why the array has failed, when it has.
+    pub reason: Option<String>,
+    pub cluster_mode: String,
+    pub fail_mode: String,
     pub last_tid: String,
     pub members: Vec<MemberStatus>,
 }
@@ -141,7 +153,11 @@ pub struct MemberStatus {
     pub name: String,
     /// `optimal` or `degraded`.
     pub state: &'static str,
+    /// Why it was degraded, in one word: `failed`, `behind`, `diverged`, `slow`.
+    pub kind: Option<&'static str>,
     pub reason: Option<String>,
+    /// When it was degraded (seconds since the Unix epoch).
+    pub degraded_since: Option<f64>,
     /// The first transaction a degraded member did not get.
     pub first_missed_tid: Option<String>,
     pub connected: bool,
@@ -178,6 +194,33 @@ pub enum ToSession {
         tid: Tid,
         oids: Vec<Oid>,
     },
-    /// The members reads may go to (optimal and connected), in order.
-    Readers(Vec<Addr<MemberActor>>),
+    /// Where reads may go and what the session serves; sent at
+    /// registration and whenever either changes.
+    Serving {
+        readers: Vec<Addr<MemberActor>>,
+        serving: Serving,
+        cluster_mode: ClusterMode,
+    },
+}
+
+/// What a session serves, from the array's state and the fail mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Serving {
+    ReadWrite,
+    /// The array has failed (the reason) in `read-only` fail mode: reads go
+    /// on, writes get `ReadOnlyError` (from the controller).
+    ReadOnly(String),
+    /// The array has failed (the reason) in `close` fail mode: every call
+    /// gets a `ClientStorageError` with the reason.
+    Closed(String),
+}
+
+/// A session saw a member fail a read (`Failed`) or answer a voted read
+/// differently from the majority (`Diverged`): the controller degrades it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MemberMisbehaved {
+    pub member: Addr<MemberActor>,
+    pub kind: super::DegradeKind,
+    pub reason: String,
 }

@@ -13,8 +13,12 @@
 mod commit;
 mod info;
 pub mod messages;
+mod modes;
+mod slow;
 
 pub use messages::*;
+pub use modes::{ClusterMode, FailMode};
+pub use slow::{SlowDetector, SlowPolicy};
 
 use crate::member::{ConnState, MemberActor, MemberEvent, MemberSettings};
 use crate::session::{ClientSession, SessionId};
@@ -26,6 +30,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::sync::oneshot;
 use zeo::callbacks::Callback;
+use zeo::exceptions::ZeoError;
 use zeo::types::Tid;
 use zeo::Value;
 
@@ -46,10 +51,39 @@ struct Slot {
 
 #[derive(Clone, Debug)]
 struct Degraded {
+    kind: DegradeKind,
     reason: String,
-    /// The first transaction this member did not get (`None`: degraded
-    /// before any commit of this zeoraid).
+    since: SystemTime,
+    /// The first transaction this member did not get; `None` while no
+    /// transaction committed since it was degraded (set by the next commit).
     first_missed: Option<Tid>,
+}
+
+/// Why a member left the array. Only a member that merely stopped
+/// answering (`Failed`, `Slow`) and missed no transaction can still serve
+/// reads once the array has failed in `read-only` mode; one that is behind
+/// or answered differently never does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DegradeKind {
+    /// Disconnected, timed out, broke the protocol, or failed a call.
+    Failed,
+    /// Holds fewer transactions than the array (found at startup or reconnect).
+    Behind,
+    /// Answered differently from the majority of the members.
+    Diverged,
+    /// Answered far slower than its peers (the slow-member policy).
+    Slow,
+}
+
+impl DegradeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DegradeKind::Failed => "failed",
+            DegradeKind::Behind => "behind",
+            DegradeKind::Diverged => "diverged",
+            DegradeKind::Slow => "slow",
+        }
+    }
 }
 
 impl Slot {
@@ -60,6 +94,8 @@ impl Slot {
 
 pub struct Controller {
     storage: String,
+    cluster_mode: ClusterMode,
+    fail_mode: FailMode,
     log: Logger,
     members: Vec<Slot>,
     last_tid: Tid,
@@ -77,6 +113,9 @@ pub struct Controller {
     /// Whether startup is over (members not ready by then are degraded).
     started: bool,
     stats: Stats,
+    slow: SlowDetector,
+    /// What sessions were last told (pushed again only when it changes).
+    pushed: Option<(Vec<Addr<MemberActor>>, Serving)>,
 }
 
 #[derive(Default)]
@@ -89,6 +128,7 @@ struct Stats {
 
 impl Controller {
     pub fn new(settings: ControllerSettings, log: Logger) -> Controller {
+        let member_count = settings.members.len();
         let members = settings
             .members
             .into_iter()
@@ -105,6 +145,8 @@ impl Controller {
             .collect();
         Controller {
             storage: settings.storage,
+            cluster_mode: settings.cluster_mode,
+            fail_mode: settings.fail_mode,
             log,
             members,
             last_tid: Tid::ZERO,
@@ -121,6 +163,8 @@ impl Controller {
                 start: Some(SystemTime::now()),
                 ..Stats::default()
             },
+            pushed: None,
+            slow: SlowDetector::new(settings.slow, member_count),
         }
     }
 
@@ -135,43 +179,148 @@ impl Controller {
             .collect()
     }
 
-    /// Members reads may go to: optimal and connected.
+    fn optimal_count(&self) -> usize {
+        self.members.iter().filter(|m| m.optimal()).count()
+    }
+
+    /// Why the array cannot take writes, if it cannot: fewer optimal
+    /// members than the cluster mode's quorum.
+    fn failed_reason(&self) -> Option<String> {
+        let optimal = self.optimal_count();
+        let quorum = self.cluster_mode.quorum(self.members.len());
+        (optimal < quorum).then(|| match self.cluster_mode {
+            ClusterMode::Single => "no optimal member left: the array has failed".to_string(),
+            ClusterMode::Coop => format!(
+                "only {optimal} of {} members are optimal, coop mode needs {quorum}: the array has failed",
+                self.members.len()
+            ),
+        })
+    }
+
+    /// What sessions serve, from the array's state and the fail mode.
+    fn serving(&self) -> Serving {
+        match (self.failed_reason(), self.fail_mode) {
+            (None, _) => Serving::ReadWrite,
+            (Some(reason), FailMode::Close) => Serving::Closed(reason),
+            (Some(reason), FailMode::ReadOnly) => Serving::ReadOnly(reason),
+        }
+    }
+
+    /// The error a write gets while the array cannot take writes.
+    fn write_refusal(&self) -> Option<ZeoError> {
+        match self.serving() {
+            Serving::ReadWrite => None,
+            Serving::ReadOnly(_) => Some(ZeoError::ReadOnlyError),
+            Serving::Closed(reason) => Some(crate::session::unavailable(&reason)),
+        }
+    }
+
+    /// A degraded member that is as fresh as the array: it only stopped
+    /// answering, no transaction committed since, and it is connected
+    /// again with the array's last tid.
+    fn fresh_though_degraded(&self, slot: &Slot) -> bool {
+        slot.connected
+            && slot.last_tid == Some(self.last_tid)
+            && slot.degraded.as_ref().is_some_and(|d| {
+                matches!(d.kind, DegradeKind::Failed | DegradeKind::Slow) && d.first_missed.is_none()
+            })
+    }
+
+    /// Members reads may go to: optimal and connected ones; once the array
+    /// has failed in read-only mode, also degraded ones that missed nothing
+    /// (all that is left); in close mode, none.
     fn readers(&self) -> Vec<Addr<MemberActor>> {
+        let serving = self.serving();
         self.members
             .iter()
-            .filter(|m| m.optimal() && m.connected)
+            .filter(|m| match serving {
+                Serving::ReadWrite => m.optimal() && m.connected,
+                Serving::ReadOnly(_) => (m.optimal() && m.connected) || self.fresh_though_degraded(m),
+                Serving::Closed(_) => false,
+            })
             .filter_map(|m| m.addr.clone())
             .collect()
     }
 
     fn array_status(&self) -> &'static str {
-        let optimal = self.members.iter().filter(|m| m.optimal()).count();
-        match optimal {
-            0 => "failed",
-            n if n == self.members.len() => "optimal",
-            _ => "degraded",
+        if self.failed_reason().is_some() {
+            "failed"
+        } else if self.optimal_count() == self.members.len() {
+            "optimal"
+        } else {
+            "degraded"
         }
     }
 
-    fn push_readers(&self) {
-        let readers = self.readers();
+    /// Tells every session where to read and what to serve, when that
+    /// changed since the last time.
+    fn push_serving(&mut self) {
+        let now = (self.readers(), self.serving());
+        if self.pushed.as_ref() == Some(&now) {
+            return;
+        }
         for session in self.sessions.values() {
-            session.do_send(ToSession::Readers(readers.clone()));
+            session.do_send(self.serving_message(&now));
+        }
+        self.pushed = Some(now);
+    }
+
+    fn serving_message(&self, (readers, serving): &(Vec<Addr<MemberActor>>, Serving)) -> ToSession {
+        ToSession::Serving {
+            readers: readers.clone(),
+            serving: serving.clone(),
+            cluster_mode: self.cluster_mode,
         }
     }
 
     /// Takes a member out of reads and writes. One log line with the reason.
-    fn degrade(&mut self, index: usize, reason: String, first_missed: Option<Tid>) {
+    fn degrade(&mut self, index: usize, kind: DegradeKind, reason: String, first_missed: Option<Tid>) {
         let slot = &mut self.members[index];
         if slot.degraded.is_some() {
             return;
         }
-        error!(self.log, "member degraded"; "member" => &*slot.name, "reason" => &reason,
-            "first_missed_tid" => first_missed.map(|t| t.to_hex()));
-        slot.degraded = Some(Degraded { reason, first_missed });
+        error!(self.log, "member degraded"; "member" => &*slot.name, "kind" => kind.as_str(),
+            "reason" => &reason, "first_missed_tid" => first_missed.map(|t| t.to_hex()));
+        self.slow.forget(index);
+        let slot = &mut self.members[index];
+        slot.degraded = Some(Degraded {
+            kind,
+            reason,
+            since: SystemTime::now(),
+            first_missed,
+        });
         let status = self.array_status();
-        warn!(self.log, "array status"; "status" => status);
-        self.push_readers();
+        match self.failed_reason() {
+            Some(why) => error!(self.log, "array status"; "status" => status, "reason" => why,
+                "fail_mode" => %self.fail_mode),
+            None => warn!(self.log, "array status"; "status" => status,
+                "optimal" => self.optimal_count(), "members" => self.members.len()),
+        }
+        self.push_serving();
+    }
+
+    /// A degraded member turned out to be behind the array (its storage was
+    /// replaced while it was away): that is now why it is degraded.
+    fn now_behind(&mut self, index: usize, reason: String, first_missed: Tid) {
+        let slot = &mut self.members[index];
+        let Some(d) = slot.degraded.as_mut().filter(|d| d.kind != DegradeKind::Behind) else {
+            return;
+        };
+        warn!(self.log, "degraded member is behind the array"; "member" => &*slot.name,
+            "was" => d.kind.as_str(), "reason" => &reason);
+        d.kind = DegradeKind::Behind;
+        d.reason = reason;
+        d.first_missed = Some(d.first_missed.map_or(first_missed, |t| t.min(first_missed)));
+    }
+
+    /// A commit stood: every degraded member that had not missed one yet
+    /// missed this one.
+    fn note_missed(&mut self, tid: Tid) {
+        for slot in &mut self.members {
+            if let Some(d) = slot.degraded.as_mut().filter(|d| d.first_missed.is_none()) {
+                d.first_missed = Some(tid);
+            }
+        }
     }
 
     /// Every member either connected or failed an attempt: waiting longer
@@ -196,16 +345,17 @@ impl Controller {
         for i in 0..self.members.len() {
             let slot = &self.members[i];
             if !slot.connected {
-                self.degrade(i, "not reachable at startup".into(), None);
+                self.degrade(i, DegradeKind::Failed, "not reachable at startup".into(), None);
             } else if let Some(behind) = slot.last_tid.filter(|t| *t < self.last_tid) {
                 let reason = format!(
                     "missing transactions: last tid {behind}, the array's is {}",
                     self.last_tid
                 );
                 let first_missed = Some(Tid::from_u64(behind.as_u64() + 1));
-                self.degrade(i, reason, first_missed);
+                self.degrade(i, DegradeKind::Behind, reason, first_missed);
             }
         }
+        self.push_serving();
         info!(self.log, "array ready"; "status" => self.array_status(), "last_tid" => self.last_tid.to_hex());
         for waiter in self.ready_waiters.drain(..) {
             let _ = waiter.send(());
@@ -236,22 +386,26 @@ impl Controller {
                 self.last_tid = c.last_tid;
             }
             // A member that comes back with less than the array committed
-            // (its storage was replaced or rolled back) must not be trusted.
-            if self.started && self.members[i].optimal() && c.last_tid < self.last_tid {
+            // (its storage was replaced or rolled back) must not be trusted,
+            // nor count as "missed nothing" for read-only reads.
+            if self.started && c.last_tid < self.last_tid {
                 let reason = format!(
                     "reconnected with last tid {}, behind the array's {}",
                     c.last_tid, self.last_tid
                 );
-                self.degrade(i, reason, Some(Tid::from_u64(c.last_tid.as_u64() + 1)));
+                let first_missed = Tid::from_u64(c.last_tid.as_u64() + 1);
+                self.degrade(i, DegradeKind::Behind, reason.clone(), Some(first_missed));
+                self.now_behind(i, reason, first_missed);
             }
         }
-        if self.members[i].connected != was {
-            if !self.members[i].connected && self.members[i].optimal() && self.started {
-                // Issue 6 decides when a disconnected member is degraded; a
-                // write to it fails and degrades it in the commit path.
-                warn!(self.log, "member disconnected"; "member" => name, "reason" => reason);
-            }
-            self.push_readers();
+        if was && !self.members[i].connected && self.members[i].optimal() && self.started {
+            // A member that is away misses every commit from now on, and
+            // whatever it was doing failed: it leaves the array now, not at
+            // the next write (recovery brings it back).
+            self.degrade(i, DegradeKind::Failed, format!("disconnected: {reason}"), None);
+        }
+        if self.started {
+            self.push_serving();
         }
         if !self.started && self.all_settled() {
             self.finish_startup();
@@ -321,14 +475,14 @@ impl Handler<Register> for Controller {
     type Result = ();
 
     fn handle(&mut self, msg: Register, _ctx: &mut Context<Self>) {
-        msg.addr.do_send(ToSession::Readers(self.readers()));
-        let result = if self.writers().is_empty() {
-            Err(crate::session::unavailable(
-                "no optimal member: the array has failed",
-            ))
-        } else {
-            self.sessions.insert(msg.session, msg.addr.clone());
-            Ok(self.last_tid)
+        let now = (self.readers(), self.serving());
+        msg.addr.do_send(self.serving_message(&now));
+        let result = match now.1 {
+            Serving::Closed(reason) => Err(crate::session::unavailable(&reason)),
+            _ => {
+                self.sessions.insert(msg.session, msg.addr.clone());
+                Ok(self.last_tid)
+            }
         };
         msg.addr.do_send(ToSession::Registered {
             msgid: msg.msgid,
@@ -368,7 +522,9 @@ impl Handler<Status> for Controller {
             .map(|m| MemberStatus {
                 name: m.name.to_string(),
                 state: if m.optimal() { "optimal" } else { "degraded" },
+                kind: m.degraded.as_ref().map(|d| d.kind.as_str()),
                 reason: m.degraded.as_ref().map(|d| d.reason.clone()),
+                degraded_since: m.degraded.as_ref().map(|d| unix_seconds(d.since)),
                 first_missed_tid: m
                     .degraded
                     .as_ref()
@@ -380,8 +536,31 @@ impl Handler<Status> for Controller {
             .collect();
         MessageResult(ArrayStatus {
             status: self.array_status(),
+            reason: self.failed_reason(),
+            cluster_mode: self.cluster_mode.to_string(),
+            fail_mode: self.fail_mode.to_string(),
             last_tid: self.last_tid.to_hex(),
             members,
         })
     }
+}
+
+impl Handler<MemberMisbehaved> for Controller {
+    type Result = ();
+
+    /// A session saw a member fail a read or give an outvoted answer.
+    fn handle(&mut self, msg: MemberMisbehaved, _ctx: &mut Context<Self>) {
+        let index = self
+            .members
+            .iter()
+            .position(|m| m.addr.as_ref() == Some(&msg.member));
+        if let Some(i) = index.filter(|&i| self.members[i].optimal()) {
+            self.degrade(i, msg.kind, msg.reason, None);
+        }
+    }
+}
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }

@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::controller::{self as ctl, ToSession};
-use crate::member::{Call, Oneway, SendBlob};
+use crate::controller::{ClusterMode, DegradeKind, Serving};
+use crate::member::{Call, MemberError, Oneway, SendBlob};
 use transaction::{SpooledBlob, TxnOp};
 use zeo::methods::{IteratorGc, IteratorNext, IteratorRecordNext, IteratorRecordStart, Request};
 use zeo::reply::{LoadBeforeResult, Reply};
@@ -77,6 +78,18 @@ impl ClientSession {
                 return self.error(msgid, error);
             }
         };
+        // Once the array has failed in `close` mode every call gets the
+        // reason; only what ends a transaction still goes through (a vote
+        // that succeeded must be finished or aborted on the members).
+        if let Serving::Closed(reason) = &self.serving {
+            let ends_a_transaction = matches!(
+                request,
+                Request::Register(_) | Request::TpcFinish(_) | Request::TpcAbort(_)
+            );
+            if !oneway && !ends_a_transaction {
+                return self.error(msgid, unavailable(reason));
+            }
+        }
         if request.is_oneway() {
             // ZEO answers any sync call, even of a method clients send
             // asynchronously (tests do: `iterator_gc` through `_call`), and
@@ -224,12 +237,28 @@ impl ClientSession {
                 });
             }
             Request::GetInfo => self.ask(ctx, msgid, self.controller.send(ctl::GetInfo), Ok),
-            Request::LastTransaction => self.ask(ctx, msgid, self.controller.send(ctl::LastTid), |tid| {
-                Ok(Value::bytes(tid.0.to_vec()))
-            }),
+            Request::LastTransaction => {
+                let fut = self.controller.send(ctl::LastTid);
+                ctx.spawn(fut.into_actor(self).map(move |result, act, _| {
+                    let result = result
+                        .map_err(|e| unavailable(&format!("controller unreachable: {e}")))
+                        .map(|tid| {
+                            act.saw(tid);
+                            Value::bytes(tid.0.to_vec())
+                        });
+                    act.answer(msgid, result);
+                }));
+            }
             Request::ServerStatus => self.ask(ctx, msgid, self.controller.send(ctl::ServerStatus), Ok),
             Request::Ping => self.reply(msgid, Value::None),
-            Request::LoadBefore(ref load) => {
+            Request::LoadBefore(mut load) => {
+                // Never newer than what this client has been told about:
+                // between a commit's first and last member finishing, the
+                // members differ on the current revision, and a client must
+                // not see a transaction on one member and then lose it on
+                // the next (it is acknowledged only when all finished).
+                let newest = Tid::from_u64(self.last_seen.as_u64().saturating_add(1));
+                load.tid = load.tid.min(newest);
                 let seq = self.next_load;
                 self.next_load += 1;
                 self.loads.insert(
@@ -239,8 +268,15 @@ impl ClientSession {
                         invalidated_by: None,
                     },
                 );
+                let request = Request::LoadBefore(load);
+                if self.cluster_mode == ClusterMode::Coop {
+                    return self.read_voted(ctx, msgid, request, Some(seq));
+                }
                 let shape: Shape = |_, _, reply| Ok(reply.to_value());
                 self.read(ctx, msgid, request, Some(seq), shape, Vec::new());
+            }
+            Request::LoadSerial(_) if self.cluster_mode == ClusterMode::Coop => {
+                self.read_voted(ctx, msgid, request, None)
             }
             Request::UndoInfo(u) if matches!(&u.spec, Value::Dict(items) if !items.is_empty()) => {
                 let Some(member) = self.pick_reader(&[]) else {
@@ -424,6 +460,13 @@ impl ClientSession {
         };
         let fut = member.send(Call(request.clone()));
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+            if let Some(reason) = failure(&result) {
+                act.report(
+                    &member,
+                    DegradeKind::Failed,
+                    format!("{} failed: {reason}", request.name()),
+                );
+            }
             if let Ok(Err(e)) = &result {
                 let untried = act.readers.iter().any(|r| *r != member && !tried.contains(r));
                 if e.is_member_failure() && untried {
@@ -441,7 +484,21 @@ impl ClientSession {
         }));
     }
 
-    fn finish_load(&mut self, load: Option<u64>) -> Option<Tid> {
+    /// The client has been told about `tid`.
+    fn saw(&mut self, tid: Tid) {
+        self.last_seen = self.last_seen.max(tid);
+    }
+
+    /// Tells the controller a member failed or was outvoted; it decides.
+    pub(super) fn report(&self, member: &Addr<MemberActor>, kind: DegradeKind, reason: String) {
+        self.controller.do_send(ctl::MemberMisbehaved {
+            member: member.clone(),
+            kind,
+            reason,
+        });
+    }
+
+    pub(super) fn finish_load(&mut self, load: Option<u64>) -> Option<Tid> {
         load.and_then(|seq| self.loads.remove(&seq))
             .and_then(|l| l.invalidated_by)
     }
@@ -471,8 +528,13 @@ impl ClientSession {
         let Some((member, member_iid)) = self.iterators.get(&iid).cloned() else {
             return self.error(msgid, ZeoError::KeyError(Value::Int(iid)));
         };
-        let fut = member.send(Call(request(member_iid)));
+        let request = request(member_iid);
+        let name = request.name().to_string();
+        let fut = member.send(Call(request));
         ctx.spawn(fut.into_actor(self).map(move |result, act, _| {
+            if let Some(reason) = failure(&result) {
+                act.report(&member, DegradeKind::Failed, format!("{name} failed: {reason}"));
+            }
             let result = match member_answer(result) {
                 Ok(Reply::IteratorRecordStart(member_riid)) => {
                     let riid = act.next_iid;
@@ -499,25 +561,30 @@ impl ClientSession {
         };
         let (sink, mut chunks) = mpsc::unbounded_channel();
         let fut = member.send(SendBlob { oid, serial, sink });
-        ctx.spawn(
-            fut.into_actor(self)
-                .map(move |result, act, _| match member_answer(result) {
-                    Ok(()) => {
-                        act.callback(Callback::ReceiveBlobStart { oid, serial });
-                        while let Ok(chunk) = chunks.try_recv() {
-                            act.callback(Callback::ReceiveBlobChunk { oid, serial, chunk });
-                        }
-                        act.callback(Callback::ReceiveBlobStop { oid, serial });
-                        act.reply(msgid, Value::None);
+        ctx.spawn(fut.into_actor(self).map(move |result, act, _| {
+            if let Some(reason) = failure(&result) {
+                act.report(&member, DegradeKind::Failed, format!("sendBlob failed: {reason}"));
+            }
+            match member_answer(result) {
+                Ok(()) => {
+                    act.callback(Callback::ReceiveBlobStart { oid, serial });
+                    while let Ok(chunk) = chunks.try_recv() {
+                        act.callback(Callback::ReceiveBlobChunk { oid, serial, chunk });
                     }
-                    Err(error) => act.error(msgid, error),
-                }),
-        );
+                    act.callback(Callback::ReceiveBlobStop { oid, serial });
+                    act.reply(msgid, Value::None);
+                }
+                Err(error) => act.error(msgid, error),
+            }
+        }));
     }
 
     pub(super) fn on_controller(&mut self, msg: ToSession) {
         match msg {
             ToSession::Registered { msgid, result } => {
+                if let Ok(tid) = &result {
+                    self.saw(*tid);
+                }
                 self.registering = false;
                 self.registered = result.is_ok();
                 self.answer(msgid, result.map(|tid| Value::bytes(tid.0.to_vec())));
@@ -536,6 +603,7 @@ impl ClientSession {
                 self.txn = None;
                 match result {
                     Ok((tid, info)) => {
+                        self.saw(tid);
                         if matches!(&info, Value::Dict(d) if !d.is_empty()) {
                             self.callback(Callback::Info(info));
                         }
@@ -555,6 +623,7 @@ impl ClientSession {
                 self.reply(msgid, Value::None)
             }
             ToSession::Invalidate { tid, oids } => {
+                self.saw(tid);
                 for load in self.loads.values_mut() {
                     if load.invalidated_by.is_none() && oids.contains(&load.oid) {
                         load.invalidated_by = Some(tid);
@@ -564,8 +633,29 @@ impl ClientSession {
                     self.callback(Callback::InvalidateTransaction { tid, oids });
                 }
             }
-            ToSession::Readers(readers) => self.readers = readers,
+            ToSession::Serving {
+                readers,
+                serving,
+                cluster_mode,
+            } => {
+                if serving != self.serving {
+                    info!(self.log, "serving"; "now" => ?serving);
+                }
+                self.readers = readers;
+                self.serving = serving;
+                self.cluster_mode = cluster_mode;
+            }
         }
+    }
+}
+
+/// The member failure in a member's answer, if it is one (not an
+/// application error, which is an answer).
+pub(super) fn failure<T>(result: &Result<Result<T, MemberError>, MailboxError>) -> Option<String> {
+    match result {
+        Ok(Err(e)) if e.is_member_failure() => Some(e.to_string()),
+        Err(e) => Some(format!("member actor unreachable: {e}")),
+        _ => None,
     }
 }
 
@@ -595,7 +685,7 @@ fn contains_object(v: &Value) -> bool {
 /// A load answered "current" by a member that had not yet committed a
 /// transaction the client has meanwhile been told about: the revision
 /// ended at that transaction.
-fn fix_up_load(reply: Reply, invalidated_by: Option<Tid>) -> Reply {
+pub(super) fn fix_up_load(reply: Reply, invalidated_by: Option<Tid>) -> Reply {
     match (reply, invalidated_by) {
         (Reply::LoadBefore(Some(r)), Some(tid)) if r.end.is_none() && r.start < tid => {
             Reply::LoadBefore(Some(LoadBeforeResult { end: Some(tid), ..r }))

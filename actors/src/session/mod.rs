@@ -18,8 +18,9 @@
 mod dispatch;
 pub mod transaction;
 mod undo_filter;
+mod voted_read;
 
-use crate::controller::{Controller, SessionClosed, ToSession};
+use crate::controller::{ClusterMode, Controller, Serving, SessionClosed, ToSession};
 use crate::member::MemberActor;
 use crate::wire::{self, Lost};
 use actix::prelude::*;
@@ -124,6 +125,14 @@ pub struct ClientSession {
     blob_spool: Option<transaction::SpooledBlob>,
     readers: Vec<Addr<MemberActor>>,
     next_reader: usize,
+    /// What the controller last said the array serves.
+    serving: Serving,
+    cluster_mode: ClusterMode,
+    /// The newest transaction this client has been told about (at
+    /// registration, by an invalidation, its own commit, or
+    /// `lastTransaction`): reads never show it an older state than this,
+    /// nor a newer one it has not been told about yet.
+    last_seen: Tid,
     /// Client iterator id → (member, the member's iterator id).
     iterators: HashMap<i64, (Addr<MemberActor>, i64)>,
     next_iid: i64,
@@ -187,6 +196,9 @@ impl ClientSession {
                 blob_spool: None,
                 readers: Vec::new(),
                 next_reader: 0,
+                serving: Serving::ReadWrite,
+                cluster_mode: ClusterMode::Single,
+                last_seen: Tid::ZERO,
                 iterators: HashMap::new(),
                 next_iid: 0,
                 loads: HashMap::new(),
