@@ -36,6 +36,9 @@ pub(super) struct Commit {
     /// Oids the other clients must invalidate.
     pub oids: Vec<Oid>,
     pub voted: bool,
+    /// Each participant's time to answer the vote, added to its
+    /// `tpc_finish` time for the slow-member policy (one sample per commit).
+    pub vote_took: Vec<(usize, Duration)>,
 }
 
 type MemberResult = Result<Result<Reply, MemberError>, MailboxError>;
@@ -170,6 +173,7 @@ impl Controller {
             participants: participants.clone(),
             oids: vote.txn.changed_oids(),
             voted: false,
+            vote_took: Vec::new(),
         });
         let msgid = vote.msgid;
         ctx.spawn(join_all(calls).into_actor(self).map(move |results, act, ctx| {
@@ -193,6 +197,7 @@ impl Controller {
         results: Vec<Timed>,
     ) {
         let mut answers: Vec<(usize, Result<VoteResult, ZeoError>)> = Vec::new();
+        let mut vote_took = Vec::new();
         for (&i, (result, took)) in participants.iter().zip(results) {
             if !self.members[i].optimal() {
                 // Degraded while voting (a session saw it fail a read): its
@@ -209,7 +214,7 @@ impl Controller {
             );
             match vote {
                 Answer::Ok(v) => {
-                    self.commit_phase_took(i, took);
+                    vote_took.push((i, took));
                     answers.push((i, Ok(v)))
                 }
                 Answer::Application(e) => answers.push((i, Err(e))),
@@ -304,6 +309,7 @@ impl Controller {
         let commit = self.lock.as_mut().expect("lock held");
         commit.participants = finishing;
         commit.voted = true;
+        commit.vote_took = vote_took;
         if let VoteResult::Oids(undone) = &winner {
             for oid in undone {
                 if !commit.oids.contains(oid) {
@@ -369,7 +375,8 @@ impl Controller {
             match finish {
                 Answer::Ok(t) if t == commit.tid => {
                     confirmed += 1;
-                    self.commit_phase_took(i, took);
+                    let voting = commit.vote_took.iter().find(|(m, _)| *m == i).map(|(_, d)| *d);
+                    self.slow.record(i, took + voting.unwrap_or_default());
                     self.members[i].last_tid = Some(t);
                 }
                 Answer::Ok(t) => {
@@ -636,11 +643,6 @@ impl Controller {
 }
 
 impl Controller {
-    /// One member's time to answer a commit phase, for the slow-member policy.
-    fn commit_phase_took(&mut self, member: usize, took: Duration) {
-        self.slow.record(member, took);
-    }
-
     /// Degrades the member the slow-member policy finds far slower than
     /// its peers, unless that would leave the array below its quorum.
     fn judge_slowness(&mut self) {
