@@ -16,11 +16,17 @@
 //! and then the members, also while a test unwinds from a panic; zeoraid's
 //! log tail is printed to stderr in that case.
 //!
+//! For network faults a member can be reached through a
+//! [`Relay`](super::faults::Relay) ([`ArrayOptions::relayed`],
+//! [`Array::relay`]); for members that start with data, each can start on
+//! a copy of a FileStorage file ([`ArrayOptions::member_storages`]).
+//!
 //! The checks the RAID tests share are here too: [`Array::commit_probe`]
 //! commits through zeoraid and [`Array::assert_serving`] proves that
 //! zeoraid still serves a new client and that earlier commits are on every
 //! member.
 
+use super::faults::Relay;
 use super::rawclient::RawClient;
 use super::records::ROOT_RECORD;
 use super::runzeo::{ruok, RunZeo, RunZeoOptions};
@@ -69,6 +75,13 @@ pub struct ArrayOptions {
     pub tables: String,
     /// Bound for each zeoraid start.
     pub startup_timeout: Duration,
+    /// Member `i` starts on a copy of `member_storages[i]` (a FileStorage
+    /// file) when that is `Some`; members without an entry start empty.
+    pub member_storages: Vec<Option<PathBuf>>,
+    /// Indexes of the members zeoraid reaches through a [`Relay`] of their
+    /// own (its config names the relay's address), for network faults:
+    /// [`Array::relay`]. The others are reached directly.
+    pub relayed: Vec<usize>,
 }
 
 impl ArrayOptions {
@@ -83,6 +96,8 @@ impl ArrayOptions {
             log_level: "info".to_string(),
             tables: String::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            member_storages: Vec::new(),
+            relayed: Vec::new(),
         }
     }
 }
@@ -143,8 +158,10 @@ pub struct Array {
     starts: usize,
     log: Arc<LogShared>,
     config_path: PathBuf,
-    // Dropped after `Drop::drop` killed zeoraid: the members, then the
-    // directory holding the config.
+    // Dropped after `Drop::drop` killed zeoraid: the relays, the members,
+    // then the directory holding the config.
+    /// `relays[i]`: the relay in front of member `i`, if it is relayed.
+    relays: Vec<Option<Relay>>,
     members: Vec<RunZeo>,
     dir: tempfile::TempDir,
 }
@@ -158,7 +175,15 @@ impl Array {
 
     /// [`Array::start`] with more control.
     pub fn start_with(options: ArrayOptions) -> Array {
-        let members = start_members(options.members, &options.member_options);
+        let members = start_members(options.members, &options.member_options, &options.member_storages);
+        let relays = (0..members.len())
+            .map(|i| {
+                options
+                    .relayed
+                    .contains(&i)
+                    .then(|| Relay::start(members[i].addr()))
+            })
+            .collect();
         let dir = tempfile::Builder::new()
             .prefix("zeoraid-array-")
             .tempdir()
@@ -171,6 +196,7 @@ impl Array {
             starts: 0,
             log: Arc::new(LogShared::default()),
             config_path,
+            relays,
             members,
             dir,
         };
@@ -188,6 +214,15 @@ impl Array {
     /// The members, in config order (`zeo1` first).
     pub fn members(&self) -> &[RunZeo] {
         &self.members
+    }
+
+    /// The relay between zeoraid and member `index`; panics unless the
+    /// member is in [`ArrayOptions::relayed`].
+    pub fn relay(&self, index: usize) -> &Relay {
+        match self.relays.get(index) {
+            Some(Some(relay)) => relay,
+            _ => panic!("member {index} is not relayed (ArrayOptions::relayed)"),
+        }
     }
 
     /// The members, to kill or restart them.
@@ -516,10 +551,14 @@ impl Array {
         ));
         config.push_str(&format!("\n[restart]\n{}\n", o.restart));
         for (i, member) in self.members.iter().enumerate() {
+            let address = match self.relays.get(i) {
+                Some(Some(relay)) => relay.addr(),
+                _ => member.addr(),
+            };
             config.push_str(&format!(
                 "[[members]]\nname = \"zeo{}\"\naddress = \"{}\"\n\n",
                 i + 1,
-                member.addr()
+                address
             ));
         }
         config.push_str(&o.tables);
@@ -614,12 +653,16 @@ impl Drop for Array {
     }
 }
 
-/// Starts `n` members in parallel; if one fails, the others are killed
-/// (dropped) and the failure is re-raised.
-fn start_members(n: usize, options: &RunZeoOptions) -> Vec<RunZeo> {
+/// Starts `n` members in parallel (member `i` on a copy of `storages[i]`
+/// if there is one); if one fails, the others are killed (dropped) and the
+/// failure is re-raised.
+fn start_members(n: usize, options: &RunZeoOptions, storages: &[Option<PathBuf>]) -> Vec<RunZeo> {
     let handles: Vec<_> = (0..n)
-        .map(|_| {
-            let options = options.clone();
+        .map(|i| {
+            let mut options = options.clone();
+            if let Some(Some(storage)) = storages.get(i) {
+                options.initial_storage = Some(storage.clone());
+            }
             thread::spawn(move || RunZeo::start(options))
         })
         .collect();

@@ -72,6 +72,10 @@ pub struct RunZeoOptions {
     pub zeo_settings: Vec<(String, String)>,
     /// Bound for one start (spawn until `ruok` answers).
     pub startup_timeout: Duration,
+    /// Start on a copy of this FileStorage file (copied to `data.fs` before
+    /// the first start) instead of an empty storage, e.g. a storage a test
+    /// wrote with ZODB itself.  `None` (default): empty.
+    pub initial_storage: Option<PathBuf>,
 }
 
 impl Default for RunZeoOptions {
@@ -84,6 +88,7 @@ impl Default for RunZeoOptions {
             port: None,
             zeo_settings: Vec::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            initial_storage: None,
         }
     }
 }
@@ -127,6 +132,13 @@ impl RunZeoOptions {
     /// Add a `key value` line to the `<zeo>` section.
     pub fn zeo_setting(mut self, key: &str, value: &str) -> Self {
         self.zeo_settings.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Start on a copy of the FileStorage file `path` (see
+    /// [`RunZeoOptions::initial_storage`]).
+    pub fn initial_storage(mut self, path: &Path) -> Self {
+        self.initial_storage = Some(path.to_path_buf());
         self
     }
 }
@@ -204,6 +216,11 @@ impl RunZeo {
             .map_err(|e| RunZeoError::new(format!("cannot create a tempdir: {e}")))?;
         let log_path = dir.path().join("runzeo.log");
         let config_path = dir.path().join("zeo.conf");
+        if let Some(source) = &options.initial_storage {
+            fs::copy(source, dir.path().join("data.fs")).map_err(|e| {
+                RunZeoError::new(format!("cannot copy the storage {}: {e}", source.display()))
+            })?;
+        }
         let mut last_err = None;
         for _ in 0..START_ATTEMPTS {
             let port = match options.port {

@@ -478,7 +478,7 @@ impl ClientSession {
             let result = member_answer(result);
             let invalidated_by = act.finish_load(load);
             let result = result
-                .map(|reply| fix_up_load(reply, invalidated_by))
+                .map(|reply| fix_up_load(reply, invalidated_by, act.last_seen))
                 .and_then(|r| shape(act, &member, r));
             act.answer(msgid, result);
         }));
@@ -682,13 +682,24 @@ fn contains_object(v: &Value) -> bool {
     }
 }
 
-/// A load answered "current" by a member that had not yet committed a
-/// transaction the client has meanwhile been told about: the revision
-/// ended at that transaction.
-pub(super) fn fix_up_load(reply: Reply, invalidated_by: Option<Tid>) -> Reply {
+/// A `loadBefore` answer as the client may see it, given the newest
+/// transaction it has been told about (`last_seen`) and the first
+/// invalidation of the object written to it while the load was in flight:
+///
+/// - answered "current" by a member that had not yet committed a
+///   transaction the client has meanwhile been told about: the revision
+///   ended at that transaction;
+/// - ended by a transaction the client has not been told about yet (a
+///   member finished it, zeoraid has not acknowledged it): "current", as a
+///   ZEO server says until it sends the invalidation, which then ends the
+///   cached revision.
+pub(super) fn fix_up_load(reply: Reply, invalidated_by: Option<Tid>, last_seen: Tid) -> Reply {
     match (reply, invalidated_by) {
         (Reply::LoadBefore(Some(r)), Some(tid)) if r.end.is_none() && r.start < tid => {
             Reply::LoadBefore(Some(LoadBeforeResult { end: Some(tid), ..r }))
+        }
+        (Reply::LoadBefore(Some(r)), _) if r.end.is_some_and(|end| end > last_seen) => {
+            Reply::LoadBefore(Some(LoadBeforeResult { end: None, ..r }))
         }
         (reply, _) => reply,
     }

@@ -81,7 +81,7 @@ impl ClientSession {
                 }
             };
             let invalidated_by = act.finish_load(load);
-            let result = result.map(|reply| fix_up_load(reply, invalidated_by).to_value());
+            let result = result.map(|reply| fix_up_load(reply, invalidated_by, act.last_seen).to_value());
             act.answer(msgid, result);
         }));
     }
