@@ -88,7 +88,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
         }
     };
     info!(log, "config loaded"; "path" => %args.config.display());
-    match daemon::run(config, &log) {
+    match daemon::run(config, args.config.clone(), &log) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             crit!(log, "zeoraid failed"; "error" => %err);

@@ -1,5 +1,8 @@
-//! The `serve` lifecycle: start the actix system, run until SIGTERM or
-//! SIGINT, shut down.
+//! The `serve` lifecycle: start the actix system, serve until SIGTERM or
+//! SIGINT (SIGHUP reloads the configuration), then shut down gracefully:
+//! stop accepting clients, let the transactions already voting finish
+//! (bounded by the commit deadline, then aborted on every member), close
+//! the members, exit 0.
 //!
 //! Signal handlers are installed before "zeoraid started" is logged, so
 //! anything that waits for that line (supervisors, the integration tests)
@@ -12,9 +15,11 @@ use slog::{debug, info, Logger};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::config::Config;
+use crate::reload::Reloader;
 use actix::Actor;
+use std::path::PathBuf;
 use std::sync::Arc;
-use zeoraid_actors::controller::{Controller, WaitReady};
+use zeoraid_actors::controller::{Controller, Drain, ReloadConfiguration, WaitReady};
 use zeoraid_actors::session::SessionSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +51,7 @@ pub enum DaemonError {
 /// Runs zeoraid until it is told to stop; returns `Ok` on an orderly
 /// shutdown so the process can exit 0 (what init systems expect after
 /// they sent SIGTERM).
-pub fn run(config: Config, log: &Logger) -> Result<(), DaemonError> {
+pub fn run(config: Config, config_path: PathBuf, log: &Logger) -> Result<(), DaemonError> {
     // Built here rather than by `System::new()` so that failing to create
     // the runtime is reported as an error instead of a panic.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -54,12 +59,13 @@ pub fn run(config: Config, log: &Logger) -> Result<(), DaemonError> {
         .enable_time()
         .build()
         .map_err(DaemonError::Runtime)?;
-    actix_rt::System::with_tokio_rt(move || runtime).block_on(serve(config, log.clone()))
+    actix_rt::System::with_tokio_rt(move || runtime).block_on(serve(config, config_path, log.clone()))
 }
 
-async fn serve(config: Config, log: Logger) -> Result<(), DaemonError> {
+async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), DaemonError> {
     let mut terminate = install(SignalKind::terminate(), "SIGTERM")?;
     let mut interrupt = install(SignalKind::interrupt(), "SIGINT")?;
+    let mut hangup = install(SignalKind::hangup(), "SIGHUP")?;
 
     info!(log, "starting zeoraid";
         "version" => env!("CARGO_PKG_VERSION"),
@@ -102,13 +108,15 @@ async fn serve(config: Config, log: Logger) -> Result<(), DaemonError> {
         source,
     })?;
     prepare_spool(&config.spool_dir, &log)?;
+    let reloader = Reloader::new(config_path, config.clone(), controller.clone(), log.clone()).start();
     let sessions = Arc::new(SessionSettings {
         storage: config.storage.clone(),
         msgpack: config.msgpack,
         max_frame: config.max_frame_size,
         spool_dir: config.spool_dir.clone(),
+        reloader: Some(reloader.clone().recipient()),
     });
-    actix_rt::spawn(crate::front::serve(
+    let front = actix_rt::spawn(crate::front::serve(
         listener,
         sessions,
         controller.clone(),
@@ -123,11 +131,36 @@ async fn serve(config: Config, log: Logger) -> Result<(), DaemonError> {
         "members" => array.members,
     );
 
-    let received = tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
+    let received = loop {
+        tokio::select! {
+            _ = terminate.recv() => break "SIGTERM",
+            _ = interrupt.recv() => break "SIGINT",
+            _ = hangup.recv() => {
+                info!(log, "reloading the configuration"; "signal" => "SIGHUP");
+                let reloader = reloader.clone();
+                let log = log.clone();
+                // Logged by the reloader either way; the loop keeps serving.
+                actix_rt::spawn(async move {
+                    if let Err(e) = reloader.send(ReloadConfiguration { source: "SIGHUP" }).await {
+                        slog::error!(log, "reload failed: reloader unreachable"; "error" => %e);
+                    }
+                });
+            }
+        }
     };
-    info!(log, "shutting down"; "signal" => received);
+    info!(log, "shutting down: no new clients, finishing transactions in flight"; "signal" => received,
+        "within_ms" => config.timeouts.commit.as_millis() as u64);
+    front.abort();
+    // A second signal while draining stops at once.
+    let drained = tokio::select! {
+        outcome = controller.send(Drain { within: config.timeouts.commit }) => outcome.ok(),
+        _ = terminate.recv() => None,
+        _ = interrupt.recv() => None,
+    };
+    match drained {
+        Some(outcome) => info!(log, "zeoraid stopped"; "transactions_aborted" => outcome.aborted),
+        None => slog::warn!(log, "zeoraid stopped without draining"; "reason" => "second signal"),
+    }
     Ok(())
 }
 

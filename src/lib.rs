@@ -11,3 +11,4 @@ pub mod daemon;
 pub mod front;
 pub mod logging;
 pub mod members;
+pub mod reload;

@@ -35,6 +35,33 @@ pub fn timestamp(now: SystemTime) -> Tid {
     Tid::from_u64(((minutes & 0xffff_ffff) << 32) | fraction.min(0xffff_ffff))
 }
 
+/// When `tid` was committed, in seconds since the Unix epoch (the inverse
+/// of [`timestamp`]); for showing how far a member lags behind the array.
+pub fn unix_seconds(tid: Tid) -> f64 {
+    let raw = tid.as_u64();
+    let (minutes, fraction) = (raw >> 32, raw & 0xffff_ffff);
+    let minute = minutes % 60;
+    let hour = (minutes / 60) % 24;
+    let day = (minutes / (60 * 24)) % 31 + 1;
+    let month = (minutes / (60 * 24 * 31)) % 12 + 1;
+    let year = (minutes / (60 * 24 * 31 * 12)) as i64 + 1900;
+    let days = days_from_civil(year, month, day);
+    let seconds = fraction as f64 * 60.0 / 4_294_967_296.0;
+    (days * 86_400) as f64 + (hour * 3600 + minute * 60) as f64 + seconds
+}
+
+/// (year, month, day) to days since 1970-01-01 (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: u64, day: u64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let (month, day) = (month as i64, day as i64);
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
 /// calendar (Howard Hinnant's `civil_from_days`).
 fn civil_from_days(days: i64) -> (i64, u64, u64) {
@@ -67,6 +94,23 @@ mod tests {
         let t = 951_827_696;
         assert_eq!(civil_from_days(t / 86_400), (2000, 2, 29));
         assert_eq!(timestamp(at(t as u64, 250_000_000)).to_hex(), "0332b0d2f0000000");
+    }
+
+    #[test]
+    fn unix_seconds_inverts_timestamp() {
+        for (secs, nanos) in [(0, 0), (951_827_696, 250_000_000), (1_795_724_623, 668_348_000)] {
+            let back = unix_seconds(timestamp(at(secs, nanos)));
+            let want = secs as f64 + nanos as f64 / 1e9;
+            assert!((back - want).abs() < 1e-6, "{secs}.{nanos}: {back}");
+        }
+        for days in [-1000, 0, 59, 60, 11_016, 20_000] {
+            assert_eq!(days_from_civil_check(days), days);
+        }
+    }
+
+    fn days_from_civil_check(days: i64) -> i64 {
+        let (y, m, d) = civil_from_days(days);
+        days_from_civil(y, m, d)
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub(super) struct Commit {
     /// Each participant's time to answer the vote, added to its
     /// `tpc_finish` time for the slow-member policy (one sample per commit).
     pub vote_took: Vec<(usize, Duration)>,
+    /// When it took the lock.
+    pub since: Instant,
 }
 
 type MemberResult = Result<Result<Reply, MemberError>, MailboxError>;
@@ -93,7 +95,7 @@ impl Controller {
     }
 
     /// Answers a vote that never took the lock.
-    fn refuse_vote(&self, session: SessionId, msgid: MsgId, error: ZeoError) {
+    pub(super) fn refuse_vote(&self, session: SessionId, msgid: MsgId, error: ZeoError) {
         self.reply(
             session,
             ToSession::Voted {
@@ -107,16 +109,19 @@ impl Controller {
         self.lock.as_ref().is_some_and(|c| &c.member_txn == member_txn)
     }
 
-    /// Hands the lock to the next waiting vote, if any.
-    /// Hands the commit lock on: to a queued pack first, then to the next
-    /// waiting vote.
-    fn next_vote(&mut self, ctx: &mut Context<Self>) {
+    /// Hands the commit lock on: to a queued reload first, then a pack,
+    /// then the next waiting vote; with nothing left, a drain is over.
+    pub(super) fn next_vote(&mut self, ctx: &mut Context<Self>) {
         while self.lock.is_none() && !self.packing {
+            if let Some(reload) = self.reloads.pop_front() {
+                self.apply_reload(ctx, reload);
+                continue;
+            }
             if let Some(pack) = self.packs.pop_front() {
                 return self.start_pack(ctx, pack);
             }
             let Some(vote) = self.waiting.pop_front() else {
-                return;
+                return self.check_drained();
             };
             self.start_vote(ctx, vote);
         }
@@ -174,6 +179,7 @@ impl Controller {
             oids: vote.txn.changed_oids(),
             voted: false,
             vote_took: Vec::new(),
+            since: Instant::now(),
         });
         let msgid = vote.msgid;
         ctx.spawn(join_all(calls).into_actor(self).map(move |results, act, ctx| {
@@ -435,6 +441,9 @@ impl Handler<Vote> for Controller {
         if let Some(problem) = problem {
             let error = ZeoError::StorageTransactionError(vec![Value::str(problem)]);
             return self.refuse_vote(vote.session, vote.msgid, error);
+        }
+        if self.drain.is_some() {
+            return self.refuse_vote(vote.session, vote.msgid, unavailable("zeoraid is shutting down"));
         }
         self.waiting.push_back(vote);
         self.next_vote(ctx);

@@ -10,8 +10,7 @@
 //! client sees `invalidateTransaction(T)` before its own vote reply for a
 //! transaction that commits after T.
 
-use super::SlowPolicy;
-use super::{ClusterMode, FailMode};
+use super::{ClusterMode, FailMode, SlowPolicy};
 use crate::member::{MemberActor, MemberSettings};
 use crate::session::transaction::TxnBuffer;
 use crate::session::{ClientSession, SessionId};
@@ -140,10 +139,22 @@ pub struct Status;
 pub struct ArrayStatus {
     /// `optimal`, `degraded` or `failed`.
     pub status: &'static str,
+    /// One line for humans and Nagios, e.g. "degraded: 2 of 3 members
+    /// optimal (zeo3 failed)".
+    pub summary: String,
     /// Why the array has failed, when it has.
     pub reason: Option<String>,
     pub cluster_mode: String,
     pub fail_mode: String,
+    /// Optimal members, and how many the cluster mode needs for writes.
+    pub optimal: usize,
+    pub quorum: usize,
+    /// Transactions committed, aborted, and votes that conflicted, since start.
+    pub commits: u64,
+    pub aborts: u64,
+    pub conflicts: u64,
+    /// Registered client connections.
+    pub clients: usize,
     pub last_tid: String,
     pub members: Vec<MemberStatus>,
 }
@@ -151,6 +162,7 @@ pub struct ArrayStatus {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct MemberStatus {
     pub name: String,
+    pub address: String,
     /// `optimal` or `degraded`.
     pub state: &'static str,
     /// Why it was degraded, in one word: `failed`, `behind`, `diverged`, `slow`.
@@ -161,7 +173,16 @@ pub struct MemberStatus {
     /// The first transaction a degraded member did not get.
     pub first_missed_tid: Option<String>,
     pub connected: bool,
+    /// The member actor's connection state: connecting, handshaking,
+    /// ready, backing-off, parked, stopped.
+    pub connection: &'static str,
     pub last_tid: Option<String>,
+    /// Transactions committed since it was degraded.
+    pub lag_transactions: u64,
+    /// How much older its last transaction is than the array's, in seconds.
+    pub lag_seconds: f64,
+    /// Failures of this member the controller heard of.
+    pub failures: u64,
 }
 
 /// From the controller into a session's mailbox, in order.
@@ -223,4 +244,142 @@ pub struct MemberMisbehaved {
     pub member: Addr<MemberActor>,
     pub kind: super::DegradeKind,
     pub reason: String,
+}
+
+/// What an operator asked that could not be done; the management plane
+/// shows the message and maps the kind to a status code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    #[error("no member named {0:?}")]
+    UnknownMember(String),
+    /// Refused: the array would fail (fewer optimal members than its quorum).
+    #[error("{0}")]
+    WouldFail(String),
+    #[error("zeoraid is shutting down")]
+    ShuttingDown,
+}
+
+/// Take a member out of the array now (reason "disabled by operator"). It
+/// stays connected, gets no more reads or writes, and waits for recovery.
+/// Refused when it would leave the array failed. Answers what happened.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<String, AdminError>")]
+pub struct DisableMember {
+    pub name: String,
+}
+
+/// A reloaded configuration's member list and modes. Members are matched
+/// by name: a new name is added (degraded "added": its data is unknown
+/// until recovery), a missing one is closed and removed, one whose address
+/// changed is replaced (closed, then added back degraded "added"; it may
+/// be another server now). Other changed member settings (deadlines,
+/// restart policy) need a restart of zeoraid; the reloader reports them. Applied between
+/// transactions (it waits for the commit lock). Refused, with the array
+/// untouched, when it would leave the array failed.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ReloadOutcome, AdminError>")]
+pub struct ReloadMembers {
+    pub members: Vec<MemberSettings>,
+    pub cluster_mode: ClusterMode,
+    pub fail_mode: FailMode,
+    pub slow: SlowPolicy,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadOutcome {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub replaced: Vec<String>,
+    pub unchanged: Vec<String>,
+    /// Settings that changed (cluster mode, fail mode, slow-member policy).
+    pub settings_changed: Vec<String>,
+}
+
+/// Shutting down: refuse new votes, let the transactions already voting or
+/// waiting for the commit lock finish (bounded by `within`, then the one
+/// holding the lock is aborted on every member), then close every member.
+#[derive(Debug, Message)]
+#[rtype(result = "DrainOutcome")]
+pub struct Drain {
+    pub within: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrainOutcome {
+    /// Transactions that were aborted because they did not finish in time.
+    pub aborted: usize,
+}
+
+/// Every actor's state for the debug view (`GET /actors`).
+#[derive(Debug, Message)]
+#[rtype(result = "ActorsView")]
+pub struct ActorsSnapshot {
+    /// How long each actor may take to answer before it is reported as
+    /// not answering (its mailbox is stuck or very deep).
+    pub within: Duration,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ActorsView {
+    pub controller: ControllerView,
+    pub members: Vec<ActorReport<crate::member::MemberSnapshot>>,
+    pub sessions: Vec<ActorReport<crate::session::SessionSnapshot>>,
+}
+
+/// One actor's answer to a snapshot request. actix does not expose a
+/// mailbox's length, so the time the actor took to answer stands for its
+/// mailbox depth: a deep mailbox answers late, a stuck actor not at all.
+#[derive(Debug, serde::Serialize)]
+pub struct ActorReport<T> {
+    pub name: String,
+    pub answered_in_us: Option<u64>,
+    pub snapshot: Option<T>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ControllerView {
+    pub uptime_seconds: f64,
+    pub status: &'static str,
+    pub last_tid: String,
+    /// The transaction holding the commit lock.
+    pub commit_lock: Option<LockView>,
+    pub votes_waiting: usize,
+    pub packs_waiting: usize,
+    pub packing: bool,
+    pub reloads_waiting: usize,
+    pub draining: bool,
+    pub sessions: usize,
+    /// The controller is never restarted: a panic in it ends the process
+    /// (restarts of member connections are in each member's snapshot).
+    pub restarts: u64,
+    /// The slow-member policy's current p99 per member, in microseconds
+    /// (`None` until a member's window is full).
+    pub commit_p99_us: Vec<(String, Option<u64>)>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct LockView {
+    pub session: u64,
+    pub tid: String,
+    pub voted: bool,
+    pub participants: Vec<String>,
+    pub held_for_ms: u64,
+}
+
+/// Re-read the configuration file and apply what can change at runtime
+/// (answered by the daemon's reloader; sessions forward `raid_reload`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ReloadReport, String>")]
+pub struct ReloadConfiguration {
+    /// Who asked: "SIGHUP", "http", "zeo".
+    pub source: &'static str,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadReport {
+    #[serde(flatten)]
+    pub outcome: ReloadOutcome,
+    /// Changed settings that take effect only when zeoraid restarts.
+    pub needs_restart: Vec<String>,
 }

@@ -10,7 +10,9 @@
 //! controller at all: sessions send them straight to a member from the
 //! reader list the controller pushes to them ([`ToSession::Readers`]).
 
+mod admin;
 mod commit;
+mod debug;
 mod info;
 pub mod messages;
 mod modes;
@@ -22,6 +24,7 @@ pub use slow::{SlowDetector, SlowPolicy};
 
 use crate::member::{ConnState, MemberActor, MemberEvent, MemberSettings};
 use crate::session::{ClientSession, SessionId};
+use crate::tid;
 use actix::prelude::*;
 use commit::Commit;
 use slog::{error, info, warn, Logger};
@@ -47,6 +50,13 @@ struct Slot {
     degraded: Option<Degraded>,
     last_tid: Option<Tid>,
     info: Option<Value>,
+    /// The member actor's connection state (from its state events).
+    conn_state: ConnState,
+    /// Failures of this member the controller heard of (failed calls,
+    /// outvoted answers), whether or not they degraded it.
+    failures: u64,
+    /// Transactions committed since it was degraded.
+    missed: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -73,6 +83,10 @@ pub enum DegradeKind {
     Diverged,
     /// Answered far slower than its peers (the slow-member policy).
     Slow,
+    /// Taken out by an operator (`POST /members/NAME/disable`).
+    Disabled,
+    /// Added by a configuration reload: its data is unknown.
+    Added,
 }
 
 impl DegradeKind {
@@ -82,13 +96,37 @@ impl DegradeKind {
             DegradeKind::Behind => "behind",
             DegradeKind::Diverged => "diverged",
             DegradeKind::Slow => "slow",
+            DegradeKind::Disabled => "disabled",
+            DegradeKind::Added => "added",
         }
     }
 }
 
 impl Slot {
+    fn new(settings: MemberSettings) -> Slot {
+        Slot {
+            name: Arc::from(settings.name.as_str()),
+            settings,
+            addr: None,
+            connected: false,
+            settled: false,
+            degraded: None,
+            last_tid: None,
+            info: None,
+            conn_state: ConnState::Connecting,
+            failures: 0,
+            missed: 0,
+        }
+    }
+
     fn optimal(&self) -> bool {
         self.degraded.is_none()
+    }
+
+    /// Starts the member actor, reporting to the controller.
+    fn start_actor(&mut self, controller: Recipient<MemberEvent>, log: &Logger) {
+        let actor = MemberActor::new(self.settings.clone(), log.clone()).with_subscriber(controller);
+        self.addr = Some(actor.start());
     }
 }
 
@@ -110,10 +148,15 @@ pub struct Controller {
     /// The latest `info` dict (`length`, `size`) a member reported.
     last_info: Value,
     ready_waiters: Vec<oneshot::Sender<()>>,
+    /// Reloads wait for the commit lock to be free (member indexes change).
+    reloads: VecDeque<admin::QueuedReload>,
+    /// Shutting down: no new votes; resolved once no transaction is left.
+    drain: Option<admin::Draining>,
     /// Whether startup is over (members not ready by then are degraded).
     started: bool,
     stats: Stats,
     slow: SlowDetector,
+    slow_policy: SlowPolicy,
     /// What sessions were last told (pushed again only when it changes).
     pushed: Option<(Vec<Addr<MemberActor>>, Serving)>,
 }
@@ -129,20 +172,7 @@ struct Stats {
 impl Controller {
     pub fn new(settings: ControllerSettings, log: Logger) -> Controller {
         let member_count = settings.members.len();
-        let members = settings
-            .members
-            .into_iter()
-            .map(|settings| Slot {
-                name: Arc::from(settings.name.as_str()),
-                settings,
-                addr: None,
-                connected: false,
-                settled: false,
-                degraded: None,
-                last_tid: None,
-                info: None,
-            })
-            .collect();
+        let members = settings.members.into_iter().map(Slot::new).collect();
         Controller {
             storage: settings.storage,
             cluster_mode: settings.cluster_mode,
@@ -158,6 +188,8 @@ impl Controller {
             next_member_txn: 1,
             last_info: Value::Dict(vec![]),
             ready_waiters: Vec::new(),
+            reloads: VecDeque::new(),
+            drain: None,
             started: false,
             stats: Stats {
                 start: Some(SystemTime::now()),
@@ -165,6 +197,7 @@ impl Controller {
             },
             pushed: None,
             slow: SlowDetector::new(settings.slow, member_count),
+            slow_policy: settings.slow,
         }
     }
 
@@ -276,6 +309,12 @@ impl Controller {
     /// Takes a member out of reads and writes. One log line with the reason.
     fn degrade(&mut self, index: usize, kind: DegradeKind, reason: String, first_missed: Option<Tid>) {
         let slot = &mut self.members[index];
+        if !matches!(
+            kind,
+            DegradeKind::Disabled | DegradeKind::Added | DegradeKind::Behind
+        ) {
+            slot.failures += 1;
+        }
         if slot.degraded.is_some() {
             return;
         }
@@ -317,8 +356,9 @@ impl Controller {
     /// missed this one.
     fn note_missed(&mut self, tid: Tid) {
         for slot in &mut self.members {
-            if let Some(d) = slot.degraded.as_mut().filter(|d| d.first_missed.is_none()) {
-                d.first_missed = Some(tid);
+            if let Some(d) = slot.degraded.as_mut() {
+                d.first_missed.get_or_insert(tid);
+                slot.missed += 1;
             }
         }
     }
@@ -372,6 +412,7 @@ impl Controller {
         let Some(i) = self.slot_index(name) else { return };
         let was = self.members[i].connected;
         self.members[i].connected = state == ConnState::Ready;
+        self.members[i].conn_state = state;
         if matches!(
             state,
             ConnState::Ready | ConnState::BackingOff | ConnState::Parked
@@ -419,8 +460,7 @@ impl Actor for Controller {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let me = ctx.address().recipient();
         for slot in &mut self.members {
-            let actor = MemberActor::new(slot.settings.clone(), self.log.clone()).with_subscriber(me.clone());
-            slot.addr = Some(actor.start());
+            slot.start_actor(me.clone(), &self.log);
         }
         info!(self.log, "controller started"; "storage" => &self.storage, "members" => self.members.len());
     }
@@ -516,11 +556,21 @@ impl Handler<Status> for Controller {
     type Result = MessageResult<Status>;
 
     fn handle(&mut self, _: Status, _ctx: &mut Context<Self>) -> Self::Result {
-        let members = self
+        MessageResult(self.status())
+    }
+}
+
+impl Controller {
+    /// The array and every member, for `ruok`, `/status`, `/details` and
+    /// `raid_status`/`raid_details`.
+    fn status(&self) -> ArrayStatus {
+        let array_time = tid::unix_seconds(self.last_tid);
+        let members: Vec<MemberStatus> = self
             .members
             .iter()
             .map(|m| MemberStatus {
                 name: m.name.to_string(),
+                address: m.settings.address.to_string(),
                 state: if m.optimal() { "optimal" } else { "degraded" },
                 kind: m.degraded.as_ref().map(|d| d.kind.as_str()),
                 reason: m.degraded.as_ref().map(|d| d.reason.clone()),
@@ -531,17 +581,52 @@ impl Handler<Status> for Controller {
                     .and_then(|d| d.first_missed)
                     .map(|t| t.to_hex()),
                 connected: m.connected,
+                connection: m.conn_state.as_str(),
                 last_tid: m.last_tid.map(|t| t.to_hex()),
+                lag_transactions: m.missed,
+                lag_seconds: m
+                    .last_tid
+                    .filter(|t| *t < self.last_tid)
+                    .map_or(0.0, |t| (array_time - tid::unix_seconds(t)).max(0.0)),
+                failures: m.failures,
             })
             .collect();
-        MessageResult(ArrayStatus {
-            status: self.array_status(),
+        let optimal = self.optimal_count();
+        let status = self.array_status();
+        let summary = match self.failed_reason() {
+            Some(reason) => format!("{status}: {reason}"),
+            None => {
+                let degraded: Vec<String> = members
+                    .iter()
+                    .filter(|m| m.state != "optimal")
+                    .map(|m| format!("{} {}", m.name, m.kind.unwrap_or("degraded")))
+                    .collect();
+                if degraded.is_empty() {
+                    format!("{status}: {optimal} of {} members optimal", members.len())
+                } else {
+                    format!(
+                        "{status}: {optimal} of {} members optimal ({})",
+                        members.len(),
+                        degraded.join(", ")
+                    )
+                }
+            }
+        };
+        ArrayStatus {
+            status,
+            summary,
             reason: self.failed_reason(),
             cluster_mode: self.cluster_mode.to_string(),
             fail_mode: self.fail_mode.to_string(),
             last_tid: self.last_tid.to_hex(),
+            optimal,
+            quorum: self.cluster_mode.quorum(self.members.len()),
+            commits: self.stats.commits,
+            aborts: self.stats.aborts,
+            conflicts: self.stats.conflicts,
+            clients: self.sessions.len(),
             members,
-        })
+        }
     }
 }
 
@@ -554,8 +639,12 @@ impl Handler<MemberMisbehaved> for Controller {
             .members
             .iter()
             .position(|m| m.addr.as_ref() == Some(&msg.member));
-        if let Some(i) = index.filter(|&i| self.members[i].optimal()) {
-            self.degrade(i, msg.kind, msg.reason, None);
+        if let Some(i) = index {
+            if self.members[i].optimal() {
+                self.degrade(i, msg.kind, msg.reason, None);
+            } else {
+                self.members[i].failures += 1;
+            }
         }
     }
 }

@@ -53,3 +53,11 @@ pub struct Snapshot;
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Subscribe(pub Recipient<MemberEvent>);
+
+/// Close the connection and stop: the member was removed from the
+/// configuration, or zeoraid is shutting down. Calls in flight fail.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown {
+    pub reason: String,
+}

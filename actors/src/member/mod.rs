@@ -26,7 +26,7 @@ mod snapshot;
 
 pub use error::MemberError;
 pub use events::{Connected, MemberEvent};
-pub use messages::{Call, CallAfter, Oneway, SendBlob, Snapshot, Subscribe};
+pub use messages::{Call, CallAfter, Oneway, SendBlob, Shutdown, Snapshot, Subscribe};
 pub use policy::{Decision, RestartPolicy, RestartTracker};
 pub use settings::{Deadlines, MemberAddress, MemberSettings};
 pub use snapshot::{ConnState, LastError, MemberSnapshot};
@@ -674,5 +674,14 @@ impl Handler<Subscribe> for MemberActor {
 
     fn handle(&mut self, Subscribe(recipient): Subscribe, _ctx: &mut Context<Self>) {
         self.subscriber = Some(recipient);
+    }
+}
+
+impl Handler<Shutdown> for MemberActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) {
+        info!(self.log, "member shutting down"; "reason" => &msg.reason);
+        ctx.stop();
     }
 }

@@ -50,7 +50,8 @@ impl Default for Deadlines {
     }
 }
 
-#[derive(Clone, Debug)]
+/// Compared on a reload: a member whose settings changed is replaced.
+#[derive(Clone, Debug, PartialEq)]
 pub struct MemberSettings {
     pub name: String,
     pub address: MemberAddress,

@@ -60,6 +60,11 @@ impl ClientSession {
             return self.error(msgid, ZeoError::ValueError(problem));
         }
         let request = match Request::decode(name, args) {
+            // Served whatever the array's state: operators need them most
+            // when it has failed.
+            Ok(Request::Raid { name, args }) if !oneway => {
+                return self.on_management(ctx, msgid, &name, &args);
+            }
             Ok(Request::Raid { .. }) | Err(CodecError::UnknownMethod(_)) => {
                 return self.close(ctx, &format!("unknown method {name:?}"));
             }
@@ -395,7 +400,6 @@ impl ClientSession {
                     self.reply(msgid, Value::None)
                 }
             },
-            Request::Raid { .. } => self.close(ctx, "management calls are not served yet"),
             // Asynchronous methods are handled by `on_async`.
             _ => {}
         }
@@ -415,7 +419,7 @@ impl ClientSession {
     }
 
     /// Answers from a controller future.
-    fn ask<T: 'static>(
+    pub(super) fn ask<T: 'static>(
         &mut self,
         ctx: &mut Context<Self>,
         msgid: MsgId,

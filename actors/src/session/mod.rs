@@ -16,11 +16,13 @@
 //! client never caches a stale revision as current (protocol doc §4.4.6).
 
 mod dispatch;
+mod management;
+mod snapshot;
 pub mod transaction;
 mod undo_filter;
 mod voted_read;
 
-use crate::controller::{ClusterMode, Controller, Serving, SessionClosed, ToSession};
+use crate::controller::{ClusterMode, Controller, ReloadConfiguration, Serving, SessionClosed, ToSession};
 use crate::member::MemberActor;
 use crate::wire::{self, Lost};
 use actix::prelude::*;
@@ -87,6 +89,9 @@ pub struct SessionSettings {
     pub max_frame: usize,
     /// Where blob uploads are spooled until their transaction votes.
     pub spool_dir: std::path::PathBuf,
+    /// Who re-reads the configuration (`raid_reload`); `None` in tests
+    /// without a configuration file.
+    pub reloader: Option<Recipient<ReloadConfiguration>>,
 }
 
 /// Where the client's transaction is in two-phase commit.
@@ -104,8 +109,12 @@ struct InFlightLoad {
     invalidated_by: Option<Tid>,
 }
 
+pub use snapshot::{SessionSnapshot, SessionSnapshotRequest};
+
 pub struct ClientSession {
     id: SessionId,
+    peer: SocketAddr,
+    connected_since: std::time::SystemTime,
     settings: Arc<SessionSettings>,
     controller: Addr<Controller>,
     log: Logger,
@@ -182,6 +191,8 @@ impl ClientSession {
             info!(log, "client connected");
             ClientSession {
                 id,
+                peer,
+                connected_since: std::time::SystemTime::now(),
                 settings,
                 controller,
                 log,

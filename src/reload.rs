@@ -1,0 +1,102 @@
+//! The reloader: owns the configuration file's path and the configuration
+//! in force, re-reads it on SIGHUP, `POST /reload` and the ZEO call
+//! `raid_reload`, and hands the controller what can change at runtime.
+//! An invalid file is rejected with every problem and changes nothing.
+
+use crate::config::{self, Config};
+use actix::prelude::*;
+use slog::{error, info, Logger};
+use std::path::PathBuf;
+use zeoraid_actors::controller::{Controller, ReloadConfiguration, ReloadMembers, ReloadReport};
+
+pub struct Reloader {
+    path: PathBuf,
+    current: Config,
+    controller: Addr<Controller>,
+    log: Logger,
+}
+
+impl Reloader {
+    pub fn new(path: PathBuf, current: Config, controller: Addr<Controller>, log: Logger) -> Reloader {
+        Reloader {
+            path,
+            current,
+            controller,
+            log,
+        }
+    }
+}
+
+impl Actor for Reloader {
+    type Context = Context<Self>;
+}
+
+impl Handler<ReloadConfiguration> for Reloader {
+    type Result = ResponseActFuture<Self, Result<ReloadReport, String>>;
+
+    fn handle(&mut self, msg: ReloadConfiguration, _ctx: &mut Context<Self>) -> Self::Result {
+        let source = msg.source;
+        let new = match config::load(&self.path) {
+            Ok(new) => new,
+            Err(e) => {
+                let message = format!("reload rejected, nothing changed: {e}");
+                error!(self.log, "reload rejected"; "source" => source, "error" => %e);
+                return Box::pin(actix::fut::ready(Err(message)));
+            }
+        };
+        let needs_restart = needs_restart(&self.current, &new);
+        let settings = crate::members::controller_settings(&new);
+        let request = self.controller.send(ReloadMembers {
+            members: settings.members,
+            cluster_mode: settings.cluster_mode,
+            fail_mode: settings.fail_mode,
+            slow: settings.slow,
+        });
+        Box::pin(request.into_actor(self).map(move |answer, act, _| {
+            let outcome = match answer {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(refused)) => {
+                    error!(act.log, "reload refused"; "source" => source, "reason" => %refused);
+                    return Err(format!("reload refused, nothing changed: {refused}"));
+                }
+                Err(e) => return Err(format!("reload failed: controller unreachable: {e}")),
+            };
+            info!(act.log, "reload applied"; "source" => source, "needs_restart" => ?needs_restart);
+            act.current = new;
+            Ok(ReloadReport {
+                outcome,
+                needs_restart,
+            })
+        }))
+    }
+}
+
+/// Settings that changed but are only read at startup.
+fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
+    let mut changed = Vec::new();
+    let mut check = |what: &str, differs: bool| {
+        if differs {
+            changed.push(what.to_string());
+        }
+    };
+    check("listen", old.listen != new.listen);
+    check("storage", old.storage != new.storage);
+    check("msgpack", old.msgpack != new.msgpack);
+    check("max_frame_size", old.max_frame_size != new.max_frame_size);
+    check("spool_dir", old.spool_dir != new.spool_dir);
+    check("timeouts", old.timeouts != new.timeouts);
+    check("recovery", old.recovery != new.recovery);
+    check("http", old.http != new.http);
+    check("log", old.log != new.log);
+    let restart_of = |c: &Config| -> Vec<(String, String)> {
+        c.members
+            .iter()
+            .map(|m| (m.name.clone(), m.restart.to_string()))
+            .collect()
+    };
+    let kept_restart_changed = restart_of(new)
+        .iter()
+        .any(|(name, policy)| restart_of(old).iter().any(|(n, p)| n == name && p != policy));
+    check("restart", old.restart != new.restart || kept_restart_changed);
+    changed
+}
