@@ -693,3 +693,18 @@ fn a_client_never_reads_a_transaction_before_it_is_told_about_it() {
     let mut zeo2 = array.member_client(1);
     assert_eq!(last_transaction(&mut zeo2), t2);
 }
+
+/// A status probe (`ruok`) answers while a member hangs: the member's
+/// counters are left out after a short wait instead of holding the probe
+/// for a whole call deadline (60 s by default, longer than any probe's
+/// patience; the harness's `ruok` gives up after 5 s).
+#[test]
+fn a_status_probe_answers_while_a_member_hangs() {
+    let mut options = ArrayOptions::new(2);
+    options.relayed = vec![1];
+    let array = Array::start_with(options);
+    array.relay(1).stall();
+    let status = array.raid_status();
+    assert_eq!(status["members"].as_array().map(Vec::len), Some(2), "{status}");
+    array.relay(1).resume();
+}

@@ -99,14 +99,23 @@ impl Handler<GetInfo> for Controller {
     }
 }
 
+/// How long `server_status` waits for each member's counters.
+const MEMBER_STATUS_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Handler<ServerStatus> for Controller {
     type Result = ResponseActFuture<Self, Value>;
 
     fn handle(&mut self, _: ServerStatus, _ctx: &mut Context<Self>) -> Self::Result {
+        // Counters only: a member that does not answer promptly is left
+        // out rather than holding up a status probe (`ruok`) for a whole
+        // call deadline; its own deadline still degrades it.
         let calls: Vec<_> = self
             .readers()
             .into_iter()
-            .map(|m| m.send(crate::member::Call(zeo::methods::Request::ServerStatus)))
+            .map(|m| {
+                let call = m.send(crate::member::Call(zeo::methods::Request::ServerStatus));
+                async move { tokio::time::timeout(MEMBER_STATUS_WITHIN, call).await.ok() }
+            })
             .collect();
         Box::pin(
             futures::future::join_all(calls)
@@ -115,7 +124,7 @@ impl Handler<ServerStatus> for Controller {
                     let statuses: Vec<Value> = results
                         .into_iter()
                         .filter_map(|r| match r {
-                            Ok(Ok(zeo::reply::Reply::ServerStatus(status))) => Some(status),
+                            Some(Ok(Ok(zeo::reply::Reply::ServerStatus(status)))) => Some(status),
                             _ => None,
                         })
                         .collect();

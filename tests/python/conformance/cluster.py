@@ -180,6 +180,15 @@ class StartError(RuntimeError):
     pass
 
 
+def _signal_group(proc, signum):
+    """Send signum to the process group of proc (started in a session of
+    its own by spawn)."""
+    try:
+        os.killpg(proc.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
 def _tail(path, lines=40):
     try:
         text = Path(path).read_text(errors="replace")
@@ -207,6 +216,7 @@ class Member(Server):
     """A runzeo holding a full copy of the data."""
 
     blob_dir = None  # set when started
+    paused = False   # SIGSTOPped by Cluster.pause_member
 
     @property
     def data_fs(self):
@@ -222,12 +232,20 @@ def runzeo_config(addr, dir, storage_options="", blob_dir=None):
             f"</filestorage>\n")
 
 
-def zeoraid_config(addr, http_addr, members, dir):
+def zeoraid_config(addr, http_addr, members, dir, options=""):
+    """The zeoraid.toml of a cluster. options: extra TOML lines, placed
+    after the top-level keys written here and before the [http] table, so
+    they may set top-level keys (cluster_mode = "coop") and then open
+    tables of their own ([timeouts] ...)."""
     lines = [
         "# written by tests/python/conformance/cluster.py",
         f'listen = "{addr[0]}:{addr[1]}"',
         f'storage = "{STORAGE_NAME}"',
         f'spool_dir = "{dir / "spool"}"',
+    ]
+    if options.strip():
+        lines += ["", "# zeoraid_options of the test", options.strip()]
+    lines += [
         "",
         "[http]",
         f'listen = "{http_addr[0]}:{http_addr[1]}"',
@@ -272,8 +290,10 @@ def _wait_all(servers, ready, timeout, what):
 
 
 def _address_in_use(server):
-    return "Address already in use" in server.log_tail(200) \
-        or "AddrInUse" in server.log_tail(200)
+    # runzeo (asyncio) says "address already in use", the OS message
+    # "Address already in use", Rust's error kind "AddrInUse".
+    log = server.log_tail(200).lower()
+    return "address already in use" in log or "addrinuse" in log
 
 
 class Cluster:
@@ -281,9 +301,10 @@ class Cluster:
     `front` the zeoraid (None for a plain runzeo)."""
 
     def __init__(self, target, name, dir, storage_options="",
-                 blob_dir=None):
+                 blob_dir=None, zeoraid_options=""):
         self.target, self.name, self.dir = target, name, Path(dir)
         self.storage_options = storage_options
+        self.zeoraid_options = zeoraid_options
         if blob_dir is not None and member_count(target) > 1:
             raise ValueError("a given blob directory serves one member only")
         self.given_blob_dir = blob_dir
@@ -374,7 +395,8 @@ class Cluster:
             addr = ("127.0.0.1", free_port())
             http = ("127.0.0.1", free_port())
             conf = dir / "zeoraid.toml"
-            conf.write_text(zeoraid_config(addr, http, self.members, dir))
+            conf.write_text(zeoraid_config(addr, http, self.members, dir,
+                                           self.zeoraid_options))
             proc = spawn([str(binary), "serve", "--config", str(conf)],
                          dir / "zeoraid.log", env=env)
             self.processes.append(proc)
@@ -400,7 +422,62 @@ class Cluster:
             raise ValueError(f"unexpected announcement {announced!r}")
         client_ping(server.addr, timeout=5)
 
+    # -- faults on one member (same port, same data) ------------------------
+    def member(self, name):
+        """The member called name ("m1", "m2", ...)."""
+        for m in self.members:
+            if m.name == name:
+                return m
+        raise KeyError(f"no member {name!r} in {self.target} "
+                       f"({', '.join(m.name for m in self.members)})")
+
+    def kill_member(self, name):
+        """kill -9 the member's process group and reap it (bounded)."""
+        member = self.member(name)
+        _signal_group(member.proc, signal.SIGKILL)
+        member.proc.wait(timeout=STOP_TIMEOUT)
+        member.paused = False
+        return member
+
+    def pause_member(self, name):
+        """SIGSTOP the member: its sockets stay open, it answers nothing."""
+        member = self.member(name)
+        _signal_group(member.proc, signal.SIGSTOP)
+        member.paused = True
+        return member
+
+    def resume_member(self, name):
+        """SIGCONT a paused member."""
+        member = self.member(name)
+        _signal_group(member.proc, signal.SIGCONT)
+        member.paused = False
+        return member
+
+    def restart_member(self, name, timeout=SERVER_READY_TIMEOUT):
+        """Start a (killed) member again with its own configuration: the
+        same port and the same data. Returns when it answers ruok."""
+        member = self.member(name)
+        if member.proc.poll() is None:
+            raise RuntimeError(f"member {name} is still running")
+        proc = spawn([sys.executable, "-m", "ZEO.runzeo",
+                      "-C", str(member.dir / "runzeo.conf")], member.log)
+        self.processes.append(proc)
+        member.proc = proc
+        member.paused = False
+        exited = _wait_all([member], lambda m: zeoprobe.ruok(m.addr, 2.0),
+                           timeout, f"restarted member {name}")
+        if exited:
+            raise StartError(
+                f"restarted member {name} exited (exit code "
+                f"{proc.returncode}); {member.log}:\n{member.log_tail()}")
+        return member
+
     def stop(self):
+        # A paused member would not handle SIGTERM: let it go on first.
+        for member in self.members:
+            if member.paused and member.proc.poll() is None:
+                _signal_group(member.proc, signal.SIGCONT)
+                member.paused = False
         # The front first, so that it does not see its members vanish.
         front = [self.front.proc] if self.front else []
         stop_processes(front)
@@ -418,10 +495,12 @@ class ClusterSet:
         self.expired = False
         self._lock = threading.RLock()
 
-    def start(self, name="main", storage_options="", blob_dir=None):
+    def start(self, name="main", storage_options="", blob_dir=None,
+              zeoraid_options=""):
         """Start a fresh cluster. storage_options: extra ZConfig lines for
         the members' <filestorage>; blob_dir: the (only) member's blob
-        directory instead of one of its own."""
+        directory instead of one of its own; zeoraid_options: extra TOML
+        lines for zeoraid.toml (see zeoraid_config)."""
         with self._lock:
             if self.expired:
                 raise StartError("the test ran out of time (see "
@@ -429,7 +508,7 @@ class ClusterSet:
             if name in self.clusters:
                 raise ValueError(f"cluster {name!r} already started")
             cluster = Cluster(self.target, name, self.dir / name,
-                              storage_options, blob_dir)
+                              storage_options, blob_dir, zeoraid_options)
             self.clusters[name] = cluster
             return cluster.start()
 
