@@ -4,11 +4,12 @@
 //! - [`member`]: one per configured ZEO server; owns the connection to it.
 //! - [`controller`]: one; owns the RAID state, the commit lock, the members.
 //! - [`session`]: one per client connection; the server side of ZEO.
-//!
-//! The recovery actor follows in issue 8.
+//! - [`recovery`]: one per recovering member; copies the transactions it
+//!   missed from an optimal member.
 
 pub mod controller;
 pub mod member;
+pub mod recovery;
 pub mod session;
 pub mod tid;
 pub mod voting;

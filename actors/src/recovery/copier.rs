@@ -1,0 +1,654 @@
+//! The copy itself: reading one transaction from the source and replaying
+//! it on the target with its original tid. The actor ([`super`]) decides
+//! when; this module knows how. A [`Copier`] is owned by one future at a
+//! time (the actor lends it to each step), so it needs no locks.
+//!
+//! Every transaction is first read completely from the source (metadata,
+//! records, blob files into spool files) and only then written to the
+//! target. So a failing source never leaves anything half-written on the
+//! target, and a failing target always gets its transaction aborted: the
+//! target's last tid is always the last transaction copied, which is what
+//! makes a recovery resumable from the target's `lastTransaction`.
+//!
+//! Replay (protocol doc §5.3): `tpc_begin(id, user, description, extension,
+//! tid, status)`, `restorea(oid, tid, data, data_txn, id)` per record,
+//! `vote`, `tpc_finish`, and the tid `tpc_finish` answers must be the
+//! original. Blob records cannot be restored over ZEO; they are uploaded
+//! with `storeBlobStart/Chunk/End` carrying the target's current serial of
+//! the oid (a normal store inside the restore transaction). A ZEO server
+//! stores blob uploads after all other records, in reverse order of
+//! arrival, so uploads are sent last and reversed: a transaction written
+//! through ZEO (whose blob records are last) comes out record for record
+//! as on the source. ZEO clients send a blob's record twice (`storea`,
+//! then the upload): only the last record of an oid carries the blob file,
+//! earlier ones are restored as plain records.
+
+use super::blob::{is_blob_record, SpooledBlob};
+use super::error::RecoveryError;
+use crate::member::{Call, CallAfter, MemberActor, MemberError, Oneway, SendBlob, Snapshot};
+use actix::Addr;
+use bytes::Bytes;
+use slog::{warn, Logger};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use zeo::methods::{
+    History, IteratorGc, IteratorNext, IteratorRecordNext, IteratorRecordStart, IteratorStart, Request,
+    Restorea, StoreBlobChunk, StoreBlobEnd, TpcAbort, TpcBegin, TpcFinish, TxnId, Vote,
+};
+use zeo::reply::{DataRecord, Reply, TxnRecord};
+use zeo::types::{Oid, Tid};
+
+/// Blob uploads are sent in windows of about this many bytes, each
+/// followed by a `ping` whose answer means the member has consumed them:
+/// the member actor's write queue is unbounded, this bounds it.
+const UPLOAD_WINDOW: usize = 4 * 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Source,
+    Target,
+}
+
+/// One transaction as copied.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Copied {
+    pub tid: Tid,
+    pub bytes: u64,
+    pub blobs: u64,
+    pub missing_blobs: u64,
+}
+
+/// An iterator on a member, released (`iterator_gc`) when dropped unless
+/// the member already forgot it (it ended, or the connection failed).
+///
+/// Iterator ids are per connection and start again at 0 on a new one: if
+/// the member reconnected, the same id may name another client's iterator
+/// there, and reading it would copy the wrong transactions. So every
+/// transaction read is checked against the connection it was opened on
+/// ([`Copier::same_connection`]) before it is used.
+pub(crate) struct OpenIterator {
+    member: Addr<MemberActor>,
+    pub iid: i64,
+    live: bool,
+    /// The member's restart count when the iterator was opened: every
+    /// replaced connection counts a restart.
+    epoch: u64,
+}
+
+impl OpenIterator {
+    /// The member answered `None`: it forgot the iterator itself.
+    pub fn ended(&mut self) {
+        self.live = false;
+    }
+
+    /// A call on its connection failed: the connection (and with it the
+    /// iterator) is gone. A `iterator_gc` now could hit an iterator of the
+    /// next connection that happens to have the same id.
+    pub fn connection_failed(&mut self) {
+        self.live = false;
+    }
+}
+
+impl Drop for OpenIterator {
+    fn drop(&mut self) {
+        if self.live {
+            let gc = Request::IteratorGc(IteratorGc { iids: vec![self.iid] });
+            self.member.do_send(Oneway(gc));
+        }
+    }
+}
+
+/// A record to replay, and how.
+enum Replay {
+    Restore(DataRecord),
+    Blob {
+        oid: Oid,
+        serial: Tid,
+        data: Bytes,
+        blob: SpooledBlob,
+    },
+}
+
+pub(crate) struct Copier {
+    pub member: Arc<str>,
+    pub source_name: Arc<str>,
+    pub source: Addr<MemberActor>,
+    pub target: Addr<MemberActor>,
+    spool_dir: PathBuf,
+    log: Logger,
+    /// zeoraid's transaction id on the target connection.
+    next_txn: i64,
+    /// The target's last committed tid: it holds everything up to here.
+    pub target_last: Tid,
+    /// The source iterator of the current pass.
+    stream: Option<OpenIterator>,
+}
+
+impl Copier {
+    pub fn new(
+        member: Arc<str>,
+        source_name: Arc<str>,
+        source: Addr<MemberActor>,
+        target: Addr<MemberActor>,
+        spool_dir: PathBuf,
+        log: Logger,
+    ) -> Copier {
+        Copier {
+            member,
+            source_name,
+            source,
+            target,
+            spool_dir,
+            log,
+            next_txn: 1,
+            target_last: Tid::ZERO,
+            stream: None,
+        }
+    }
+
+    fn name(&self, side: Side) -> &str {
+        match side {
+            Side::Source => &self.source_name,
+            Side::Target => &self.member,
+        }
+    }
+
+    fn addr(&self, side: Side) -> &Addr<MemberActor> {
+        match side {
+            Side::Source => &self.source,
+            Side::Target => &self.target,
+        }
+    }
+
+    /// The error for a failure on `side`.
+    pub fn fail(&self, side: Side, reason: impl Into<String>) -> RecoveryError {
+        let reason = reason.into();
+        match side {
+            Side::Source => RecoveryError::Source {
+                reason: format!("{}: {reason}", self.source_name),
+                resume_from: self.target_last,
+            },
+            Side::Target => RecoveryError::Target {
+                reason: format!("{}: {reason}", self.member),
+            },
+        }
+    }
+
+    /// The error for a failed call on `side` (the member error names the member).
+    pub fn fail_call(&self, side: Side, what: &str, error: impl std::fmt::Display) -> RecoveryError {
+        let reason = format!("{what}: {error}");
+        match side {
+            Side::Source => RecoveryError::Source {
+                reason,
+                resume_from: self.target_last,
+            },
+            Side::Target => RecoveryError::Target { reason },
+        }
+    }
+
+    /// A call whose application errors the caller wants to see.
+    pub async fn call_raw(&self, side: Side, request: Request) -> Result<Reply, MemberError> {
+        let member = self.name(side).to_owned();
+        self.addr(side).send(Call(request)).await.unwrap_or_else(|e| {
+            Err(MemberError::Unavailable {
+                member,
+                reason: format!("member actor gone: {e}"),
+            })
+        })
+    }
+
+    /// A call where any error is the side's failure.
+    pub async fn call(&self, side: Side, request: Request) -> Result<Reply, RecoveryError> {
+        let method = request.name().to_owned();
+        self.call_raw(side, request)
+            .await
+            .map_err(|e| self.fail_call(side, &method, e))
+    }
+
+    pub fn unexpected(&self, side: Side, method: &str, reply: &Reply) -> RecoveryError {
+        self.fail(side, format!("unexpected answer to {method}: {reply:?}"))
+    }
+
+    /// The member's connection epoch (its restart count).
+    async fn epoch(&self, side: Side) -> Result<u64, RecoveryError> {
+        match self.addr(side).send(Snapshot).await {
+            Ok(snapshot) => Ok(snapshot.total_restarts),
+            Err(e) => Err(self.fail(side, format!("member actor gone: {e}"))),
+        }
+    }
+
+    /// Fails unless the member still has the connection `it` was opened
+    /// on: what was read through it is then what that iterator returned.
+    pub async fn same_connection(&self, side: Side, it: &mut OpenIterator) -> Result<(), RecoveryError> {
+        if self.epoch(side).await? == it.epoch {
+            return Ok(());
+        }
+        it.connection_failed();
+        Err(self.fail(
+            side,
+            "the connection was re-established while iterating (its iterators are gone)",
+        ))
+    }
+
+    pub async fn last_transaction(&self, side: Side) -> Result<Tid, RecoveryError> {
+        match self.call(side, Request::LastTransaction).await? {
+            Reply::LastTransaction(tid) => Ok(tid),
+            other => Err(self.unexpected(side, "lastTransaction", &other)),
+        }
+    }
+
+    /// Starts an iterator over `[start, stop]` on `side`.
+    pub async fn iterator(
+        &self,
+        side: Side,
+        start: Option<Tid>,
+        stop: Option<Tid>,
+    ) -> Result<OpenIterator, RecoveryError> {
+        let epoch = self.epoch(side).await?;
+        match self
+            .call(side, Request::IteratorStart(IteratorStart { start, stop }))
+            .await?
+        {
+            Reply::IteratorStart(iid) => Ok(OpenIterator {
+                member: self.addr(side).clone(),
+                iid,
+                live: true,
+                epoch,
+            }),
+            other => Err(self.unexpected(side, "iterator_start", &other)),
+        }
+    }
+
+    /// The iterator's next transaction; `None` at its end.
+    pub async fn next_txn(
+        &self,
+        side: Side,
+        it: &mut OpenIterator,
+    ) -> Result<Option<TxnRecord>, RecoveryError> {
+        let request = Request::IteratorNext(IteratorNext { iid: it.iid });
+        match self.call_raw(side, request).await {
+            Ok(Reply::IteratorNext(txn)) => {
+                if txn.is_none() {
+                    it.ended();
+                }
+                Ok(txn)
+            }
+            Ok(other) => Err(self.unexpected(side, "iterator_next", &other)),
+            Err(e) => {
+                if e.is_member_failure() {
+                    it.connection_failed();
+                }
+                Err(self.fail_call(side, "iterator_next", e))
+            }
+        }
+    }
+
+    /// All records of the transaction `tid` just returned by `it`.
+    pub async fn records(
+        &self,
+        side: Side,
+        it: &OpenIterator,
+        tid: Tid,
+    ) -> Result<Vec<DataRecord>, RecoveryError> {
+        let start = Request::IteratorRecordStart(IteratorRecordStart { txn_iid: it.iid, tid });
+        let riid = match self.call(side, start).await? {
+            Reply::IteratorRecordStart(riid) => riid,
+            other => return Err(self.unexpected(side, "iterator_record_start", &other)),
+        };
+        let mut riter = OpenIterator {
+            member: self.addr(side).clone(),
+            iid: riid,
+            live: true,
+            epoch: it.epoch,
+        };
+        let mut records = Vec::new();
+        loop {
+            let request = Request::IteratorRecordNext(IteratorRecordNext { riid });
+            match self.call_raw(side, request).await {
+                Ok(Reply::IteratorRecordNext(Some(record))) => records.push(record),
+                Ok(Reply::IteratorRecordNext(None)) => {
+                    riter.ended();
+                    return Ok(records);
+                }
+                Ok(other) => return Err(self.unexpected(side, "iterator_record_next", &other)),
+                Err(e) => {
+                    if e.is_member_failure() {
+                        riter.connection_failed();
+                    }
+                    return Err(self.fail_call(side, "iterator_record_next", e));
+                }
+            }
+        }
+    }
+
+    /// Releases the current pass's source iterator (if any).
+    pub fn close_stream(&mut self) {
+        self.stream = None;
+    }
+
+    /// Copies the next transaction of the current pass over the source,
+    /// opening the pass (an iterator from just after the target's last tid
+    /// up to `stop`) if none is open. `None`: the pass has ended (a source
+    /// iterator covers the history as it was when it was opened).
+    pub async fn copy_next(&mut self, stop: Option<Tid>) -> Result<Option<Copied>, RecoveryError> {
+        let mut it = match self.stream.take() {
+            Some(it) => it,
+            None => {
+                let start = Tid::from_u64(self.target_last.as_u64().saturating_add(1));
+                self.iterator(Side::Source, Some(start), stop).await?
+            }
+        };
+        let Some(txn) = self.next_txn(Side::Source, &mut it).await? else {
+            return Ok(None);
+        };
+        if txn.tid <= self.target_last {
+            return Err(self.fail(
+                Side::Source,
+                format!(
+                    "its iterator returned transaction {} which is not after {} (the target's last)",
+                    txn.tid, self.target_last
+                ),
+            ));
+        }
+        let records = self.records(Side::Source, &it, txn.tid).await?;
+        self.same_connection(Side::Source, &mut it).await?;
+        self.stream = Some(it);
+        let (replays, missing_blobs) = self.prepare(records).await?;
+        let copied = self.replay(txn, replays).await?;
+        Ok(Some(Copied {
+            missing_blobs,
+            ..copied
+        }))
+    }
+
+    /// Decides how each record is replayed, downloads blobs and looks up
+    /// the target's serials for them. Reads only.
+    async fn prepare(&self, records: Vec<DataRecord>) -> Result<(Vec<Replay>, u64), RecoveryError> {
+        let last_of_oid: HashMap<Oid, usize> = records.iter().enumerate().map(|(i, r)| (r.oid, i)).collect();
+        let mut replays = Vec::with_capacity(records.len());
+        let mut missing = 0;
+        for (i, record) in records.into_iter().enumerate() {
+            let blob_data = match &record.data {
+                Some(data) if last_of_oid.get(&record.oid) == Some(&i) && is_blob_record(data) => {
+                    data.clone()
+                }
+                _ => {
+                    replays.push(Replay::Restore(record));
+                    continue;
+                }
+            };
+            match self.download_blob(record.oid, record.tid).await? {
+                Some(blob) => {
+                    let serial = self.current_serial(record.oid).await?;
+                    replays.push(Replay::Blob {
+                        oid: record.oid,
+                        serial,
+                        data: blob_data,
+                        blob,
+                    });
+                }
+                None => {
+                    missing += 1;
+                    replays.push(Replay::Restore(record));
+                }
+            }
+        }
+        Ok((replays, missing))
+    }
+
+    /// The blob of `(oid, serial)` from the source, spooled; `None` if the
+    /// source has no blob file for it (it answered an error reply): the
+    /// record is then copied as it is, without a blob, as on the source.
+    async fn download_blob(&self, oid: Oid, serial: Tid) -> Result<Option<SpooledBlob>, RecoveryError> {
+        let spool_error = |e: std::io::Error| {
+            self.fail(
+                Side::Target,
+                format!("cannot spool a blob in {}: {e}", self.spool_dir.display()),
+            )
+        };
+        let mut spool = SpooledBlob::create(&self.spool_dir).map_err(spool_error)?;
+        let (sink, mut chunks) = mpsc::unbounded_channel::<Bytes>();
+        let download = self.source.send(SendBlob { oid, serial, sink });
+        let write = async {
+            // Ends when the member drops the sink (answered, failed, or
+            // the message was dropped).
+            let mut result = Ok(());
+            while let Some(chunk) = chunks.recv().await {
+                if result.is_ok() {
+                    result = spool.append(&chunk);
+                }
+            }
+            result
+        };
+        let (answer, written) = futures::join!(download, write);
+        match answer {
+            Ok(Ok(())) => {
+                written.map_err(spool_error)?;
+                Ok(Some(spool))
+            }
+            Ok(Err(MemberError::Application { error, .. })) => {
+                warn!(self.log, "recovery: the source has no blob file for a blob record; copying the record without it, as the source has it";
+                    "oid" => oid.to_hex(), "tid" => serial.to_hex(), "error" => %error);
+                Ok(None)
+            }
+            Ok(Err(e)) => Err(self.fail_call(Side::Source, "sendBlob", e)),
+            Err(e) => Err(self.fail(Side::Source, format!("sendBlob: member actor gone: {e}"))),
+        }
+    }
+
+    /// The tid of the target's current record of `oid` (what a store must
+    /// name as its serial), zero if the target never had the oid. From
+    /// `history`, which (unlike `loadBefore`) also sees a record that
+    /// undid the object's creation.
+    async fn current_serial(&self, oid: Oid) -> Result<Tid, RecoveryError> {
+        let request = Request::History(History { oid, size: Some(1) });
+        match self.call_raw(Side::Target, request).await {
+            Ok(Reply::History(entries)) => match entries.first().and_then(|e| e.dict_get("tid")) {
+                Some(tid) => tid
+                    .as_bytes()
+                    .and_then(|b| Tid::from_slice(b))
+                    .ok_or_else(|| self.fail(Side::Target, format!("history of {oid}: bad tid {tid:?}"))),
+                None => Ok(Tid::ZERO),
+            },
+            Ok(other) => Err(self.unexpected(Side::Target, "history", &other)),
+            Err(MemberError::Application { error, .. }) if error.is_pos_key_error() => Ok(Tid::ZERO),
+            Err(e) => Err(self.fail_call(Side::Target, &format!("history of {oid}"), e)),
+        }
+    }
+
+    /// Writes one transaction to the target and commits it with its tid;
+    /// aborts it on any failure.
+    async fn replay(&mut self, txn: TxnRecord, replays: Vec<Replay>) -> Result<Copied, RecoveryError> {
+        let id = TxnId::from_i64(self.next_txn);
+        self.next_txn += 1;
+        let tid = txn.tid;
+        let result = self.write_and_vote(&id, txn, replays).await;
+        let copied = match result {
+            Ok(copied) => copied,
+            Err(e) => {
+                self.abort(&id).await;
+                return Err(e);
+            }
+        };
+        match self
+            .call(Side::Target, Request::TpcFinish(TpcFinish { id: id.clone() }))
+            .await
+        {
+            Ok(Reply::TpcFinish(Some(committed))) if committed == tid => {
+                self.target_last = tid;
+                Ok(copied)
+            }
+            Ok(Reply::TpcFinish(Some(committed))) => {
+                // Committed under another tid: the target diverged now.
+                Err(self.fail(
+                    Side::Target,
+                    format!("tpc_finish committed transaction {tid} as {committed}: the member diverged and needs a full copy"),
+                ))
+            }
+            Ok(other) => {
+                self.abort(&id).await;
+                Err(self.unexpected(Side::Target, "tpc_finish", &other))
+            }
+            // Whether it committed is unknown: a new recovery starts from
+            // the target's lastTransaction, which tells.
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn write_and_vote(
+        &self,
+        id: &TxnId,
+        txn: TxnRecord,
+        replays: Vec<Replay>,
+    ) -> Result<Copied, RecoveryError> {
+        let tid = txn.tid;
+        let mut out = Batch::default();
+        out.push(Request::TpcBegin(TpcBegin {
+            id: id.clone(),
+            user: txn.user,
+            description: txn.description,
+            extension: txn.extension,
+            tid: Some(tid),
+            status: txn.status,
+        }));
+        let mut bytes = 0u64;
+        let mut uploads = Vec::new();
+        for replay in replays {
+            match replay {
+                Replay::Restore(record) => {
+                    bytes += record.data.as_ref().map_or(0, |d| d.len() as u64);
+                    out.push(Request::Restorea(Restorea {
+                        oid: record.oid,
+                        serial: record.tid,
+                        data: record.data,
+                        prev_txn: record.data_txn,
+                        id: id.clone(),
+                    }));
+                }
+                blob @ Replay::Blob { .. } => uploads.push(blob),
+            }
+        }
+        let blobs = uploads.len() as u64;
+        // The server stores uploads last, popping them in reverse order.
+        for upload in uploads.into_iter().rev() {
+            let Replay::Blob {
+                oid,
+                serial,
+                data,
+                mut blob,
+            } = upload
+            else {
+                continue;
+            };
+            bytes += data.len() as u64 + blob.len();
+            out.push(Request::StoreBlobStart);
+            let read_error =
+                |e: std::io::Error| self.fail(Side::Target, format!("reading a spooled blob back: {e}"));
+            let mut reader = blob.reader().map_err(read_error)?;
+            while let Some(chunk) = reader.next_chunk().map_err(read_error)? {
+                out.push(Request::StoreBlobChunk(StoreBlobChunk { chunk }));
+                if out.bytes >= UPLOAD_WINDOW {
+                    self.flush(&mut out).await?;
+                }
+            }
+            out.push(Request::StoreBlobEnd(StoreBlobEnd {
+                oid,
+                serial,
+                data,
+                id: id.clone(),
+            }));
+        }
+        let vote = Request::Vote(Vote { id: id.clone() });
+        let answer = self
+            .target
+            .send(CallAfter {
+                oneways: out.take(),
+                call: vote,
+            })
+            .await;
+        match answer {
+            Ok(Ok(Reply::Vote(result))) if result.is_empty() => Ok(Copied {
+                tid,
+                bytes,
+                blobs,
+                missing_blobs: 0,
+            }),
+            Ok(Ok(other)) => Err(self.fail(
+                Side::Target,
+                format!("vote of transaction {tid} answered {other:?}: a restore must not resolve conflicts"),
+            )),
+            Ok(Err(e)) => Err(self.fail_call(Side::Target, &format!("vote of transaction {tid}"), e)),
+            Err(e) => Err(self.fail(Side::Target, format!("member actor gone: {e}"))),
+        }
+    }
+
+    /// Sends what is batched, then waits for a `ping`: the member has read
+    /// everything before it.
+    async fn flush(&self, out: &mut Batch) -> Result<(), RecoveryError> {
+        let answer = self
+            .target
+            .send(CallAfter {
+                oneways: out.take(),
+                call: Request::Ping,
+            })
+            .await;
+        match answer {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.fail_call(Side::Target, "uploading a blob", e)),
+            Err(e) => Err(self.fail(Side::Target, format!("member actor gone: {e}"))),
+        }
+    }
+
+    /// Best effort: the transaction may not have begun, the connection may
+    /// be gone (the server then aborted it itself).
+    async fn abort(&self, id: &TxnId) {
+        let _ = self
+            .call_raw(Side::Target, Request::TpcAbort(TpcAbort { id: id.clone() }))
+            .await;
+    }
+
+    /// Copies the tail: every transaction after the target's last up to
+    /// and including `until`. Returns (transactions, bytes, blobs, missing).
+    pub async fn copy_until(&mut self, until: Tid) -> Result<Vec<Copied>, RecoveryError> {
+        self.close_stream();
+        let mut copied = Vec::new();
+        while let Some(c) = self.copy_next(Some(until)).await? {
+            copied.push(c);
+        }
+        if self.target_last != until {
+            return Err(self.fail(
+                Side::Source,
+                format!(
+                    "its history ends at {} before the requested {until}",
+                    self.target_last
+                ),
+            ));
+        }
+        Ok(copied)
+    }
+}
+
+/// Asynchronous requests waiting to be sent to the target.
+#[derive(Default)]
+struct Batch {
+    requests: Vec<Request>,
+    bytes: usize,
+}
+
+impl Batch {
+    fn push(&mut self, request: Request) {
+        self.bytes += match &request {
+            Request::StoreBlobChunk(c) => c.chunk.len(),
+            Request::Restorea(r) => r.data.as_ref().map_or(0, |d| d.len()),
+            _ => 0,
+        };
+        self.requests.push(request);
+    }
+
+    fn take(&mut self) -> Vec<Request> {
+        self.bytes = 0;
+        std::mem::take(&mut self.requests)
+    }
+}

@@ -1,0 +1,440 @@
+//! Phase 1: may this target be copied onto, and from where?
+//!
+//! - An empty target (last tid zero) gets a full copy.
+//! - `full` is refused for a non-empty target: zeoraid never deletes data.
+//! - Otherwise the target's most recent transactions (the window) are
+//!   compared with the source's transactions at the same tids, record by
+//!   record. The window's first tid comes from `undoLog(0, -n)` on the
+//!   target (FileStorage's undo ids are the base64 of the tid); `undoLog`
+//!   lists only undoable transactions and stops at a pack, so the window
+//!   may be shorter, but the target's last transaction is always in it.
+//!
+//! What is compared, per transaction: tid, status, user, description,
+//! extension; per record: oid, tid, data, and the back-pointer `data_txn`.
+//! Records are compared in oid order (stable for an oid's repeated
+//! records): a copy reproduces the order of a transaction written through
+//! ZEO, but not necessarily of one written to a FileStorage directly.
+//! `data_txn` is not compared for blob records: a blob can only be copied
+//! as a full record (with its blob file), never as a back-pointer.
+
+use super::blob::is_blob_record;
+use super::copier::{Copier, Side};
+use super::error::RecoveryError;
+use super::messages::VerifyWindow;
+use zeo::methods::{Request, UndoLog};
+use zeo::reply::{DataRecord, Reply, TxnRecord};
+use zeo::types::Tid;
+use zeo::Value;
+
+/// What phase 1 found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Verified {
+    /// The last transaction the target really has: copying starts after it.
+    pub target_last: Tid,
+    /// What the target's `lastTransaction` said (see [`verify`]).
+    pub reported_last: Tid,
+    pub source_last: Tid,
+    pub compared: u64,
+    pub full_copy: bool,
+}
+
+/// Phase 1. The target's `lastTransaction` is where its history *probably*
+/// ends: a FileStorage that was killed between a vote and `tpc_finish`
+/// truncates the unfinished transaction when it is reopened, but still
+/// reports that transaction's tid as its last. So the end is established
+/// by the comparison itself: the target's history may stop short of its
+/// reported last tid (it is then behind, and copying starts after the
+/// last transaction it really has), but a transaction the source lacks,
+/// or a hole before later transactions, refuses.
+pub(crate) async fn verify(c: &Copier, window: VerifyWindow, full: bool) -> Result<Verified, RecoveryError> {
+    let reported = c.last_transaction(Side::Target).await?;
+    let source_last = c.last_transaction(Side::Source).await?;
+    check_blob_support(c).await?;
+    let empty = |compared| Verified {
+        target_last: Tid::ZERO,
+        reported_last: reported,
+        source_last,
+        compared,
+        full_copy: true,
+    };
+    if reported == Tid::ZERO {
+        return Ok(empty(0));
+    }
+    if full {
+        return Err(RecoveryError::Refused {
+            reason: format!(
+                "a full copy needs an empty member, and {} holds transactions up to {reported}; \
+                 zeoraid never deletes data: wipe its storage (Data.fs and blob directory) first",
+                c.member
+            ),
+        });
+    }
+    let start = match window {
+        VerifyWindow::All => None,
+        VerifyWindow::Last(n) => Some(window_start(c, n, reported).await?),
+    };
+    let mut outcome = compare(c, start, reported, source_last).await?;
+    if outcome.last_matched.is_none() && start.is_some() {
+        // None of the window is on the target: its reported last tid names
+        // a transaction it does not have, and only its whole history tells
+        // where it ends.
+        outcome = compare(c, None, reported, source_last).await?;
+    }
+    Ok(match outcome.last_matched {
+        Some(target_last) => Verified {
+            target_last,
+            reported_last: reported,
+            source_last,
+            compared: outcome.compared,
+            full_copy: false,
+        },
+        None => empty(outcome.compared),
+    })
+}
+
+/// A source with blobs needs a target with blobs (else every blob upload
+/// would fail with a closed connection, far from the cause).
+async fn check_blob_support(c: &Copier) -> Result<(), RecoveryError> {
+    let mut blobs = [false; 2];
+    for (i, side) in [Side::Source, Side::Target].into_iter().enumerate() {
+        blobs[i] = match c.call(side, Request::GetInfo).await? {
+            Reply::GetInfo(info) => has_interface(&info, "IBlobStorage"),
+            other => return Err(c.unexpected(side, "get_info", &other)),
+        };
+    }
+    if blobs[0] && !blobs[1] {
+        return Err(RecoveryError::Refused {
+            reason: format!(
+                "{} stores blobs but {} has no blob directory",
+                c.source_name, c.member
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn has_interface(info: &Value, name: &str) -> bool {
+    let Some(interfaces) = info.dict_get("interfaces").and_then(Value::as_seq) else {
+        return false;
+    };
+    interfaces.iter().any(|i| match i.as_seq() {
+        Some([_, n]) => n.as_str() == Some(name),
+        _ => false,
+    })
+}
+
+/// The oldest tid of the target's `n` most recent undoable transactions;
+/// `last` if `undoLog` does not tell.
+async fn window_start(c: &Copier, n: usize, last: Tid) -> Result<Tid, RecoveryError> {
+    let n = i64::try_from(n.max(1)).unwrap_or(i64::MAX);
+    let log = Request::UndoLog(UndoLog { first: 0, last: -n });
+    let entries = match c.call(Side::Target, log).await? {
+        Reply::UndoLog(entries) => entries,
+        other => return Err(c.unexpected(Side::Target, "undoLog", &other)),
+    };
+    let oldest = entries
+        .iter()
+        .filter_map(|e| e.dict_get("id"))
+        .filter_map(|id| id.as_bytes().and_then(|b| decode_undo_id(b)))
+        .filter(|tid| *tid <= last)
+        .min();
+    Ok(oldest.unwrap_or(last))
+}
+
+/// FileStorage's undo id: `base64.encodebytes(tid)` without its newline.
+pub(crate) fn decode_undo_id(id: &[u8]) -> Option<Tid> {
+    fn value(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let text: Vec<u8> = id.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
+    if text.len() != 12 || !text.ends_with(b"=") {
+        return None;
+    }
+    let mut bits = 0u32;
+    let mut nbits = 0;
+    let mut out = Vec::with_capacity(8);
+    for &c in &text[..11] {
+        bits = (bits << 6) | value(c)?;
+        nbits += 6;
+        if nbits >= 8 {
+            nbits -= 8;
+            out.push((bits >> nbits) as u8);
+            bits &= (1 << nbits) - 1;
+        }
+    }
+    Tid::from_slice(&out)
+}
+
+struct Compared {
+    compared: u64,
+    /// The last transaction both have (`None`: the target has none of
+    /// the compared range).
+    last_matched: Option<Tid>,
+}
+
+/// Walks both histories over `[start, last]` in step; the first
+/// difference refuses. The target's history may end early (see [`verify`]).
+async fn compare(
+    c: &Copier,
+    start: Option<Tid>,
+    last: Tid,
+    source_last: Tid,
+) -> Result<Compared, RecoveryError> {
+    let mut target = c.iterator(Side::Target, start, Some(last)).await?;
+    let mut source = c.iterator(Side::Source, start, Some(last)).await?;
+    let mut done = Compared {
+        compared: 0,
+        last_matched: None,
+    };
+    loop {
+        let t = c.next_txn(Side::Target, &mut target).await?;
+        let s = c.next_txn(Side::Source, &mut source).await?;
+        // Nothing is concluded from an iterator of a replaced connection.
+        c.same_connection(Side::Target, &mut target).await?;
+        c.same_connection(Side::Source, &mut source).await?;
+        let (t, s) = match (t, s) {
+            // The target's history ends here (with the source's, or it is behind).
+            (None, _) => return Ok(done),
+            (Some(t), None) => return Err(source_lacks(c, t.tid, source_last)),
+            (Some(t), Some(s)) => (t, s),
+        };
+        if t.tid < s.tid {
+            return Err(source_lacks(c, t.tid, source_last));
+        }
+        if t.tid > s.tid {
+            return Err(RecoveryError::Refused {
+                reason: format!(
+                    "{} lacks transaction {} that {} has, but has later ones ({}): it diverged",
+                    c.member, s.tid, c.source_name, t.tid
+                ),
+            });
+        }
+        if let Some(reason) = txn_difference(c, &t, &s) {
+            return Err(RecoveryError::Refused { reason });
+        }
+        let t_records = c.records(Side::Target, &target, t.tid).await?;
+        let s_records = c.records(Side::Source, &source, s.tid).await?;
+        c.same_connection(Side::Target, &mut target).await?;
+        c.same_connection(Side::Source, &mut source).await?;
+        if let Some(reason) = record_difference(&t_records, &s_records) {
+            return Err(RecoveryError::Refused {
+                reason: format!(
+                    "transaction {} differs between {} and {}: {reason}",
+                    t.tid, c.member, c.source_name
+                ),
+            });
+        }
+        done.compared += 1;
+        done.last_matched = Some(t.tid);
+    }
+}
+
+fn source_lacks(c: &Copier, tid: Tid, source_last: Tid) -> RecoveryError {
+    let reason = if tid > source_last {
+        format!(
+            "{} has transaction {tid} after the last transaction of {} ({source_last}): it diverged",
+            c.member, c.source_name
+        )
+    } else {
+        format!(
+            "{} lacks transaction {tid} that {} has: it diverged",
+            c.source_name, c.member
+        )
+    };
+    RecoveryError::Refused { reason }
+}
+
+/// Compares the metadata of two transactions at the same tid.
+pub(crate) fn txn_difference(c: &Copier, t: &TxnRecord, s: &TxnRecord) -> Option<String> {
+    let fields: [(&str, String, String); 4] = [
+        ("status", format!("{:?}", t.status), format!("{:?}", s.status)),
+        ("user", format!("{:?}", t.user), format!("{:?}", s.user)),
+        (
+            "description",
+            format!("{:?}", t.description),
+            format!("{:?}", s.description),
+        ),
+        (
+            "extension",
+            format!("{:?}", t.extension),
+            format!("{:?}", s.extension),
+        ),
+    ];
+    let equal = [
+        t.status == s.status,
+        t.user == s.user,
+        t.description == s.description,
+        t.extension == s.extension,
+    ];
+    fields
+        .iter()
+        .zip(equal)
+        .find(|(_, eq)| !eq)
+        .map(|((name, tv, sv), _)| {
+            format!(
+                "transaction {} differs: its {name} is {tv} on {} and {sv} on {}",
+                t.tid, c.member, c.source_name
+            )
+        })
+}
+
+/// Compares two transactions' records (see the module documentation);
+/// names the first difference.
+pub(crate) fn record_difference(target: &[DataRecord], source: &[DataRecord]) -> Option<String> {
+    let sorted = |records: &[DataRecord]| {
+        let mut r: Vec<DataRecord> = records.to_vec();
+        r.sort_by_key(|r| r.oid);
+        r
+    };
+    let (t, s) = (sorted(target), sorted(source));
+    for (a, b) in t.iter().zip(&s) {
+        if a.oid != b.oid {
+            let oid = a.oid.min(b.oid);
+            let (has, lacks) = if a.oid < b.oid {
+                ("target", "source")
+            } else {
+                ("source", "target")
+            };
+            return Some(format!("the {has} has a record of oid {oid} the {lacks} lacks"));
+        }
+        if a.tid != b.tid {
+            return Some(format!("oid {}: record tid {} vs {}", a.oid, a.tid, b.tid));
+        }
+        if a.data != b.data {
+            return Some(format!(
+                "oid {}: data differs ({} vs {})",
+                a.oid,
+                describe(a.data.as_deref()),
+                describe(b.data.as_deref())
+            ));
+        }
+        let blob = a.data.as_deref().is_some_and(is_blob_record);
+        if !blob && a.data_txn != b.data_txn {
+            return Some(format!(
+                "oid {}: back-pointer (data_txn) {:?} vs {:?}",
+                a.oid, a.data_txn, b.data_txn
+            ));
+        }
+    }
+    if t.len() != s.len() {
+        let (longer, has) = if t.len() > s.len() {
+            (&t, "target")
+        } else {
+            (&s, "source")
+        };
+        let extra = &longer[t.len().min(s.len())];
+        return Some(format!(
+            "the {has} has more records ({} vs {}), the first extra one of oid {}",
+            t.len().max(s.len()),
+            t.len().min(s.len()),
+            extra.oid
+        ));
+    }
+    None
+}
+
+/// A record's data for a message: its size and a checksum (FNV-1a).
+fn describe(data: Option<&[u8]>) -> String {
+    match data {
+        None => "no data (creation undone)".to_owned(),
+        Some(d) => {
+            let hash = d.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+                (h ^ b as u64).wrapping_mul(0x100000001b3)
+            });
+            format!("{} bytes, fnv {hash:016x}", d.len())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use zeo::types::P64;
+
+    #[test]
+    fn undo_ids_decode_to_tids() {
+        // An undo id of capture s06.
+        let tid = decode_undo_id(b"BA0+Ha/3WkQ=").unwrap();
+        assert_eq!(tid.to_hex(), "040d3e1daff75a44");
+        assert_eq!(decode_undo_id(b"AAAAAAAAAAE=").unwrap(), P64::from_u64(1));
+        assert_eq!(decode_undo_id(b"AAAAAAAAAAE=\n"), Some(P64::from_u64(1)));
+        assert_eq!(decode_undo_id(b"AAAA"), None);
+        assert_eq!(decode_undo_id(b"AAAAAAAAAA*="), None);
+    }
+
+    fn rec(oid: u64, tid: u64, data: &'static [u8], data_txn: Option<u64>) -> DataRecord {
+        DataRecord {
+            oid: P64::from_u64(oid),
+            tid: P64::from_u64(tid),
+            data: Some(Bytes::from_static(data)),
+            data_txn: data_txn.map(P64::from_u64),
+        }
+    }
+
+    const BLOB: &[u8] = b"\x80\x03cZODB.blob\nBlob\nq\x00.\x80\x03N.";
+
+    #[test]
+    fn equal_records_in_any_oid_order() {
+        let a = [rec(1, 9, b"x", None), rec(2, 9, b"y", Some(5))];
+        let b = [rec(2, 9, b"y", Some(5)), rec(1, 9, b"x", None)];
+        assert_eq!(record_difference(&a, &b), None);
+    }
+
+    #[test]
+    fn differences_are_named() {
+        let base = [rec(1, 9, b"x", None), rec(2, 9, b"y", None)];
+        let data = [rec(1, 9, b"x", None), rec(2, 9, b"z", None)];
+        let msg = record_difference(&data, &base).unwrap();
+        assert!(
+            msg.starts_with("oid 0x0000000000000002: data differs (1 bytes, fnv"),
+            "{msg}"
+        );
+        let extra = [
+            rec(1, 9, b"x", None),
+            rec(2, 9, b"y", None),
+            rec(3, 9, b"w", None),
+        ];
+        let msg = record_difference(&extra, &base).unwrap();
+        assert!(msg.contains("the target has more records (3 vs 2)"), "{msg}");
+        assert!(msg.contains("0x0000000000000003"), "{msg}");
+        let other = [rec(1, 9, b"x", None), rec(4, 9, b"y", None)];
+        let msg = record_difference(&base, &other).unwrap();
+        assert_eq!(
+            msg,
+            "the target has a record of oid 0x0000000000000002 the source lacks"
+        );
+        let bp = [rec(1, 9, b"x", Some(3)), rec(2, 9, b"y", None)];
+        let msg = record_difference(&bp, &base).unwrap();
+        assert!(msg.contains("back-pointer"), "{msg}");
+    }
+
+    #[test]
+    fn blob_back_pointers_are_not_compared() {
+        let source = [rec(1, 9, BLOB, Some(4)), rec(1, 9, BLOB, Some(4))];
+        let target = [rec(1, 9, BLOB, Some(4)), rec(1, 9, BLOB, None)];
+        assert_eq!(record_difference(&target, &source), None);
+    }
+
+    #[test]
+    fn interfaces_are_read_from_get_info() {
+        let pair = |m: &str, n: &str| Value::tuple([Value::str(m), Value::str(n)]);
+        let info = Value::Dict(vec![(
+            Value::str("interfaces"),
+            Value::tuple([
+                pair("ZODB.interfaces", "IBlobStorage"),
+                pair("ZODB.interfaces", "IStorage"),
+            ]),
+        )]);
+        assert!(has_interface(&info, "IBlobStorage"));
+        assert!(!has_interface(&info, "IBlobStorageRestoreable"));
+        assert!(!has_interface(&Value::Dict(vec![]), "IBlobStorage"));
+    }
+}
