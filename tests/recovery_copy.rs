@@ -22,8 +22,8 @@ use zeoraid_actors::member::{
     Snapshot,
 };
 use zeoraid_actors::recovery::{
-    is_blob_record, CopyTail, RecoveryActor, RecoveryError, RecoveryEvent, RecoverySettings, Stop, SyncOids,
-    Throttle,
+    is_blob_record, CatchUp, CopyTail, RecoveryActor, RecoveryError, RecoveryEvent, RecoverySettings, Stop,
+    SyncOids, Throttle,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -551,10 +551,17 @@ async fn copy_tail_after_more_commits_and_sync_oids() {
     ready(&source).await;
     ready(&target).await;
     let mut recovery = Recovery::start(settings(&target, &source));
-    let (caught_up_at, _) = recovery.caught_up().await;
+    let (_, copied) = recovery.caught_up().await;
+
+    // The caller finds the gap too large: CatchUp streams again.
+    history(&source_server, 40, 12, true, false);
+    recovery.addr.send(CatchUp).await.unwrap();
+    let (caught_up_at, copied_again) = recovery.caught_up().await;
+    assert_eq!(copied_again, copied + 12);
+    assert_eq!(caught_up_at, last_tid(&source).await);
 
     // Commits after CaughtUp: the tail.
-    history(&source_server, 40, 15, true, false);
+    history(&source_server, 52, 15, true, false);
     let until = last_tid(&source).await;
     assert!(until > caught_up_at);
     let tail = recovery
@@ -682,13 +689,29 @@ async fn source_killed_mid_copy_then_resumed() {
     let mut s = settings(&target, &source);
     s.throttle.max_transactions_per_second = NonZeroU64::new(100);
     let mut recovery = Recovery::start(s);
-    recovery
+    let progress = recovery
         .expect("progress", |e| match e {
-            RecoveryEvent::Progress { progress, .. } if progress.copied_transactions >= 30 => Some(()),
+            RecoveryEvent::Progress { progress, .. } if progress.copied_transactions >= 30 => {
+                Some(progress.clone())
+            }
             _ => None,
         })
         .await;
     source_server.kill9();
+    // The progress fields move: mid-copy, with a rate and an ETA.
+    assert_eq!(progress.source_last_tid, expected.last().unwrap().0.tid);
+    assert!(
+        progress.fraction_done > 0.0 && progress.fraction_done < 1.0,
+        "{progress:?}"
+    );
+    assert!(
+        progress.rate_tps > 10.0 && progress.rate_tps < 200.0,
+        "{progress:?}"
+    );
+    assert!(
+        progress.copied_bytes > 0 && progress.eta_seconds.is_some_and(|s| s > 0.0),
+        "{progress:?}"
+    );
     let (reason, resume_from) = recovery
         .expect("SourceFailed", |e| match e {
             RecoveryEvent::SourceFailed {
@@ -827,6 +850,44 @@ async fn member_killed_after_its_vote_is_recovered_from_where_it_really_ends() {
     assert!(compared > 0);
     let (last, copied) = again.caught_up().await;
     assert_eq!((last, copied), (tid, 1));
+    again.stop().await;
+    assert_same_history(&dump(&source).await, &dump(&target).await);
+}
+
+#[actix_rt::test]
+async fn stop_mid_copy_leaves_the_target_consistent() {
+    let (source_server, target_server) = (
+        RunZeo::start(RunZeoOptions::new()),
+        RunZeo::start(RunZeoOptions::new()),
+    );
+    history(&source_server, 0, 60, false, false);
+    let (source, target) = (member("source", &source_server), member("target", &target_server));
+    ready(&source).await;
+    ready(&target).await;
+    let mut s = settings(&target, &source);
+    s.throttle.max_transactions_per_second = NonZeroU64::new(20);
+    let mut recovery = Recovery::start(s);
+    recovery
+        .expect("progress", |e| match e {
+            RecoveryEvent::Progress { progress, .. } if progress.copied_transactions >= 3 => Some(()),
+            _ => None,
+        })
+        .await;
+    let addr = recovery.addr.clone();
+    recovery.stop().await;
+    let deadline = Instant::now() + WAIT;
+    while addr.connected() {
+        assert!(Instant::now() < deadline, "the recovery did not stop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Stopped between transactions: nothing half-written, and a new
+    // recovery on the same member connection resumes.
+    let partial = dump(&target).await;
+    assert_eq!(last_tid(&target).await, partial.last().unwrap().0.tid);
+    let mut again = Recovery::start(settings(&target, &source));
+    let (from, _, _) = again.verified().await;
+    assert_eq!(from, partial.last().unwrap().0.tid);
+    again.caught_up().await;
     again.stop().await;
     assert_same_history(&dump(&source).await, &dump(&target).await);
 }

@@ -31,6 +31,7 @@ use bytes::Bytes;
 use slog::{warn, Logger};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use zeo::methods::{
@@ -44,6 +45,11 @@ use zeo::types::{Oid, Tid};
 /// followed by a `ping` whose answer means the member has consumed them:
 /// the member actor's write queue is unbounded, this bounds it.
 const UPLOAD_WINDOW: usize = 4 * 1024 * 1024;
+
+/// zeoraid's transaction ids on target connections, unique in the process:
+/// a later recovery of the same member can never continue a transaction
+/// of an earlier one (ZEO ignores a second `tpc_begin` with the same id).
+static NEXT_TXN_ID: AtomicI64 = AtomicI64::new(1);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Side {
@@ -118,8 +124,6 @@ pub(crate) struct Copier {
     pub target: Addr<MemberActor>,
     spool_dir: PathBuf,
     log: Logger,
-    /// zeoraid's transaction id on the target connection.
-    next_txn: i64,
     /// The target's last committed tid: it holds everything up to here.
     pub target_last: Tid,
     /// The source iterator of the current pass.
@@ -142,7 +146,6 @@ impl Copier {
             target,
             spool_dir,
             log,
-            next_txn: 1,
             target_last: Tid::ZERO,
             stream: None,
         }
@@ -461,8 +464,7 @@ impl Copier {
     /// Writes one transaction to the target and commits it with its tid;
     /// aborts it on any failure.
     async fn replay(&mut self, txn: TxnRecord, replays: Vec<Replay>) -> Result<Copied, RecoveryError> {
-        let id = TxnId::from_i64(self.next_txn);
-        self.next_txn += 1;
+        let id = TxnId::from_i64(NEXT_TXN_ID.fetch_add(1, Ordering::Relaxed));
         let tid = txn.tid;
         let result = self.write_and_vote(&id, txn, replays).await;
         let copied = match result {
