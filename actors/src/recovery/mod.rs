@@ -396,6 +396,8 @@ impl RecoveryActor {
                 }
                 Err(e) => {
                     warn!(act.log, "recovery failed copying the tail"; "error" => %e);
+                    act.stop_reason
+                        .get_or_insert_with(|| format!("copying the tail failed: {e}"));
                     act.answer_tail(Err(e));
                     act.finish_stop(ctx);
                 }
