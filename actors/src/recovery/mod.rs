@@ -4,17 +4,21 @@
 //! member actors; the controller drives it and owns what it means.
 //!
 //! ```text
-//!  start ──▶ verifying ──▶ copying ◀──────── CatchUp
-//!              │  │          │  pass copied < caught_up_below
-//!      Refused ◀┘  │          ▼
-//!                  │       caught-up ──CopyTail{until}──▶ copying-tail ──▶ caught-up
-//!                  │          (SyncOids at any time after verifying)
+//!  start ──▶ verifying ──▶ copying ◀───────────── CatchUp ──┐
+//!               │            │ a pass copied < caught_up_below
+//!     Refused ◀─┘            ▼                              │
+//!                        caught-up ────────────────────────┘
+//!                            │ ▲
+//!            CopyTail{until} ▼ │  (also cuts a running pass short)
+//!                        copying-tail
+//!  SyncOids: any time after verifying.  Stop: after the transaction in flight.
 //!  SourceFailed / TargetFailed from any phase: the actor stops.
 //! ```
 //!
-//! 1. **Verify** ([`verify`]): the target's last tid T; empty → full copy;
-//!    otherwise T's window of recent transactions must equal the source's
-//!    at the same tids, or the recovery is refused and nothing is written.
+//! 1. **Verify** ([`verify`]): where the target's history ends (T); empty →
+//!    full copy; otherwise its window of recent transactions must equal
+//!    the source's at the same tids, or the recovery is refused and
+//!    nothing is written.
 //! 2. **Copy** ([`copier`]): passes over the source from T+1, one
 //!    transaction per step, each replayed with its original tid and
 //!    committed (or aborted) before the next; throttled between steps.
