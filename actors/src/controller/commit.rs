@@ -241,17 +241,10 @@ impl Controller {
                 (answer, agreeing)
             }
             Verdict::NoWinner(groups) if groups.is_empty() => {
-                self.abort_locked(ctx, None);
                 let error = self
                     .write_refusal()
                     .unwrap_or_else(|| unavailable("no member could vote: the array has failed"));
-                return self.reply(
-                    session,
-                    ToSession::Voted {
-                        msgid,
-                        result: Err(error),
-                    },
-                );
+                return self.abort_vote(ctx, session, msgid, error);
             }
             Verdict::NoWinner(groups) => {
                 let answers: Vec<String> = groups
@@ -260,18 +253,11 @@ impl Controller {
                     .collect();
                 error!(self.log, "members disagree on a vote and no majority decides: transaction aborted everywhere";
                     "answers" => ?answers, "cluster_mode" => %self.cluster_mode);
-                self.abort_locked(ctx, None);
                 let error = unavailable(
                     "the members disagree on this transaction's vote and no majority decides; \
                      it was aborted on every member",
                 );
-                return self.reply(
-                    session,
-                    ToSession::Voted {
-                        msgid,
-                        result: Err(error),
-                    },
-                );
+                return self.abort_vote(ctx, session, msgid, error);
             }
         };
         let winner = match answer {
@@ -280,27 +266,13 @@ impl Controller {
                 if error.is_conflict() {
                     self.stats.conflicts += 1;
                 }
-                self.abort_locked(ctx, None);
-                return self.reply(
-                    session,
-                    ToSession::Voted {
-                        msgid,
-                        result: Err(error),
-                    },
-                );
+                return self.abort_vote(ctx, session, msgid, error);
             }
         };
         // Members that failed or were outvoted may have left too few for
         // the cluster mode: then nothing commits.
         if let Some(error) = self.write_refusal() {
-            self.abort_locked(ctx, None);
-            return self.reply(
-                session,
-                ToSession::Voted {
-                    msgid,
-                    result: Err(error),
-                },
-            );
+            return self.abort_vote(ctx, session, msgid, error);
         }
         let finishing: Vec<usize> = agreeing.iter().map(|(i, _)| *i).collect();
         // Whoever voted but does not finish must not keep the transaction
@@ -322,6 +294,19 @@ impl Controller {
             ToSession::Voted {
                 msgid,
                 result: Ok(winner),
+            },
+        );
+    }
+
+    /// The vote failed: the transaction is aborted on every member and the
+    /// client gets `error`.
+    fn abort_vote(&mut self, ctx: &mut Context<Self>, session: SessionId, msgid: MsgId, error: ZeoError) {
+        self.abort_locked(ctx, None);
+        self.reply(
+            session,
+            ToSession::Voted {
+                msgid,
+                result: Err(error),
             },
         );
     }
