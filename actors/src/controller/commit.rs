@@ -250,17 +250,10 @@ impl Controller {
             }
             Verdict::NoWinner(groups) if groups.is_empty() => {
                 metrics::commit(CommitOutcome::Failed);
-                self.abort_locked(ctx, None);
                 let error = self
                     .write_refusal()
                     .unwrap_or_else(|| unavailable("no member could vote: the array has failed"));
-                return self.reply(
-                    session,
-                    ToSession::Voted {
-                        msgid,
-                        result: Err(error),
-                    },
-                );
+                return self.abort_vote(ctx, session, msgid, error);
             }
             Verdict::NoWinner(groups) => {
                 let answers: Vec<String> = groups
@@ -270,18 +263,11 @@ impl Controller {
                 error!(self.log, "members disagree on a vote and no majority decides: transaction aborted everywhere";
                     "answers" => ?answers, "cluster_mode" => %self.cluster_mode);
                 metrics::commit(CommitOutcome::Failed);
-                self.abort_locked(ctx, None);
                 let error = unavailable(
                     "the members disagree on this transaction's vote and no majority decides; \
                      it was aborted on every member",
                 );
-                return self.reply(
-                    session,
-                    ToSession::Voted {
-                        msgid,
-                        result: Err(error),
-                    },
-                );
+                return self.abort_vote(ctx, session, msgid, error);
             }
         };
         let winner = match answer {
@@ -293,28 +279,14 @@ impl Controller {
                 } else {
                     metrics::commit(CommitOutcome::Aborted);
                 }
-                self.abort_locked(ctx, None);
-                return self.reply(
-                    session,
-                    ToSession::Voted {
-                        msgid,
-                        result: Err(error),
-                    },
-                );
+                return self.abort_vote(ctx, session, msgid, error);
             }
         };
         // Members that failed or were outvoted may have left too few for
         // the cluster mode: then nothing commits.
         if let Some(error) = self.write_refusal() {
             metrics::commit(CommitOutcome::Failed);
-            self.abort_locked(ctx, None);
-            return self.reply(
-                session,
-                ToSession::Voted {
-                    msgid,
-                    result: Err(error),
-                },
-            );
+            return self.abort_vote(ctx, session, msgid, error);
         }
         let finishing: Vec<usize> = agreeing.iter().map(|(i, _)| *i).collect();
         // Whoever voted but does not finish must not keep the transaction
@@ -336,6 +308,19 @@ impl Controller {
             ToSession::Voted {
                 msgid,
                 result: Ok(winner),
+            },
+        );
+    }
+
+    /// The vote failed: the transaction is aborted on every member and the
+    /// client gets `error`.
+    fn abort_vote(&mut self, ctx: &mut Context<Self>, session: SessionId, msgid: MsgId, error: ZeoError) {
+        self.abort_locked(ctx, None);
+        self.reply(
+            session,
+            ToSession::Voted {
+                msgid,
+                result: Err(error),
             },
         );
     }
