@@ -1,10 +1,13 @@
-//! The command line: `zeoraid serve`, `zeoraid check-config`.
+//! The command line: `zeoraid serve`, `zeoraid check-config`,
+//! `zeoraid ctl` (talking to a running daemon; see [`crate::ctl`]).
 //!
-//! This is the only module that writes to stdout/stderr directly; once
-//! logging is up, everything else goes through slog. Exit codes follow
-//! the usual convention that 2 means "you called me wrong": bad arguments
-//! (clap's own code) and an invalid config both exit 2, so scripts can
-//! tell a configuration mistake from a runtime failure (1).
+//! This module and [`crate::ctl`] are the only ones that write to
+//! stdout/stderr directly; once logging is up, everything else goes
+//! through slog. Exit codes follow the usual convention that 2 means "you
+//! called me wrong": bad arguments (clap's own code) and an invalid config
+//! both exit 2, so scripts can tell a configuration mistake from a runtime
+//! failure (1). `ctl` has its own: those of a Nagios plugin (0 OK,
+//! 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,7 +30,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Subcommands; `ctl` (talking to a running daemon) joins them later.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon until SIGTERM or SIGINT.
@@ -35,6 +37,11 @@ pub enum Command {
     /// Load and validate a config file (with ZEORAID_* overrides applied)
     /// and report every problem.
     CheckConfig(CheckConfigArgs),
+    /// Ask a running zeoraid (its HTTP endpoint): status, details, disable
+    /// a member, reload the config. Exit codes as a Nagios plugin: 0 OK
+    /// (optimal), 1 WARNING (degraded), 2 CRITICAL (failed; or refused),
+    /// 3 UNKNOWN (unreachable).
+    Ctl(crate::ctl::CtlArgs),
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +63,7 @@ pub fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(&args),
         Command::CheckConfig(args) => check_config(&args),
+        Command::Ctl(args) => crate::ctl::main(&args),
     }
 }
 

@@ -2,7 +2,9 @@
 //! SIGINT (SIGHUP reloads the configuration), then shut down gracefully:
 //! stop accepting clients, let the transactions already voting finish
 //! (bounded by the commit deadline, then aborted on every member), close
-//! the members, exit 0.
+//! the members, exit 0. The HTTP management endpoint (`crate::http`)
+//! opens after the front listener and stops last: `/readyz` answers 503
+//! from the first signal on, the other routes answer while draining.
 //!
 //! Signal handlers are installed before "zeoraid started" is logged, so
 //! anything that waits for that line (supervisors, the integration tests)
@@ -38,6 +40,12 @@ pub enum DaemonError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    Http {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: io::Error,
+    },
     #[error("the array cannot start: {0}")]
     Array(String),
     #[error("cannot use the spool dir {dir}: {source}")]
@@ -47,6 +55,10 @@ pub enum DaemonError {
         source: io::Error,
     },
 }
+
+/// How much longer than the commit deadline an HTTP admin call may wait
+/// for its answer (a reload waits for the commit lock).
+const HTTP_ADMIN_SLACK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs zeoraid until it is told to stop; returns `Ok` on an orderly
 /// shutdown so the process can exit 0 (what init systems expect after
@@ -89,7 +101,8 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), 
     // The controller starts and owns the member actors. The front server
     // opens once the members answered (or the startup wait is over: members
     // not reachable by then start degraded), so "zeoraid started" means
-    // ready for clients. The HTTP endpoint comes with issue 7.
+    // ready for clients. The HTTP endpoint opens right after the front
+    // listener, before "zeoraid started" (which names both addresses).
     let controller = Controller::new(crate::members::controller_settings(&config), log.clone()).start();
     let within = config.timeouts.connect * 2;
     let array = controller
@@ -116,6 +129,20 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), 
         spool_dir: config.spool_dir.clone(),
         reloader: Some(reloader.clone().recipient()),
     });
+    let http = crate::http::start(
+        crate::http::Settings {
+            listen: config.http.listen,
+            token: config.http.token.clone(),
+            reloader: reloader.clone().recipient(),
+            admin_timeout: config.timeouts.commit + HTTP_ADMIN_SLACK,
+        },
+        controller.clone(),
+        &log,
+    )
+    .map_err(|source| DaemonError::Http {
+        addr: config.http.listen,
+        source,
+    })?;
     let front = actix_rt::spawn(crate::front::serve(
         listener,
         sessions,
@@ -125,6 +152,7 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), 
     info!(log, "zeoraid started";
         "pid" => std::process::id(),
         "listen" => %listen,
+        "http" => %http.addr(),
         "array" => array.status,
         "last_tid" => array.last_tid.to_hex(),
         "optimal_members" => array.optimal,
@@ -148,15 +176,18 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), 
             }
         }
     };
-    info!(log, "shutting down: no new clients, finishing transactions in flight"; "signal" => received,
+    info!(log, "shutting down"; "signal" => received, "then" => "no new clients, finishing transactions in flight",
         "within_ms" => config.timeouts.commit.as_millis() as u64);
     front.abort();
+    // /readyz says 503 from now on; status reads go on while draining.
+    http.begin_shutdown();
     // A second signal while draining stops at once.
     let drained = tokio::select! {
         outcome = controller.send(Drain { within: config.timeouts.commit }) => outcome.ok(),
         _ = terminate.recv() => None,
         _ = interrupt.recv() => None,
     };
+    http.stop(drained.is_some()).await;
     match drained {
         Some(outcome) => info!(log, "zeoraid stopped"; "transactions_aborted" => outcome.aborted),
         None => slog::warn!(log, "zeoraid stopped without draining"; "reason" => "second signal"),

@@ -7,8 +7,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod ctl;
 pub mod daemon;
 pub mod front;
+pub mod http;
 pub mod logging;
 pub mod members;
 pub mod reload;

@@ -158,16 +158,27 @@ fn a_100000_level_pickle_closes_the_connection_and_zeoraid_lives() {
 }
 
 #[test]
-fn unknown_methods_close_the_connection_without_a_reply() {
+fn unknown_methods_close_the_connection_without_a_reply_unknown_raid_calls_are_errors() {
     let mut array = Array::start(2);
     let before = array.commit_probe();
-    for name in ["raid_foo", "bogus", "load", "undo"] {
+    for name in ["bogus", "load", "undo"] {
         let mut bad = array.client();
         let since = array.log_mark();
         bad.send(&Message::call(MsgId::int(3), name, Value::tuple([])));
         let logged = array.assert_closed_without_reply(&mut bad, since, CLOSE_WITHIN);
         assert!(logged.contains(&format!("unknown method {name:?}")), "{logged}");
     }
+    // A management name zeoraid does not have is answered like a method a
+    // gocept.zeoraid storage lacks; the connection stays usable.
+    let mut client = array.client();
+    match client.call_value("raid_foo", Value::tuple([])) {
+        Err(ZeoError::Other { class, payload }) => {
+            assert_eq!(class, "builtins.AttributeError");
+            assert!(format!("{payload:?}").contains("raid_foo"), "{payload:?}");
+        }
+        other => panic!("raid_foo: {other:?}"),
+    }
+    assert!(client.call(Request::Ping).is_ok());
     array.assert_serving(&[&before]);
 }
 

@@ -6,9 +6,12 @@
 //! - [`session`]: one per client connection; the server side of ZEO.
 //! - [`recovery`]: one per recovering member; copies the transactions it
 //!   missed from an optimal member.
+//! - [`metrics`]: the Prometheus metrics the actors update; [`metrics::render`]
+//!   for `GET /metrics`.
 
 pub mod controller;
 pub mod member;
+pub mod metrics;
 pub mod recovery;
 pub mod session;
 pub mod tid;

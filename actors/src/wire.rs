@@ -6,6 +6,7 @@
 //! wire order is the order in which it handled messages) and hears about
 //! incoming frames and errors as messages.
 
+use crate::metrics::{self, Peer};
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -39,12 +40,17 @@ impl std::fmt::Display for Lost {
 /// Forwards every frame (or the reason the stream ended) to `deliver`, in order.
 pub(crate) fn spawn_reader(
     mut reader: FrameReader,
+    peer: Peer,
     deliver: impl Fn(Result<Bytes, Lost>) + 'static,
 ) -> JoinHandle<()> {
+    let bytes_in = metrics::bytes_in(peer);
     tokio::task::spawn_local(async move {
         loop {
             match reader.next().await {
-                Some(Ok(frame)) => deliver(Ok(frame)),
+                Some(Ok(frame)) => {
+                    bytes_in.inc_by(frame.len() as u64 + metrics::FRAME_HEADER);
+                    deliver(Ok(frame))
+                }
                 Some(Err(CodecError::Io(e))) => return deliver(Err(Lost::Io(e))),
                 Some(Err(e)) => return deliver(Err(Lost::Protocol(e))),
                 None => return deliver(Err(Lost::Closed)),
@@ -58,8 +64,10 @@ pub(crate) fn spawn_reader(
 pub(crate) fn spawn_writer(
     mut writer: ByteWriter,
     mut queue: mpsc::UnboundedReceiver<Bytes>,
+    peer: Peer,
     on_error: impl FnOnce(Lost) + 'static,
 ) -> JoinHandle<()> {
+    let bytes_out = metrics::bytes_out(peer);
     tokio::task::spawn_local(async move {
         let mut batch = Vec::new();
         while let Some(frame) = queue.recv().await {
@@ -74,6 +82,7 @@ pub(crate) fn spawn_writer(
             if let Err(e) = writer.write_all(&batch).await {
                 return on_error(Lost::Io(e.to_string()));
             }
+            bytes_out.inc_by(batch.len() as u64);
         }
         let _ = writer.shutdown().await;
     })

@@ -82,6 +82,8 @@ pub struct ArrayOptions {
     /// own (its config names the relay's address), for network faults:
     /// [`Array::relay`]. The others are reached directly.
     pub relayed: Vec<usize>,
+    /// `[http] token`: admin requests need `Authorization: Bearer TOKEN`.
+    pub http_token: Option<String>,
 }
 
 impl ArrayOptions {
@@ -98,6 +100,7 @@ impl ArrayOptions {
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             member_storages: Vec::new(),
             relayed: Vec::new(),
+            http_token: None,
         }
     }
 }
@@ -154,6 +157,8 @@ impl Daemon {
 pub struct Array {
     options: ArrayOptions,
     addr: SocketAddr,
+    /// Where zeoraid's HTTP endpoint listens (from "zeoraid started").
+    http_addr: Option<SocketAddr>,
     daemon: Option<Daemon>,
     starts: usize,
     log: Arc<LogShared>,
@@ -192,6 +197,7 @@ impl Array {
         let mut array = Array {
             options,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: None,
             daemon: None,
             starts: 0,
             log: Arc::new(LogShared::default()),
@@ -209,6 +215,15 @@ impl Array {
     /// Where zeoraid listens for ZEO clients.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where zeoraid's HTTP management endpoint listens (the `http` field
+    /// of its "zeoraid started" line); panics if it did not say.
+    pub fn http_addr(&self) -> SocketAddr {
+        match self.http_addr {
+            Some(addr) => addr,
+            None => panic!("zeoraid did not log its http address\n{}", self.context()),
+        }
     }
 
     /// The members, in config order (`zeo1` first).
@@ -286,6 +301,40 @@ impl Array {
     pub fn kill_zeoraid(&mut self) {
         if let Some(daemon) = self.daemon.take() {
             daemon.kill();
+        }
+    }
+
+    /// Sends zeoraid `sig` (e.g. `libc::SIGTERM`, `libc::SIGHUP`); panics
+    /// unless it runs.
+    pub fn signal_zeoraid(&self, sig: libc::c_int) {
+        let pid = self
+            .zeoraid_pid()
+            .unwrap_or_else(|| panic!("zeoraid is not running\n{}", self.context()));
+        super::runzeo::signal(pid, sig);
+    }
+
+    /// Waits (bounded) for zeoraid to exit by itself and returns its exit
+    /// status; panics if it still runs after `within`.
+    pub fn wait_zeoraid_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            let exited = match self.daemon.as_mut() {
+                Some(d) => d.child.try_wait().expect("try_wait on zeoraid"),
+                None => panic!("zeoraid was not started"),
+            };
+            if let Some(status) = exited {
+                // Reaped: collect the rest of its log like a kill does.
+                if let Some(daemon) = self.daemon.take() {
+                    daemon.kill();
+                }
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "zeoraid still running after {within:?}\n{}",
+                self.context()
+            );
+            thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -545,6 +594,9 @@ impl Array {
             config.push('\n');
         }
         config.push_str("\n[http]\nlisten = \"127.0.0.1:0\"\n");
+        if let Some(token) = &o.http_token {
+            config.push_str(&format!("token = \"{token}\"\n"));
+        }
         config.push_str(&format!(
             "\n[log]\nformat = \"json\"\nlevel = \"{}\"\n",
             o.log_level
@@ -611,6 +663,7 @@ impl Array {
                 return match listen.parse::<SocketAddr>() {
                     Ok(addr) => {
                         self.addr = addr;
+                        self.http_addr = line["http"].as_str().and_then(|h| h.parse().ok());
                         Ok(())
                     }
                     Err(e) => {

@@ -808,7 +808,7 @@ fn spawn_ready(
     }
 }
 
-fn signal(pid: u32, sig: libc::c_int) {
+pub fn signal(pid: u32, sig: libc::c_int) {
     let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
     // SAFETY: kill(2) with the pid of a child we have not reaped yet.
     let rc = unsafe { libc::kill(pid, sig) };

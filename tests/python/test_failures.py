@@ -43,18 +43,16 @@ import functools
 import logging
 import threading
 import time
-from io import BytesIO
 
 import pytest
 import transaction
 import ZODB
 from ZEO.ClientStorage import ClientStorage
 from ZEO.Exceptions import ClientDisconnected, ClientStorageError
-from ZODB.POSException import ConflictError, ReadOnlyError
+from ZODB.POSException import ReadOnlyError
 from ZODB.tests.MinPO import MinPO
-from ZODB._compat import Unpickler
 
-from conformance import mirror
+from conformance import mirror, workload
 from conformance.cluster import ClusterSet, zeoprobe
 
 STORAGE = "1"
@@ -63,7 +61,6 @@ STORAGE = "1"
 WRITERS = 4
 COMMITS = 30               # per writer
 FAULT_AFTER = 20           # acknowledged commits before the fault
-MAX_ATTEMPTS = 200         # per transaction, conflicts included
 WORKLOAD_TIMEOUT = 90      # seconds for one whole workload
 
 # Bounded waits (seconds).
@@ -392,135 +389,6 @@ def _read_values(raid, keys):
         db.close()
 
 
-def record_state(data):
-    """The state of a ZODB data record (a class pickle, then the state)."""
-    unpickler = Unpickler(BytesIO(data))
-    unpickler.persistent_load = lambda ref: ref
-    unpickler.load()
-    return unpickler.load()
-
-
-# -- the concurrent write workload ----------------------------------------
-
-class Writer(threading.Thread):
-    """Commits COMMITS transactions through its own ClientStorage and DB;
-    each increments the shared counter (so writers conflict and retry)
-    and sets the writer's own object. Records the tid and the values
-    written of every acknowledged commit."""
-
-    def __init__(self, number, addr, deadline):
-        super().__init__(name=f"writer-{number}", daemon=True)
-        self.number, self.addr, self.deadline = number, addr, deadline
-        self.acked = []      # (tid, {oid: value}) per acknowledged commit
-        self.conflicts = 0
-        self.error = None
-
-    def run(self):
-        try:
-            self._run()
-        except BaseException as err:  # reported by the test
-            self.error = err
-
-    def _run(self):
-        db = ZODB.DB(ClientStorage(self.addr, storage=STORAGE,
-                                   wait_timeout=CONNECT_TIMEOUT))
-        tm = transaction.TransactionManager()
-        conn = db.open(tm)
-        try:
-            for n in range(COMMITS):
-                self._commit(conn, tm, n)
-        finally:
-            conn.close()
-            db.close()
-
-    def _commit(self, conn, tm, n):
-        for attempt in range(MAX_ATTEMPTS):
-            if time.monotonic() > self.deadline:
-                raise TimeoutError(f"{self.name}: out of time at commit {n}")
-            tm.begin()
-            root = conn.root()
-            shared, mine = root["shared"], root[f"w{self.number}"]
-            # Keep what is written: after the commit, an invalidation may
-            # already have refreshed `shared` with someone else's value.
-            written_count = shared.value + 1
-            shared.value = written_count
-            mine.value = (self.number, n)
-            try:
-                tm.commit()
-            except ConflictError:
-                tm.abort()
-                self.conflicts += 1
-                continue
-            # Only this writer changes `mine`: its serial is the new tid.
-            self.acked.append((mine._p_serial, {
-                shared._p_oid: written_count,
-                mine._p_oid: (self.number, n),
-            }))
-            return
-        raise AssertionError(f"{self.name}: commit {n} still conflicting "
-                             f"after {MAX_ATTEMPTS} attempts")
-
-
-class Workload:
-    """WRITERS writers against zeoraid; `wait_acked(n)` to time a fault."""
-
-    def __init__(self, raid):
-        self.raid = raid
-        db = raid.db()
-        try:
-            conn = db.open()
-            root = conn.root()
-            root["shared"] = MinPO(0)
-            for i in range(WRITERS):
-                root[f"w{i}"] = MinPO(None)
-            transaction.commit()
-            conn.close()
-        finally:
-            db.close()
-        self.deadline = time.monotonic() + WORKLOAD_TIMEOUT
-        self.writers = [Writer(i, raid.addr, self.deadline)
-                        for i in range(WRITERS)]
-        for w in self.writers:
-            w.start()
-
-    def acked_count(self):
-        return sum(len(w.acked) for w in self.writers)
-
-    def wait_acked(self, count, timeout=None):
-        """Wait until count commits are acknowledged (at most timeout
-        seconds, or until the workload's deadline)."""
-        deadline = self.deadline if timeout is None \
-            else time.monotonic() + timeout
-        while self.acked_count() < count:
-            errors = [f"{w.name}: {w.error!r}" for w in self.writers
-                      if w.error]
-            assert not errors, errors
-            assert time.monotonic() < deadline, (
-                f"only {self.acked_count()} commits acknowledged, "
-                f"waiting for {count}")
-            time.sleep(0.01)
-
-    def finish(self):
-        """Join the writers; check that none saw an error and that the
-        acknowledged commits are consistent. Returns them, tid ordered."""
-        for w in self.writers:
-            w.join(max(self.deadline - time.monotonic(), 0) + 30)
-        stuck = [w.name for w in self.writers if w.is_alive()]
-        assert not stuck, f"writers still running: {stuck}"
-        errors = [f"{w.name}: {w.error!r}" for w in self.writers if w.error]
-        assert not errors, f"writers saw errors: {errors}"
-        acked = sorted((a for w in self.writers for a in w.acked),
-                       key=lambda a: a[0])
-        assert len(acked) == WRITERS * COMMITS
-        tids = [tid for tid, _ in acked]
-        assert len(set(tids)) == len(tids), "a tid was acknowledged twice"
-        # Every commit incremented the counter exactly once.
-        shared = [v for _, values in acked for v in values.values()
-                  if isinstance(v, int)]
-        assert shared == list(range(1, len(acked) + 1))
-        return acked
-
-
 def check_members_hold(raid, names, acked):
     """Each named member, asked directly, holds every acknowledged commit
     as written, ends at the last one, and they are identical."""
@@ -532,7 +400,8 @@ def check_members_hold(raid, names, acked):
         try:
             for tid, values in acked:
                 for oid, value in values.items():
-                    got = record_state(storage.loadSerial(oid, tid))["value"]
+                    data = storage.loadSerial(oid, tid)
+                    got = workload.record_state(data)["value"]
                     assert got == value, (
                         f"member {name}: oid {oid.hex()} at tid {tid.hex()} "
                         f"holds {got!r}, acknowledged {value!r}")
@@ -553,7 +422,8 @@ def test_kill_members_one_by_one_under_load(raid):
     assert raid.status()["status"] == "optimal"
 
     # 1. kill -9 m2 under a concurrent write load.
-    load = Workload(raid)
+    load = workload.Workload(raid.addr, WRITERS, COMMITS, WORKLOAD_TIMEOUT,
+                             wait_timeout=CONNECT_TIMEOUT)
     load.wait_acked(FAULT_AFTER)
     raid.cluster.kill_member("m2")
     acked = load.finish()
@@ -648,7 +518,8 @@ def test_sigstop_member_under_load(raid):
     deadline = f"{SHORT_DEADLINE}s"
     raid.start(3, call=deadline, commit=deadline)
 
-    load = Workload(raid)
+    load = workload.Workload(raid.addr, WRITERS, COMMITS, WORKLOAD_TIMEOUT,
+                             wait_timeout=CONNECT_TIMEOUT)
     load.wait_acked(FAULT_AFTER)
     # No status probe while m2 is stopped: zeoraid's ruok asks every
     # member for its server_status, so polling it would detect the stall

@@ -81,6 +81,7 @@ impl Handler<Drain> for Controller {
                     act.count_drain_abort();
                 }
                 if act.lock.is_some() {
+                    crate::metrics::commit(crate::metrics::CommitOutcome::Aborted);
                     act.count_drain_abort();
                     act.abort_locked(ctx, None);
                 }

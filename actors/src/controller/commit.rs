@@ -13,6 +13,7 @@
 
 use super::*;
 use crate::member::{Call, CallAfter, MemberError};
+use crate::metrics::{self, CommitOutcome};
 use crate::session::unavailable;
 use crate::tid::next_tid;
 use crate::voting::{self, Rule, Verdict};
@@ -96,6 +97,7 @@ impl Controller {
 
     /// Answers a vote that never took the lock.
     pub(super) fn refuse_vote(&self, session: SessionId, msgid: MsgId, error: ZeoError) {
+        metrics::commit(CommitOutcome::Failed);
         self.reply(
             session,
             ToSession::Voted {
@@ -247,17 +249,11 @@ impl Controller {
                 (answer, agreeing)
             }
             Verdict::NoWinner(groups) if groups.is_empty() => {
-                self.abort_locked(ctx, None);
+                metrics::commit(CommitOutcome::Failed);
                 let error = self
                     .write_refusal()
                     .unwrap_or_else(|| unavailable("no member could vote: the array has failed"));
-                return self.reply(
-                    session,
-                    ToSession::Voted {
-                        msgid,
-                        result: Err(error),
-                    },
-                );
+                return self.abort_vote(ctx, session, msgid, error);
             }
             Verdict::NoWinner(groups) => {
                 let answers: Vec<String> = groups
@@ -266,18 +262,12 @@ impl Controller {
                     .collect();
                 error!(self.log, "members disagree on a vote and no majority decides: transaction aborted everywhere";
                     "answers" => ?answers, "cluster_mode" => %self.cluster_mode);
-                self.abort_locked(ctx, None);
+                metrics::commit(CommitOutcome::Failed);
                 let error = unavailable(
                     "the members disagree on this transaction's vote and no majority decides; \
                      it was aborted on every member",
                 );
-                return self.reply(
-                    session,
-                    ToSession::Voted {
-                        msgid,
-                        result: Err(error),
-                    },
-                );
+                return self.abort_vote(ctx, session, msgid, error);
             }
         };
         let winner = match answer {
@@ -285,28 +275,18 @@ impl Controller {
             Err(error) => {
                 if error.is_conflict() {
                     self.stats.conflicts += 1;
+                    metrics::commit(CommitOutcome::Conflict);
+                } else {
+                    metrics::commit(CommitOutcome::Aborted);
                 }
-                self.abort_locked(ctx, None);
-                return self.reply(
-                    session,
-                    ToSession::Voted {
-                        msgid,
-                        result: Err(error),
-                    },
-                );
+                return self.abort_vote(ctx, session, msgid, error);
             }
         };
         // Members that failed or were outvoted may have left too few for
         // the cluster mode: then nothing commits.
         if let Some(error) = self.write_refusal() {
-            self.abort_locked(ctx, None);
-            return self.reply(
-                session,
-                ToSession::Voted {
-                    msgid,
-                    result: Err(error),
-                },
-            );
+            metrics::commit(CommitOutcome::Failed);
+            return self.abort_vote(ctx, session, msgid, error);
         }
         let finishing: Vec<usize> = agreeing.iter().map(|(i, _)| *i).collect();
         // Whoever voted but does not finish must not keep the transaction
@@ -328,6 +308,19 @@ impl Controller {
             ToSession::Voted {
                 msgid,
                 result: Ok(winner),
+            },
+        );
+    }
+
+    /// The vote failed: the transaction is aborted on every member and the
+    /// client gets `error`.
+    fn abort_vote(&mut self, ctx: &mut Context<Self>, session: SessionId, msgid: MsgId, error: ZeoError) {
+        self.abort_locked(ctx, None);
+        self.reply(
+            session,
+            ToSession::Voted {
+                msgid,
+                result: Err(error),
             },
         );
     }
@@ -368,7 +361,7 @@ impl Controller {
 
     fn finished(&mut self, ctx: &mut Context<Self>, msgid: MsgId, results: Vec<Timed>) {
         let Some(commit) = self.lock.take() else { return };
-        let mut confirmed = 0;
+        let mut confirmed = Vec::new();
         for (&i, (result, took)) in commit.participants.iter().zip(results) {
             let finish = classify(
                 result,
@@ -380,7 +373,7 @@ impl Controller {
             );
             match finish {
                 Answer::Ok(t) if t == commit.tid => {
-                    confirmed += 1;
+                    confirmed.push(i);
                     let voting = commit.vote_took.iter().find(|(m, _)| *m == i).map(|(_, d)| *d);
                     self.slow.record(i, took + voting.unwrap_or_default());
                     self.members[i].last_tid = Some(t);
@@ -401,17 +394,19 @@ impl Controller {
         }
         // Whatever happened, no later transaction may reuse or undercut this tid.
         self.last_tid = self.last_tid.max(commit.tid);
-        if confirmed > 0 {
-            self.note_missed(commit.tid);
+        if !confirmed.is_empty() {
+            self.note_missed(commit.tid, &confirmed);
             self.judge_slowness();
         }
-        if confirmed == 0 {
+        if confirmed.is_empty() {
+            metrics::commit(CommitOutcome::Failed);
             let result = Err(unavailable(
                 "no member confirmed tpc_finish: the array has failed",
             ));
             self.reply(commit.session, ToSession::Finished { msgid, result });
         } else {
             self.stats.commits += 1;
+            metrics::committed(commit.since.elapsed());
             for (id, session) in &self.sessions {
                 if *id != commit.session {
                     session.do_send(ToSession::Invalidate {
@@ -507,6 +502,7 @@ impl Handler<Abort> for Controller {
             .as_ref()
             .is_some_and(|c| c.session == msg.session && c.client_txn == msg.txn)
         {
+            metrics::commit(CommitOutcome::Aborted);
             return self.abort_locked(ctx, msg.msgid);
         }
         self.waiting

@@ -179,8 +179,9 @@ pub struct MemberStatus {
     pub last_tid: Option<String>,
     /// Transactions committed since it was degraded.
     pub lag_transactions: u64,
-    /// How much older its last transaction is than the array's, in seconds.
-    pub lag_seconds: f64,
+    /// How much older its last transaction is than the array's, in
+    /// seconds (`None` for an empty or never connected member).
+    pub lag_seconds: Option<f64>,
     /// Failures of this member the controller heard of.
     pub failures: u64,
 }

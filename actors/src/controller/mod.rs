@@ -23,6 +23,7 @@ pub use modes::{ClusterMode, FailMode};
 pub use slow::{SlowDetector, SlowPolicy};
 
 use crate::member::{ConnState, MemberActor, MemberEvent, MemberSettings};
+use crate::metrics;
 use crate::session::{ClientSession, SessionId};
 use crate::tid;
 use actix::prelude::*;
@@ -288,6 +289,7 @@ impl Controller {
     /// Tells every session where to read and what to serve, when that
     /// changed since the last time.
     fn push_serving(&mut self) {
+        self.publish_metrics();
         let now = (self.readers(), self.serving());
         if self.pushed.as_ref() == Some(&now) {
             return;
@@ -296,6 +298,13 @@ impl Controller {
             session.do_send(self.serving_message(&now));
         }
         self.pushed = Some(now);
+    }
+
+    /// The array's status and every member's state, as metrics.
+    fn publish_metrics(&self) {
+        let state = |m: &Slot| if m.optimal() { "optimal" } else { "degraded" };
+        let members = self.members.iter().map(|m| (&*m.name, state(m), m.connected));
+        metrics::array(self.array_status(), members);
     }
 
     fn serving_message(&self, (readers, serving): &(Vec<Addr<MemberActor>>, Serving)) -> ToSession {
@@ -318,6 +327,7 @@ impl Controller {
         if slot.degraded.is_some() {
             return;
         }
+        metrics::degraded(&slot.name, kind);
         error!(self.log, "member degraded"; "member" => &*slot.name, "kind" => kind.as_str(),
             "reason" => &reason, "first_missed_tid" => first_missed.map(|t| t.to_hex()));
         self.slow.forget(index);
@@ -342,7 +352,13 @@ impl Controller {
     /// replaced while it was away): that is now why it is degraded.
     fn now_behind(&mut self, index: usize, reason: String, first_missed: Tid) {
         let slot = &mut self.members[index];
-        let Some(d) = slot.degraded.as_mut().filter(|d| d.kind != DegradeKind::Behind) else {
+        // Only a member thought to have merely stopped answering is now
+        // known to be behind; added, disabled or diverged ones keep saying so.
+        let Some(d) = slot
+            .degraded
+            .as_mut()
+            .filter(|d| matches!(d.kind, DegradeKind::Failed | DegradeKind::Slow))
+        else {
             return;
         };
         warn!(self.log, "degraded member is behind the array"; "member" => &*slot.name,
@@ -354,8 +370,13 @@ impl Controller {
 
     /// A commit stood: every degraded member that had not missed one yet
     /// missed this one.
-    fn note_missed(&mut self, tid: Tid) {
-        for slot in &mut self.members {
+    fn note_missed(&mut self, tid: Tid, committed_on: &[usize]) {
+        for (i, slot) in self.members.iter_mut().enumerate() {
+            if committed_on.contains(&i) {
+                // Degraded while finishing it (e.g. disabled by an operator
+                // after its tpc_finish was sent): it has this one.
+                continue;
+            }
             if let Some(d) = slot.degraded.as_mut() {
                 d.first_missed.get_or_insert(tid);
                 slot.missed += 1;
@@ -447,6 +468,8 @@ impl Controller {
         }
         if self.started {
             self.push_serving();
+        } else {
+            self.publish_metrics();
         }
         if !self.started && self.all_settled() {
             self.finish_startup();
@@ -521,6 +544,7 @@ impl Handler<Register> for Controller {
             Serving::Closed(reason) => Err(crate::session::unavailable(&reason)),
             _ => {
                 self.sessions.insert(msg.session, msg.addr.clone());
+                metrics::clients(self.sessions.len());
                 Ok(self.last_tid)
             }
         };
@@ -536,9 +560,11 @@ impl Handler<SessionClosed> for Controller {
 
     fn handle(&mut self, msg: SessionClosed, ctx: &mut Context<Self>) {
         self.sessions.remove(&msg.session);
+        metrics::clients(self.sessions.len());
         self.waiting.retain(|v| v.session != msg.session);
         self.packs.retain(|p| p.session != msg.session);
         if self.lock.as_ref().is_some_and(|c| c.session == msg.session) {
+            metrics::commit(metrics::CommitOutcome::Aborted);
             self.abort_locked(ctx, None);
         }
     }
@@ -586,8 +612,8 @@ impl Controller {
                 lag_transactions: m.missed,
                 lag_seconds: m
                     .last_tid
-                    .filter(|t| *t < self.last_tid)
-                    .map_or(0.0, |t| (array_time - tid::unix_seconds(t)).max(0.0)),
+                    .filter(|t| *t != Tid::ZERO)
+                    .map(|t| (array_time - tid::unix_seconds(t)).max(0.0)),
                 failures: m.failures,
             })
             .collect();

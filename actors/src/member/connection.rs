@@ -9,6 +9,7 @@
 
 use super::error::MemberError;
 use super::settings::{MemberAddress, MemberSettings};
+use crate::metrics::{self, Peer};
 use futures::StreamExt;
 use std::io;
 use tokio::io::{AsyncRead, AsyncWriteExt};
@@ -76,6 +77,7 @@ pub(crate) async fn handshake(
         reason: "connection closed during the handshake".into(),
     };
     let announcement = reader.next().await.ok_or_else(closed)?.map_err(protocol_error)?;
+    metrics::bytes_in(Peer::Member).inc_by(announcement.len() as u64 + metrics::FRAME_HEADER);
     let (protocol, answer) = client_reply(&announcement, settings.allow_msgpack).map_err(protocol_error)?;
     let encoding = Encoding::from(protocol);
     let register = Request::Register(Register {
@@ -90,10 +92,12 @@ pub(crate) async fn handshake(
         out.extend_from_slice(&encode_frame(&payload).map_err(protocol_error)?);
     }
     writer.write_all(&out).await.map_err(|e| io_error(member, e))?;
+    metrics::bytes_out(Peer::Member).inc_by(out.len() as u64);
 
     let (mut last_tid, mut info) = (None, None);
     while last_tid.is_none() || info.is_none() {
         let frame = reader.next().await.ok_or_else(closed)?.map_err(protocol_error)?;
+        metrics::bytes_in(Peer::Member).inc_by(frame.len() as u64 + metrics::FRAME_HEADER);
         let msg =
             Message::from_value(encoding.decode(&frame).map_err(protocol_error)?).map_err(protocol_error)?;
         match msg {

@@ -31,6 +31,7 @@ pub use policy::{Decision, RestartPolicy, RestartTracker};
 pub use settings::{Deadlines, MemberAddress, MemberSettings};
 pub use snapshot::{ConnState, LastError, MemberSnapshot};
 
+use crate::metrics::{self, Peer};
 use crate::wire::{self, Lost};
 use actix::prelude::*;
 use bytes::Bytes;
@@ -225,11 +226,11 @@ impl MemberActor {
         let generation = self.generation;
         let (queue, queued) = mpsc::unbounded_channel();
         let to_actor = ctx.address();
-        let reader = wire::spawn_reader(est.reader, move |item| {
+        let reader = wire::spawn_reader(est.reader, Peer::Member, move |item| {
             to_actor.do_send(FromMember { generation, item });
         });
         let to_actor = ctx.address();
-        let writer = wire::spawn_writer(est.writer, queued, move |lost| {
+        let writer = wire::spawn_writer(est.writer, queued, Peer::Member, move |lost| {
             to_actor.do_send(FromMember {
                 generation,
                 item: Err(lost),
@@ -277,6 +278,10 @@ impl MemberActor {
             at: SystemTime::now(),
         });
         let was_parked = self.tracker.is_parked();
+        if !was_parked {
+            // What `on_failure` counts as a restart (a failed probe is not).
+            metrics::member_restart(&self.name);
+        }
         let now = Instant::now();
         let after = match self.tracker.on_failure(now) {
             Decision::Retry { after } => {
@@ -385,7 +390,9 @@ impl MemberActor {
         }
         let msgid = self.next_msgid;
         if let Err(e) = self.write(&request.to_message(MsgId::int(msgid))) {
-            return Box::pin(async move { Err(e) });
+            let failed = Err(e);
+            metrics::member_call(&self.name, request.name(), Duration::ZERO, &failed);
+            return Box::pin(async move { failed });
         }
         self.next_msgid += 1;
         let (reply, answer) = oneshot::channel();
@@ -401,11 +408,12 @@ impl MemberActor {
         );
         let after = self.deadline_for(&request);
         let (to_actor, generation, member) = (ctx.address(), self.generation, self.name.to_string());
+        let sent = Instant::now();
         Box::pin(async move {
-            match tokio::time::timeout(after, answer).await {
+            let result = match tokio::time::timeout(after, answer).await {
                 Ok(Ok(result)) => result,
                 Ok(Err(_)) => Err(MemberError::Unavailable {
-                    member,
+                    member: member.clone(),
                     reason: "connection dropped".into(),
                 }),
                 Err(_) => {
@@ -415,12 +423,14 @@ impl MemberActor {
                         after,
                     });
                     Err(MemberError::Timeout {
-                        member,
-                        method,
+                        member: member.clone(),
+                        method: method.clone(),
                         after,
                     })
                 }
-            }
+            };
+            metrics::member_call(&member, &method, sent.elapsed(), &result);
+            result
         })
     }
 

@@ -5,6 +5,7 @@ use super::*;
 use crate::controller::{self as ctl, ToSession};
 use crate::controller::{ClusterMode, DegradeKind, Serving};
 use crate::member::{Call, MemberError, Oneway, SendBlob};
+use crate::metrics::{self, LoadOutcome};
 use transaction::{SpooledBlob, TxnOp};
 use zeo::methods::{IteratorGc, IteratorNext, IteratorRecordNext, IteratorRecordStart, Request};
 use zeo::reply::{LoadBeforeResult, Reply};
@@ -459,6 +460,9 @@ impl ClientSession {
         mut tried: Vec<Addr<MemberActor>>,
     ) {
         let Some(member) = self.pick_reader(&tried) else {
+            if load.is_some() {
+                metrics::load(LoadOutcome::Error);
+            }
             self.finish_load(load);
             return self.error(msgid, unavailable("no member to read from: the array has failed"));
         };
@@ -480,6 +484,13 @@ impl ClientSession {
                 }
             }
             let result = member_answer(result);
+            if load.is_some() {
+                metrics::load(match (&result, tried.is_empty()) {
+                    (Err(_), _) => LoadOutcome::Error,
+                    (Ok(_), true) => LoadOutcome::Ok,
+                    (Ok(_), false) => LoadOutcome::FailedOver,
+                });
+            }
             let invalidated_by = act.finish_load(load);
             let result = result
                 .map(|reply| fix_up_load(reply, invalidated_by, act.last_seen))

@@ -24,6 +24,7 @@ mod voted_read;
 
 use crate::controller::{ClusterMode, Controller, ReloadConfiguration, Serving, SessionClosed, ToSession};
 use crate::member::MemberActor;
+use crate::metrics::{self, Peer};
 use crate::wire::{self, Lost};
 use actix::prelude::*;
 use bytes::Bytes;
@@ -174,12 +175,15 @@ impl ClientSession {
             );
             let (queue, queued) = mpsc::unbounded_channel();
             let me = ctx.address();
-            let reader = wire::spawn_reader(reader, move |item| me.do_send(FromClient(item)));
+            let reader = wire::spawn_reader(reader, Peer::Client, move |item| me.do_send(FromClient(item)));
             let me = ctx.address();
             // Detached: see the `reader` field.
-            drop(wire::spawn_writer(Box::new(w), queued, move |lost| {
-                me.do_send(FromClient(Err(lost)))
-            }));
+            drop(wire::spawn_writer(
+                Box::new(w),
+                queued,
+                Peer::Client,
+                move |lost| me.do_send(FromClient(Err(lost))),
+            ));
             let protocol = if settings.msgpack {
                 Protocol::M5
             } else {
@@ -189,6 +193,7 @@ impl ClientSession {
                 let _ = queue.send(frame);
             }
             info!(log, "client connected");
+            metrics::client_connected();
             ClientSession {
                 id,
                 peer,

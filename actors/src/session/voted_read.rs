@@ -16,6 +16,7 @@ use super::dispatch::{failure, fix_up_load};
 use super::*;
 use crate::controller::DegradeKind;
 use crate::member::Call;
+use crate::metrics::{self, LoadOutcome};
 use crate::voting::{self, Rule, Verdict};
 use futures::future::join_all;
 use slog::error;
@@ -35,6 +36,9 @@ impl ClientSession {
     ) {
         let members = self.readers.clone();
         if members.is_empty() {
+            if load.is_some() {
+                metrics::load(LoadOutcome::Error);
+            }
             self.finish_load(load);
             return self.error(msgid, unavailable("no member to read from: the array has failed"));
         }
@@ -80,6 +84,13 @@ impl ClientSession {
                     )))
                 }
             };
+            if load.is_some() {
+                metrics::load(if result.is_ok() {
+                    LoadOutcome::Ok
+                } else {
+                    LoadOutcome::Error
+                });
+            }
             let invalidated_by = act.finish_load(load);
             let result = result.map(|reply| fix_up_load(reply, invalidated_by, act.last_seen).to_value());
             act.answer(msgid, result);

@@ -1,0 +1,622 @@
+//! Prometheus metrics: one registry for the process, its metric handles as
+//! statics, and [`render`] for `GET /metrics` (text format 0.0.4).
+//!
+//! The actors update the metrics where the counted thing happens (one line
+//! each): the controller for member and array state, commits, clients and
+//! degradations; the member actor for its calls and restarts; sessions for
+//! loads; the frame reader and writer tasks (`wire.rs`) for bytes. Nothing
+//! here owns state the actors need: the metrics are a write-only copy for
+//! monitoring.
+//!
+//! | metric | type | labels | updated in |
+//! |---|---|---|---|
+//! | `zeoraid_array_status` | gauge | `status` | controller: every state change |
+//! | `zeoraid_member_state` | gauge | `member`, `state` | controller: every state change |
+//! | `zeoraid_member_connected` | gauge | `member` | controller: member state events |
+//! | `zeoraid_commits_total` | counter | `outcome` | controller `commit.rs` |
+//! | `zeoraid_commit_duration_seconds` | histogram | | controller `commit.rs` |
+//! | `zeoraid_loads_total` | counter | `outcome` | session `dispatch.rs`, `voted_read.rs` |
+//! | `zeoraid_member_calls_total` | counter | `member`, `outcome` | member actor |
+//! | `zeoraid_member_call_duration_seconds` | histogram | `member`, `method` | member actor |
+//! | `zeoraid_degradations_total` | counter | `member`, `kind` | controller `degrade` |
+//! | `zeoraid_member_restarts_total` | counter | `member` | member actor `fail` |
+//! | `zeoraid_bytes_total` | counter | `direction`, `peer` | `wire.rs`, member handshake |
+//! | `zeoraid_clients` | gauge | | controller `Register`/`SessionClosed` |
+//! | `zeoraid_client_connections_total` | counter | | session start |
+//!
+//! Label sets that are known up front (outcomes, directions, every kind of
+//! a member as soon as the controller has it) are created at 0, so a
+//! series exists before its first event and `rate()` sees the first one.
+//! A member removed by a reload loses its state and connection gauges; its
+//! counters stay (they are history, and bounded by the names ever
+//! configured).
+
+use crate::controller::DegradeKind;
+use crate::member::MemberError;
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+use std::collections::BTreeSet;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+use zeo::reply::Reply;
+
+/// Every metric of the process is registered here.
+static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(c: C) -> C {
+    REGISTRY
+        .register(Box::new(c.clone()))
+        .expect("metric names and labels are fixed and unique");
+    c
+}
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+}
+
+fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    register(GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+}
+
+/// Commit latency: 0.5 ms (a commit on local members) to 10 s (the commit
+/// deadline's range).
+const COMMIT_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Member call latency: 100 µs (a load from a local member's cache) to 60 s
+/// (a pack or a long iteration).
+const CALL_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0, 60.0,
+];
+
+/// The array statuses `zeoraid_array_status` has a series for.
+const ARRAY_STATUSES: &[&str] = &["optimal", "degraded", "failed"];
+
+/// The member states `zeoraid_member_state` has a series for.
+const MEMBER_STATES: &[&str] = &["optimal", "degraded"];
+
+const DEGRADE_KINDS: &[DegradeKind] = &[
+    DegradeKind::Failed,
+    DegradeKind::Behind,
+    DegradeKind::Diverged,
+    DegradeKind::Slow,
+    DegradeKind::Disabled,
+    DegradeKind::Added,
+];
+
+static ARRAY_STATUS: LazyLock<GaugeVec> = LazyLock::new(|| {
+    let g = gauge_vec(
+        "zeoraid_array_status",
+        "The array's status: 1 for the current one (optimal: every member optimal; degraded: some \
+         member is not; failed: fewer optimal members than the cluster mode's quorum), 0 for the others",
+        &["status"],
+    );
+    for status in ARRAY_STATUSES {
+        g.with_label_values(&[*status]).set(0.0);
+    }
+    g
+});
+
+static MEMBER_STATE: LazyLock<GaugeVec> = LazyLock::new(|| {
+    gauge_vec(
+        "zeoraid_member_state",
+        "Each member's RAID state: 1 for its current state (optimal: gets reads and writes; \
+         degraded: gets neither until recovered), 0 for the others",
+        &["member", "state"],
+    )
+});
+
+static MEMBER_CONNECTED: LazyLock<GaugeVec> = LazyLock::new(|| {
+    gauge_vec(
+        "zeoraid_member_connected",
+        "1 while zeoraid's connection to the member is ready (registered), 0 otherwise",
+        &["member"],
+    )
+});
+
+static COMMITS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let c = counter_vec(
+        "zeoraid_commits_total",
+        "Transactions clients voted, by how they ended: committed \
+         (tpc_finish confirmed by the members), conflict (the members voted a ConflictError), aborted \
+         (another error answer to the vote, or the client aborted or disconnected after voting), failed \
+         (refused or not completed because of the array: no quorum, members failed or disagreed, \
+         shutting down, a tid out of order)",
+        &["outcome"],
+    );
+    for o in [
+        CommitOutcome::Committed,
+        CommitOutcome::Conflict,
+        CommitOutcome::Aborted,
+        CommitOutcome::Failed,
+    ] {
+        c.with_label_values(&[o.as_str()]);
+    }
+    c
+});
+
+static COMMIT_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
+    let opts = HistogramOpts::new(
+        "zeoraid_commit_duration_seconds",
+        "Time of each committed transaction from taking the commit lock (the vote is sent to the \
+         members) to the last member's tpc_finish answer",
+    )
+    .buckets(COMMIT_BUCKETS.to_vec());
+    register(Histogram::with_opts(opts).expect("valid metric"))
+});
+
+static LOADS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let c = counter_vec(
+        "zeoraid_loads_total",
+        "Clients' loadBefore calls, by how they were answered: ok (by the first member asked, or by \
+         the majority in coop mode), failed_over (by another member after a member failed), error (the \
+         client got an error: no member to read from, an error answer, members that disagree)",
+        &["outcome"],
+    );
+    for o in [LoadOutcome::Ok, LoadOutcome::FailedOver, LoadOutcome::Error] {
+        c.with_label_values(&[o.as_str()]);
+    }
+    c
+});
+
+static MEMBER_CALLS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "zeoraid_member_calls_total",
+        "Calls zeoraid made to each member (asynchronous calls without a reply not included), by \
+         outcome: ok (a reply), error (an error reply or a protocol error), timeout (no reply within \
+         the call's deadline), disconnected (the member was not connected or the connection was lost)",
+        &["member", "outcome"],
+    )
+});
+
+static MEMBER_CALL_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    let opts = HistogramOpts::new(
+        "zeoraid_member_call_duration_seconds",
+        "Time from sending a call to a member to its reply (replies and error replies; timeouts and \
+         lost connections are not observed), by ZEO method",
+    )
+    .buckets(CALL_BUCKETS.to_vec());
+    register(HistogramVec::new(opts, &["member", "method"]).expect("valid metric"))
+});
+
+static DEGRADATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "zeoraid_degradations_total",
+        "Times a member was taken out of the array (optimal to degraded), by kind: failed \
+         (disconnected, timed out, a failed call), behind (missing transactions), diverged (answered \
+         differently from the majority), slow (far slower than its peers), disabled (by an operator), \
+         added (by a configuration reload)",
+        &["member", "kind"],
+    )
+});
+
+static RESTARTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "zeoraid_member_restarts_total",
+        "Restarts of each member's connection as the restart policy counts them: a ready connection \
+         lost, or a reconnect attempt failed (failed probes of a parked member are not counted)",
+        &["member"],
+    )
+});
+
+static BYTES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let c = counter_vec(
+        "zeoraid_bytes_total",
+        "ZEO frame bytes (with their 4-byte length headers) read (in) and written (out), on client \
+         connections and on member connections",
+        &["direction", "peer"],
+    );
+    for direction in ["in", "out"] {
+        for peer in [Peer::Client, Peer::Member] {
+            c.with_label_values(&[direction, peer.as_str()]);
+        }
+    }
+    c
+});
+
+static CLIENTS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new(
+            "zeoraid_clients",
+            "Client sessions currently registered with the array (they get invalidations)",
+        )
+        .expect("valid metric"),
+    )
+});
+
+static CLIENT_CONNECTIONS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "zeoraid_client_connections_total",
+            "Client connections accepted on the ZEO listener (ruok probes included)",
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// The members the state gauges currently have series for.
+static PUBLISHED_MEMBERS: LazyLock<Mutex<BTreeSet<String>>> = LazyLock::new(Default::default);
+
+/// Creates every metric, so all families are registered (and those without
+/// labels rendered) before the first event.
+fn init() {
+    LazyLock::force(&ARRAY_STATUS);
+    LazyLock::force(&MEMBER_STATE);
+    LazyLock::force(&MEMBER_CONNECTED);
+    LazyLock::force(&COMMITS);
+    LazyLock::force(&COMMIT_DURATION);
+    LazyLock::force(&LOADS);
+    LazyLock::force(&MEMBER_CALLS);
+    LazyLock::force(&MEMBER_CALL_DURATION);
+    LazyLock::force(&DEGRADATIONS);
+    LazyLock::force(&RESTARTS);
+    LazyLock::force(&BYTES);
+    LazyLock::force(&CLIENTS);
+    LazyLock::force(&CLIENT_CONNECTIONS);
+}
+
+/// Every metric in Prometheus text exposition format 0.0.4, for `GET /metrics`
+/// (content type [`CONTENT_TYPE`]).
+pub fn render() -> String {
+    init();
+    let mut out = Vec::new();
+    // Encoding into a Vec fails only for malformed families, which the
+    // fixed definitions above cannot produce.
+    let _ = TextEncoder::new().encode(&REGISTRY.gather(), &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The content type of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+// ----- what the actors call ------------------------------------------------
+
+/// How a transaction that reached the commit lock ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CommitOutcome {
+    Committed,
+    Conflict,
+    Aborted,
+    Failed,
+}
+
+impl CommitOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            CommitOutcome::Committed => "committed",
+            CommitOutcome::Conflict => "conflict",
+            CommitOutcome::Aborted => "aborted",
+            CommitOutcome::Failed => "failed",
+        }
+    }
+}
+
+pub(crate) fn commit(outcome: CommitOutcome) {
+    COMMITS.with_label_values(&[outcome.as_str()]).inc();
+}
+
+/// A transaction committed `took` after it took the commit lock.
+pub(crate) fn committed(took: Duration) {
+    commit(CommitOutcome::Committed);
+    COMMIT_DURATION.observe(took.as_secs_f64());
+}
+
+/// How a client's `loadBefore` was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LoadOutcome {
+    Ok,
+    FailedOver,
+    Error,
+}
+
+impl LoadOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            LoadOutcome::Ok => "ok",
+            LoadOutcome::FailedOver => "failed_over",
+            LoadOutcome::Error => "error",
+        }
+    }
+}
+
+pub(crate) fn load(outcome: LoadOutcome) {
+    LOADS.with_label_values(&[outcome.as_str()]).inc();
+}
+
+/// A call to a member ended with `result`, `took` after it was sent.
+pub(crate) fn member_call(member: &str, method: &str, took: Duration, result: &Result<Reply, MemberError>) {
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(
+            MemberError::Application { .. } | MemberError::Protocol { .. } | MemberError::Register { .. },
+        ) => "error",
+        Err(MemberError::Timeout { .. }) => "timeout",
+        Err(MemberError::Unavailable { .. }) => "disconnected",
+    };
+    MEMBER_CALLS.with_label_values(&[member, outcome]).inc();
+    if matches!(result, Ok(_) | Err(MemberError::Application { .. })) {
+        MEMBER_CALL_DURATION
+            .with_label_values(&[member, method])
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// The controller took `member` out of the array.
+pub(crate) fn degraded(member: &str, kind: DegradeKind) {
+    DEGRADATIONS.with_label_values(&[member, kind.as_str()]).inc();
+}
+
+/// The restart policy counted a restart of `member`'s connection.
+pub(crate) fn member_restart(member: &str) {
+    RESTARTS.with_label_values(&[member]).inc();
+}
+
+/// Which side of zeoraid a connection is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Peer {
+    Client,
+    Member,
+}
+
+impl Peer {
+    fn as_str(self) -> &'static str {
+        match self {
+            Peer::Client => "client",
+            Peer::Member => "member",
+        }
+    }
+}
+
+/// The counter of bytes read from `peer` connections.
+pub(crate) fn bytes_in(peer: Peer) -> IntCounter {
+    BYTES.with_label_values(&["in", peer.as_str()])
+}
+
+/// The counter of bytes written to `peer` connections.
+pub(crate) fn bytes_out(peer: Peer) -> IntCounter {
+    BYTES.with_label_values(&["out", peer.as_str()])
+}
+
+/// The length header every frame has on the wire.
+pub(crate) const FRAME_HEADER: u64 = 4;
+
+/// The number of registered client sessions.
+pub(crate) fn clients(n: usize) {
+    CLIENTS.set(i64::try_from(n).unwrap_or(i64::MAX));
+}
+
+/// A client connection was accepted.
+pub(crate) fn client_connected() {
+    CLIENT_CONNECTIONS.inc();
+}
+
+/// Publishes the array's status and every member's state and connection
+/// (`(name, state, connected)`, `state` one of `optimal`/`degraded`).
+/// Members that are gone since the last call lose their state series; new
+/// ones get every per-member counter series at 0.
+pub(crate) fn array<'a>(status: &str, members: impl IntoIterator<Item = (&'a str, &'a str, bool)>) {
+    for s in ARRAY_STATUSES {
+        ARRAY_STATUS
+            .with_label_values(&[*s])
+            .set(if *s == status { 1.0 } else { 0.0 });
+    }
+    let mut published = PUBLISHED_MEMBERS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut now = BTreeSet::new();
+    for (name, state, connected) in members {
+        if !published.contains(name) {
+            for kind in DEGRADE_KINDS {
+                DEGRADATIONS.with_label_values(&[name, kind.as_str()]);
+            }
+            for outcome in ["ok", "error", "timeout", "disconnected"] {
+                MEMBER_CALLS.with_label_values(&[name, outcome]);
+            }
+            RESTARTS.with_label_values(&[name]);
+        }
+        for s in MEMBER_STATES {
+            MEMBER_STATE
+                .with_label_values(&[name, *s])
+                .set(if *s == state { 1.0 } else { 0.0 });
+        }
+        MEMBER_CONNECTED
+            .with_label_values(&[name])
+            .set(if connected { 1.0 } else { 0.0 });
+        now.insert(name.to_owned());
+    }
+    for gone in published.difference(&now) {
+        for s in MEMBER_STATES {
+            let _ = MEMBER_STATE.remove_label_values(&[gone.as_str(), *s]);
+        }
+        let _ = MEMBER_CONNECTED.remove_label_values(&[gone.as_str()]);
+    }
+    *published = now;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_parse::{Sample, Scrape, Value};
+
+    /// [`array`] publishes the whole member set: tests that call it take turns.
+    static ARRAY_TESTS: Mutex<()> = Mutex::new(());
+
+    fn scrape() -> Scrape {
+        let text = render();
+        Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("valid exposition")
+    }
+
+    fn sample<'a>(scrape: &'a Scrape, name: &str, labels: &[(&str, &str)]) -> Option<&'a Sample> {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+    }
+
+    fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+        match sample(scrape, name, labels).map(|s| &s.value) {
+            Some(Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v)) => *v,
+            Some(Value::Histogram(_) | Value::Summary(_)) => panic!("{name} is not a scalar"),
+            None => 0.0,
+        }
+    }
+
+    fn histogram_count(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+        // prometheus-parse folds `_count` into the histogram sample's
+        // buckets; the `+Inf` bucket is the count.
+        match sample(scrape, name, labels).map(|s| &s.value) {
+            Some(Value::Histogram(buckets)) => buckets
+                .iter()
+                .find(|b| b.less_than == f64::INFINITY)
+                .map_or(0.0, |b| b.count),
+            _ => 0.0,
+        }
+    }
+
+    #[test]
+    fn every_family_is_rendered_with_help_and_type() {
+        let text = render();
+        for (name, kind) in [
+            ("zeoraid_array_status", "gauge"),
+            ("zeoraid_commits_total", "counter"),
+            ("zeoraid_commit_duration_seconds", "histogram"),
+            ("zeoraid_loads_total", "counter"),
+            ("zeoraid_bytes_total", "counter"),
+            ("zeoraid_clients", "gauge"),
+            ("zeoraid_client_connections_total", "counter"),
+        ] {
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "no HELP for {name}:\n{text}"
+            );
+            assert!(
+                text.contains(&format!("# TYPE {name} {kind}\n")),
+                "no TYPE {kind} for {name}:\n{text}"
+            );
+        }
+        // Known outcomes exist at 0 before their first event.
+        for outcome in ["committed", "conflict", "aborted", "failed"] {
+            assert!(text.contains(&format!("zeoraid_commits_total{{outcome=\"{outcome}\"}}")));
+        }
+        for outcome in ["ok", "failed_over", "error"] {
+            assert!(text.contains(&format!("zeoraid_loads_total{{outcome=\"{outcome}\"}}")));
+        }
+    }
+
+    #[test]
+    fn counters_and_histograms_move() {
+        let before = scrape();
+        commit(CommitOutcome::Conflict);
+        committed(Duration::from_millis(3));
+        committed(Duration::from_millis(30));
+        load(LoadOutcome::FailedOver);
+        bytes_in(Peer::Client).inc_by(100);
+        client_connected();
+        let after = scrape();
+        let grew =
+            |name: &str, labels: &[(&str, &str)]| value(&after, name, labels) - value(&before, name, labels);
+        // Other tests in this process may count too: at least, not exactly.
+        assert!(grew("zeoraid_commits_total", &[("outcome", "committed")]) >= 2.0);
+        assert!(grew("zeoraid_commits_total", &[("outcome", "conflict")]) >= 1.0);
+        assert!(grew("zeoraid_loads_total", &[("outcome", "failed_over")]) >= 1.0);
+        assert!(grew("zeoraid_bytes_total", &[("direction", "in"), ("peer", "client")]) >= 100.0);
+        assert!(grew("zeoraid_client_connections_total", &[]) >= 1.0);
+        let name = "zeoraid_commit_duration_seconds";
+        assert!(histogram_count(&after, name, &[]) - histogram_count(&before, name, &[]) >= 2.0);
+    }
+
+    #[test]
+    fn member_calls_are_counted_by_outcome_and_timed_when_answered() {
+        let m = "metrics-test-calls";
+        let err = |e: MemberError| -> Result<Reply, MemberError> { Err(e) };
+        member_call(
+            m,
+            "loadBefore",
+            Duration::from_micros(300),
+            &Ok(Reply::LastTransaction(zeo::types::Tid::ZERO)),
+        );
+        let application = MemberError::Application {
+            member: m.into(),
+            error: zeo::exceptions::ZeoError::ReadOnlyError,
+        };
+        member_call(m, "loadBefore", Duration::from_millis(2), &err(application));
+        let timeout = MemberError::Timeout {
+            member: m.into(),
+            method: "vote".into(),
+            after: Duration::from_secs(1),
+        };
+        member_call(m, "vote", Duration::from_secs(1), &err(timeout));
+        let lost = MemberError::Unavailable {
+            member: m.into(),
+            reason: "gone".into(),
+        };
+        member_call(m, "vote", Duration::ZERO, &err(lost));
+        let s = scrape();
+        for outcome in ["ok", "error", "timeout", "disconnected"] {
+            let v = value(
+                &s,
+                "zeoraid_member_calls_total",
+                &[("member", m), ("outcome", outcome)],
+            );
+            assert_eq!(v, 1.0, "{outcome}");
+        }
+        let name = "zeoraid_member_call_duration_seconds";
+        let load = [("member", m), ("method", "loadBefore")];
+        assert_eq!(histogram_count(&s, name, &load), 2.0);
+        assert!(
+            sample(&s, name, &[("member", m), ("method", "vote")]).is_none(),
+            "timeouts and lost connections are not timed"
+        );
+    }
+
+    #[test]
+    fn member_state_follows_the_array_and_removed_members_disappear() {
+        // Names of their own: other tests share the registry.
+        let _turn = ARRAY_TESTS.lock().unwrap_or_else(|p| p.into_inner());
+        let (a, b) = ("metrics-test-a", "metrics-test-b");
+        array("degraded", [(a, "optimal", true), (b, "degraded", false)]);
+        degraded(b, DegradeKind::Failed);
+        member_restart(b);
+        let s = scrape();
+        let state =
+            |s: &Scrape, m: &str, st: &str| value(s, "zeoraid_member_state", &[("member", m), ("state", st)]);
+        assert_eq!(state(&s, a, "optimal"), 1.0);
+        assert_eq!(state(&s, a, "degraded"), 0.0);
+        assert_eq!(state(&s, b, "optimal"), 0.0);
+        assert_eq!(state(&s, b, "degraded"), 1.0);
+        assert_eq!(value(&s, "zeoraid_member_connected", &[("member", b)]), 0.0);
+        assert_eq!(value(&s, "zeoraid_member_connected", &[("member", a)]), 1.0);
+        let kind = |k: &str| value(&s, "zeoraid_degradations_total", &[("member", b), ("kind", k)]);
+        assert_eq!(kind("failed"), 1.0);
+        assert!(
+            sample(
+                &s,
+                "zeoraid_degradations_total",
+                &[("member", a), ("kind", "slow")]
+            )
+            .is_some(),
+            "every kind exists at 0 for a new member"
+        );
+        assert_eq!(value(&s, "zeoraid_member_restarts_total", &[("member", b)]), 1.0);
+
+        // `b` removed by a reload: its state series go, its counters stay.
+        array("optimal", [(a, "optimal", true)]);
+        let s = scrape();
+        assert!(sample(&s, "zeoraid_member_state", &[("member", b)]).is_none());
+        assert!(sample(&s, "zeoraid_member_connected", &[("member", b)]).is_none());
+        assert!(sample(&s, "zeoraid_degradations_total", &[("member", b)]).is_some());
+    }
+
+    #[test]
+    fn array_status_has_exactly_one_current_status() {
+        let _turn = ARRAY_TESTS.lock().unwrap_or_else(|p| p.into_inner());
+        array("failed", std::iter::empty());
+        let s = scrape();
+        let status = |st: &str| value(&s, "zeoraid_array_status", &[("status", st)]);
+        assert_eq!(status("failed"), 1.0);
+        assert_eq!(status("optimal"), 0.0);
+        assert_eq!(status("degraded"), 0.0);
+    }
+}

@@ -1,0 +1,572 @@
+//! `zeoraid ctl`: talks to a running daemon's HTTP endpoint (see
+//! `crate::http`) and prints what it answered, for people (default) or
+//! scripts (`--json`).
+//!
+//! Exit codes are those of a Nagios/Icinga plugin, so `zeoraid ctl status`
+//! is a check command as it is:
+//!
+//! | code | status/details | disable/reload |
+//! |---|---|---|
+//! | 0 OK | optimal | done |
+//! | 1 WARNING | degraded or recovering | |
+//! | 2 CRITICAL | failed | refused (the reason is printed) |
+//! | 3 UNKNOWN | daemon unreachable, or an answer that makes no sense | daemon unreachable |
+//!
+//! Where the endpoint is: `--url`, else `--config FILE`'s `[http] listen`,
+//! else `$ZEORAID_URL`, else `http://127.0.0.1:8101` (the default listen).
+//! The token for disable/reload: `--token` / `$ZEORAID_TOKEN`, else the
+//! config file's `[http] token`.
+//!
+//! Like `cli.rs`, this module writes to stdout/stderr directly: it is
+//! user-facing output of a short-lived command, not the daemon's log.
+
+use crate::config;
+use clap::{Args, Subcommand};
+use serde_json::Value as Json;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+/// Nagios plugin exit codes.
+pub const OK: u8 = 0;
+pub const WARNING: u8 = 1;
+pub const CRITICAL: u8 = 2;
+pub const UNKNOWN: u8 = 3;
+
+/// The endpoint of a daemon started with the default `[http] listen`.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8101";
+
+/// Bound for status and details (a Nagios check should not hang).
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound for disable and reload: a reload waits for the commit lock,
+/// which a transaction holds for at most the commit deadline (2 min by
+/// default).
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(150);
+
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// Base URL of zeoraid's HTTP endpoint [default: $ZEORAID_URL, else
+    /// http://127.0.0.1:8101]
+    #[arg(long, global = true, value_name = "URL")]
+    pub url: Option<String>,
+    /// Take the endpoint ([http] listen) and the token ([http] token) from
+    /// the daemon's config file (ZEORAID_* overrides applied).
+    #[arg(long, global = true, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Bearer token for disable and reload.
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "ZEORAID_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Print the daemon's JSON answer instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Give up after this many seconds [default: 10 for status and details,
+    /// 150 for disable and reload].
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// The array's status as one Nagios-style line; the exit code says it
+    /// too (0 optimal, 1 degraded/recovering, 2 failed, 3 unknown).
+    Status,
+    /// The array and a table of its members; same exit codes as status.
+    Details,
+    /// Take a member out of the array now ("disabled by operator").
+    Disable {
+        /// The member's name, as in the config.
+        name: String,
+    },
+    /// Make the daemon re-read its config file (as SIGHUP does) and show
+    /// what changed.
+    Reload,
+}
+
+/// Runs one `zeoraid ctl` command; returns its exit code.
+pub fn main(args: &CtlArgs) -> ExitCode {
+    ExitCode::from(run(args))
+}
+
+fn run(args: &CtlArgs) -> u8 {
+    let target = match Target::resolve(args) {
+        Ok(target) => target,
+        Err(message) => {
+            eprintln!("zeoraid ctl: {message}");
+            return UNKNOWN;
+        }
+    };
+    match &args.command {
+        CtlCommand::Status => read(&target, args, "/status", print_status),
+        CtlCommand::Details => read(&target, args, "/details", print_details),
+        CtlCommand::Disable { name } => admin(
+            &target,
+            args,
+            &format!("/members/{}/disable", encode_segment(name)),
+            &format!("disable {name}"),
+            |answer| {
+                answer["message"]
+                    .as_str()
+                    .map_or_else(|| answer.to_string(), str::to_owned)
+            },
+        ),
+        CtlCommand::Reload => admin(&target, args, "/reload", "reload", reload_summary),
+    }
+}
+
+/// Where the daemon is and how to authenticate.
+#[derive(Debug)]
+struct Target {
+    base: String,
+    token: Option<String>,
+}
+
+impl Target {
+    fn resolve(args: &CtlArgs) -> Result<Target, String> {
+        let from_file = match &args.config {
+            Some(path) => Some(config::load(path).map_err(|e| format!("{e}"))?),
+            None => None,
+        };
+        let base = match (&args.url, &from_file) {
+            (Some(url), _) => url.clone(),
+            (None, Some(config)) => url_for(config.http.listen),
+            (None, None) => std::env::var("ZEORAID_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| DEFAULT_URL.to_string()),
+        };
+        let base = base.trim_end_matches('/').to_string();
+        if !base.starts_with("http://") {
+            return Err(format!(
+                "--url must be an http:// URL (the endpoint speaks plain HTTP), got {base:?}"
+            ));
+        }
+        let token = args
+            .token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .or_else(|| from_file.and_then(|c| c.http.token));
+        Ok(Target { base, token })
+    }
+}
+
+/// The URL of a daemon listening on `listen`: a wildcard address is
+/// reached on loopback.
+fn url_for(listen: SocketAddr) -> String {
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, listen.port()))
+}
+
+/// Percent-encodes a path segment (member names are plain ASCII words,
+/// but a typo should produce a 404, not another route).
+fn encode_segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// An HTTP answer: status code and body.
+struct Answer {
+    code: u16,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Option<Json> {
+        serde_json::from_str(&self.body).ok()
+    }
+
+    /// The `{"error": ...}` message, or the body as it is.
+    fn error_message(&self) -> String {
+        match self.json() {
+            Some(j) => j["error"].as_str().map_or_else(|| j.to_string(), str::to_owned),
+            None => self.body.trim().to_string(),
+        }
+    }
+}
+
+fn request(target: &Target, method: &str, path: &str, timeout: Duration) -> Result<Answer, String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        // The endpoint is the operator's own daemon: no proxy from the
+        // environment between them.
+        .proxy(None)
+        .build()
+        .into();
+    let url = format!("{}{path}", target.base);
+    let result = match method {
+        "POST" => {
+            let mut request = agent.post(&url);
+            if let Some(token) = &target.token {
+                request = request.header("Authorization", &format!("Bearer {token}"));
+            }
+            request.send_empty()
+        }
+        _ => agent.get(&url).call(),
+    };
+    let mut response = result.map_err(|e| format!("cannot reach zeoraid at {}: {e}", target.base))?;
+    let code = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("cannot read zeoraid's answer from {url}: {e}"))?;
+    Ok(Answer { code, body })
+}
+
+fn timeout(args: &CtlArgs, default: Duration) -> Duration {
+    args.timeout
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(default, Duration::from_secs_f64)
+}
+
+/// `status` and `details`: GET, print, exit with the status's code.
+fn read(target: &Target, args: &CtlArgs, path: &str, print: fn(&Json)) -> u8 {
+    let answer = match request(target, "GET", path, timeout(args, READ_TIMEOUT)) {
+        Ok(answer) => answer,
+        Err(message) => {
+            println!("ZEORAID UNKNOWN - {message}");
+            return UNKNOWN;
+        }
+    };
+    let json = answer.json();
+    let status = json.as_ref().and_then(|j| j["status"].as_str());
+    let code = match (answer.code, status) {
+        (200, Some(status)) => exit_code(status),
+        _ => UNKNOWN,
+    };
+    match (&json, code) {
+        (Some(json), _) if args.json => print_json(json),
+        (_, UNKNOWN) if answer.code != 200 => println!(
+            "ZEORAID UNKNOWN - HTTP {} from {path}: {}",
+            answer.code,
+            answer.error_message()
+        ),
+        (Some(json), UNKNOWN) => println!("ZEORAID UNKNOWN - unexpected answer from {path}: {json}"),
+        (Some(json), _) => print(json),
+        (None, _) => println!(
+            "ZEORAID UNKNOWN - answer from {path} is not JSON: {}",
+            answer.body.trim()
+        ),
+    }
+    code
+}
+
+/// The Nagios exit code of an array status.
+pub fn exit_code(status: &str) -> u8 {
+    match status {
+        "optimal" => OK,
+        "degraded" | "recovering" => WARNING,
+        "failed" => CRITICAL,
+        _ => UNKNOWN,
+    }
+}
+
+fn nagios_word(code: u8) -> &'static str {
+    match code {
+        OK => "OK",
+        WARNING => "WARNING",
+        CRITICAL => "CRITICAL",
+        _ => "UNKNOWN",
+    }
+}
+
+/// `ZEORAID OK - optimal: 2 of 2 members optimal`.
+fn status_line(json: &Json) -> String {
+    let status = json["status"].as_str().unwrap_or("unknown");
+    let summary = json["summary"].as_str().unwrap_or(status);
+    format!("ZEORAID {} - {summary}", nagios_word(exit_code(status)))
+}
+
+fn print_status(json: &Json) {
+    println!("{}", status_line(json));
+}
+
+fn print_details(json: &Json) {
+    print!("{}", details_text(json, SystemTime::now()));
+}
+
+/// The status line, the array's numbers, and a table of the members.
+fn details_text(json: &Json, now: SystemTime) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", status_line(json));
+    let num = |key: &str| json[key].as_u64().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "cluster mode {}, fail mode {}, last tid {}, {} of {} members optimal (quorum {})",
+        json["cluster_mode"].as_str().unwrap_or("?"),
+        json["fail_mode"].as_str().unwrap_or("?"),
+        json["last_tid"].as_str().unwrap_or("?"),
+        num("optimal"),
+        json["members"].as_array().map_or(0, Vec::len),
+        num("quorum"),
+    );
+    let _ = writeln!(
+        out,
+        "{} commits, {} aborts, {} conflicts, {} clients connected",
+        num("commits"),
+        num("aborts"),
+        num("conflicts"),
+        num("clients"),
+    );
+    if let Some(reason) = json["reason"].as_str() {
+        let _ = writeln!(out, "failed because: {reason}");
+    }
+    let header = [
+        "MEMBER",
+        "ADDRESS",
+        "STATE",
+        "CONNECTION",
+        "LAST TID",
+        "LAG",
+        "FAILURES",
+        "REASON",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    for m in json["members"].as_array().into_iter().flatten() {
+        let text = |key: &str| m[key].as_str().unwrap_or("-").to_string();
+        let state = match m["kind"].as_str() {
+            Some(kind) => format!("{} ({kind})", text("state")),
+            None => text("state"),
+        };
+        let connection = if m["connected"] == true {
+            text("connection")
+        } else {
+            format!("{} (down)", text("connection"))
+        };
+        let txns = m["lag_transactions"].as_u64().unwrap_or(0);
+        let secs = m["lag_seconds"].as_f64().unwrap_or(0.0);
+        let lag = if txns == 0 && secs <= 0.0 {
+            "-".to_string()
+        } else {
+            format!("{txns} txn, {secs:.1}s")
+        };
+        let reason = match (m["reason"].as_str(), m["degraded_since"].as_f64()) {
+            (Some(reason), Some(since)) => format!("{reason} (for {})", ago(since, now)),
+            (Some(reason), None) => reason.to_string(),
+            (None, _) => String::new(),
+        };
+        rows.push(vec![
+            text("name"),
+            text("address"),
+            state,
+            connection,
+            text("last_tid"),
+            lag,
+            m["failures"].as_u64().unwrap_or(0).to_string(),
+            reason,
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<width$}  ", width = widths[c]);
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
+}
+
+/// How long ago `since` (seconds since the epoch) was: "3s", "4m05s", "2h10m".
+fn ago(since: f64, now: SystemTime) -> String {
+    let now = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let secs = (now - since).max(0.0) as u64;
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn reload_summary(report: &Json) -> String {
+    let list = |key: &str| {
+        let names: Vec<&str> = report[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .collect();
+        if names.is_empty() {
+            "-".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    let mut line = format!(
+        "reload applied: added {}; removed {}; replaced {}; unchanged {}",
+        list("added"),
+        list("removed"),
+        list("replaced"),
+        list("unchanged")
+    );
+    if report["settings_changed"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
+    {
+        let _ = write!(line, "; settings changed: {}", list("settings_changed"));
+    }
+    if report["needs_restart"].as_array().is_some_and(|a| !a.is_empty()) {
+        let _ = write!(
+            line,
+            "; changed but only read at startup (restart zeoraid to apply): {}",
+            list("needs_restart")
+        );
+    }
+    line
+}
+
+/// `disable` and `reload`: POST, print the outcome; 0 done, 2 refused,
+/// 3 unreachable or an answer that makes no sense.
+fn admin(target: &Target, args: &CtlArgs, path: &str, what: &str, describe: fn(&Json) -> String) -> u8 {
+    let answer = match request(target, "POST", path, timeout(args, ADMIN_TIMEOUT)) {
+        Ok(answer) => answer,
+        Err(message) => {
+            eprintln!("zeoraid ctl: {what}: {message}");
+            return UNKNOWN;
+        }
+    };
+    let json = answer.json();
+    if args.json {
+        if let Some(json) = &json {
+            print_json(json);
+        }
+    }
+    match (answer.code, &json) {
+        (200, Some(json)) => {
+            if !args.json {
+                println!("{}", describe(json));
+            }
+            OK
+        }
+        (200, None) => {
+            eprintln!("zeoraid ctl: {what}: answer is not JSON: {}", answer.body.trim());
+            UNKNOWN
+        }
+        (code, _) => {
+            eprintln!(
+                "zeoraid ctl: {what} refused (HTTP {code}): {}",
+                answer.error_message()
+            );
+            CRITICAL
+        }
+    }
+}
+
+fn print_json(json: &Json) {
+    match serde_json::to_string_pretty(json) {
+        Ok(text) => println!("{text}"),
+        Err(_) => println!("{json}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(exit_code("optimal"), 0);
+        assert_eq!(exit_code("degraded"), 1);
+        assert_eq!(exit_code("recovering"), 1);
+        assert_eq!(exit_code("failed"), 2);
+        assert_eq!(exit_code("???"), 3);
+    }
+
+    #[test]
+    fn nagios_line() {
+        let j = json!({"status": "optimal", "summary": "optimal: 2 of 2 members optimal"});
+        assert_eq!(status_line(&j), "ZEORAID OK - optimal: 2 of 2 members optimal");
+        let j = json!({"status": "failed", "summary": "failed: no member left"});
+        assert_eq!(status_line(&j), "ZEORAID CRITICAL - failed: no member left");
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(url_for("0.0.0.0:8101".parse().unwrap()), "http://127.0.0.1:8101");
+        assert_eq!(url_for("[::]:8101".parse().unwrap()), "http://[::1]:8101");
+        assert_eq!(url_for("10.1.2.3:81".parse().unwrap()), "http://10.1.2.3:81");
+        assert_eq!(encode_segment("zeo-1.a_b"), "zeo-1.a_b");
+        assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn details_table() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let j = json!({
+            "status": "degraded", "summary": "degraded: 1 of 2 members optimal (zeo2 disabled)",
+            "reason": null, "cluster_mode": "single", "fail_mode": "close", "last_tid": "03ff",
+            "optimal": 1, "quorum": 1, "commits": 5, "aborts": 1, "conflicts": 0, "clients": 2,
+            "members": [
+                {"name": "zeo1", "address": "127.0.0.1:9001", "state": "optimal", "kind": null,
+                 "reason": null, "degraded_since": null, "connected": true, "connection": "ready",
+                 "last_tid": "03ff", "lag_transactions": 0, "lag_seconds": 0.0, "failures": 0},
+                {"name": "zeo2", "address": "127.0.0.1:9002", "state": "degraded", "kind": "disabled",
+                 "reason": "disabled by operator", "degraded_since": 925.0, "connected": true,
+                 "connection": "ready", "last_tid": "03fe", "lag_transactions": 3, "lag_seconds": 1.25,
+                 "failures": 0}
+            ]
+        });
+        let text = details_text(&j, now);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "ZEORAID WARNING - degraded: 1 of 2 members optimal (zeo2 disabled)"
+        );
+        assert!(
+            lines[1].contains("cluster mode single, fail mode close"),
+            "{text}"
+        );
+        assert!(
+            lines[2].starts_with("5 commits, 1 aborts, 0 conflicts, 2 clients"),
+            "{text}"
+        );
+        assert!(lines[3].starts_with("MEMBER"), "{text}");
+        assert!(lines[4].starts_with("zeo1  "), "{text}");
+        assert!(
+            lines[5].contains("degraded (disabled)")
+                && lines[5].contains("3 txn, 1.2s")
+                && lines[5].ends_with("disabled by operator (for 1m15s)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn reload_line() {
+        let j = json!({"added": ["zeo3"], "removed": [], "replaced": [], "unchanged": ["zeo1", "zeo2"],
+                       "settings_changed": [], "needs_restart": ["http"]});
+        assert_eq!(
+            reload_summary(&j),
+            "reload applied: added zeo3; removed -; replaced -; unchanged zeo1, zeo2; \
+             changed but only read at startup (restart zeoraid to apply): http"
+        );
+    }
+}

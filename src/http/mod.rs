@@ -1,0 +1,332 @@
+//! The HTTP management endpoint (issue 7): status, debug view, metrics,
+//! health probes and the operator's admin calls.
+//!
+//! It runs inside the daemon's actix system (actix-web; one worker thread,
+//! since every request is a message to an actor and the answer is small),
+//! bound to `[http] listen` (loopback by default). Every answer is JSON
+//! except `/metrics` (Prometheus text format 0.0.4); every error is
+//! `{"error": "message"}` with a status code that says what kind it is.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /status` | `{"status", "summary"}`, always 200 when the daemon answers |
+//! | `GET /details` | the controller's `ArrayStatus`: array and every member |
+//! | `GET /actors` | the debug view: controller, members, client sessions |
+//! | `GET /metrics` | Prometheus text exposition |
+//! | `GET /healthz` | 200 `{"alive": true, "version"}`: the process answers |
+//! | `GET /readyz` | 200 when the array takes writes (optimal or degraded), else 503 |
+//! | `POST /members/{name}/disable` | degrade the member now ("disabled by operator") |
+//! | `POST /reload` | re-read the configuration file, apply the member list |
+//!
+//! `POST /members/{name}/recover` comes with recovery (issue 8); until
+//! then it is absent (404), not faked.
+//!
+//! Mutating calls (every `POST`) need `Authorization: Bearer TOKEN` when
+//! `[http] token` is set (401 otherwise; the token is compared in constant
+//! time and never logged). Reads need no token.
+//!
+//! Route handlers live one file per family: [`status`] (reads) and
+//! [`admin`] (mutations). This file has the server, the shared state, the
+//! token check and the error type.
+
+mod admin;
+mod status;
+
+use actix::Recipient;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
+use slog::{info, warn, Logger};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use zeoraid_actors::controller::{Controller, ReloadConfiguration};
+
+/// How long a read route waits for the controller before it answers 503.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long each actor may take to answer `GET /actors` before it is shown
+/// as not answering (`?within_ms=` overrides it, up to [`MAX_ACTORS_WITHIN`]).
+const ACTORS_WITHIN: Duration = Duration::from_secs(1);
+const MAX_ACTORS_WITHIN: Duration = Duration::from_secs(30);
+
+/// How long a graceful stop waits for requests in flight.
+const STOP_TIMEOUT_SECS: u64 = 5;
+
+/// What the endpoint needs from the daemon.
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+    /// Answers `POST /reload`.
+    pub reloader: Recipient<ReloadConfiguration>,
+    /// How long an admin call may wait for the controller: a reload waits
+    /// for the commit lock, so the commit deadline plus some slack.
+    pub admin_timeout: Duration,
+}
+
+/// Shared by every request.
+pub(crate) struct State {
+    controller: actix::Addr<Controller>,
+    reloader: Recipient<ReloadConfiguration>,
+    token: Option<String>,
+    admin_timeout: Duration,
+    /// Set when the daemon starts shutting down: `/readyz` answers 503.
+    draining: Arc<AtomicBool>,
+    log: Logger,
+}
+
+/// The running endpoint.
+pub struct HttpEndpoint {
+    addr: SocketAddr,
+    handle: ServerHandle,
+    draining: Arc<AtomicBool>,
+    log: Logger,
+}
+
+impl HttpEndpoint {
+    /// Where it really listens (the port when `listen` asked for 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The daemon is shutting down: `/readyz` answers 503 from now on; the
+    /// other routes keep answering until [`HttpEndpoint::stop`].
+    pub fn begin_shutdown(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops accepting and closes; `graceful`: lets requests in flight
+    /// finish first (bounded by a few seconds).
+    pub async fn stop(self, graceful: bool) {
+        self.handle.stop(graceful).await;
+        info!(self.log, "http endpoint stopped"; "http" => %self.addr);
+    }
+}
+
+/// Binds `[http] listen` and starts serving on the current actix system;
+/// fails (with the OS error) when the address cannot be bound.
+pub fn start(
+    settings: Settings,
+    controller: actix::Addr<Controller>,
+    log: &Logger,
+) -> io::Result<HttpEndpoint> {
+    let draining = Arc::new(AtomicBool::new(false));
+    let log = log.new(slog::o!("component" => "http"));
+    let token_required = settings.token.is_some();
+    let state = web::Data::new(State {
+        controller,
+        reloader: settings.reloader,
+        token: settings.token,
+        admin_timeout: settings.admin_timeout,
+        draining: Arc::clone(&draining),
+        log: log.clone(),
+    });
+    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
+        .workers(1)
+        // The daemon owns SIGTERM/SIGINT/SIGHUP and stops the endpoint itself.
+        .disable_signals()
+        .shutdown_timeout(STOP_TIMEOUT_SECS)
+        .bind(settings.listen)?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| io::Error::other("bound to no address"))?;
+    let server: Server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    info!(log, "http endpoint started"; "http" => %addr, "token_required" => token_required);
+    Ok(HttpEndpoint {
+        addr,
+        handle,
+        draining,
+        log,
+    })
+}
+
+/// The route table. Every path answers JSON; anything else is a JSON 404,
+/// and a known path with the wrong method a JSON 405.
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(get("/status", status::status))
+        .service(get("/details", status::details))
+        .service(get("/actors", status::actors))
+        .service(get("/metrics", status::metrics))
+        .service(get("/healthz", status::healthz))
+        .service(get("/readyz", status::readyz))
+        .service(post("/members/{name}/disable", admin::disable))
+        .service(post("/reload", admin::reload))
+        .default_service(web::to(not_found));
+}
+
+fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler))
+        .default_service(web::to(method_not_allowed))
+}
+
+fn post<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::post().to(handler))
+        .default_service(web::to(method_not_allowed))
+}
+
+async fn not_found(req: HttpRequest) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route {} {}", req.method(), req.path()),
+    )
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let allowed = if matches!(req.path(), "/reload") || req.path().starts_with("/members/") {
+        Method::POST
+    } else {
+        Method::GET
+    };
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} {} is not allowed; use {allowed}", req.method(), req.path()),
+    )
+    .error_response();
+    if let Ok(value) = header::HeaderValue::from_str(allowed.as_str()) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
+/// An error answer: `{"error": message}` with its status code.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// An actor that did not answer (its mailbox closed or the bound passed).
+    pub(crate) fn unreachable(what: &str, e: actix::MailboxError) -> ApiError {
+        let why = match e {
+            actix::MailboxError::Timeout => "did not answer in time".to_string(),
+            actix::MailboxError::Closed => "is not running".to_string(),
+        };
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the {what} {why}"))
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"zeoraid\""));
+        }
+        response.json(serde_json::json!({ "error": self.message }))
+    }
+}
+
+impl actix_web::Responder for ApiError {
+    type Body = actix_web::body::BoxBody;
+
+    fn respond_to(self, _req: &HttpRequest) -> HttpResponse {
+        self.error_response()
+    }
+}
+
+impl State {
+    /// Checks the bearer token of a mutating request, when one is
+    /// configured. The comparison takes the same time wherever the given
+    /// token differs; a refusal is logged without the token.
+    pub(crate) fn authorize(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        let Some(expected) = &self.token else {
+            return Ok(());
+        };
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(bearer_token);
+        let why = match given {
+            Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => return Ok(()),
+            Some(_) => "wrong bearer token",
+            None => "missing bearer token (Authorization: Bearer TOKEN)",
+        };
+        warn!(self.log, "admin request refused"; "reason" => why,
+            "method" => %req.method(), "path" => req.path(),
+            "peer" => req.peer_addr().map(|a| a.to_string()).unwrap_or_default());
+        Err(ApiError::new(StatusCode::UNAUTHORIZED, why))
+    }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header (scheme
+/// case-insensitive, as RFC 7235 says).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Equality whose time depends only on `expected`'s length, not on where
+/// `given` differs (nor on `given`'s length).
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len());
+    for (i, e) in expected.iter().enumerate() {
+        let g = given.get(i).copied().unwrap_or(!e);
+        diff |= std::hint::black_box(g ^ e);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secreT", b"secret"));
+        assert!(!constant_time_eq(b"secret2", b"secret"));
+        assert!(!constant_time_eq(b"secre", b"secret"));
+        assert!(!constant_time_eq(b"", b"secret"));
+        // A missing byte is never taken for a match, whatever its value.
+        assert!(!constant_time_eq(b"\xff", b"\x00\x00"));
+    }
+
+    #[test]
+    fn bearer_header() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+    }
+}

@@ -1,0 +1,136 @@
+//! The read routes: `/status`, `/details`, `/actors`, `/metrics`,
+//! `/healthz`, `/readyz`. None needs the token; none changes anything.
+
+use super::{ApiError, State, ACTORS_WITHIN, MAX_ACTORS_WITHIN, READ_TIMEOUT};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use zeoraid_actors::controller::{ActorsSnapshot, ArrayStatus, Status};
+
+/// The content type of the Prometheus text exposition format.
+pub(crate) const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+impl State {
+    async fn array_status(&self) -> Result<ArrayStatus, ApiError> {
+        self.controller
+            .send(Status)
+            .timeout(READ_TIMEOUT)
+            .await
+            .map_err(|e| ApiError::unreachable("controller", e))
+    }
+}
+
+/// `GET /status`: `{"status": "optimal" | "degraded" | "failed", "summary":
+/// "degraded: 1 of 2 members optimal (zeo2 disabled)"}`. 200 whatever the
+/// status is: the answer is the status (`/readyz` is the probe that fails).
+pub(super) async fn status(state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+    let s = state.array_status().await?;
+    Ok(HttpResponse::Ok().json(json!({ "status": s.status, "summary": s.summary })))
+}
+
+/// `GET /details`: the array (status, summary, reason, modes, last tid,
+/// optimal members and quorum, commits/aborts/conflicts, clients) and every
+/// member (state, kind and reason of a degradation and since when, first
+/// missed tid, connection, last tid, lag, failures).
+pub(super) async fn details(state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.array_status().await?))
+}
+
+/// `GET /actors[?within_ms=N]`: every actor's snapshot (controller,
+/// members, client sessions); each actor gets `within_ms` (default 1000)
+/// to answer, one that does not is listed with an error saying so.
+pub(super) async fn actors(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let within = actors_within(req.query_string())?;
+    let view = state
+        .controller
+        .send(ActorsSnapshot { within })
+        .timeout(within + READ_TIMEOUT)
+        .await
+        .map_err(|e| ApiError::unreachable("controller", e))?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+fn actors_within(query: &str) -> Result<Duration, ApiError> {
+    let mut within = ACTORS_WITHIN;
+    for (key, value) in query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+    {
+        match key {
+            "within_ms" => {
+                let ms: u64 = value.parse().ok().filter(|&ms| ms > 0).ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("within_ms: expected a positive number of milliseconds, got {value:?}"),
+                    )
+                })?;
+                within = Duration::from_millis(ms).min(MAX_ACTORS_WITHIN);
+            }
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown query parameter {other:?} (known: within_ms)"),
+                ))
+            }
+        }
+    }
+    Ok(within)
+}
+
+/// `GET /metrics`: every metric in the Prometheus text format.
+pub(super) async fn metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(METRICS_CONTENT_TYPE)
+        .body(zeoraid_actors::metrics::render())
+}
+
+/// `GET /healthz`: the process is alive and its HTTP endpoint answers; it
+/// asks no actor (a stuck array is `/readyz`'s and `/actors`' business).
+pub(super) async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "alive": true,
+        "version": env!("CARGO_PKG_VERSION"),
+        "pid": std::process::id(),
+    }))
+}
+
+/// `GET /readyz`: 200 when the array takes writes (optimal or degraded),
+/// 503 when it has failed or zeoraid is shutting down; the body is the
+/// status either way: `{"ready", "status", "summary", "draining"}`.
+pub(super) async fn readyz(state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+    let s = state.array_status().await?;
+    let draining = state.draining.load(Ordering::SeqCst);
+    let ready = matches!(s.status, "optimal" | "degraded") && !draining;
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok(HttpResponse::build(code).json(json!({
+        "ready": ready,
+        "status": s.status,
+        "summary": s.summary,
+        "draining": draining,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actors_query() {
+        assert_eq!(actors_within("").unwrap(), ACTORS_WITHIN);
+        assert_eq!(
+            actors_within("within_ms=250").unwrap(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(actors_within("within_ms=99999999").unwrap(), MAX_ACTORS_WITHIN);
+        assert!(actors_within("within_ms=0").is_err());
+        assert!(actors_within("within_ms=x").is_err());
+        assert!(actors_within("depth=3").is_err());
+    }
+}

@@ -1,0 +1,409 @@
+//! `GET /metrics` (issue 7) against a running zeoraid with real `runzeo`
+//! members: the answer parses as Prometheus text exposition (with a
+//! parser, and every sample line accounted for), every family has its
+//! HELP and TYPE, and the numbers follow what really happened: commits,
+//! a conflict, loads, bytes, clients, and a member killed with -9.
+
+mod common;
+
+use common::array::{Array, LOG_WAIT};
+use common::rawclient::RawClient;
+use common::records::ROOT_RECORD;
+use prometheus_parse::{Sample, Scrape, Value};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+use zeo::exceptions::ZeoError;
+use zeo::methods::{Request, TpcAbort};
+use zeo::types::{Oid, Tid};
+
+/// Bound for one HTTP request.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bound for the metrics to show a change that happens asynchronously
+/// (a member's death, a client's disconnect).
+const METRICS_WAIT: Duration = Duration::from_secs(15);
+
+/// Every family zeoraid exports, with its type.
+const FAMILIES: &[(&str, &str)] = &[
+    ("zeoraid_array_status", "gauge"),
+    ("zeoraid_member_state", "gauge"),
+    ("zeoraid_member_connected", "gauge"),
+    ("zeoraid_commits_total", "counter"),
+    ("zeoraid_commit_duration_seconds", "histogram"),
+    ("zeoraid_loads_total", "counter"),
+    ("zeoraid_member_calls_total", "counter"),
+    ("zeoraid_member_call_duration_seconds", "histogram"),
+    ("zeoraid_degradations_total", "counter"),
+    ("zeoraid_member_restarts_total", "counter"),
+    ("zeoraid_bytes_total", "counter"),
+    ("zeoraid_clients", "gauge"),
+    ("zeoraid_client_connections_total", "counter"),
+];
+
+/// Where zeoraid's HTTP endpoint really listens (the config asks for port 0).
+fn http_addr(array: &Array) -> SocketAddr {
+    let line = array.wait_for_log(0, LOG_WAIT, "http endpoint started", |l| {
+        l["msg"] == "http endpoint started"
+    });
+    let addr = line["http"].as_str().unwrap_or_default();
+    addr.parse()
+        .unwrap_or_else(|e| panic!("\"http endpoint started\" has no usable http field ({e}): {line}"))
+}
+
+/// `GET path` with HTTP/1.0 (one request per connection, no chunked
+/// encoding); returns the status code, the headers and the body.
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)
+        .unwrap_or_else(|e| panic!("connect to the HTTP endpoint {addr}: {e}"));
+    stream.set_read_timeout(Some(HTTP_TIMEOUT)).expect("read timeout");
+    stream
+        .set_write_timeout(Some(HTTP_TIMEOUT))
+        .expect("write timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send the request");
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .unwrap_or_else(|e| panic!("GET {path}: reading the answer: {e}"));
+    let answer = String::from_utf8(answer).expect("the answer is UTF-8");
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("GET {path}: no end of headers in {answer:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("GET {path}: no status in {head:?}"));
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// One scrape of `/metrics`, parsed.
+struct Metrics {
+    scrape: Scrape,
+    text: String,
+}
+
+impl Metrics {
+    fn get(addr: SocketAddr) -> Metrics {
+        let (status, head, text) = http_get(addr, "/metrics");
+        assert_eq!(status, 200, "GET /metrics: {head}\n{text}");
+        let content_type = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-type")
+                    .then(|| v.trim().to_owned())
+            })
+            .unwrap_or_default();
+        assert!(
+            content_type.starts_with("text/plain") && content_type.contains("version=0.0.4"),
+            "GET /metrics: content type {content_type:?}"
+        );
+        let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .unwrap_or_else(|e| panic!("/metrics does not parse: {e}\n{text}"));
+        let metrics = Metrics { scrape, text };
+        metrics.assert_every_line_parsed();
+        metrics
+    }
+
+    /// The parser skips lines it does not understand: every sample line
+    /// must have become (part of) a parsed sample, and every line be a
+    /// sample, a HELP or a TYPE.
+    fn assert_every_line_parsed(&self) {
+        let mut sample_lines = 0;
+        for line in self.text.lines().filter(|l| !l.trim().is_empty()) {
+            if line.starts_with('#') {
+                assert!(
+                    line.starts_with("# HELP ") || line.starts_with("# TYPE "),
+                    "unexpected comment line {line:?}"
+                );
+            } else {
+                sample_lines += 1;
+            }
+        }
+        let parsed: usize = self
+            .scrape
+            .samples
+            .iter()
+            .map(|s| match &s.value {
+                Value::Histogram(buckets) => buckets.len(),
+                Value::Summary(quantiles) => quantiles.len(),
+                _ => 1,
+            })
+            .sum();
+        assert_eq!(parsed, sample_lines, "lines the parser skipped:\n{}", self.text);
+    }
+
+    fn samples<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = &'a Sample> {
+        self.scrape
+            .samples
+            .iter()
+            .filter(move |s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+    }
+
+    /// The value of the one scalar sample `name{labels}`; panics if there is
+    /// none or more than one.
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let found: Vec<&Sample> = self.samples(name, labels).collect();
+        assert_eq!(found.len(), 1, "{name}{labels:?}: {found:?}\n{}", self.text);
+        match found[0].value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+            ref other => panic!("{name}{labels:?} is not a scalar: {other:?}"),
+        }
+    }
+
+    /// The sum over every sample `name{labels}` (other labels summed away).
+    fn total(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.samples(name, labels)
+            .map(|s| match &s.value {
+                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+                other => panic!("{name} is not a scalar: {other:?}"),
+            })
+            .sum()
+    }
+
+    /// The observation count of histogram `name{labels}` (its `+Inf`
+    /// bucket), summed over the other labels; also checked against `_count`.
+    fn histogram_count(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let mut count = 0.0;
+        for s in self.samples(name, labels) {
+            let Value::Histogram(buckets) = &s.value else {
+                panic!("{name} is not a histogram: {s:?}");
+            };
+            let inf = buckets
+                .iter()
+                .find(|b| b.less_than == f64::INFINITY)
+                .unwrap_or_else(|| panic!("{name}: no +Inf bucket: {s:?}"));
+            assert!(
+                buckets.windows(2).all(|w| w[0].count <= w[1].count),
+                "{name}: buckets not cumulative: {s:?}"
+            );
+            count += inf.count;
+        }
+        let counted = self.total(&format!("{name}_count"), labels);
+        assert_eq!(
+            count, counted,
+            "{name}: +Inf bucket and _count differ\n{}",
+            self.text
+        );
+        count
+    }
+
+    fn assert_families(&self) {
+        for (name, kind) in FAMILIES {
+            assert!(
+                self.scrape.docs.get(*name).is_some_and(|h| !h.is_empty()),
+                "{name}: no HELP\n{}",
+                self.text
+            );
+            assert!(
+                self.text.contains(&format!("# TYPE {name} {kind}\n")),
+                "{name}: no TYPE {kind}\n{}",
+                self.text
+            );
+            let mut samples = self.samples(name, &[]).peekable();
+            assert!(samples.peek().is_some(), "{name}: no samples\n{}", self.text);
+            for s in samples {
+                let right = matches!(
+                    (&s.value, *kind),
+                    (Value::Counter(_), "counter")
+                        | (Value::Gauge(_), "gauge")
+                        | (Value::Histogram(_), "histogram")
+                );
+                assert!(right, "{name} should be a {kind}: {s:?}");
+            }
+        }
+    }
+}
+
+/// Waits (bounded) until a scrape satisfies `ok`; returns it.
+fn wait_for_metrics(addr: SocketAddr, what: &str, ok: impl Fn(&Metrics) -> bool) -> Metrics {
+    let deadline = Instant::now() + METRICS_WAIT;
+    loop {
+        let m = Metrics::get(addr);
+        if ok(&m) {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {METRICS_WAIT:?}\n{}",
+            m.text
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn new_object(client: &mut RawClient) -> (Oid, Tid) {
+    let oid = client.new_oid();
+    let tid = client.commit(&[(oid, Tid::ZERO, ROOT_RECORD)]);
+    (oid, tid)
+}
+
+#[test]
+fn metrics_parse_and_follow_traffic_and_a_member_failure() {
+    let mut array = Array::start(2);
+    array.wait_all_members_up(LOG_WAIT);
+    let http = http_addr(&array);
+
+    let before = Metrics::get(http);
+    before.assert_families();
+    for member in ["zeo1", "zeo2"] {
+        let optimal = [("member", member), ("state", "optimal")];
+        assert_eq!(before.value("zeoraid_member_state", &optimal), 1.0);
+        let degraded = [("member", member), ("state", "degraded")];
+        assert_eq!(before.value("zeoraid_member_state", &degraded), 0.0);
+        assert_eq!(
+            before.value("zeoraid_member_connected", &[("member", member)]),
+            1.0
+        );
+    }
+    assert_eq!(
+        before.value("zeoraid_array_status", &[("status", "optimal")]),
+        1.0
+    );
+    assert_eq!(
+        before.value("zeoraid_array_status", &[("status", "degraded")]),
+        0.0
+    );
+    assert_eq!(before.value("zeoraid_array_status", &[("status", "failed")]), 0.0);
+
+    // Traffic: N commits, a conflict, M loads, from two clients.
+    const COMMITS: usize = 5;
+    const LOADS: usize = 8;
+    let mut client = array.client();
+    let other = array.client();
+    let objects: Vec<(Oid, Tid)> = (0..COMMITS).map(|_| new_object(&mut client)).collect();
+    let (oid, _) = objects[0];
+    let txn = client.begin();
+    client.store(&txn, oid, Tid::ZERO, ROOT_RECORD);
+    match client.vote(&txn) {
+        Err(e @ ZeoError::ConflictError(_)) => assert!(e.is_conflict()),
+        other => panic!("a store on a stale serial should conflict: {other:?}"),
+    }
+    client
+        .call(Request::TpcAbort(TpcAbort { id: txn }))
+        .expect("tpc_abort after the conflict");
+    for i in 0..LOADS {
+        let (oid, tid) = objects[i % COMMITS];
+        match client.load(oid) {
+            Ok(Some(r)) => assert_eq!(r.start, tid),
+            other => panic!("load of {oid}: {other:?}"),
+        }
+    }
+
+    let after = Metrics::get(http);
+    after.assert_families();
+    let grew = |name: &str, labels: &[(&str, &str)]| after.total(name, labels) - before.total(name, labels);
+    let committed = grew("zeoraid_commits_total", &[("outcome", "committed")]);
+    assert!(committed >= COMMITS as f64, "committed grew by {committed}");
+    let conflicts = grew("zeoraid_commits_total", &[("outcome", "conflict")]);
+    assert_eq!(conflicts, 1.0, "one conflict");
+    let loads = grew("zeoraid_loads_total", &[("outcome", "ok")]);
+    assert!(loads >= LOADS as f64, "loads ok grew by {loads}");
+    let name = "zeoraid_commit_duration_seconds";
+    let timed = after.histogram_count(name, &[]) - before.histogram_count(name, &[]);
+    assert!(timed >= COMMITS as f64, "commit durations observed: {timed}");
+    for member in ["zeo1", "zeo2"] {
+        let name = "zeoraid_member_call_duration_seconds";
+        let votes = [("member", member), ("method", "vote")];
+        let timed = after.histogram_count(name, &votes) - before.histogram_count(name, &votes);
+        assert!(timed >= (COMMITS + 1) as f64, "{member}: votes timed {timed}");
+        let finishes = [("member", member), ("method", "tpc_finish")];
+        let timed = after.histogram_count(name, &finishes) - before.histogram_count(name, &finishes);
+        assert!(timed >= COMMITS as f64, "{member}: tpc_finish timed {timed}");
+        let ok = grew(
+            "zeoraid_member_calls_total",
+            &[("member", member), ("outcome", "ok")],
+        );
+        assert!(ok >= (2 * COMMITS) as f64, "{member}: calls ok grew by {ok}");
+    }
+    // Every load went to one member; the two members served them all.
+    let load_calls = after.histogram_count(
+        "zeoraid_member_call_duration_seconds",
+        &[("method", "loadBefore")],
+    ) - before.histogram_count(
+        "zeoraid_member_call_duration_seconds",
+        &[("method", "loadBefore")],
+    );
+    assert!(load_calls >= LOADS as f64, "loadBefore calls timed: {load_calls}");
+    // Each commit's records went in and out; every frame has at least a header.
+    for (direction, peer) in [
+        ("in", "client"),
+        ("out", "client"),
+        ("in", "member"),
+        ("out", "member"),
+    ] {
+        let bytes = grew("zeoraid_bytes_total", &[("direction", direction), ("peer", peer)]);
+        let least = (COMMITS * ROOT_RECORD.len()) as f64;
+        assert!(
+            bytes >= least,
+            "bytes {direction} {peer} grew by {bytes}, less than {least}"
+        );
+    }
+    assert_eq!(after.value("zeoraid_clients", &[]), 2.0, "two registered clients");
+    let connections = grew("zeoraid_client_connections_total", &[]);
+    assert!(connections >= 2.0, "client connections grew by {connections}");
+
+    // A client that leaves is no longer counted.
+    drop(other);
+    wait_for_metrics(http, "zeoraid_clients back to 1", |m| {
+        m.value("zeoraid_clients", &[]) == 1.0
+    });
+
+    // Member zeo2 dies: degraded (kind failed), disconnected, restarting.
+    array.members_mut()[1].kill9();
+    let zeo2_degraded = [("member", "zeo2"), ("state", "degraded")];
+    let failed = [("member", "zeo2"), ("kind", "failed")];
+    let down = wait_for_metrics(http, "zeo2 degraded", |m| {
+        m.value("zeoraid_member_state", &zeo2_degraded) == 1.0
+            && m.value("zeoraid_member_restarts_total", &[("member", "zeo2")]) >= 1.0
+    });
+    down.assert_families();
+    assert_eq!(
+        down.value(
+            "zeoraid_member_state",
+            &[("member", "zeo2"), ("state", "optimal")]
+        ),
+        0.0
+    );
+    assert_eq!(down.value("zeoraid_member_connected", &[("member", "zeo2")]), 0.0);
+    assert_eq!(
+        down.value("zeoraid_degradations_total", &failed)
+            - before.value("zeoraid_degradations_total", &failed),
+        1.0,
+        "one degradation of zeo2, kind failed"
+    );
+    let zeo1 = [("member", "zeo1")];
+    assert_eq!(
+        down.total("zeoraid_degradations_total", &zeo1),
+        0.0,
+        "zeo1 was never degraded"
+    );
+    assert_eq!(
+        down.value(
+            "zeoraid_member_state",
+            &[("member", "zeo1"), ("state", "optimal")]
+        ),
+        1.0
+    );
+    assert_eq!(down.value("zeoraid_array_status", &[("status", "degraded")]), 1.0);
+    assert_eq!(down.value("zeoraid_array_status", &[("status", "optimal")]), 0.0);
+
+    // The array still commits on zeo1, and the metrics say so.
+    let mut client = array.client();
+    new_object(&mut client);
+    let last = Metrics::get(http);
+    let committed = last.value("zeoraid_commits_total", &[("outcome", "committed")])
+        - down.value("zeoraid_commits_total", &[("outcome", "committed")]);
+    assert_eq!(committed, 1.0, "the commit after the failure");
+    // zeo2 stays degraded, however often its connection is retried.
+    assert_eq!(last.value("zeoraid_member_state", &zeo2_degraded), 1.0);
+    assert_eq!(
+        last.value("zeoraid_degradations_total", &failed),
+        down.value("zeoraid_degradations_total", &failed)
+    );
+}

@@ -1,0 +1,109 @@
+//! Graceful shutdown (SIGTERM/SIGINT): zeoraid stops accepting clients,
+//! lets a transaction already voting finish (bounded by the commit
+//! deadline, then aborts it on every member), closes its members and exits
+//! 0. Either way the members stay identical.
+
+mod common;
+
+use common::array::{Array, ArrayOptions};
+use common::rawclient::RawClient;
+use common::records::ROOT_RECORD;
+use std::time::Duration;
+use zeo::methods::{LoadSerial, NewOids, Request};
+use zeo::reply::{Reply, VoteResult};
+use zeo::types::{Oid, Tid};
+
+/// Bound for zeoraid to exit after the signal: the commit deadline used
+/// here (2 s) plus generous slack.
+const EXIT_WITHIN: Duration = Duration::from_secs(20);
+
+fn array() -> Array {
+    let mut options = ArrayOptions::new(2);
+    options.tables = "[timeouts]\ncommit = \"2s\"\n".into();
+    Array::start_with(options)
+}
+
+fn new_oid(client: &mut RawClient) -> Oid {
+    match client.call(Request::NewOids(NewOids { n: Some(1) })) {
+        Ok(Reply::NewOids(oids)) => oids[0],
+        other => panic!("new_oids: {other:?}"),
+    }
+}
+
+fn last_transaction(client: &mut RawClient) -> Tid {
+    match client.call(Request::LastTransaction) {
+        Ok(Reply::LastTransaction(tid)) => tid,
+        other => panic!("lastTransaction: {other:?}"),
+    }
+}
+
+/// Both members hold the same last transaction; returns it.
+fn members_identical(array: &Array) -> Tid {
+    let lasts: Vec<Tid> = (0..2)
+        .map(|m| last_transaction(&mut array.member_client(m)))
+        .collect();
+    assert_eq!(lasts[0], lasts[1], "members differ after shutdown");
+    lasts[0]
+}
+
+#[test]
+fn a_voted_transaction_finishes_after_sigterm_and_zeoraid_exits_0() {
+    let mut array = array();
+    let mut client = array.client();
+    let oid = new_oid(&mut client);
+    let txn = client.begin();
+    client.store(&txn, oid, Tid::ZERO, ROOT_RECORD);
+    assert!(matches!(client.vote(&txn), Ok(VoteResult::Oids(o)) if o.is_empty()));
+    let mark = array.log_mark();
+    array.signal_zeoraid(libc::SIGTERM);
+    array.wait_for_log(mark, Duration::from_secs(10), "draining", |l| {
+        l["msg"] == "draining"
+    });
+    // A client that is not committing yet cannot start now...
+    assert!(
+        std::net::TcpStream::connect(array.addr()).is_err() || !RawClient::connect(array.addr()).is_open(),
+        "zeoraid still accepts clients while shutting down"
+    );
+    // ...but the one that voted finishes.
+    let tid = client.finish(&txn).expect("tpc_finish after SIGTERM");
+    let status = array.wait_zeoraid_exit(EXIT_WITHIN);
+    assert!(status.success(), "exit status {status}\n{}", array.context());
+    assert_eq!(
+        members_identical(&array),
+        tid,
+        "the transaction is on both members"
+    );
+    for m in 0..2 {
+        let mut member = array.member_client(m);
+        let data = member.call(Request::LoadSerial(LoadSerial { oid, serial: tid }));
+        assert!(matches!(data, Ok(Reply::LoadSerial(_))), "member {m}: {data:?}");
+    }
+}
+
+#[test]
+fn a_transaction_that_does_not_finish_in_time_is_aborted_on_every_member() {
+    let mut array = array();
+    let mut client = array.client();
+    let before = members_identical(&array);
+    let oid = new_oid(&mut client);
+    let txn = client.begin();
+    client.store(&txn, oid, Tid::ZERO, ROOT_RECORD);
+    assert!(matches!(client.vote(&txn), Ok(VoteResult::Oids(o)) if o.is_empty()));
+    // The client never sends tpc_finish.
+    let mark = array.log_mark();
+    array.signal_zeoraid(libc::SIGTERM);
+    let status = array.wait_zeoraid_exit(EXIT_WITHIN);
+    assert!(status.success(), "exit status {status}\n{}", array.context());
+    let stopped = array
+        .find_log(mark, |l| l["msg"] == "zeoraid stopped")
+        .unwrap_or_else(|| panic!("no 'zeoraid stopped' line\n{}", array.context()));
+    assert_eq!(stopped["transactions_aborted"], 1, "{stopped}");
+    // Aborted everywhere: nothing committed, and no member still holds
+    // the transaction (its commit lock): a direct commit goes through.
+    assert_eq!(members_identical(&array), before);
+    for m in 0..2 {
+        let mut member = array.member_client(m);
+        let oid = new_oid(&mut member);
+        member.commit(&[(oid, Tid::ZERO, ROOT_RECORD)]);
+    }
+}
