@@ -87,9 +87,25 @@ pub enum CtlCommand {
         /// The member's name, as in the config.
         name: String,
     },
+    /// Start recovering a degraded member from an optimal one; progress
+    /// shows in `details`.
+    Recover {
+        /// The member's name, as in the config.
+        name: String,
+        /// Copy everything (only accepted for an empty member).
+        #[arg(long)]
+        full: bool,
+    },
     /// Make the daemon re-read its config file (as SIGHUP does) and show
     /// what changed.
     Reload,
+}
+
+/// The `message` of a disable or recover answer.
+fn admin_message(answer: &serde_json::Value) -> String {
+    answer["message"]
+        .as_str()
+        .map_or_else(|| answer.to_string(), str::to_owned)
 }
 
 /// Runs one `zeoraid ctl` command; returns its exit code.
@@ -113,11 +129,18 @@ fn run(args: &CtlArgs) -> u8 {
             args,
             &format!("/members/{}/disable", encode_segment(name)),
             &format!("disable {name}"),
-            |answer| {
-                answer["message"]
-                    .as_str()
-                    .map_or_else(|| answer.to_string(), str::to_owned)
-            },
+            admin_message,
+        ),
+        CtlCommand::Recover { name, full } => admin(
+            &target,
+            args,
+            &format!(
+                "/members/{}/recover{}",
+                encode_segment(name),
+                if *full { "?full=true" } else { "" }
+            ),
+            &format!("recover {name}"),
+            admin_message,
         ),
         CtlCommand::Reload => admin(&target, args, "/reload", "reload", reload_summary),
     }
@@ -344,9 +367,18 @@ fn details_text(json: &Json, now: SystemTime) -> String {
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for m in json["members"].as_array().into_iter().flatten() {
         let text = |key: &str| m[key].as_str().unwrap_or("-").to_string();
-        let state = match m["kind"].as_str() {
-            Some(kind) => format!("{} ({kind})", text("state")),
-            None => text("state"),
+        let progress = &m["recovery"]["progress"];
+        let state = match (m["kind"].as_str(), progress["fraction_done"].as_f64()) {
+            (_, Some(done)) => format!(
+                "recovering {:.0}% ({} txn, eta {})",
+                done * 100.0,
+                progress["copied_transactions"].as_u64().unwrap_or(0),
+                progress["eta_seconds"]
+                    .as_f64()
+                    .map_or_else(|| "-".to_string(), |s| format!("{s:.0}s"))
+            ),
+            (Some(kind), None) => format!("{} ({kind})", text("state")),
+            (None, None) => text("state"),
         };
         let connection = if m["connected"] == true {
             text("connection")

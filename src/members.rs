@@ -3,8 +3,9 @@
 //! actors crate knows no config format.
 
 use crate::config::{self, Config};
-use zeoraid_actors::controller::ControllerSettings;
+use zeoraid_actors::controller::{ControllerSettings, RecoveryPolicy};
 use zeoraid_actors::member::{Deadlines, MemberAddress, MemberSettings};
+use zeoraid_actors::recovery::Throttle;
 
 /// The member actor's settings for one configured member.
 pub fn settings(config: &Config, member: &config::Member) -> MemberSettings {
@@ -32,6 +33,15 @@ pub fn controller_settings(config: &Config) -> ControllerSettings {
         members: config.members.iter().map(|m| settings(config, m)).collect(),
         cluster_mode: config.cluster_mode,
         fail_mode: config.fail_mode,
+        recovery: RecoveryPolicy {
+            throttle: Throttle {
+                max_transactions_per_second: config.recovery.max_transactions_per_second,
+                max_bytes_per_second: config.recovery.max_bytes_per_second,
+            },
+            auto: config.recovery.auto,
+            stable_for: config.recovery.stable_for,
+            spool_dir: Some(config.spool_dir.clone()),
+        },
         slow: config.slow_member,
     }
 }

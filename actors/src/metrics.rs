@@ -74,10 +74,10 @@ const CALL_BUCKETS: &[f64] = &[
 ];
 
 /// The array statuses `zeoraid_array_status` has a series for.
-const ARRAY_STATUSES: &[&str] = &["optimal", "degraded", "failed"];
+const ARRAY_STATUSES: &[&str] = &["optimal", "degraded", "recovering", "failed"];
 
 /// The member states `zeoraid_member_state` has a series for.
-const MEMBER_STATES: &[&str] = &["optimal", "degraded"];
+const MEMBER_STATES: &[&str] = &["optimal", "recovering", "degraded"];
 
 const DEGRADE_KINDS: &[DegradeKind] = &[
     DegradeKind::Failed,
@@ -383,6 +383,53 @@ pub(crate) fn bytes_out(peer: Peer) -> IntCounter {
 
 /// The length header every frame has on the wire.
 pub(crate) const FRAME_HEADER: u64 = 4;
+
+static RECOVERY_COPIED: LazyLock<GaugeVec> = LazyLock::new(|| {
+    gauge_vec(
+        "zeoraid_recovery_copied_transactions",
+        "Transactions the running recovery of a member has copied onto it so far (no series while \
+         none runs)",
+        &["member"],
+    )
+});
+
+static RECOVERY_DONE: LazyLock<GaugeVec> = LazyLock::new(|| {
+    gauge_vec(
+        "zeoraid_recovery_fraction_done",
+        "How much of the history a running recovery has to copy is copied, 0 to 1 (by commit time)",
+        &["member"],
+    )
+});
+
+static RECOVERY_BLOCK: LazyLock<Histogram> = LazyLock::new(|| {
+    register(
+        Histogram::with_opts(
+            HistogramOpts::new(
+                "zeoraid_recovery_final_step_seconds",
+                "How long commits waited for a recovery's final step (the tail copied under the commit lock)",
+            )
+            .buckets(COMMIT_BUCKETS.to_vec()),
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// A recovery's progress.
+pub(crate) fn recovery_progress(member: &str, copied: u64, fraction: f64) {
+    RECOVERY_COPIED.with_label_values(&[member]).set(copied as f64);
+    RECOVERY_DONE.with_label_values(&[member]).set(fraction);
+}
+
+/// A recovery ended (done or not): its series go.
+pub(crate) fn recovery_ended(member: &str) {
+    let _ = RECOVERY_COPIED.remove_label_values(&[member]);
+    let _ = RECOVERY_DONE.remove_label_values(&[member]);
+}
+
+/// A recovery's final step held the commit lock this long.
+pub(crate) fn recovery_final_step(blocked: Duration) {
+    RECOVERY_BLOCK.observe(blocked.as_secs_f64());
+}
 
 /// The number of registered client sessions.
 pub(crate) fn clients(n: usize) {

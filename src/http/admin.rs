@@ -1,13 +1,13 @@
-//! The mutating routes: `POST /members/{name}/disable`, `POST /reload`.
-//! Each needs the bearer token when one is configured, and is logged.
-//! (`POST /members/{name}/recover` joins them with recovery, issue 8.)
+//! The mutating routes: `POST /members/{name}/disable`,
+//! `POST /members/{name}/recover`, `POST /reload`. Each needs the bearer
+//! token when one is configured, and is logged.
 
 use super::{ApiError, State};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use slog::info;
-use zeoraid_actors::controller::{AdminError, DisableMember, ReloadConfiguration};
+use zeoraid_actors::controller::{AdminError, DisableMember, RecoverMember, ReloadConfiguration};
 
 /// `POST /members/{name}/disable`: degrade the member now with the reason
 /// "disabled by operator"; it gets no more reads or writes until recovery.
@@ -35,10 +35,47 @@ pub(super) async fn disable(
     }
 }
 
+/// `POST /members/{name}/recover[?full=true]`: start recovering a
+/// degraded member from an optimal one (it goes degraded → recovering →
+/// optimal; progress in `/details`). `full=true` copies everything and is
+/// only accepted for an empty member. 200 `{"member", "message"}`; 404 for
+/// an unknown member; 409 when it cannot be recovered now (optimal,
+/// already recovering, not connected, no source); 503 while shutting down.
+pub(super) async fn recover(
+    state: web::Data<State>,
+    req: HttpRequest,
+    name: web::Path<String>,
+    query: web::Query<RecoverQuery>,
+) -> Result<HttpResponse, ApiError> {
+    state.authorize(&req)?;
+    let name = name.into_inner();
+    let full = query.full.unwrap_or(false);
+    info!(state.log, "admin request"; "action" => "recover", "member" => &name, "full" => full,
+        "peer" => peer(&req));
+    let answer = state
+        .controller
+        .send(RecoverMember {
+            name: name.clone(),
+            full,
+        })
+        .timeout(state.admin_timeout)
+        .await
+        .map_err(|e| ApiError::unreachable("controller", e))?;
+    match answer {
+        Ok(message) => Ok(HttpResponse::Ok().json(json!({ "member": name, "message": message }))),
+        Err(e) => Err(admin_error(&e)),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct RecoverQuery {
+    full: Option<bool>,
+}
+
 fn admin_error(e: &AdminError) -> ApiError {
     let status = match e {
         AdminError::UnknownMember(_) => StatusCode::NOT_FOUND,
-        AdminError::WouldFail(_) => StatusCode::CONFLICT,
+        AdminError::WouldFail(_) | AdminError::Refused(_) => StatusCode::CONFLICT,
         AdminError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
     };
     ApiError::new(status, e.to_string())

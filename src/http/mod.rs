@@ -16,10 +16,8 @@
 //! | `GET /healthz` | 200 `{"alive": true, "version"}`: the process answers |
 //! | `GET /readyz` | 200 when the array takes writes (optimal or degraded), else 503 |
 //! | `POST /members/{name}/disable` | degrade the member now ("disabled by operator") |
+//! | `POST /members/{name}/recover[?full=true]` | start recovering a degraded member |
 //! | `POST /reload` | re-read the configuration file, apply the member list |
-//!
-//! `POST /members/{name}/recover` comes with recovery (issue 8); until
-//! then it is absent (404), not faked.
 //!
 //! Mutating calls (every `POST`) need `Authorization: Bearer TOKEN` when
 //! `[http] token` is set (401 otherwise; the token is compared in constant
@@ -157,6 +155,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(get("/healthz", status::healthz))
         .service(get("/readyz", status::readyz))
         .service(post("/members/{name}/disable", admin::disable))
+        .service(post("/members/{name}/recover", admin::recover))
         .service(post("/reload", admin::reload))
         .default_service(web::to(not_found));
 }

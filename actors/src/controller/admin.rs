@@ -103,7 +103,12 @@ impl Controller {
     /// Called whenever the commit lock is free: a drain with nothing left
     /// to finish is over.
     pub(super) fn check_drained(&mut self) {
-        if self.drain.is_some() && self.lock.is_none() && self.waiting.is_empty() && !self.packing {
+        if self.drain.is_some()
+            && self.lock.is_none()
+            && self.waiting.is_empty()
+            && !self.packing
+            && !self.recovery_final
+        {
             self.finish_drain();
         }
     }
@@ -114,7 +119,14 @@ impl Controller {
             return;
         };
         let aborted = self.drain.as_ref().map_or(0, |d| d.aborted);
-        for slot in &self.members {
+        for slot in &mut self.members {
+            if let Some(recovery) = slot.recovery.take() {
+                // It finishes or aborts the transaction in flight on the
+                // member; a later recovery resumes from there.
+                recovery.addr.do_send(crate::recovery::Stop {
+                    reason: "zeoraid is shutting down".into(),
+                });
+            }
             if let Some(addr) = &slot.addr {
                 addr.do_send(Shutdown {
                     reason: "zeoraid is shutting down".into(),
@@ -172,6 +184,11 @@ impl Controller {
         }
         let gone: Vec<String> = outcome.removed.iter().chain(&outcome.replaced).cloned().collect();
         for slot in self.members.iter().filter(|s| gone.iter().any(|g| *g == *s.name)) {
+            if let Some(recovery) = &slot.recovery {
+                recovery.addr.do_send(crate::recovery::Stop {
+                    reason: "removed from the configuration".into(),
+                });
+            }
             if let Some(addr) = &slot.addr {
                 addr.do_send(Shutdown {
                     reason: "removed from the configuration".into(),

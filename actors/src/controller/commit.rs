@@ -114,9 +114,13 @@ impl Controller {
     /// Hands the commit lock on: to a queued reload first, then a pack,
     /// then the next waiting vote; with nothing left, a drain is over.
     pub(super) fn next_vote(&mut self, ctx: &mut Context<Self>) {
-        while self.lock.is_none() && !self.packing {
+        while self.lock.is_none() && !self.packing && !self.recovery_final {
             if let Some(reload) = self.reloads.pop_front() {
                 self.apply_reload(ctx, reload);
+                continue;
+            }
+            if let Some(member) = self.recovery_finals.pop_front() {
+                self.finish_recovery(ctx, member);
                 continue;
             }
             if let Some(pack) = self.packs.pop_front() {
@@ -558,6 +562,9 @@ impl Handler<NewOids> for Controller {
                     }
                 }
             }
+            if let Some(oids) = &best {
+                act.note_oids(oids);
+            }
             best.ok_or_else(|| unavailable("no member could allocate oids: the array has failed"))
         }))
     }
@@ -579,7 +586,7 @@ impl Controller {
     /// it runs, so members packing beside a stream of commits could come
     /// out different). Then the new size goes to every client.
     fn start_pack(&mut self, ctx: &mut Context<Self>, msg: Pack) {
-        if let Some(error) = self.write_refusal() {
+        if let Some(error) = self.write_refusal().or_else(|| self.pack_refusal()) {
             let result = Err(error);
             return self.reply(
                 msg.session,

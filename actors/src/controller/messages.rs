@@ -34,6 +34,7 @@ pub struct ControllerSettings {
     /// degraded; a slow member holds back every commit, since a commit
     /// waits for every optimal member.
     pub slow: SlowPolicy,
+    pub recovery: super::RecoveryPolicy,
 }
 
 /// Resolves once every member connected or failed a first attempt, or
@@ -137,8 +138,10 @@ pub struct Status;
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ArrayStatus {
-    /// `optimal`, `degraded` or `failed`.
+    /// `optimal`, `degraded`, `recovering` or `failed`.
     pub status: &'static str,
+    /// The longest time commits waited for a recovery's final step, in ms.
+    pub longest_recovery_block_ms: u64,
     /// One line for humans and Nagios, e.g. "degraded: 2 of 3 members
     /// optimal (zeo3 failed)".
     pub summary: String,
@@ -163,8 +166,12 @@ pub struct ArrayStatus {
 pub struct MemberStatus {
     pub name: String,
     pub address: String,
-    /// `optimal` or `degraded`.
+    /// `optimal`, `recovering` or `degraded`.
     pub state: &'static str,
+    /// The recovery in progress: source, start, progress.
+    pub recovery: Option<super::RecoveryStatus>,
+    /// How the last recovery of this member ended.
+    pub last_recovery: Option<String>,
     /// Why it was degraded, in one word: `failed`, `behind`, `diverged`, `slow`.
     pub kind: Option<&'static str>,
     pub reason: Option<String>,
@@ -258,6 +265,9 @@ pub enum AdminError {
     WouldFail(String),
     #[error("zeoraid is shutting down")]
     ShuttingDown,
+    /// Refused for a reason of the member's or the array's state.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Take a member out of the array now (reason "disabled by operator"). It

@@ -16,10 +16,12 @@ mod debug;
 mod info;
 pub mod messages;
 mod modes;
+mod recovering;
 mod slow;
 
 pub use messages::*;
 pub use modes::{ClusterMode, FailMode};
+pub use recovering::{RecoverMember, RecoveryPolicy, RecoveryStatus};
 pub use slow::{SlowDetector, SlowPolicy};
 
 use crate::member::{ConnState, MemberActor, MemberEvent, MemberSettings};
@@ -58,6 +60,12 @@ struct Slot {
     failures: u64,
     /// Transactions committed since it was degraded.
     missed: u64,
+    /// The recovery bringing it back, while one runs.
+    recovery: Option<recovering::Recovering>,
+    /// How the last recovery of this member ended (refused, failed, done).
+    last_recovery: Option<String>,
+    /// When its current connection became ready (flap damping).
+    connected_since: Option<std::time::Instant>,
 }
 
 #[derive(Clone, Debug)]
@@ -117,11 +125,23 @@ impl Slot {
             conn_state: ConnState::Connecting,
             failures: 0,
             missed: 0,
+            recovery: None,
+            last_recovery: None,
+            connected_since: None,
         }
     }
 
     fn optimal(&self) -> bool {
         self.degraded.is_none()
+    }
+
+    /// `optimal`, `recovering` or `degraded`.
+    fn state(&self) -> &'static str {
+        match (&self.degraded, &self.recovery) {
+            (None, _) => "optimal",
+            (Some(_), Some(_)) => "recovering",
+            (Some(_), None) => "degraded",
+        }
     }
 
     /// Starts the member actor, reporting to the controller.
@@ -158,6 +178,15 @@ pub struct Controller {
     stats: Stats,
     slow: SlowDetector,
     slow_policy: SlowPolicy,
+    recovery_policy: RecoveryPolicy,
+    /// Recoveries that caught up, waiting for the commit lock.
+    recovery_finals: VecDeque<String>,
+    /// A recovery's final step holds the commit lock.
+    recovery_final: bool,
+    /// The longest time commits waited for a recovery's final step.
+    longest_recovery_block: std::time::Duration,
+    /// The highest oid handed out (a recovered member's counter must pass it).
+    max_oid: zeo::types::Oid,
     /// What sessions were last told (pushed again only when it changes).
     pushed: Option<(Vec<Addr<MemberActor>>, Serving)>,
 }
@@ -199,6 +228,11 @@ impl Controller {
             pushed: None,
             slow: SlowDetector::new(settings.slow, member_count),
             slow_policy: settings.slow,
+            recovery_policy: settings.recovery,
+            recovery_finals: VecDeque::new(),
+            recovery_final: false,
+            longest_recovery_block: std::time::Duration::ZERO,
+            max_oid: zeo::types::Oid::ZERO,
         }
     }
 
@@ -279,6 +313,8 @@ impl Controller {
     fn array_status(&self) -> &'static str {
         if self.failed_reason().is_some() {
             "failed"
+        } else if self.members.iter().any(|m| m.recovery.is_some()) {
+            "recovering"
         } else if self.optimal_count() == self.members.len() {
             "optimal"
         } else {
@@ -302,7 +338,7 @@ impl Controller {
 
     /// The array's status and every member's state, as metrics.
     fn publish_metrics(&self) {
-        let state = |m: &Slot| if m.optimal() { "optimal" } else { "degraded" };
+        let state = |m: &Slot| m.state();
         let members = self.members.iter().map(|m| (&*m.name, state(m), m.connected));
         metrics::array(self.array_status(), members);
     }
@@ -393,7 +429,7 @@ impl Controller {
     /// Startup is over: members that are not connected now would miss
     /// writes, and members behind the others already did, so they start
     /// degraded (recovery, issue 8, brings them back).
-    fn finish_startup(&mut self) {
+    fn finish_startup(&mut self, ctx: &mut Context<Self>) {
         if self.started {
             return;
         }
@@ -418,6 +454,9 @@ impl Controller {
         }
         self.push_serving();
         info!(self.log, "array ready"; "status" => self.array_status(), "last_tid" => self.last_tid.to_hex());
+        for i in 0..self.members.len() {
+            self.schedule_auto_recovery(ctx, i);
+        }
         for waiter in self.ready_waiters.drain(..) {
             let _ = waiter.send(());
         }
@@ -425,6 +464,7 @@ impl Controller {
 
     fn on_member_state(
         &mut self,
+        ctx: &mut Context<Self>,
         name: &str,
         state: ConnState,
         reason: String,
@@ -434,6 +474,11 @@ impl Controller {
         let was = self.members[i].connected;
         self.members[i].connected = state == ConnState::Ready;
         self.members[i].conn_state = state;
+        if self.members[i].connected && !was {
+            self.members[i].connected_since = Some(std::time::Instant::now());
+        } else if !self.members[i].connected {
+            self.members[i].connected_since = None;
+        }
         if matches!(
             state,
             ConnState::Ready | ConnState::BackingOff | ConnState::Parked
@@ -472,7 +517,9 @@ impl Controller {
             self.publish_metrics();
         }
         if !self.started && self.all_settled() {
-            self.finish_startup();
+            self.finish_startup(ctx);
+        } else if self.started && self.members[i].connected && !was {
+            self.schedule_auto_recovery(ctx, i);
         }
     }
 }
@@ -492,14 +539,14 @@ impl Actor for Controller {
 impl Handler<MemberEvent> for Controller {
     type Result = ();
 
-    fn handle(&mut self, event: MemberEvent, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, event: MemberEvent, ctx: &mut Context<Self>) {
         match event {
             MemberEvent::State {
                 member,
                 state,
                 reason,
                 connected,
-            } => self.on_member_state(&member, state, reason, connected),
+            } => self.on_member_state(ctx, &member, state, reason, connected),
             MemberEvent::Callback {
                 callback: Callback::Info(info),
                 ..
@@ -520,7 +567,7 @@ impl Handler<WaitReady> for Controller {
             let _ = tx.send(());
         } else {
             self.ready_waiters.push(tx);
-            ctx.run_later(msg.within, |act, _| act.finish_startup());
+            ctx.run_later(msg.within, |act, ctx| act.finish_startup(ctx));
         }
         Box::pin(rx.into_actor(self).map(|_, act, _| {
             let optimal = act.members.iter().filter(|m| m.optimal()).count();
@@ -597,7 +644,9 @@ impl Controller {
             .map(|m| MemberStatus {
                 name: m.name.to_string(),
                 address: m.settings.address.to_string(),
-                state: if m.optimal() { "optimal" } else { "degraded" },
+                state: m.state(),
+                recovery: self.recovery_status(m),
+                last_recovery: m.last_recovery.clone(),
                 kind: m.degraded.as_ref().map(|d| d.kind.as_str()),
                 reason: m.degraded.as_ref().map(|d| d.reason.clone()),
                 degraded_since: m.degraded.as_ref().map(|d| unix_seconds(d.since)),
@@ -647,6 +696,7 @@ impl Controller {
             last_tid: self.last_tid.to_hex(),
             optimal,
             quorum: self.cluster_mode.quorum(self.members.len()),
+            longest_recovery_block_ms: self.longest_recovery_block.as_millis() as u64,
             commits: self.stats.commits,
             aborts: self.stats.aborts,
             conflicts: self.stats.conflicts,

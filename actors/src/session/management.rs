@@ -3,12 +3,12 @@
 //! `raid_status()` → `'optimal'`/`'degraded'`/`'failed'`;
 //! `raid_details()` → `{name: 'optimal' | 'failed: REASON'}` (gocept's
 //! shape: a degraded member is reported as `failed: ` and its reason);
-//! `raid_disable(name)` → `"disabled 'NAME'"`; `raid_reload()` → a summary.
+//! `raid_disable(name)` → `"disabled 'NAME'"`; `raid_recover(name)` →
+//! `"recovering 'NAME' from 'SOURCE'"`; `raid_reload()` → a summary.
 //! They are served while the array has failed too (that is when they are
 //! needed); the two that change the array are refused on a read-only
-//! connection. Any other `raid_*` name (`raid_recover` until recovery
-//! exists) is answered with an `AttributeError`, as for a method a storage
-//! does not have.
+//! connection. Any other `raid_*` name is answered with an
+//! `AttributeError`, as for a method a storage does not have.
 
 use super::*;
 use crate::controller::{self as ctl, ReloadConfiguration};
@@ -21,7 +21,7 @@ impl ClientSession {
         name: &str,
         args: &[Value],
     ) {
-        let mutating = matches!(name, "raid_disable" | "raid_reload");
+        let mutating = matches!(name, "raid_disable" | "raid_reload" | "raid_recover");
         if mutating && self.read_only {
             return self.error(msgid, ZeoError::ReadOnlyError);
         }
@@ -37,12 +37,40 @@ impl ClientSession {
                     let members = s.members.into_iter().map(|m| {
                         let state = match (m.state, m.reason) {
                             ("optimal", _) => "optimal".to_string(),
+                            ("recovering", _) => match m.recovery.and_then(|r| r.progress) {
+                                Some(p) => format!(
+                                    "recovering: {} transaction(s), {:.0}%",
+                                    p.copied_transactions,
+                                    p.fraction_done * 100.0
+                                ),
+                                None => "recovering: starting".to_string(),
+                            },
                             (_, reason) => format!("failed: {}", reason.unwrap_or_default()),
                         };
                         (Value::Str(m.name), Value::Str(state))
                     });
                     Ok(Value::Dict(members.collect()))
                 });
+            }
+            ("raid_recover", [member]) => {
+                let Some(member) = member.as_str().map(str::to_owned) else {
+                    return self.error(
+                        msgid,
+                        ZeoError::ValueError("raid_recover(name): name must be a str".into()),
+                    );
+                };
+                let fut = self.controller.send(ctl::RecoverMember {
+                    name: member,
+                    full: false,
+                });
+                ctx.spawn(fut.into_actor(self).map(move |answer, act, _| {
+                    let result = match answer {
+                        Ok(Ok(message)) => Ok(Value::Str(message)),
+                        Ok(Err(refused)) => Err(management_error(&refused.to_string())),
+                        Err(e) => Err(unavailable(&format!("controller unreachable: {e}"))),
+                    };
+                    act.answer(msgid, result);
+                }));
             }
             ("raid_disable", [member]) => {
                 let Some(member) = member.as_str().map(str::to_owned) else {
@@ -84,11 +112,9 @@ impl ClientSession {
                     act.answer(msgid, result);
                 }));
             }
-            ("raid_status" | "raid_details" | "raid_reload" | "raid_disable", _) => {
-                let problem = format!(
-                    "{name}() takes {} argument(s)",
-                    if name == "raid_disable" { 1 } else { 0 }
-                );
+            ("raid_status" | "raid_details" | "raid_reload" | "raid_disable" | "raid_recover", _) => {
+                let takes_name = matches!(name, "raid_disable" | "raid_recover");
+                let problem = format!("{name}() takes {} argument(s)", usize::from(takes_name));
                 self.error(
                     msgid,
                     ZeoError::Other {

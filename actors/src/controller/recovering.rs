@@ -1,0 +1,339 @@
+//! Recovery as the controller runs it (design notes §6): which member is
+//! recovering from which source, the final step under the commit lock,
+//! automatic recovery with flap damping. The copying itself is the
+//! recovery actor's (`crate::recovery`); the controller owns what it means:
+//! the member's state (degraded → recovering(progress) → optimal), the
+//! commit lock, the oid counter, and when to start or give up.
+
+use super::*;
+use crate::recovery::{
+    CopyTail, Progress, RecoveryActor, RecoveryEvent, RecoverySettings, Stop, SyncOids, Throttle,
+};
+use crate::session::unavailable;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use zeo::types::Oid;
+
+/// `[recovery]` from the configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecoveryPolicy {
+    pub throttle: Throttle,
+    /// Recover a degraded member on its own once it is reachable again
+    /// and stayed connected for `stable_for`.
+    pub auto: bool,
+    pub stable_for: Duration,
+    /// Where blobs are spooled between download and upload.
+    pub spool_dir: Option<PathBuf>,
+}
+
+impl Default for RecoveryPolicy {
+    fn default() -> Self {
+        RecoveryPolicy {
+            throttle: Throttle::UNLIMITED,
+            auto: false,
+            stable_for: Duration::from_secs(30),
+            spool_dir: None,
+        }
+    }
+}
+
+/// A recovery in progress, owned by the target member's slot.
+pub(super) struct Recovering {
+    pub addr: Addr<RecoveryActor>,
+    pub source: String,
+    pub started: SystemTime,
+    pub progress: Option<Progress>,
+    /// How often the source failed and another one took over.
+    pub source_changes: u32,
+}
+
+/// The recovery of a member as shown in status.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RecoveryStatus {
+    pub source: String,
+    pub started: f64,
+    pub progress: Option<Progress>,
+}
+
+/// Start recovering a degraded member now (`POST /members/NAME/recover`,
+/// `zeoraid ctl recover`, `raid_recover`). `full`: copy everything, only
+/// allowed onto an empty member.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<String, AdminError>")]
+pub struct RecoverMember {
+    pub name: String,
+    pub full: bool,
+}
+
+/// A source that fails is replaced this many times before the recovery
+/// gives up (the member stays degraded; a later recovery resumes).
+const MAX_SOURCE_CHANGES: u32 = 3;
+
+impl Handler<RecoverMember> for Controller {
+    type Result = Result<String, AdminError>;
+
+    fn handle(&mut self, msg: RecoverMember, ctx: &mut Context<Self>) -> Self::Result {
+        let i = self
+            .slot_index(&msg.name)
+            .ok_or_else(|| AdminError::UnknownMember(msg.name.clone()))?;
+        self.start_recovery(ctx, i, msg.full, 0)
+    }
+}
+
+impl Controller {
+    /// Starts the recovery actor for member `i` from an optimal source.
+    fn start_recovery(
+        &mut self,
+        ctx: &mut Context<Self>,
+        i: usize,
+        full: bool,
+        source_changes: u32,
+    ) -> Result<String, AdminError> {
+        let name = self.members[i].name.to_string();
+        let refuse = |why: String| Err(AdminError::Refused(format!("cannot recover {name}: {why}")));
+        if self.drain.is_some() {
+            return Err(AdminError::ShuttingDown);
+        }
+        let slot = &self.members[i];
+        if slot.optimal() {
+            return refuse("it is optimal".into());
+        }
+        if slot.recovery.is_some() {
+            return refuse("it is already recovering".into());
+        }
+        if !slot.connected {
+            return refuse(format!("it is not connected ({})", slot.conn_state));
+        }
+        let Some(target) = slot.addr.clone() else {
+            return refuse("its member actor is not running".into());
+        };
+        let Some(source) = self
+            .members
+            .iter()
+            .find(|m| m.optimal() && m.connected && m.addr.is_some())
+        else {
+            return refuse("no optimal member to copy from".into());
+        };
+        let (source_name, source_addr) = (source.name.to_string(), source.addr.clone().expect("checked"));
+        let mut settings = RecoverySettings::new(name.clone(), target, source_name.clone(), source_addr);
+        settings.throttle = self.recovery_policy.throttle;
+        settings.full = full;
+        settings.spool_dir = self.recovery_policy.spool_dir.clone();
+        let actor = RecoveryActor::new(settings, ctx.address().recipient(), self.log.clone()).start();
+        info!(self.log, "member recovering"; "member" => &name, "source" => &source_name, "full" => full,
+            "source_changes" => source_changes);
+        self.members[i].recovery = Some(Recovering {
+            addr: actor,
+            source: source_name.clone(),
+            started: SystemTime::now(),
+            progress: None,
+            source_changes,
+        });
+        self.members[i].last_recovery = None;
+        self.push_serving();
+        Ok(format!("recovering '{name}' from '{source_name}'"))
+    }
+
+    /// The recovery of member `i` ended without making it optimal.
+    fn recovery_ended(&mut self, i: usize, outcome: String) {
+        let slot = &mut self.members[i];
+        if let Some(r) = slot.recovery.take() {
+            r.addr.do_send(Stop {
+                reason: outcome.clone(),
+            });
+        }
+        warn!(self.log, "recovery ended"; "member" => &*slot.name, "outcome" => &outcome);
+        slot.last_recovery = Some(outcome);
+        metrics::recovery_ended(&slot.name);
+        self.push_serving();
+    }
+
+    /// The final step of the recovery of `name`, holding the commit lock
+    /// (no transaction commits meanwhile): copy the tail up to the array's
+    /// last tid, bring the member's oid counter in step, mark it optimal.
+    pub(super) fn finish_recovery(&mut self, ctx: &mut Context<Self>, name: String) {
+        let Some(i) = self.slot_index(&name) else { return };
+        let Some(actor) = self.members[i].recovery.as_ref().map(|r| r.addr.clone()) else {
+            return;
+        };
+        self.recovery_final = true;
+        let until = self.last_tid;
+        let at_least = self.max_oid;
+        let locked = Instant::now();
+        info!(self.log, "recovery final step: commits wait"; "member" => &name, "until" => until.to_hex());
+        let step = async move {
+            let tail = actor.send(CopyTail { until }).await;
+            let tail = match tail {
+                Ok(Ok(tail)) => tail,
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(e) => return Err(format!("recovery actor unreachable: {e}")),
+            };
+            match actor.send(SyncOids { at_least }).await {
+                Ok(Ok(_)) => Ok(tail),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(format!("recovery actor unreachable: {e}")),
+            }
+        };
+        ctx.spawn(step.into_actor(self).map(move |result, act, ctx| {
+            let blocked = locked.elapsed();
+            act.recovery_final = false;
+            act.longest_recovery_block = act.longest_recovery_block.max(blocked);
+            metrics::recovery_final_step(blocked);
+            match (result, act.slot_index(&name)) {
+                (Ok(tail), Some(i)) if act.members[i].recovery.is_some() => {
+                    let slot = &mut act.members[i];
+                    let recovery = slot.recovery.take().expect("checked");
+                    recovery.addr.do_send(Stop {
+                        reason: "recovered".into(),
+                    });
+                    slot.degraded = None;
+                    slot.missed = 0;
+                    slot.last_tid = Some(tail.last_tid);
+                    slot.last_recovery = Some(format!(
+                        "recovered from {} in {:.1}s; commits waited {} ms for the last {} transaction(s)",
+                        recovery.source,
+                        recovery.started.elapsed().unwrap_or_default().as_secs_f64(),
+                        blocked.as_millis(),
+                        tail.transactions
+                    ));
+                    info!(act.log, "member recovered"; "member" => &name, "source" => &recovery.source,
+                        "commits_blocked_ms" => blocked.as_millis() as u64, "tail_transactions" => tail.transactions,
+                        "status" => act.array_status());
+                    metrics::recovery_ended(&name);
+                    act.slow.forget(i);
+                    act.push_serving();
+                }
+                (Err(reason), Some(i)) => act.recovery_ended(i, format!("final step failed: {reason}")),
+                _ => {}
+            }
+            act.next_vote(ctx);
+        }));
+    }
+
+    /// Schedules an automatic recovery of member `i` once it has stayed
+    /// connected for `stable_for` (flap damping: a member that disconnects
+    /// meanwhile is not recovered by this timer; its next connection starts
+    /// a new one).
+    pub(super) fn schedule_auto_recovery(&mut self, ctx: &mut Context<Self>, i: usize) {
+        let slot = &self.members[i];
+        if !self.recovery_policy.auto
+            || slot.optimal()
+            || slot.recovery.is_some()
+            || !slot.connected
+            || slot
+                .degraded
+                .as_ref()
+                .is_some_and(|d| matches!(d.kind, DegradeKind::Disabled | DegradeKind::Diverged))
+        {
+            return;
+        }
+        let Some(since) = slot.connected_since else { return };
+        let name = slot.name.clone();
+        info!(self.log, "automatic recovery scheduled"; "member" => &*name,
+            "stable_for_ms" => self.recovery_policy.stable_for.as_millis() as u64);
+        ctx.run_later(self.recovery_policy.stable_for, move |act, ctx| {
+            let Some(i) = act.slot_index(&name) else { return };
+            if act.members[i].connected_since != Some(since) || !act.members[i].connected {
+                return;
+            }
+            if act.members[i].optimal() || act.members[i].recovery.is_some() {
+                return;
+            }
+            if let Err(e) = act.start_recovery(ctx, i, false, 0) {
+                warn!(act.log, "automatic recovery not started"; "member" => &*name, "reason" => %e);
+            }
+        });
+    }
+
+    /// Pack is refused while a recovery copies: FileStorage's pack of the
+    /// source would remove history the copy is reading.
+    pub(super) fn pack_refusal(&self) -> Option<ZeoError> {
+        let recovering: Vec<&str> = self
+            .members
+            .iter()
+            .filter(|m| m.recovery.is_some())
+            .map(|m| &*m.name)
+            .collect();
+        (!recovering.is_empty()).then(|| {
+            unavailable(&format!(
+                "pack refused: recovery of {} is running; pack again when it has finished",
+                recovering.join(", ")
+            ))
+        })
+    }
+
+    /// The highest oid handed out so far (for the final step's oid sync).
+    pub(super) fn note_oids(&mut self, oids: &[Oid]) {
+        if let Some(last) = oids.iter().max() {
+            self.max_oid = self.max_oid.max(*last);
+        }
+    }
+
+    pub(super) fn recovery_status(&self, slot: &Slot) -> Option<RecoveryStatus> {
+        slot.recovery.as_ref().map(|r| RecoveryStatus {
+            source: r.source.clone(),
+            started: unix_seconds(r.started),
+            progress: r.progress.clone(),
+        })
+    }
+}
+
+impl Handler<RecoveryEvent> for Controller {
+    type Result = ();
+
+    fn handle(&mut self, event: RecoveryEvent, ctx: &mut Context<Self>) {
+        let Some(i) = self.slot_index(event.member()) else {
+            return;
+        };
+        if self.members[i].recovery.is_none() {
+            return;
+        }
+        match event {
+            RecoveryEvent::Verified {
+                member,
+                target_last_tid,
+                compared_transactions,
+                full_copy,
+                ..
+            } => {
+                info!(self.log, "recovery verified the member's history"; "member" => member,
+                    "from_tid" => target_last_tid.to_hex(), "compared_transactions" => compared_transactions,
+                    "full_copy" => full_copy);
+            }
+            RecoveryEvent::Progress { member, progress } => {
+                metrics::recovery_progress(&member, progress.copied_transactions, progress.fraction_done);
+                if let Some(r) = self.members[i].recovery.as_mut() {
+                    r.progress = Some(progress);
+                }
+            }
+            RecoveryEvent::CaughtUp { member, .. } => {
+                // The rest is copied under the commit lock, as soon as the
+                // transaction holding it (if any) is done.
+                self.recovery_finals.push_back(member);
+                self.next_vote(ctx);
+            }
+            RecoveryEvent::Refused { reason, .. } => self.recovery_ended(i, format!("refused: {reason}")),
+            RecoveryEvent::TargetFailed { reason, .. } => {
+                self.recovery_ended(i, format!("stopped: the member failed: {reason}"))
+            }
+            RecoveryEvent::SourceFailed {
+                reason, resume_from, ..
+            } => {
+                let changes = self.members[i].recovery.as_ref().map_or(0, |r| r.source_changes) + 1;
+                self.members[i].recovery = None;
+                warn!(self.log, "recovery source failed"; "member" => &*self.members[i].name,
+                    "reason" => &reason, "resume_from" => resume_from.to_hex());
+                let outcome = format!("stopped: the source failed: {reason}");
+                if changes > MAX_SOURCE_CHANGES {
+                    self.members[i].last_recovery = Some(outcome);
+                    metrics::recovery_ended(&self.members[i].name);
+                    self.push_serving();
+                } else if let Err(e) = self.start_recovery(ctx, i, false, changes) {
+                    self.members[i].last_recovery = Some(format!("{outcome}; no other source: {e}"));
+                    metrics::recovery_ended(&self.members[i].name);
+                    self.push_serving();
+                }
+            }
+        }
+    }
+}
