@@ -33,10 +33,11 @@ from ZEO.ClientStorage import ClientStorage
 
 from conformance.cluster import zeoraid_binary
 # The cluster, its diagnostics and the write workload of the failure tests.
+from conformance import workload
 from test_failures import (  # noqa: F401  (raid is a fixture)
-    CONNECT_TIMEOUT, FAULT_AFTER, STORAGE, Workload, bounded,
-    check_members_hold, commit_change, degraded, raid, read_values,
-    record_state, with_logs)
+    COMMITS, CONNECT_TIMEOUT, FAULT_AFTER, STORAGE, WORKLOAD_TIMEOUT,
+    WRITERS, bounded, check_members_hold, commit_change, degraded, raid,
+    read_values, with_logs)
 
 HTTP_TIMEOUT = 20   # seconds for one HTTP request or ctl run
 
@@ -127,7 +128,8 @@ def test_raid_calls_through_client_storage(raid):
 @with_logs
 def test_disable_under_clientstorage_write_load(raid):
     raid.start(2)
-    load = Workload(raid)
+    load = workload.Workload(raid.addr, WRITERS, COMMITS, WORKLOAD_TIMEOUT,
+                             wait_timeout=CONNECT_TIMEOUT)
     load.wait_acked(FAULT_AFTER)
     code, answer = http(raid, "POST", "/members/m2/disable")
     assert code == 200, answer
@@ -155,7 +157,7 @@ def test_disable_under_clientstorage_write_load(raid):
         for tid, values in acked:
             for oid, value in values.items():
                 if tid <= last_2:
-                    got = record_state(storage.loadSerial(oid, tid))["value"]
+                    got = workload.record_state(storage.loadSerial(oid, tid))["value"]
                     assert got == value, (oid.hex(), tid.hex(), got, value)
                 else:
                     with pytest.raises(Exception):
