@@ -335,13 +335,16 @@ fn every_route_answers_its_documented_json() {
     assert_eq!(ready["status"], "optimal");
     assert_eq!(ready["summary"], "optimal: 2 of 2 members optimal");
 
-    // Unknown routes, wrong methods, the absent recover route: JSON errors.
+    // Unknown routes, wrong methods, refused recoveries: JSON errors.
     let answer = get(&array, "/nothing-here");
     assert_eq!(answer.code, 404);
     assert!(answer.error().contains("/nothing-here"));
+    // Recovering an optimal member is refused with the reason.
     let answer = post(&array, "/members/zeo2/recover", None);
-    assert_eq!(answer.code, 404, "recover is absent until recovery exists");
-    answer.error();
+    assert_eq!(answer.code, 409);
+    assert!(answer.error().contains("it is optimal"), "{}", answer.error());
+    let answer = post(&array, "/members/nobody/recover", None);
+    assert_eq!(answer.code, 404);
     let answer = get(&array, "/reload");
     assert_eq!(answer.code, 405);
     assert!(answer.error().contains("POST"));

@@ -4,9 +4,8 @@ real runzeo members, through the daemon binary:
   test_raid_calls_through_client_storage
       the gocept.zeoraid management calls as old tooling makes them,
       through ClientStorage._call: raid_status, raid_details,
-      raid_disable('m2') and the status after it, raid_reload; raid_recover
-      (not there until recovery exists) is an error; the HTTP endpoint
-      agrees.
+      raid_disable('m2') and the status after it, raid_reload; the HTTP
+      endpoint agrees; raid_recover('m2') brings it back.
   test_disable_under_clientstorage_write_load
       4 ZODB writers (ClientStorage + DB) commit while m2 is disabled
       through POST /members/m2/disable: no writer sees an error, every
@@ -96,10 +95,10 @@ def test_raid_calls_through_client_storage(raid):
     with pytest.raises(Exception) as info:
         call("raid_disable", "m1")
     assert "refused" in str(info.value), repr(info.value)
-    # Not there until recovery exists: an error, not a fake answer.
+    # Recovering a member that does not exist: an error naming it.
     with pytest.raises(Exception) as info:
-        call("raid_recover", "m2")
-    assert "raid_recover" in str(info.value), repr(info.value)
+        call("raid_recover", "nobody")
+    assert "nobody" in str(info.value), repr(info.value)
     reloaded = call("raid_reload")
     assert reloaded.startswith("reloaded: added [], removed [], "), reloaded
 
@@ -123,6 +122,14 @@ def test_raid_calls_through_client_storage(raid):
     assert len(actors["sessions"]) >= 2, actors["sessions"]
     assert all(s["snapshot"]["registered"] for s in actors["sessions"]), \
         actors["sessions"]
+
+    # raid_recover brings the disabled member back: recovering, then optimal.
+    assert call("raid_recover", "m2") == "recovering 'm2' from 'm1'"
+    deadline = time.monotonic() + 30
+    while call("raid_status") != "optimal":
+        assert time.monotonic() < deadline, call("raid_details")
+        time.sleep(0.05)
+    assert call("raid_details") == {"m1": "optimal", "m2": "optimal"}
 
 
 @with_logs
