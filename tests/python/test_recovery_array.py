@@ -30,10 +30,10 @@ is checked, test by test:
       m2 is degraded: recovery started by the ZEO call raid_recover is
       refused ("refused: ..." naming the divergence), m2 stays degraded
       and its data is untouched; the array keeps serving.
-  test_member_that_missed_a_pack_is_recovered
-      m2 down while the array packs: it is behind, not diverged, and is
-      recovered from its last tid. XFAIL while the daemon refuses it as
-      "diverged" (the packed source lacks transactions m2 still has).
+  test_member_that_missed_a_pack_needs_a_full_copy
+      m2 down while the array packs: incremental recovery refuses it,
+      saying the array was packed meanwhile and a full copy is needed;
+      wiped and recovered with --full, it ends as the source.
   test_source_killed_mid_recovery
       3 members, throttled copy: the source (m1) is killed while m3
       recovers from it: m2 takes over as the source and m3 ends optimal,
@@ -205,7 +205,7 @@ class RecoveryRaid(Raid):
         dir = self.cluster.dir / name
         dir.mkdir(parents=True)
         for attempt in range(3):
-            addr = ("127.0.0.1", _unique_free_port())
+            addr = ("127.0.0.1", free_port())
             conf = dir / "runzeo.conf"
             conf.write_text(runzeo_config(addr, dir, blob_dir=dir / "blobs"))
             proc = spawn([sys.executable, "-m", "ZEO.runzeo", "-C",
@@ -245,29 +245,6 @@ class RecoveryRaid(Raid):
         except Exception as err:
             parts.append(f"--- /details failed: {err!r}")
         return "\n".join(parts)
-
-
-_handed_out = set()
-
-
-def _unique_free_port():
-    """conformance.cluster.free_port, never the same port twice in this
-    process: Cluster._start_members asks for every member's port before
-    any member has bound its own, so two members could be given the same
-    port (seen once: "members[1].address: ... is already used by
-    members[0]")."""
-    for _ in range(100):
-        port = free_port()
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
-    raise StartError("no fresh free port")
-
-
-@pytest.fixture(autouse=True)
-def unique_ports(monkeypatch):
-    import conformance.cluster
-    monkeypatch.setattr(conformance.cluster, "free_port", _unique_free_port)
 
 
 @pytest.fixture
@@ -706,12 +683,13 @@ def _commit_root(db, key, value):
 
 
 @with_logs
-def test_member_that_missed_a_pack_is_recovered(raid):
-    """A member down while the array packed holds old revisions the
-    packed source no longer has: it is behind, not diverged (it holds
-    nothing the array did not commit), so it is recovered from its last
-    tid. Its history before the pack time stays unpacked; the current
-    state and every commit after its last tid are as on the source."""
+def test_member_that_missed_a_pack_needs_a_full_copy(raid):
+    """A member down while the array packed holds old revisions the packed
+    source no longer has. Incremental recovery compares recent history and
+    cannot tell that from a divergence, so it refuses, and says why and
+    what to do: wipe the member and recover it with a full copy. Done so,
+    the member is recovered: the commits after the pack and the current
+    state are as on the source."""
     raid.start(2, recovery="auto = false")
     db = raid.db()
     acked = commit_many(db, "a", 20, objects=3)
@@ -728,10 +706,19 @@ def test_member_that_missed_a_pack_is_recovered(raid):
         lambda d: member(d, "m2")["state"] != "recovering",
         "m2's recovery ended", RECOVERY_TIMEOUT)
     outcome = member(d, "m2")["last_recovery"] or ""
-    if outcome.startswith("refused:") and "diverged" in outcome:
-        # Known daemon bug (issue 8): the pack is taken for a divergence.
-        pytest.xfail(f"daemon bug: a member that missed a pack is refused "
-                     f"as diverged: {outcome}")
+    assert outcome.startswith("refused:"), outcome
+    assert "packed while this member was degraded" in outcome, outcome
+    assert "full copy" in outcome, outcome
+    assert member(d, "m2")["state"] == "degraded"
+
+    # The operator wipes m2's storage and asks for a full copy.
+    raid.cluster.kill_member("m2")
+    m2 = raid.cluster.member("m2")
+    for path in m2.dir.glob("Data.fs*"):
+        path.unlink()
+    raid.cluster.restart_member("m2")
+    raid.wait_details(connected("m2"), "m2 connected again, empty")
+    assert raid.recover("m2", full=True) == "recovering 'm2' from 'm1'"
     done = wait_recovered(raid, "m2")
     assert done["status"] == "optimal", done
     check_hold(raid, ["m1", "m2"], after_pack)

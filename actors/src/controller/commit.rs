@@ -597,6 +597,9 @@ impl Controller {
             );
         }
         self.packing = true;
+        for slot in self.members.iter_mut().filter(|m| !m.optimal()) {
+            slot.packed_while_degraded = true;
+        }
         info!(self.log, "pack started"; "pack_time" => msg.t, "commits_waiting" => self.waiting.len());
         let writers = self.writers();
         let request = Request::Pack(methods::Pack {

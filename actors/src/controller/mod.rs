@@ -66,6 +66,9 @@ struct Slot {
     last_recovery: Option<String>,
     /// When its current connection became ready (flap damping).
     connected_since: Option<std::time::Instant>,
+    /// The array packed while it was degraded: its old revisions no
+    /// longer match the packed members', so only a full copy recovers it.
+    packed_while_degraded: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -128,6 +131,7 @@ impl Slot {
             recovery: None,
             last_recovery: None,
             connected_since: None,
+            packed_while_degraded: false,
         }
     }
 

@@ -188,6 +188,7 @@ impl Controller {
                     });
                     slot.degraded = None;
                     slot.missed = 0;
+                    slot.packed_while_degraded = false;
                     slot.last_tid = Some(tail.last_tid);
                     slot.last_recovery = Some(format!(
                         "recovered from {} in {:.1}s; commits waited {} ms for the last {} transaction(s)",
@@ -312,7 +313,16 @@ impl Handler<RecoveryEvent> for Controller {
                 self.recovery_finals.push_back(member);
                 self.next_vote(ctx);
             }
-            RecoveryEvent::Refused { reason, .. } => self.recovery_ended(i, format!("refused: {reason}")),
+            RecoveryEvent::Refused { reason, .. } => {
+                let advice = if self.members[i].packed_while_degraded {
+                    "; the array was packed while this member was degraded, so its old revisions no \
+                     longer match the packed members': wipe its storage and recover it with a full copy \
+                     (zeoraid ctl recover --full)"
+                } else {
+                    ""
+                };
+                self.recovery_ended(i, format!("refused: {reason}{advice}"))
+            }
             RecoveryEvent::TargetFailed { reason, .. } => {
                 self.recovery_ended(i, format!("stopped: the member failed: {reason}"))
             }

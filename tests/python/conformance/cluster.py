@@ -91,10 +91,21 @@ def _load_zeoprobe():
 zeoprobe = _load_zeoprobe()
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on now and that this process has not
+    handed out before: picked ports are only bound later (by a runzeo or
+    zeoraid process), so the kernel may offer the same free port twice in
+    a row; a member and zeoraid's HTTP endpoint must not get the same one."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def _die_with_parent():
