@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use slog::info;
-use zeoraid_actors::controller::{AdminError, DisableMember, RecoverMember, ReloadConfiguration};
+use zeoraid_actors::controller::{AdminError, Controller, DisableMember, RecoverMember, ReloadConfiguration};
 
 /// `POST /members/{name}/disable`: degrade the member now with the reason
 /// "disabled by operator"; it gets no more reads or writes until recovery.
@@ -23,16 +23,7 @@ pub(super) async fn disable(
     let name = name.into_inner();
     info!(state.log, "admin request"; "action" => "disable", "member" => &name,
         "peer" => peer(&req));
-    let answer = state
-        .controller
-        .send(DisableMember { name: name.clone() })
-        .timeout(state.admin_timeout)
-        .await
-        .map_err(|e| ApiError::unreachable("controller", e))?;
-    match answer {
-        Ok(message) => Ok(HttpResponse::Ok().json(json!({ "member": name, "message": message }))),
-        Err(e) => Err(admin_error(&e)),
-    }
+    member_action(&state, name.clone(), DisableMember { name }).await
 }
 
 /// `POST /members/{name}/recover[?full=true]`: start recovering a
@@ -52,17 +43,24 @@ pub(super) async fn recover(
     let full = query.full.unwrap_or(false);
     info!(state.log, "admin request"; "action" => "recover", "member" => &name, "full" => full,
         "peer" => peer(&req));
+    member_action(&state, name.clone(), RecoverMember { name, full }).await
+}
+
+/// Asks the controller to do something to a member: 200 `{"member",
+/// "message"}`, or the refusal as its status code.
+async fn member_action<M>(state: &State, member: String, msg: M) -> Result<HttpResponse, ApiError>
+where
+    M: actix::Message<Result = Result<String, AdminError>> + Send + 'static,
+    Controller: actix::Handler<M>,
+{
     let answer = state
         .controller
-        .send(RecoverMember {
-            name: name.clone(),
-            full,
-        })
+        .send(msg)
         .timeout(state.admin_timeout)
         .await
         .map_err(|e| ApiError::unreachable("controller", e))?;
     match answer {
-        Ok(message) => Ok(HttpResponse::Ok().json(json!({ "member": name, "message": message }))),
+        Ok(message) => Ok(HttpResponse::Ok().json(json!({ "member": member, "message": message }))),
         Err(e) => Err(admin_error(&e)),
     }
 }
