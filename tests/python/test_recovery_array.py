@@ -675,6 +675,33 @@ THROTTLED = f"auto = false\nmax_transactions_per_second = {THROTTLE_TPS}"
 
 
 @with_logs
+def test_disabling_a_recovering_member_stops_its_recovery(raid):
+    raid.start(2, recovery=THROTTLED)
+    db = raid.db()
+    commit_many(db, "a", 5)
+    raid.cluster.kill_member("m2")
+    raid.wait_details(state_of("m2", "degraded"), "m2 degraded")
+    commit_many(db, "b", 60)
+    raid.cluster.restart_member("m2")
+    raid.wait_details(connected("m2"), "m2 connected again")
+    assert raid.recover("m2") == "recovering 'm2' from 'm1'"
+    raid.wait_details(copied("m2", 3), "m2 copying")
+    code, body = raid.http("POST", "/members/m2/disable")
+    assert (code, body["message"]) == (
+        200, "m2 disabled (its recovery was stopped)"), body
+    d = raid.wait_details(state_of("m2", "degraded"), "m2 degraded again")
+    m2 = member(d, "m2")
+    assert (m2["kind"], m2["reason"]) == ("disabled", "disabled by operator")
+    assert m2["last_recovery"] == "stopped: disabled by operator", m2
+    assert d["status"] == "degraded", d
+    # It stays so, and gets no more writes (the copy stopped after its
+    # transaction in flight, which is older than anything committed now).
+    later = commit_many(db, "c", 3)
+    assert member(raid.details(), "m2")["state"] == "degraded"
+    assert raid.member_last_tid("m2") < later[0][0]
+
+
+@with_logs
 def test_source_killed_mid_recovery(raid):
     raid.start(3, recovery=THROTTLED)
     db = raid.db()

@@ -26,6 +26,17 @@ impl Handler<DisableMember> for Controller {
         let i = self
             .slot_index(&msg.name)
             .ok_or_else(|| AdminError::UnknownMember(msg.name.clone()))?;
+        if self.members[i].recovery.is_some() {
+            // The operator wants it out: its recovery stops (after the
+            // transaction in flight) and it stays degraded as disabled.
+            self.recovery_ended(i, "stopped: disabled by operator".into());
+            if let Some(d) = self.members[i].degraded.as_mut() {
+                d.kind = DegradeKind::Disabled;
+                d.reason = "disabled by operator".into();
+            }
+            info!(self.log, "member disabled while recovering"; "member" => &msg.name);
+            return Ok(format!("{} disabled (its recovery was stopped)", msg.name));
+        }
         if let Some(d) = &self.members[i].degraded {
             return Ok(format!("{} is already degraded: {}", msg.name, d.reason));
         }

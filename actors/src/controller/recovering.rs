@@ -135,7 +135,7 @@ impl Controller {
     }
 
     /// The recovery of member `i` ended without making it optimal.
-    fn recovery_ended(&mut self, i: usize, outcome: String) {
+    pub(super) fn recovery_ended(&mut self, i: usize, outcome: String) {
         let slot = &mut self.members[i];
         if let Some(r) = slot.recovery.take() {
             r.addr.do_send(Stop {
