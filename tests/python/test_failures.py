@@ -40,9 +40,13 @@ tail of zeoraid's log and the array status (`with_logs`).
 """
 
 import functools
+import json
 import logging
 import threading
 import time
+import tomllib
+import urllib.error
+import urllib.request
 
 import pytest
 import transaction
@@ -67,6 +71,7 @@ WORKLOAD_TIMEOUT = 90      # seconds for one whole workload
 STATUS_TIMEOUT = 15        # zeoraid's status reaches an expected state
 CONNECT_TIMEOUT = 20       # a ClientStorage connects (wait_timeout)
 ERROR_WITHIN = 10          # a call on a failed array gets its error
+HTTP_TIMEOUT = 20          # one request to the HTTP endpoint
 CALL_TIMEOUT = 30          # any other client operation through zeoraid
 STAYS_FOR = 3              # how long a state is watched to stay as it is
 SHORT_DEADLINE = 2         # [timeouts] call / commit of the SIGSTOP test
@@ -101,6 +106,27 @@ def zeoraid_options(cluster_mode="single", fail_mode="close",
 
 
 # -- the cluster and its diagnostics --------------------------------------
+
+def poll(fetch, predicate, what, timeout, shown):
+    """Call fetch() every 50 ms until predicate(answer) holds; returns the
+    answer. A fetch that fails (the server is busy restarting) counts as not
+    yet. Fails after `timeout` seconds, showing the last answer."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = fetch()
+        except (OSError, ValueError, AssertionError) as err:
+            last = f"({shown} failed: {err!r})"
+        else:
+            if predicate(last):
+                return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what}; "
+                f"last {shown}: {json.dumps(last, indent=1, default=str)}")
+        time.sleep(0.05)
+
 
 class Raid:
     """One zeoraid with its members, for one test; every process is
@@ -164,21 +190,27 @@ class Raid:
 
     def wait_status(self, predicate, what, timeout=STATUS_TIMEOUT):
         """Poll the status until predicate(status) holds; returns it."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
-            try:
-                last = self.status()
-            except (OSError, ValueError) as err:
-                last = f"(ruok failed: {err!r})"
-            else:
-                if predicate(last):
-                    return last
-            if time.monotonic() >= deadline:
-                raise AssertionError(
-                    f"timed out after {timeout}s waiting for {what}; "
-                    f"last status: {last}")
-            time.sleep(0.05)
+        return poll(self.status, predicate, what, timeout, "status")
+
+    # -- the HTTP endpoint ----------------------------------------------------
+    @property
+    def conf(self):
+        """The zeoraid.toml the cluster runs with."""
+        return self.cluster.front.dir / "zeoraid.toml"
+
+    def http_addr(self):
+        return tomllib.loads(self.conf.read_text())["http"]["listen"]
+
+    def http(self, method, path):
+        """(status code, JSON body) of one request to the endpoint."""
+        request = urllib.request.Request(
+            f"http://{self.http_addr()}{path}", method=method,
+            data=b"" if method == "POST" else None)
+        try:
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
 
     def member_loads(self, name):
         """The member's own count of loads (runzeo's ruok, asked

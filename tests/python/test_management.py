@@ -23,9 +23,6 @@ Every wait is bounded and polls; a failure carries zeoraid's log tail.
 import json
 import subprocess
 import time
-import tomllib
-import urllib.error
-import urllib.request
 
 import pytest
 from ZEO.ClientStorage import ClientStorage
@@ -42,24 +39,6 @@ HTTP_TIMEOUT = 20   # seconds for one HTTP request or ctl run
 
 
 # -- the HTTP endpoint ------------------------------------------------------
-
-def http_addr(raid):
-    """[http] listen of the zeoraid.toml the cluster runs with."""
-    conf = raid.cluster.front.dir / "zeoraid.toml"
-    return tomllib.loads(conf.read_text())["http"]["listen"]
-
-
-def http(raid, method, path):
-    """(status code, JSON body) of one request to the endpoint."""
-    request = urllib.request.Request(
-        f"http://{http_addr(raid)}{path}", method=method,
-        data=b"" if method == "POST" else None)
-    try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
 
 def ctl(*args):
     return subprocess.run(
@@ -105,19 +84,19 @@ def test_raid_calls_through_client_storage(raid):
     # The client goes on working, and HTTP says the same.
     db = raid.db()
     commit_change(db, "after-disable", 1)
-    code, status = http(raid, "GET", "/status")
+    code, status = raid.http("GET", "/status")
     assert code == 200
     assert status == {
         "status": "degraded",
         "summary": "degraded: 1 of 2 members optimal (m2 disabled)"}
-    code, details = http(raid, "GET", "/details")
+    code, details = raid.http("GET", "/details")
     assert code == 200
     m2 = [m for m in details["members"] if m["name"] == "m2"][0]
     assert (m2["kind"], m2["reason"]) == ("disabled", "disabled by operator")
     # Every commit so far came after the disable (the DB's root, ours).
     assert m2["lag_transactions"] == details["commits"] == 2, details
     # /actors shows both client sessions (ClientStorage and the DB's).
-    code, actors = http(raid, "GET", "/actors")
+    code, actors = raid.http("GET", "/actors")
     assert code == 200
     assert len(actors["sessions"]) >= 2, actors["sessions"]
     assert all(s["snapshot"]["registered"] for s in actors["sessions"]), \
@@ -138,7 +117,7 @@ def test_disable_under_clientstorage_write_load(raid):
     load = workload.Workload(raid.addr, WRITERS, COMMITS, WORKLOAD_TIMEOUT,
                              wait_timeout=CONNECT_TIMEOUT)
     load.wait_acked(FAULT_AFTER)
-    code, answer = http(raid, "POST", "/members/m2/disable")
+    code, answer = raid.http("POST", "/members/m2/disable")
     assert code == 200, answer
     assert answer == {"member": "m2", "message": "m2 disabled"}
     acked = load.finish()  # no writer saw an error
@@ -186,7 +165,7 @@ def test_ctl_with_the_config_file(raid):
     run = ctl("--config", conf, "status")
     assert run.returncode == 0, (run.stdout, run.stderr)
     assert run.stdout == "ZEORAID OK - optimal: 2 of 2 members optimal\n"
-    code, ready = http(raid, "GET", "/readyz")
+    code, ready = raid.http("GET", "/readyz")
     assert (code, ready["ready"]) == (200, True)
 
     run = ctl("--config", conf, "disable", "m1")

@@ -73,7 +73,6 @@ import subprocess
 import sys
 import threading
 import time
-import tomllib
 import urllib.error
 import urllib.request
 
@@ -90,7 +89,8 @@ from conformance.cluster import (
     free_port, runzeo_config, spawn, zeoprobe, zeoraid_binary)
 
 from test_failures import (
-    CONNECT_TIMEOUT, STORAGE, Raid, bounded, with_logs, zeoraid_options)
+    CONNECT_TIMEOUT, STORAGE, Raid, bounded, poll, with_logs,
+    zeoraid_options)
 
 # Bounded waits (seconds).
 HTTP_TIMEOUT = 20           # one HTTP request or ctl run
@@ -116,27 +116,9 @@ class RecoveryRaid(Raid):
             + "\n[recovery]\n" + recovery + "\n")
         return self.cluster
 
-    @property
-    def conf(self):
-        return self.cluster.front.dir / "zeoraid.toml"
-
-    # -- HTTP ---------------------------------------------------------------
-    def http(self, method, path):
-        """(status code, JSON body) of one request to the endpoint."""
-        listen = tomllib.loads(self.conf.read_text())["http"]["listen"]
-        request = urllib.request.Request(
-            f"http://{listen}{path}", method=method,
-            data=b"" if method == "POST" else None)
-        try:
-            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
-
     def metrics(self):
         """GET /metrics: {series: value} of the zeoraid_recovery_* lines."""
-        listen = tomllib.loads(self.conf.read_text())["http"]["listen"]
-        with urllib.request.urlopen(f"http://{listen}/metrics",
+        with urllib.request.urlopen(f"http://{self.http_addr()}/metrics",
                                     timeout=HTTP_TIMEOUT) as r:
             text = r.read().decode()
         return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
@@ -157,21 +139,7 @@ class RecoveryRaid(Raid):
 
     def wait_details(self, predicate, what, timeout=STATE_TIMEOUT):
         """Poll /details until predicate(details) holds; returns them."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
-            try:
-                last = self.details()
-            except (OSError, ValueError, AssertionError) as err:
-                last = f"(GET /details failed: {err!r})"
-            else:
-                if predicate(last):
-                    return last
-            if time.monotonic() >= deadline:
-                raise AssertionError(
-                    f"timed out after {timeout}s waiting for {what}; last "
-                    f"/details: {json.dumps(last, indent=1)}")
-            time.sleep(0.05)
+        return poll(self.details, predicate, what, timeout, "GET /details")
 
     # -- processes ------------------------------------------------------------
     def kill_zeoraid(self):
