@@ -127,7 +127,23 @@ pub(crate) struct Copier {
     /// The target's last committed tid: it holds everything up to here.
     pub target_last: Tid,
     /// The source iterator of the current pass.
-    stream: Option<OpenIterator>,
+    stream: Option<Stream>,
+}
+
+/// What the source sent for one transaction: its metadata and records;
+/// `None` once the pass has ended.
+type SourceTxn = Option<(TxnRecord, Vec<DataRecord>)>;
+
+/// A pass over the source, read one transaction ahead: the next
+/// transaction is read from the source while the current one is replayed
+/// on the target (the two are different members), so a copied transaction
+/// costs the longer of the two round-trip chains, not their sum (measured:
+/// 4 source round trips and 2 target round trips per small transaction).
+struct Stream {
+    it: OpenIterator,
+    /// Read while the previous transaction was replayed (or why it could
+    /// not be): handed out by the next `copy_next`.
+    ahead: Option<Result<SourceTxn, RecoveryError>>,
 }
 
 impl Copier {
@@ -336,14 +352,19 @@ impl Copier {
     /// up to `stop`) if none is open. `None`: the pass has ended (a source
     /// iterator covers the history as it was when it was opened).
     pub async fn copy_next(&mut self, stop: Option<Tid>) -> Result<Option<Copied>, RecoveryError> {
-        let mut it = match self.stream.take() {
-            Some(it) => it,
+        let mut stream = match self.stream.take() {
+            Some(stream) => stream,
             None => {
                 let start = Tid::from_u64(self.target_last.as_u64().saturating_add(1));
-                self.iterator(Side::Source, Some(start), stop).await?
+                let it = self.iterator(Side::Source, Some(start), stop).await?;
+                Stream { it, ahead: None }
             }
         };
-        let Some(txn) = self.next_txn(Side::Source, &mut it).await? else {
+        let current = match stream.ahead.take() {
+            Some(read) => read?,
+            None => self.read_txn(&mut stream.it).await?,
+        };
+        let Some((txn, records)) = current else {
             return Ok(None);
         };
         if txn.tid <= self.target_last {
@@ -355,15 +376,37 @@ impl Copier {
                 ),
             ));
         }
-        let records = self.records(Side::Source, &it, txn.tid).await?;
-        self.same_connection(Side::Source, &mut it).await?;
-        self.stream = Some(it);
+        // `prepare` reads the target's serials, so it runs only once the
+        // previous transaction has committed there; the read-ahead only
+        // touches the source.
         let (replays, missing_blobs) = self.prepare(records).await?;
-        let copied = self.replay(txn, replays).await?;
+        let (copied, ahead) = futures::join!(self.replay(txn, replays), self.read_txn(&mut stream.it));
+        let copied = copied?;
+        self.target_last = copied.tid;
+        // A source failure met by the read-ahead was described while this
+        // transaction was still in flight: the target now holds it too.
+        stream.ahead = Some(ahead.map_err(|e| match e {
+            RecoveryError::Source { reason, .. } => RecoveryError::Source {
+                reason,
+                resume_from: self.target_last,
+            },
+            other => other,
+        }));
+        self.stream = Some(stream);
         Ok(Some(Copied {
             missing_blobs,
             ..copied
         }))
+    }
+
+    /// The source's next transaction of the pass with all its records.
+    async fn read_txn(&self, it: &mut OpenIterator) -> Result<SourceTxn, RecoveryError> {
+        let Some(txn) = self.next_txn(Side::Source, it).await? else {
+            return Ok(None);
+        };
+        let records = self.records(Side::Source, it, txn.tid).await?;
+        self.same_connection(Side::Source, it).await?;
+        Ok(Some((txn, records)))
     }
 
     /// Decides how each record is replayed, downloads blobs and looks up
@@ -463,7 +506,9 @@ impl Copier {
 
     /// Writes one transaction to the target and commits it with its tid;
     /// aborts it on any failure.
-    async fn replay(&mut self, txn: TxnRecord, replays: Vec<Replay>) -> Result<Copied, RecoveryError> {
+    /// The caller records the new `target_last` (a read-ahead on the
+    /// source runs meanwhile, so this borrows the copier shared).
+    async fn replay(&self, txn: TxnRecord, replays: Vec<Replay>) -> Result<Copied, RecoveryError> {
         let id = TxnId::from_i64(NEXT_TXN_ID.fetch_add(1, Ordering::Relaxed));
         let tid = txn.tid;
         let result = self.write_and_vote(&id, txn, replays).await;
@@ -478,10 +523,7 @@ impl Copier {
             .call(Side::Target, Request::TpcFinish(TpcFinish { id: id.clone() }))
             .await
         {
-            Ok(Reply::TpcFinish(Some(committed))) if committed == tid => {
-                self.target_last = tid;
-                Ok(copied)
-            }
+            Ok(Reply::TpcFinish(Some(committed))) if committed == tid => Ok(copied),
             Ok(Reply::TpcFinish(Some(committed))) => {
                 // Committed under another tid: the target diverged now.
                 Err(self.fail(
