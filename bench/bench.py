@@ -1,0 +1,474 @@
+"""zeoraid side by side with plain ZEO: the project's benchmark.
+
+    bench/run [--members 1,2,3] [--rounds 5] [--duration 1.2] [--workloads a,b]
+              [--idle-clients 100] [--soak 0] [--recovery 2000] [--out DIR]
+
+For each member count it starts, on tmpfs, one plain `runzeo` (the
+reference), N `runzeo` members and zeoraid in front of them (the target),
+and runs bench/zeo_bench.py against both, interleaved round by round (see
+bench/README.md). zeoraid's own process is the one passed as `--target-pids`,
+so the CPU columns are zeoraid's CPU per operation, not its members'.
+
+Then, with the last member count:
+  * RSS of zeoraid before and after 100 idle client connections
+    (handshake, register, get_info, lastTransaction: what an idle
+    ClientStorage holds);
+  * with --soak S: a mixed run of S seconds, zeoraid's RSS sampled every
+    10 s (growth = last sample minus the first after warm-up);
+  * with --recovery K: K one-object commits written to a 1-member array,
+    an empty member added by reload and recovered, unthrottled, while 4
+    raw writers keep committing: recovery transactions/s and MB/s, and
+    the writers' commits/s during recovery against before it.
+
+Everything is written to --out (default bench/results/<time>/): each
+zeo_bench JSON, and summary.json / summary.md with one table per member
+count and the extra measurements. Nothing here is a test: no threshold is
+asserted, the numbers are for docs/performance.md.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import zeo_bench  # noqa: E402  (the side-by-side driver, also used as a library)
+
+WORKLOADS = list(zeo_bench.WORKLOADS)
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS for pid %d" % pid)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Processes:
+    """Every process this run starts; all are stopped at exit, whatever happens."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.procs = []
+
+    def start(self, name, argv, **kw):
+        logf = open(os.path.join(self.workdir, name + ".log"), "ab")
+        p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, **kw)
+        self.procs.append((name, p))
+        return p
+
+    def stop(self, p, timeout=10):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def stop_all(self):
+        for _, p in reversed(self.procs):
+            self.stop(p)
+        self.procs = []
+
+
+class Array:
+    """N runzeo members on tmpfs and one zeoraid in front of them."""
+
+    def __init__(self, procs, python, zeoraid_bin, workdir, n_members):
+        self.procs, self.python, self.bin = procs, python, zeoraid_bin
+        self.dir = os.path.join(workdir, "array%d" % n_members)
+        os.makedirs(self.dir)
+        self.members = []  # (name, port, Popen)
+        for i in range(n_members):
+            self.add_member_server("m%d" % (i + 1))
+        self.port, self.http_port = free_port(), free_port()
+        self.config = os.path.join(self.dir, "zeoraid.toml")
+        self.throttle_tps = 0
+        self.write_config([m[0] for m in self.members])
+        self.start()
+        self.wait_status("optimal", 30)
+
+    def start(self):
+        self.proc = self.procs.start("zeoraid-" + os.path.basename(self.dir),
+                                     [self.bin, "serve", "--config", self.config])
+        wait_listening(self.proc, "zeoraid", self.port)
+
+    def restart(self):
+        """Recovery settings apply only at a restart (see `zeoraid reload`)."""
+        self.procs.stop(self.proc)
+        self.start()
+
+    def add_member_server(self, name):
+        port = free_port()
+        d = os.path.join(self.dir, name)
+        os.makedirs(d)
+        p = start_runzeo(self.procs, self.python, name + "-" + os.path.basename(self.dir), d, port)
+        self.members.append((name, port, p))
+        return port
+
+    def write_config(self, names):
+        ports = {m[0]: m[1] for m in self.members}
+        lines = [
+            'listen = "127.0.0.1:%d"' % self.port, 'storage = "1"',
+            'spool_dir = "%s"' % os.path.join(self.dir, "spool"),
+            "[http]", 'listen = "127.0.0.1:%d"' % self.http_port,
+            "[log]", 'level = "info"',
+            "[recovery]", "auto = false",
+            "max_transactions_per_second = %d" % self.throttle_tps,
+        ]
+        for name in names:
+            lines += ["[[members]]", 'name = "%s"' % name,
+                      'address = "127.0.0.1:%d"' % ports[name]]
+        with open(self.config, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+
+    def http(self, path, method="GET"):
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.http_port, path),
+                                     method=method, data=b"" if method == "POST" else None)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read() or b"null")
+
+    def wait_status(self, want, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if self.http("/status").get("status") == want:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("array did not become %s within %ss" % (want, timeout))
+
+
+def start_runzeo(procs, python, name, d, port):
+    runzeo = os.path.join(os.path.dirname(python), "runzeo")
+    p = procs.start(name, [runzeo, "-a", "127.0.0.1:%d" % port,
+                           "-f", os.path.join(d, "Data.fs")])
+    wait_listening(p, name, port)
+    return p
+
+
+def wait_listening(p, name, port, timeout=30):
+    """Until the server answers register; fails at once if it exited."""
+    deadline = time.time() + timeout
+    while True:
+        if p.poll() is not None:
+            raise RuntimeError("%s exited with %s (see its log)" % (name, p.returncode))
+        try:
+            return zeo_bench.probe(("127.0.0.1", port), "1", 5)
+        except zeo_bench.Unreachable:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def run_zeo_bench(python, target, reference, target_pid, reference_pid, a, out):
+    argv = [python, os.path.join(HERE, "zeo_bench.py"),
+            "--target", "127.0.0.1:%d" % target, "--reference", "127.0.0.1:%d" % reference,
+            "--target-pids", str(target_pid), "--reference-pids", str(reference_pid),
+            "--rounds", str(a.rounds), "--duration", str(a.duration),
+            "--workloads", a.workloads, "--json", out]
+    if a.wait_idle:
+        argv += ["--wait-idle", str(a.wait_idle)]
+    log("zeo_bench -> %s" % out)
+    rc = subprocess.call(argv, stdout=sys.stderr)
+    if rc == 2:
+        raise RuntimeError("zeo_bench could not reach a server (exit 2)")
+    with open(out) as fh:
+        return json.load(fh), rc
+
+
+def idle_clients(port, pid, n):
+    """RSS of zeoraid before and after n idle, registered client connections."""
+    before = rss_kb(pid)
+    conns = []
+    try:
+        for _ in range(n):
+            c = zeo_bench.RawConn(("127.0.0.1", port))
+            c.call("register", "1", False)
+            c.call("get_info")
+            c.call("lastTransaction")
+            conns.append(c)
+        time.sleep(1.0)  # let the daemon settle its per-connection buffers
+        after = rss_kb(pid)
+    finally:
+        for c in conns:
+            c.close()
+    return {"clients": n, "rss_before_kb": before, "rss_with_clients_kb": after,
+            "per_client_kb": round((after - before) / n, 1)}
+
+
+def soak(python, port, pid, seconds, workdir):
+    """A mixed load for `seconds`, sampling zeoraid's RSS every 10 s."""
+    samples = []
+    argv = [python, os.path.join(HERE, "zeo_bench.py"), "--target", "127.0.0.1:%d" % port,
+            "--reference", "127.0.0.1:%d" % port, "--rounds", "1000000",
+            "--duration", "5", "--workloads", "write_10obj_c4,read_c4,zodb_mixed_c2"]
+    t0 = time.time()
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(workdir, "soak.log"), "w"))
+    try:
+        while time.time() - t0 < seconds:
+            samples.append((round(time.time() - t0), rss_kb(pid)))
+            time.sleep(10)
+    finally:
+        p.terminate()
+        p.wait(30)
+    warm = [s for s in samples if s[0] >= 60] or samples
+    return {"seconds": seconds, "samples_kb": samples,
+            "rss_first_after_warmup_kb": warm[0][1], "rss_last_kb": samples[-1][1],
+            "rss_max_kb": max(s[1] for s in samples),
+            "growth_kb": samples[-1][1] - warm[0][1]}
+
+
+class Writers:
+    """n raw connections committing one-object transactions as fast as they can."""
+
+    def __init__(self, port, n):
+        self.port, self.n = port, n
+        self.commits = []  # (time, count) per writer thread, appended as they go
+        self.stop = threading.Event()
+        self.errors = []
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(n)]
+        self.counts = [0] * n
+        # a real 300-byte PersistentMapping record, as the benchmark writes
+        _, self.record, _ = zeo_bench.setup_corpus(("127.0.0.1", port), "1", 10, 30)
+        for i, t in enumerate(self.threads):
+            t._index = i
+            t.start()
+
+    def run(self):
+        i = threading.current_thread()._index
+        try:
+            c = zeo_bench.RawConn(("127.0.0.1", self.port))
+            c.call("register", "1", False)
+            oid = c.call("new_oids")[0]
+            record = self.record
+            serial = b"\0" * 8
+            txn = 1000 + i
+            while not self.stop.is_set():
+                c.sock.sendall(c.frame(0, True, "tpc_begin", (txn, b"", b"", {}, None, " ")))
+                c.sock.sendall(c.frame(0, True, "storea", (oid, serial, record, txn)))
+                c.call("vote", txn)
+                serial = c.call("tpc_finish", txn)
+                self.counts[i] += 1
+            c.close()
+        except Exception as e:  # reported in the results, not swallowed
+            self.errors.append(repr(e))
+
+    def rate_over(self, seconds):
+        c0, t0 = sum(self.counts), time.time()
+        time.sleep(seconds)
+        return (sum(self.counts) - c0) / (time.time() - t0)
+
+    def close(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+
+def add_member(arr, name, throttle_tps):
+    """Adds an empty member to the array by a reload; waits until zeoraid knows it."""
+    arr.add_member_server(name)
+    restart = throttle_tps != arr.throttle_tps
+    arr.throttle_tps = throttle_tps
+    arr.write_config([m[0] for m in arr.members])
+    if restart:
+        arr.restart()
+    else:
+        arr.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if any(m["name"] == name for m in arr.http("/details")["members"]):
+            return
+        time.sleep(0.1)
+    raise RuntimeError("zeoraid did not add %s after SIGHUP" % name)
+
+
+def recover(arr, name, timeout=1800, until=None):
+    """Starts recovering `name`; returns (seconds until optimal, last progress,
+    outcome, details). `until()` is called once per poll (e.g. to stop writers)."""
+    t0 = time.time()
+    arr.http("/members/%s/recover" % name, method="POST")
+    last = None
+    while time.time() - t0 < timeout:
+        if until:
+            until()
+        details = arr.http("/details")
+        m = {x["name"]: x for x in details["members"]}[name]
+        if m.get("recovery"):
+            last = m["recovery"]
+        if m["state"] == "optimal":
+            return time.time() - t0, last, m.get("last_recovery"), details
+        if m["state"] != "recovering" and m.get("last_recovery"):
+            raise RuntimeError("recovery of %s failed: %s" % (name, m["last_recovery"]))
+        time.sleep(0.2)
+    raise RuntimeError("recovery of %s did not finish within %ss" % (name, timeout))
+
+
+def recovery_cost(procs, python, zeoraid_bin, workdir, k):
+    """What a recovery costs: its copy rate, and the writers' commit rate
+    while it runs.
+
+    1. k one-object commits go to a 1-member array (4 raw writers); an empty
+       member m2 is added and recovered with nothing else running: the copy
+       rate (transactions/s, MB/s).
+    2. With the 4 writers committing as fast as they can: m3 is added and
+       recovered unthrottled (the default), the writers' commits/s measured
+       over 10 s before and 10 s during the copy; then the writers stop so
+       that the recovery can finish (4 unpaced writers commit faster than a
+       recovery copies: see docs/performance.md).
+    3. The same with m4 at a throttle of 100 transactions/s.
+    """
+    os.makedirs(workdir + "/rec")
+    arr = Array(procs, python, zeoraid_bin, workdir + "/rec", 1)
+    out = {"transactions_before": k}
+    w = Writers(arr.port, 4)
+    deadline = time.time() + 600
+    while sum(w.counts) < k and time.time() < deadline:
+        time.sleep(0.2)
+    w.close()
+    add_member(arr, "m2", 0)
+    took, last, outcome, details = recover(arr, "m2")
+    out["alone"] = {"seconds": round(took, 2), "last_progress": last, "outcome": outcome,
+                    "transactions_per_second": round((last or {}).get("progress", {}).get(
+                        "copied_transactions", 0) / took, 1),
+                    "megabytes_per_second": round((last or {}).get("progress", {}).get(
+                        "copied_bytes", 0) / took / 1e6, 3)}
+    log("recovery alone: %s" % out["alone"])
+    for name, throttle in (("m3", 0), ("m4", 100)):
+        add_member(arr, name, throttle)
+        w = Writers(arr.port, 4)
+        before = w.rate_over(10)
+        t0 = time.time()
+        arr.http("/members/%s/recover" % name, method="POST")
+        during = w.rate_over(10)
+        w.close()
+        arr.http("/members/%s/disable" % name, method="POST")  # stops the recovery
+        out["throttle_%d" % throttle] = {
+            "writers_commits_s_before": round(before, 1),
+            "writers_commits_s_during": round(during, 1),
+            "drop_percent": round(100 * (1 - during / before), 1) if before else None,
+            "writer_errors": w.errors, "measured_for_s": round(time.time() - t0, 1)}
+        log("recovery throttle %d: %s" % (throttle, out["throttle_%d" % throttle]))
+    out["array"] = {k2: v for k2, v in details.items() if k2 != "members"}
+    return out
+
+
+def markdown(results):
+    out = []
+    for n, doc in sorted(results["arrays"].items()):
+        out.append("### %s member%s\n" % (n, "" if n == "1" else "s"))
+        out.append("| workload | plain ZEO ops/s | zeoraid ops/s | ratio (range) | p50 ms plain / zeoraid | "
+                   "p99 ms plain / zeoraid | +p50 µs | zeoraid CPU µs/op |")
+        out.append("| --- | ---: | ---: | --- | --- | --- | ---: | ---: |")
+        for wl, s in doc["summary"].items():
+            t, r = s.get("target"), s.get("reference")
+            if not t or not r:
+                out.append("| %s | failed | | | | | | |" % wl)
+                continue
+            rng = s.get("paired_ratios") or []
+            out.append("| %s | %.0f | %.0f | %s (%s) | %.2f / %.2f | %.2f / %.2f | %s | %s |" % (
+                wl, r["ops_s_median"], t["ops_s_median"],
+                "-" if s["ratio"] is None else "%.2f" % s["ratio"],
+                "%.2f–%.2f" % (min(rng), max(rng)) if rng else "-",
+                r["p50_ms"], t["p50_ms"], r["p99_ms"], t["p99_ms"],
+                "-" if s["added_p50_us"] is None else "%.0f" % s["added_p50_us"],
+                "-" if t.get("srv_cpu_us_per_op") is None else "%.1f" % t["srv_cpu_us_per_op"]))
+        out.append("")
+    for key in ("idle_clients", "soak", "recovery"):
+        if key in results:
+            out.append("%s: `%s`\n" % (key, json.dumps(results[key])))
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--members", default="1,2,3")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--duration", type=float, default=1.2)
+    ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--wait-idle", type=float, default=0)
+    ap.add_argument("--idle-clients", type=int, default=100)
+    ap.add_argument("--soak", type=int, default=0, metavar="S")
+    ap.add_argument("--recovery", type=int, default=0, metavar="K")
+    ap.add_argument("--zeoraid", default=os.path.join(ROOT, "target/release/zeoraid"))
+    ap.add_argument("--out", default=os.path.join(HERE, "results", time.strftime("%Y%m%d-%H%M%S")))
+    a = ap.parse_args()
+    python = sys.executable
+    os.makedirs(a.out, exist_ok=True)
+    workdir = "/dev/shm/zeoraid-bench-%d" % os.getpid()
+    os.makedirs(workdir)
+    procs = Processes(workdir)
+    results = {"machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname()),
+                           "loadavg_start": os.getloadavg()},
+               "arrays": {}}
+    try:
+        ref_dir = os.path.join(workdir, "reference")
+        os.makedirs(ref_dir)
+        ref_port = free_port()
+        ref = start_runzeo(procs, python, "reference", ref_dir, ref_port)
+        arr = None
+        for n in [int(x) for x in a.members.split(",") if x]:
+            if arr:
+                procs.stop(arr.proc)
+                for _, _, p in arr.members:
+                    procs.stop(p)
+            arr = Array(procs, python, a.zeoraid, workdir, n)
+            doc, rc = run_zeo_bench(python, arr.port, ref_port, arr.proc.pid, ref.pid, a,
+                                    os.path.join(a.out, "zeo_bench_%dmembers.json" % n))
+            results["arrays"][str(n)] = {"summary": doc["summary"], "exit": rc}
+        if a.idle_clients and arr:
+            results["idle_clients"] = idle_clients(arr.port, arr.proc.pid, a.idle_clients)
+            log("idle clients: %s" % results["idle_clients"])
+        if a.soak and arr:
+            results["soak"] = soak(python, arr.port, arr.proc.pid, a.soak, workdir)
+            log("soak: growth %s kB" % results["soak"]["growth_kb"])
+        if a.recovery:
+            procs.stop_all()
+            results["recovery"] = recovery_cost(procs, python, a.zeoraid, workdir, a.recovery)
+            log("recovery: %s" % results["recovery"])
+    finally:
+        procs.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+    results["machine"]["loadavg_end"] = os.getloadavg()
+    with open(os.path.join(a.out, "summary.json"), "w") as fh:
+        json.dump(results, fh, indent=1)
+    md = markdown(results)
+    with open(os.path.join(a.out, "summary.md"), "w") as fh:
+        fh.write(md + "\n")
+    print(md)
+    log("results in %s" % a.out)
+
+
+if __name__ == "__main__":
+    main()
