@@ -371,12 +371,17 @@ def recovery_cost(procs, python, zeoraid_bin, workdir, k):
         t0 = time.time()
         arr.http("/members/%s/recover" % name, method="POST")
         during = w.rate_over(10)
+        m = {x["name"]: x for x in arr.http("/details")["members"]}[name]
+        progress = (m.get("recovery") or {}).get("progress") or {}
         w.close()
         arr.http("/members/%s/disable" % name, method="POST")  # stops the recovery
         out["throttle_%d" % throttle] = {
             "writers_commits_s_before": round(before, 1),
             "writers_commits_s_during": round(during, 1),
             "drop_percent": round(100 * (1 - during / before), 1) if before else None,
+            "recovery_copied_tps": round(progress.get("copied_transactions", 0)
+                                         / max(progress.get("elapsed_seconds", 0), 1e-9), 1),
+            "recovery_state_after_10s": m["state"],
             "writer_errors": w.errors, "measured_for_s": round(time.time() - t0, 1)}
         log("recovery throttle %d: %s" % (throttle, out["throttle_%d" % throttle]))
     out["array"] = {k2: v for k2, v in details.items() if k2 != "members"}
