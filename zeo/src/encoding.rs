@@ -38,6 +38,21 @@ impl Encoding {
         }
     }
 
+    /// Encodes one message as a complete frame (length prefix + payload):
+    /// the payload is written after a reserved header in one buffer, so a
+    /// relayed frame is built without a second allocation and copy.
+    pub fn encode_frame(&self, v: &Value) -> Result<Bytes, CodecError> {
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(&[0; crate::framing::HEADER_LEN]);
+        match self {
+            Encoding::Pickle => crate::pickle::encode_into(v, &mut out)?,
+            Encoding::Msgpack => crate::msgpack::encode_into(v, &mut out)?,
+        }
+        let len = crate::framing::check_encodable(&out[crate::framing::HEADER_LEN..])?;
+        out[..crate::framing::HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+        Ok(Bytes::from(out))
+    }
+
     /// The handshake id that selects this encoding.
     pub fn protocol(self) -> Protocol {
         Protocol::from(self)
@@ -92,6 +107,25 @@ mod tests {
         let wire = Bytes::from_static(b"\x80\x03(J\xff\xff\xff\xffK\x00X\x06\x00\x00\x00.replyNt.");
         assert_eq!(Encoding::Pickle.decode(&wire).unwrap(), heartbeat());
         assert_eq!(Encoding::Pickle.encode(&heartbeat()).unwrap(), wire);
+    }
+
+    #[test]
+    fn a_frame_is_the_length_then_the_payload() {
+        let record = Value::Tuple(vec![
+            Value::Bytes(Bytes::from(vec![7u8; 300])),
+            Value::str("loadBefore"),
+            heartbeat(),
+        ]);
+        for encoding in [Encoding::Pickle, Encoding::Msgpack] {
+            let payload = encoding.encode(&record).unwrap();
+            let frame = encoding.encode_frame(&record).unwrap();
+            assert_eq!(
+                frame,
+                crate::framing::encode_frame(&payload).unwrap(),
+                "{encoding:?}"
+            );
+            assert_eq!(&frame[..4], &(payload.len() as u32).to_be_bytes());
+        }
     }
 
     #[test]

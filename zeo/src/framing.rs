@@ -149,7 +149,7 @@ impl Encoder<&[u8]> for FrameCodec {
 }
 
 /// The payload length as it goes into the header, if the payload can be sent.
-fn check_encodable(payload: &[u8]) -> Result<u32, CodecError> {
+pub(crate) fn check_encodable(payload: &[u8]) -> Result<u32, CodecError> {
     if payload.is_empty() {
         return Err(CodecError::EmptyFrame);
     }

@@ -45,7 +45,6 @@ use tokio::task::JoinHandle;
 use zeo::callbacks::Callback;
 use zeo::encoding::Encoding;
 use zeo::exceptions::ZeoError;
-use zeo::framing::encode_frame;
 use zeo::handshake::Protocol;
 use zeo::message::{Message, MsgId};
 use zeo::methods::{Request, SendBlob as SendBlobArgs};
@@ -358,15 +357,17 @@ impl MemberActor {
     }
 
     /// Encodes and queues one message on the ready connection.
-    fn write(&self, msg: &Message) -> Result<(), MemberError> {
+    fn write(&self, msg: Message) -> Result<(), MemberError> {
         let live = self.conn.as_ref().filter(|_| self.state == ConnState::Ready);
         let live = live.ok_or_else(|| self.unavailable())?;
         let protocol_error = |error| MemberError::Protocol {
             member: self.name.to_string(),
             error,
         };
-        let payload = live.encoding.encode(&msg.to_value()).map_err(protocol_error)?;
-        let frame = encode_frame(&payload).map_err(protocol_error)?;
+        let frame = live
+            .encoding
+            .encode_frame(&msg.into_value())
+            .map_err(protocol_error)?;
         live.queue.send(frame).map_err(|_| self.unavailable())
     }
 
@@ -389,7 +390,7 @@ impl MemberActor {
             })));
         }
         let msgid = self.next_msgid;
-        if let Err(e) = self.write(&request.to_message(MsgId::int(msgid))) {
+        if let Err(e) = self.write(request.to_message(MsgId::int(msgid))) {
             let failed = Err(e);
             metrics::member_call(&self.name, request.name(), Duration::ZERO, &failed);
             return Box::pin(async move { failed });
@@ -551,7 +552,7 @@ impl Actor for MemberActor {
         ctx.run_interval(interval, |act, _ctx| {
             if act.state == ConnState::Ready {
                 // ZEO's keep-alive: (-1, 0, '.reply', None), never answered.
-                let _ = act.write(&Message::Heartbeat);
+                let _ = act.write(Message::Heartbeat);
             }
         });
     }
@@ -634,7 +635,7 @@ impl MemberActor {
                 error,
             });
         }
-        self.write(&request.to_message(MsgId::ASYNC))
+        self.write(request.to_message(MsgId::ASYNC))
     }
 }
 

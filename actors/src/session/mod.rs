@@ -229,12 +229,9 @@ impl ClientSession {
         ctx.stop();
     }
 
-    fn send(&self, msg: &Message) {
+    fn send(&self, msg: Message) {
         let Some(encoding) = self.encoding else { return };
-        match encoding
-            .encode(&msg.to_value())
-            .and_then(|payload| encode_frame(&payload))
-        {
+        match encoding.encode_frame(&msg.into_value()) {
             Ok(frame) => {
                 let _ = self.queue.send(frame);
             }
@@ -243,7 +240,7 @@ impl ClientSession {
     }
 
     fn reply(&self, msgid: MsgId, result: Value) {
-        self.send(&Message::reply(msgid, result));
+        self.send(Message::reply(msgid, result));
     }
 
     fn error(&self, msgid: MsgId, error: ZeoError) {
@@ -253,7 +250,7 @@ impl ClientSession {
         } else {
             error
         };
-        self.send(&Message::error_reply(msgid, error.to_value()));
+        self.send(Message::error_reply(msgid, error.to_value()));
     }
 
     fn answer(&self, msgid: MsgId, result: Result<Value, ZeoError>) {
@@ -264,7 +261,7 @@ impl ClientSession {
     }
 
     fn callback(&self, callback: Callback) {
-        self.send(&callback.to_message());
+        self.send(callback.to_message());
     }
 
     fn on_frame(&mut self, ctx: &mut Context<Self>, frame: Bytes) {
