@@ -42,7 +42,8 @@ impl Encoding {
     /// the payload is written after a reserved header in one buffer, so a
     /// relayed frame is built without a second allocation and copy.
     pub fn encode_frame(&self, v: &Value) -> Result<Bytes, CodecError> {
-        let mut out = Vec::with_capacity(128);
+        // Room for a typical message with a small record; bigger ones grow.
+        let mut out = Vec::with_capacity(1024);
         out.extend_from_slice(&[0; crate::framing::HEADER_LEN]);
         match self {
             Encoding::Pickle => crate::pickle::encode_into(v, &mut out)?,

@@ -408,13 +408,15 @@ impl MemberActor {
             },
         );
         let after = self.deadline_for(&request);
-        let (to_actor, generation, member) = (ctx.address(), self.generation, self.name.to_string());
+        // An `Arc<str>` clone: `to_string` on it went through `Display`
+        // formatting, 0.6 % of a relayed load's instructions.
+        let (to_actor, generation, member) = (ctx.address(), self.generation, self.name.clone());
         let sent = Instant::now();
         Box::pin(async move {
             let result = match tokio::time::timeout(after, answer).await {
                 Ok(Ok(result)) => result,
                 Ok(Err(_)) => Err(MemberError::Unavailable {
-                    member: member.clone(),
+                    member: member.to_string(),
                     reason: "connection dropped".into(),
                 }),
                 Err(_) => {
@@ -424,7 +426,7 @@ impl MemberActor {
                         after,
                     });
                     Err(MemberError::Timeout {
-                        member: member.clone(),
+                        member: member.to_string(),
                         method: method.clone(),
                         after,
                     })

@@ -51,8 +51,10 @@ pub fn decode_with(data: &Bytes, limits: &Limits) -> Result<Value, PickleError> 
         data,
         pos: 0,
         limits,
-        stack: Vec::new(),
-        marks: Vec::new(),
+        // A ZEO message's stack is a handful of values deep: sized once
+        // instead of grown (growing was 3 % of a relayed load's instructions).
+        stack: Vec::with_capacity(16),
+        marks: Vec::with_capacity(4),
         memo: HashMap::new(),
         live_memo: Vec::new(),
         copied: 0,
