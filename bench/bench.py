@@ -307,10 +307,11 @@ def add_member(arr, name, throttle_tps):
         arr.proc.send_signal(signal.SIGHUP)
     deadline = time.time() + 30
     while time.time() < deadline:
-        if any(m["name"] == name for m in arr.http("/details")["members"]):
+        # Recovery needs the member connected (409 Conflict before).
+        if any(m["name"] == name and m["connected"] for m in arr.http("/details")["members"]):
             return
         time.sleep(0.1)
-    raise RuntimeError("zeoraid did not add %s after SIGHUP" % name)
+    raise RuntimeError("zeoraid did not add and connect %s" % name)
 
 
 def recover(arr, name, timeout=1800, until=None):
@@ -415,6 +416,12 @@ def markdown(results):
     return "\n".join(out)
 
 
+def save(results, out):
+    """Written after every phase, so that a later failure loses nothing."""
+    with open(os.path.join(out, "summary.json"), "w") as fh:
+        json.dump(results, fh, indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -452,12 +459,23 @@ def main():
             doc, rc = run_zeo_bench(python, arr.port, ref_port, arr.proc.pid, ref.pid, a,
                                     os.path.join(a.out, "zeo_bench_%dmembers.json" % n))
             results["arrays"][str(n)] = {"summary": doc["summary"], "exit": rc}
-        if a.idle_clients and arr:
-            results["idle_clients"] = idle_clients(arr.port, arr.proc.pid, a.idle_clients)
+            save(results, a.out)
+        if a.idle_clients:
+            # On a fresh zeoraid: after a workload, the allocator still holds
+            # (and returns lazily) what the workload used.
+            if arr:
+                procs.stop(arr.proc)
+                for _, _, p in arr.members:
+                    procs.stop(p)
+            idle = Array(procs, python, a.zeoraid, workdir + "/idle", 1)
+            results["idle_clients"] = idle_clients(idle.port, idle.proc.pid, a.idle_clients)
             log("idle clients: %s" % results["idle_clients"])
+            save(results, a.out)
+            arr = idle
         if a.soak and arr:
             results["soak"] = soak(python, arr.port, arr.proc.pid, a.soak, workdir)
             log("soak: growth %s kB" % results["soak"]["growth_kb"])
+            save(results, a.out)
         if a.recovery:
             procs.stop_all()
             results["recovery"] = recovery_cost(procs, python, a.zeoraid, workdir, a.recovery)
@@ -466,8 +484,7 @@ def main():
         procs.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
     results["machine"]["loadavg_end"] = os.getloadavg()
-    with open(os.path.join(a.out, "summary.json"), "w") as fh:
-        json.dump(results, fh, indent=1)
+    save(results, a.out)
     md = markdown(results)
     with open(os.path.join(a.out, "summary.md"), "w") as fh:
         fh.write(md + "\n")
