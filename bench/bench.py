@@ -226,8 +226,10 @@ def idle_clients(port, pid, n):
             "per_client_kb": round((after - before) / n, 1)}
 
 
-def soak(python, port, pid, seconds, workdir):
+def soak(python, arr, seconds, workdir):
     """A mixed load for `seconds`, sampling zeoraid's RSS every 10 s."""
+    port, pid = arr.port, arr.proc.pid
+    commits_before = arr.http("/details")["commits"]
     samples = []
     argv = [python, os.path.join(HERE, "zeo_bench.py"), "--target", "127.0.0.1:%d" % port,
             "--reference", "127.0.0.1:%d" % port, "--rounds", "1000000",
@@ -243,7 +245,11 @@ def soak(python, port, pid, seconds, workdir):
         p.terminate()
         p.wait(30)
     warm = [s for s in samples if s[0] >= 60] or samples
-    return {"seconds": seconds, "samples_kb": samples,
+    commits = arr.http("/details")["commits"] - commits_before
+    if p.returncode not in (0, -signal.SIGTERM) or commits == 0:
+        raise RuntimeError("the soak's load did not run (exit %s, %d commits; see soak.log)"
+                           % (p.returncode, commits))
+    return {"seconds": seconds, "samples_kb": samples, "commits": commits,
             "rss_first_after_warmup_kb": warm[0][1], "rss_last_kb": samples[-1][1],
             "rss_max_kb": max(s[1] for s in samples),
             "growth_kb": samples[-1][1] - warm[0][1]}
@@ -331,7 +337,7 @@ def recover(arr, name, timeout=1800, until=None):
             return time.time() - t0, last, m.get("last_recovery"), details
         if m["state"] != "recovering" and m.get("last_recovery"):
             raise RuntimeError("recovery of %s failed: %s" % (name, m["last_recovery"]))
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise RuntimeError("recovery of %s did not finish within %ss" % (name, timeout))
 
 
@@ -359,11 +365,18 @@ def recovery_cost(procs, python, zeoraid_bin, workdir, k):
     w.close()
     add_member(arr, "m2", 0)
     took, last, outcome, details = recover(arr, "m2")
+    # A fast copy may end between two polls: then every committed
+    # transaction was copied (m2 started empty).
+    # m2 started empty: every transaction the array committed was copied.
+    progress = (last or {}).get("progress") or {}
+    copied = details["commits"]
     out["alone"] = {"seconds": round(took, 2), "last_progress": last, "outcome": outcome,
-                    "transactions_per_second": round((last or {}).get("progress", {}).get(
-                        "copied_transactions", 0) / took, 1),
-                    "megabytes_per_second": round((last or {}).get("progress", {}).get(
-                        "copied_bytes", 0) / took / 1e6, 3)}
+                    "copied_transactions": copied,
+                    "transactions_per_second": round(copied / took, 1),
+                    "progress_rate_tps": progress.get("rate_tps"),
+                    "progress_rate_megabytes_per_second": (
+                        round(progress["rate_bytes_per_second"] / 1e6, 3)
+                        if progress.get("rate_bytes_per_second") else None)}
     log("recovery alone: %s" % out["alone"])
     for name, throttle in (("m3", 0), ("m4", 100)):
         add_member(arr, name, throttle)
@@ -473,7 +486,7 @@ def main():
             save(results, a.out)
             arr = idle
         if a.soak and arr:
-            results["soak"] = soak(python, arr.port, arr.proc.pid, a.soak, workdir)
+            results["soak"] = soak(python, arr, a.soak, workdir)
             log("soak: growth %s kB" % results["soak"]["growth_kb"])
             save(results, a.out)
         if a.recovery:
