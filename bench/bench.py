@@ -259,20 +259,18 @@ class Writers:
     """n raw connections committing one-object transactions as fast as they can."""
 
     def __init__(self, port, n):
-        self.port, self.n = port, n
-        self.commits = []  # (time, count) per writer thread, appended as they go
+        self.port = port
         self.stop = threading.Event()
         self.errors = []
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(n)]
-        self.counts = [0] * n
+        self.counts = [0] * n  # commits per writer
         # a real 300-byte PersistentMapping record, as the benchmark writes
         _, self.record, _ = zeo_bench.setup_corpus(("127.0.0.1", port), "1", 10, 30)
-        for i, t in enumerate(self.threads):
-            t._index = i
+        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True)
+                        for i in range(n)]
+        for t in self.threads:
             t.start()
 
-    def run(self):
-        i = threading.current_thread()._index
+    def run(self, i):
         try:
             c = zeo_bench.RawConn(("127.0.0.1", self.port))
             c.call("register", "1", False)
