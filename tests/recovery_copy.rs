@@ -359,20 +359,35 @@ fn settings(target: &Addr<MemberActor>, source: &Addr<MemberActor>) -> RecoveryS
     s
 }
 
-fn blob_servers() -> (RunZeo, RunZeo) {
-    (
-        RunZeo::start(RunZeoOptions::new().blobs()),
-        RunZeo::start(RunZeoOptions::new().blobs()),
-    )
+/// A source and a target server, both with blob dirs or both without.
+fn server_pair(blobs: bool) -> (RunZeo, RunZeo) {
+    let options = || {
+        let options = RunZeoOptions::new();
+        if blobs {
+            options.blobs()
+        } else {
+            options
+        }
+    };
+    (RunZeo::start(options()), RunZeo::start(options()))
+}
+
+/// The member actors of a source and a target server, both ready.
+async fn ready_members(
+    source_server: &RunZeo,
+    target_server: &RunZeo,
+) -> (Addr<MemberActor>, Addr<MemberActor>) {
+    let (source, target) = (member("source", source_server), member("target", target_server));
+    ready(&source).await;
+    ready(&target).await;
+    (source, target)
 }
 
 #[actix_rt::test]
 async fn full_copy_of_an_empty_member_with_blobs_and_undo() {
-    let (source_server, target_server) = blob_servers();
+    let (source_server, target_server) = server_pair(true);
     history(&source_server, 0, 300, true, true);
-    let (source, target) = (member("source", &source_server), member("target", &target_server));
-    ready(&source).await;
-    ready(&target).await;
+    let (source, target) = ready_members(&source_server, &target_server).await;
     let expected = dump(&source).await;
     assert!(expected.len() > 300, "{}", expected.len());
 
@@ -409,11 +424,9 @@ async fn full_copy_of_an_empty_member_with_blobs_and_undo() {
 
 #[actix_rt::test]
 async fn incremental_copy_copies_only_what_is_missing() {
-    let (source_server, target_server) = blob_servers();
+    let (source_server, target_server) = server_pair(true);
     history(&source_server, 0, 60, true, false);
-    let (source, target) = (member("source", &source_server), member("target", &target_server));
-    ready(&source).await;
-    ready(&target).await;
+    let (source, target) = ready_members(&source_server, &target_server).await;
 
     // The target gets the first part (a full copy), then stops.
     let mut first = Recovery::start(settings(&target, &source));
@@ -545,11 +558,9 @@ async fn diverged_members_are_refused_and_left_untouched() {
 
 #[actix_rt::test]
 async fn copy_tail_after_more_commits_and_sync_oids() {
-    let (source_server, target_server) = blob_servers();
+    let (source_server, target_server) = server_pair(true);
     history(&source_server, 0, 40, true, false);
-    let (source, target) = (member("source", &source_server), member("target", &target_server));
-    ready(&source).await;
-    ready(&target).await;
+    let (source, target) = ready_members(&source_server, &target_server).await;
     let mut recovery = Recovery::start(settings(&target, &source));
     let (_, copied) = recovery.caught_up().await;
 
@@ -610,14 +621,9 @@ async fn copy_tail_after_more_commits_and_sync_oids() {
 
 #[actix_rt::test]
 async fn copy_tail_cuts_a_throttled_stream_short() {
-    let (source_server, target_server) = (
-        RunZeo::start(RunZeoOptions::new()),
-        RunZeo::start(RunZeoOptions::new()),
-    );
+    let (source_server, target_server) = server_pair(false);
     history(&source_server, 0, 60, false, false);
-    let (source, target) = (member("source", &source_server), member("target", &target_server));
-    ready(&source).await;
-    ready(&target).await;
+    let (source, target) = ready_members(&source_server, &target_server).await;
     let mut s = settings(&target, &source);
     s.throttle.max_transactions_per_second = NonZeroU64::new(10);
     let mut recovery = Recovery::start(s);
@@ -649,14 +655,9 @@ async fn copy_tail_cuts_a_throttled_stream_short() {
 
 #[actix_rt::test]
 async fn throttle_limits_transactions_per_second() {
-    let (source_server, target_server) = (
-        RunZeo::start(RunZeoOptions::new()),
-        RunZeo::start(RunZeoOptions::new()),
-    );
+    let (source_server, target_server) = server_pair(false);
     history(&source_server, 0, 39, false, false);
-    let (source, target) = (member("source", &source_server), member("target", &target_server));
-    ready(&source).await;
-    ready(&target).await;
+    let (source, target) = ready_members(&source_server, &target_server).await;
     let mut s = settings(&target, &source);
     s.throttle = Throttle {
         max_transactions_per_second: NonZeroU64::new(20),
@@ -676,14 +677,9 @@ async fn throttle_limits_transactions_per_second() {
 
 #[actix_rt::test]
 async fn source_killed_mid_copy_then_resumed() {
-    let (mut source_server, target_server) = (
-        RunZeo::start(RunZeoOptions::new()),
-        RunZeo::start(RunZeoOptions::new()),
-    );
+    let (mut source_server, target_server) = server_pair(false);
     history(&source_server, 0, 300, false, false);
-    let (source, target) = (member("source", &source_server), member("target", &target_server));
-    ready(&source).await;
-    ready(&target).await;
+    let (source, target) = ready_members(&source_server, &target_server).await;
     let expected = dump(&source).await;
 
     let mut s = settings(&target, &source);
@@ -745,11 +741,9 @@ async fn source_killed_mid_copy_then_resumed() {
 
 #[actix_rt::test]
 async fn target_killed_mid_copy_then_resumed() {
-    let (source_server, mut target_server) = blob_servers();
+    let (source_server, mut target_server) = server_pair(true);
     history(&source_server, 0, 200, true, false);
-    let (source, target) = (member("source", &source_server), member("target", &target_server));
-    ready(&source).await;
-    ready(&target).await;
+    let (source, target) = ready_members(&source_server, &target_server).await;
     let expected = dump(&source).await;
 
     let mut s = settings(&target, &source);
@@ -797,14 +791,9 @@ async fn target_killed_mid_copy_then_resumed() {
 /// ends, not from the tid it reports.
 #[actix_rt::test]
 async fn member_killed_after_its_vote_is_recovered_from_where_it_really_ends() {
-    let (source_server, mut target_server) = (
-        RunZeo::start(RunZeoOptions::new()),
-        RunZeo::start(RunZeoOptions::new()),
-    );
+    let (source_server, mut target_server) = server_pair(false);
     history(&source_server, 0, 20, false, false);
-    let (source, target) = (member("source", &source_server), member("target", &target_server));
-    ready(&source).await;
-    ready(&target).await;
+    let (source, target) = ready_members(&source_server, &target_server).await;
     let mut first = Recovery::start(settings(&target, &source));
     let (really_last, _) = first.caught_up().await;
     first.stop().await;
@@ -856,14 +845,9 @@ async fn member_killed_after_its_vote_is_recovered_from_where_it_really_ends() {
 
 #[actix_rt::test]
 async fn stop_mid_copy_leaves_the_target_consistent() {
-    let (source_server, target_server) = (
-        RunZeo::start(RunZeoOptions::new()),
-        RunZeo::start(RunZeoOptions::new()),
-    );
+    let (source_server, target_server) = server_pair(false);
     history(&source_server, 0, 60, false, false);
-    let (source, target) = (member("source", &source_server), member("target", &target_server));
-    ready(&source).await;
-    ready(&target).await;
+    let (source, target) = ready_members(&source_server, &target_server).await;
     let mut s = settings(&target, &source);
     s.throttle.max_transactions_per_second = NonZeroU64::new(20);
     let mut recovery = Recovery::start(s);
