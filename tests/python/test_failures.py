@@ -421,6 +421,18 @@ def _read_values(raid, keys):
         db.close()
 
 
+def assert_holds(storage, name, acked):
+    """`storage` (a client of member `name`) holds every acknowledged
+    commit as written (loadSerial at its tid)."""
+    for tid, values in acked:
+        for oid, value in values.items():
+            data = storage.loadSerial(oid, tid)
+            got = workload.record_state(data)["value"]
+            assert got == value, (
+                f"member {name}: oid {oid.hex()} at tid {tid.hex()} "
+                f"holds {got!r}, acknowledged {value!r}")
+
+
 def check_members_hold(raid, names, acked):
     """Each named member, asked directly, holds every acknowledged commit
     as written, ends at the last one, and they are identical."""
@@ -430,13 +442,7 @@ def check_members_hold(raid, names, acked):
         storage = ClientStorage(member.addr, storage=STORAGE, read_only=True,
                                 wait_timeout=CONNECT_TIMEOUT)
         try:
-            for tid, values in acked:
-                for oid, value in values.items():
-                    data = storage.loadSerial(oid, tid)
-                    got = workload.record_state(data)["value"]
-                    assert got == value, (
-                        f"member {name}: oid {oid.hex()} at tid {tid.hex()} "
-                        f"holds {got!r}, acknowledged {value!r}")
+            assert_holds(storage, name, acked)
             assert storage.lastTransaction() == last, (
                 f"member {name} ends at {storage.lastTransaction().hex()}, "
                 f"the last acknowledged commit is {last.hex()}")

@@ -90,7 +90,7 @@ from conformance.cluster import (
     free_port, runzeo_config, spawn, zeoprobe, zeoraid_binary)
 
 from test_failures import (
-    CONNECT_TIMEOUT, STORAGE, Raid, bounded, poll, with_logs,
+    CONNECT_TIMEOUT, STORAGE, Raid, assert_holds, bounded, poll, with_logs,
     zeoraid_options)
 
 # Bounded waits (seconds).
@@ -305,19 +305,27 @@ def commit_many(db, prefix, count, objects=5):
     return bounded(run, f"{count} commits of {prefix}", 30 + count)
 
 
+def miss_commits(raid, db, name, prefix, count, **kw):
+    """kill -9 member `name`, wait until zeoraid has degraded it, then
+    commit `count` transactions it misses (commit_many); returns them."""
+    raid.cluster.kill_member(name)
+    raid.wait_details(state_of(name, "degraded"), f"{name} degraded")
+    return commit_many(db, prefix, count, **kw)
+
+
+def restart_connected(raid, name, what="connected again"):
+    """Restart member `name` and wait until zeoraid is connected to it."""
+    raid.cluster.restart_member(name)
+    raid.wait_details(connected(name), f"{name} {what}")
+
+
 def check_hold(raid, names, acked):
     """Each named member, asked directly, holds every acknowledged commit
     as written (loadSerial at its tid)."""
     for name in names:
         storage = raid.direct(name, read_only=True)
         try:
-            for tid, values in acked:
-                for oid, value in values.items():
-                    data = storage.loadSerial(oid, tid)
-                    got = workload.record_state(data)["value"]
-                    assert got == value, (
-                        f"member {name}: oid {oid.hex()} at tid {tid.hex()} "
-                        f"holds {got!r}, acknowledged {value!r}")
+            assert_holds(storage, name, acked)
         finally:
             storage.close()
 
@@ -545,11 +553,8 @@ def test_diverged_member_is_refused(raid):
     raid.start(2, recovery="auto = false")
     db = raid.db()
     acked = commit_many(db, "a", 5)
-    raid.cluster.kill_member("m2")
-    raid.wait_details(state_of("m2", "degraded"), "m2 degraded")
-    acked += commit_many(db, "b", 3)
-    raid.cluster.restart_member("m2")
-    raid.wait_details(connected("m2"), "m2 connected again")
+    acked += miss_commits(raid, db, "m2", "b", 3)
+    restart_connected(raid, "m2")
 
     # Behind zeoraid's back: a transaction written to m2 directly.
     other = ZODB.DB(raid.direct("m2"))
@@ -606,14 +611,11 @@ def test_member_that_missed_a_pack_needs_a_full_copy(raid):
     raid.start(2, recovery="auto = false")
     db = raid.db()
     acked = commit_many(db, "a", 20, objects=3)
-    raid.cluster.kill_member("m2")
-    raid.wait_details(state_of("m2", "degraded"), "m2 degraded")
-    acked += commit_many(db, "b", 10, objects=3)
+    acked += miss_commits(raid, db, "m2", "b", 10, objects=3)
     storage = raid.storage()
     bounded(lambda: storage.pack(wait=True), "pack while m2 is down")
     after_pack = commit_many(db, "c", 5, objects=3)
-    raid.cluster.restart_member("m2")
-    raid.wait_details(connected("m2"), "m2 connected again")
+    restart_connected(raid, "m2")
     assert raid.recover("m2") == "recovering 'm2' from 'm1'"
     d = raid.wait_details(
         lambda d: member(d, "m2")["state"] != "recovering",
@@ -629,8 +631,7 @@ def test_member_that_missed_a_pack_needs_a_full_copy(raid):
     m2 = raid.cluster.member("m2")
     for path in m2.dir.glob("Data.fs*"):
         path.unlink()
-    raid.cluster.restart_member("m2")
-    raid.wait_details(connected("m2"), "m2 connected again, empty")
+    restart_connected(raid, "m2", "connected again, empty")
     assert raid.recover("m2", full=True) == "recovering 'm2' from 'm1'"
     done = wait_recovered(raid, "m2")
     assert done["status"] == "optimal", done
@@ -655,11 +656,8 @@ def test_disabling_a_recovering_member_stops_its_recovery(raid):
     raid.start(2, recovery=THROTTLED)
     db = raid.db()
     commit_many(db, "a", 5)
-    raid.cluster.kill_member("m2")
-    raid.wait_details(state_of("m2", "degraded"), "m2 degraded")
-    commit_many(db, "b", 60)
-    raid.cluster.restart_member("m2")
-    raid.wait_details(connected("m2"), "m2 connected again")
+    miss_commits(raid, db, "m2", "b", 60)
+    restart_connected(raid, "m2")
     assert raid.recover("m2") == "recovering 'm2' from 'm1'"
     raid.wait_details(copied("m2", 3), "m2 copying")
     code, body = raid.http("POST", "/members/m2/disable")
@@ -682,11 +680,8 @@ def test_source_killed_mid_recovery(raid):
     raid.start(3, recovery=THROTTLED)
     db = raid.db()
     acked = commit_many(db, "a", 5)
-    raid.cluster.kill_member("m3")
-    raid.wait_details(state_of("m3", "degraded"), "m3 degraded")
-    acked += commit_many(db, "b", 60)
-    raid.cluster.restart_member("m3")
-    raid.wait_details(connected("m3"), "m3 connected again")
+    acked += miss_commits(raid, db, "m3", "b", 60)
+    restart_connected(raid, "m3")
 
     assert raid.recover("m3") == "recovering 'm3' from 'm1'"
     d = raid.wait_details(copied("m3", 5), "m3 copying from m1")
@@ -706,8 +701,7 @@ def test_source_killed_mid_recovery(raid):
     wait_identical(raid, ["m2", "m3"])
 
     # m1 comes back and is recovered in turn.
-    raid.cluster.restart_member("m1")
-    raid.wait_details(connected("m1"), "m1 connected again")
+    restart_connected(raid, "m1")
     assert member(raid.details(), "m1")["state"] == "degraded"
     assert raid.recover("m1") == "recovering 'm1' from 'm2'"
     done = wait_recovered(raid, "m1")
@@ -721,9 +715,7 @@ def test_target_killed_mid_recovery_progress_and_pack(raid):
     raid.start(2, recovery=THROTTLED)
     db = raid.db()
     acked = commit_many(db, "a", 5)
-    raid.cluster.kill_member("m2")
-    raid.wait_details(state_of("m2", "degraded"), "m2 degraded")
-    acked += commit_many(db, "b", 60)
+    acked += miss_commits(raid, db, "m2", "b", 60)
     raid.cluster.restart_member("m2")
     before = raid.member_last_tid("m2")
     raid.wait_details(connected("m2"), "m2 connected again")
@@ -828,9 +820,7 @@ def test_zeoraid_restarted_mid_recovery(raid):
                            f'max_transactions_per_second = {THROTTLE_TPS}')
     db = raid.db()
     acked = commit_many(db, "a", 5)
-    raid.cluster.kill_member("m2")
-    raid.wait_details(state_of("m2", "degraded"), "m2 degraded")
-    acked += commit_many(db, "b", 60)
+    acked += miss_commits(raid, db, "m2", "b", 60)
     raid.close_clients()
     raid.cluster.restart_member("m2")
     before = raid.member_last_tid("m2")
@@ -914,9 +904,7 @@ def test_flap_damping(raid):
     raid.start(2, recovery=f'auto = true\nstable_for = "{STABLE_FOR}s"')
     db = raid.db()
     acked = commit_many(db, "a", 3)
-    raid.cluster.kill_member("m2")
-    raid.wait_details(state_of("m2", "degraded"), "m2 degraded")
-    acked += commit_many(db, "b", 3)
+    acked += miss_commits(raid, db, "m2", "b", 3)
 
     timeline = Timeline(raid, "m2")
     timeline.start()
