@@ -9,7 +9,7 @@ use common::array::{Array, ArrayOptions};
 use common::rawclient::RawClient;
 use common::records::ROOT_RECORD;
 use std::time::Duration;
-use zeo::methods::{LoadSerial, NewOids, Request};
+use zeo::methods::{LoadSerial, NewOids, Request, TxnId};
 use zeo::reply::{Reply, VoteResult};
 use zeo::types::{Oid, Tid};
 
@@ -46,14 +46,20 @@ fn members_identical(array: &Array) -> Tid {
     lasts[0]
 }
 
+/// A new object stored and voted on; the transaction waits for tpc_finish.
+fn voted_transaction(client: &mut RawClient) -> (Oid, TxnId) {
+    let oid = new_oid(client);
+    let txn = client.begin();
+    client.store(&txn, oid, Tid::ZERO, ROOT_RECORD);
+    assert!(matches!(client.vote(&txn), Ok(VoteResult::Oids(o)) if o.is_empty()));
+    (oid, txn)
+}
+
 #[test]
 fn a_voted_transaction_finishes_after_sigterm_and_zeoraid_exits_0() {
     let mut array = array();
     let mut client = array.client();
-    let oid = new_oid(&mut client);
-    let txn = client.begin();
-    client.store(&txn, oid, Tid::ZERO, ROOT_RECORD);
-    assert!(matches!(client.vote(&txn), Ok(VoteResult::Oids(o)) if o.is_empty()));
+    let (oid, txn) = voted_transaction(&mut client);
     let mark = array.log_mark();
     array.signal_zeoraid(libc::SIGTERM);
     array.wait_for_log(mark, Duration::from_secs(10), "draining", |l| {
@@ -85,10 +91,7 @@ fn a_transaction_that_does_not_finish_in_time_is_aborted_on_every_member() {
     let mut array = array();
     let mut client = array.client();
     let before = members_identical(&array);
-    let oid = new_oid(&mut client);
-    let txn = client.begin();
-    client.store(&txn, oid, Tid::ZERO, ROOT_RECORD);
-    assert!(matches!(client.vote(&txn), Ok(VoteResult::Oids(o)) if o.is_empty()));
+    voted_transaction(&mut client);
     // The client never sends tpc_finish.
     let mark = array.log_mark();
     array.signal_zeoraid(libc::SIGTERM);
