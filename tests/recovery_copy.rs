@@ -22,8 +22,8 @@ use zeoraid_actors::member::{
     Snapshot,
 };
 use zeoraid_actors::recovery::{
-    is_blob_record, CatchUp, CopyTail, RecoveryActor, RecoveryError, RecoveryEvent, RecoverySettings, Stop,
-    SyncOids, Throttle,
+    is_blob_record, CatchUp, CopyTail, Progress, RecoveryActor, RecoveryError, RecoveryEvent,
+    RecoverySettings, Stop, SyncOids, Throttle,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -320,6 +320,17 @@ impl Recovery {
                 copied_transactions,
                 ..
             } => Some((*last_copied_tid, *copied_transactions)),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The first progress report with at least `at_least` transactions copied.
+    async fn copied(&mut self, at_least: u64) -> Progress {
+        self.expect(&format!("{at_least} transactions copied"), |e| match e {
+            RecoveryEvent::Progress { progress, .. } if progress.copied_transactions >= at_least => {
+                Some(progress.clone())
+            }
             _ => None,
         })
         .await
@@ -627,12 +638,7 @@ async fn copy_tail_cuts_a_throttled_stream_short() {
     let mut s = settings(&target, &source);
     s.throttle.max_transactions_per_second = NonZeroU64::new(10);
     let mut recovery = Recovery::start(s);
-    recovery
-        .expect("some progress", |e| match e {
-            RecoveryEvent::Progress { progress, .. } if progress.copied_transactions >= 3 => Some(()),
-            _ => None,
-        })
-        .await;
+    recovery.copied(3).await;
     // Throttled, the rest would take ~5 s; the tail is not throttled.
     let until = last_tid(&source).await;
     let started = Instant::now();
@@ -685,14 +691,7 @@ async fn source_killed_mid_copy_then_resumed() {
     let mut s = settings(&target, &source);
     s.throttle.max_transactions_per_second = NonZeroU64::new(100);
     let mut recovery = Recovery::start(s);
-    let progress = recovery
-        .expect("progress", |e| match e {
-            RecoveryEvent::Progress { progress, .. } if progress.copied_transactions >= 30 => {
-                Some(progress.clone())
-            }
-            _ => None,
-        })
-        .await;
+    let progress = recovery.copied(30).await;
     source_server.kill9();
     // The progress fields move: mid-copy, with a rate and an ETA.
     assert_eq!(progress.source_last_tid, expected.last().unwrap().0.tid);
@@ -749,12 +748,7 @@ async fn target_killed_mid_copy_then_resumed() {
     let mut s = settings(&target, &source);
     s.throttle.max_transactions_per_second = NonZeroU64::new(100);
     let mut recovery = Recovery::start(s);
-    recovery
-        .expect("progress", |e| match e {
-            RecoveryEvent::Progress { progress, .. } if progress.copied_transactions >= 30 => Some(()),
-            _ => None,
-        })
-        .await;
+    recovery.copied(30).await;
     target_server.kill9();
     let reason = recovery
         .expect("TargetFailed", |e| match e {
@@ -851,12 +845,7 @@ async fn stop_mid_copy_leaves_the_target_consistent() {
     let mut s = settings(&target, &source);
     s.throttle.max_transactions_per_second = NonZeroU64::new(20);
     let mut recovery = Recovery::start(s);
-    recovery
-        .expect("progress", |e| match e {
-            RecoveryEvent::Progress { progress, .. } if progress.copied_transactions >= 3 => Some(()),
-            _ => None,
-        })
-        .await;
+    recovery.copied(3).await;
     let addr = recovery.addr.clone();
     recovery.stop().await;
     let deadline = Instant::now() + WAIT;
