@@ -121,6 +121,12 @@ class Array:
                                      [self.bin, "serve", "--config", self.config])
         wait_listening(self.proc, "zeoraid", self.port)
 
+    def stop(self):
+        """zeoraid, then its members."""
+        self.procs.stop(self.proc)
+        for _, _, p in self.members:
+            self.procs.stop(p)
+
     def restart(self):
         """Recovery settings apply only at a restart (see `zeoraid reload`)."""
         self.procs.stop(self.proc)
@@ -463,9 +469,7 @@ def main():
         arr = None
         for n in [int(x) for x in a.members.split(",") if x]:
             if arr:
-                procs.stop(arr.proc)
-                for _, _, p in arr.members:
-                    procs.stop(p)
+                arr.stop()
             arr = Array(procs, python, a.zeoraid, workdir, n)
             doc, rc = run_zeo_bench(python, arr.port, ref_port, arr.proc.pid, ref.pid, a,
                                     os.path.join(a.out, "zeo_bench_%dmembers.json" % n))
@@ -475,9 +479,7 @@ def main():
             # On a fresh zeoraid: after a workload, the allocator still holds
             # (and returns lazily) what the workload used.
             if arr:
-                procs.stop(arr.proc)
-                for _, _, p in arr.members:
-                    procs.stop(p)
+                arr.stop()
             idle = Array(procs, python, a.zeoraid, workdir + "/idle", 1)
             results["idle_clients"] = idle_clients(idle.port, idle.proc.pid, a.idle_clients)
             log("idle clients: %s" % results["idle_clients"])
