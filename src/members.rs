@@ -21,6 +21,7 @@ pub fn settings(config: &Config, member: &config::Member) -> MemberSettings {
         long: config.timeouts.pack,
     };
     settings.max_frame = config.max_frame_size;
+    settings.allow_msgpack = member.msgpack;
     // The member's policy, already merged over the global `[restart]`.
     settings.restart = member.restart;
     settings
@@ -40,8 +41,39 @@ pub fn controller_settings(config: &Config) -> ControllerSettings {
             },
             auto: config.recovery.auto,
             stable_for: config.recovery.stable_for,
+            final_step_slice: config.recovery.final_step_slice,
             spool_dir: Some(config.spool_dir.clone()),
         },
         slow: config.slow_member,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{from_toml_str, Environment};
+
+    #[test]
+    fn a_member_speaks_msgpack_unless_its_table_says_not() {
+        let config = from_toml_str(
+            r#"
+            [[members]]
+            name = "a"
+            address = "127.0.0.1:9001"
+            [[members]]
+            name = "b"
+            address = "127.0.0.1:9002"
+            msgpack = false
+            "#,
+            "test",
+            &Environment::from_vars(Vec::<(String, String)>::new()),
+        )
+        .expect("valid");
+        let allowed: Vec<bool> = config
+            .members
+            .iter()
+            .map(|m| settings(&config, m).allow_msgpack)
+            .collect();
+        assert_eq!(allowed, [true, false]);
     }
 }

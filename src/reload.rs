@@ -3,7 +3,7 @@
 //! `raid_reload`, and hands the controller what can change at runtime.
 //! An invalid file is rejected with every problem and changes nothing.
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, Member};
 use actix::prelude::*;
 use slog::{error, info, Logger};
 use std::path::PathBuf;
@@ -88,15 +88,51 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     check("recovery", old.recovery != new.recovery);
     check("http", old.http != new.http);
     check("log", old.log != new.log);
-    let restart_of = |c: &Config| -> Vec<(String, String)> {
-        c.members
-            .iter()
-            .map(|m| (m.name.clone(), m.restart.to_string()))
-            .collect()
+    // A member kept (same name and address) keeps its member actor, so
+    // its connection settings apply only from a restart.
+    let kept_changed = |what: fn(&Member) -> String| {
+        new.members.iter().any(|m| {
+            old.members
+                .iter()
+                .any(|o| o.name == m.name && o.address == m.address && what(o) != what(m))
+        })
     };
-    let kept_restart_changed = restart_of(new)
-        .iter()
-        .any(|(name, policy)| restart_of(old).iter().any(|(n, p)| n == name && p != policy));
-    check("restart", old.restart != new.restart || kept_restart_changed);
+    check(
+        "restart",
+        old.restart != new.restart || kept_changed(|m| m.restart.to_string()),
+    );
+    check("members.msgpack", kept_changed(|m| m.msgpack.to_string()));
     changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{from_toml_str, Environment};
+
+    fn config(member_b: &str) -> Config {
+        let text = format!(
+            "[[members]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n\
+             [[members]]\nname = \"b\"\n{member_b}\n"
+        );
+        from_toml_str(
+            &text,
+            "test",
+            &Environment::from_vars(Vec::<(String, String)>::new()),
+        )
+        .expect("valid")
+    }
+
+    #[test]
+    fn a_kept_members_connection_settings_need_a_restart() {
+        let old = config("address = \"127.0.0.1:9002\"");
+        assert!(needs_restart(&old, &old).is_empty());
+        let msgpack_off = config("address = \"127.0.0.1:9002\"\nmsgpack = false");
+        assert_eq!(needs_restart(&old, &msgpack_off), ["members.msgpack"]);
+        let restart = config("address = \"127.0.0.1:9002\"\n[members.restart]\nmax_restarts = 9");
+        assert_eq!(needs_restart(&old, &restart), ["restart"]);
+        // A member with a new address is replaced: its settings apply now.
+        let moved = config("address = \"127.0.0.1:9003\"\nmsgpack = false");
+        assert!(needs_restart(&old, &moved).is_empty());
+    }
 }

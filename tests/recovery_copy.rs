@@ -588,7 +588,7 @@ async fn copy_tail_after_more_commits_and_sync_oids() {
     assert!(until > caught_up_at);
     let tail = recovery
         .addr
-        .send(CopyTail { until })
+        .send(CopyTail { until, budget: None })
         .await
         .unwrap()
         .expect("tail copied");
@@ -600,11 +600,19 @@ async fn copy_tail_after_more_commits_and_sync_oids() {
     assert_same_blobs(&expected, &source, &target).await;
 
     // Nothing new: an empty tail. A tid before the target's last: refused.
-    let again = recovery.addr.send(CopyTail { until }).await.unwrap().unwrap();
+    let again = recovery
+        .addr
+        .send(CopyTail { until, budget: None })
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(again.transactions, 0);
     let early = recovery
         .addr
-        .send(CopyTail { until: caught_up_at })
+        .send(CopyTail {
+            until: caught_up_at,
+            budget: None,
+        })
         .await
         .unwrap();
     assert!(matches!(early, Err(RecoveryError::InvalidState(_))), "{early:?}");
@@ -631,6 +639,72 @@ async fn copy_tail_after_more_commits_and_sync_oids() {
 }
 
 #[actix_rt::test]
+async fn a_pass_that_does_not_shrink_leaves_the_rest_to_the_final_step() {
+    let (source_server, target_server) = server_pair(false);
+    history(&source_server, 0, 6, false, false);
+    let (source, target) = ready_members(&source_server, &target_server).await;
+    // The 6 commits and the database's root object.
+    let first_pass = dump(&source).await.len() as u64;
+    assert_eq!(first_pass, 7);
+    let mut s = settings(&target, &source);
+    s.throttle.max_transactions_per_second = NonZeroU64::new(2);
+    s.caught_up_below = 2;
+    s.progress_interval = Duration::from_millis(100);
+    let mut recovery = Recovery::start(s);
+    // While the first pass (7 transactions, ~3.5 s throttled) runs, 20
+    // more commit: the second pass would be longer than the first.
+    recovery.copied(1).await;
+    history(&source_server, 6, 20, false, false);
+    let (caught_up_at, copied) = recovery.caught_up().await;
+    // Cut short once it had copied more than half the first pass (4 > 7/2).
+    assert_eq!(copied, first_pass + 4);
+    let until = last_tid(&source).await;
+    assert!(caught_up_at < until);
+    let tail = recovery
+        .addr
+        .send(CopyTail { until, budget: None })
+        .await
+        .unwrap()
+        .expect("tail copied");
+    assert_eq!((tail.transactions, tail.complete), (20 - 4, true), "{tail:?}");
+    assert_same_history(&dump(&source).await, &dump(&target).await);
+    recovery.stop().await;
+}
+
+#[actix_rt::test]
+async fn copy_tail_in_slices_copies_at_least_one_transaction_each() {
+    let (source_server, target_server) = server_pair(false);
+    history(&source_server, 0, 20, false, false);
+    let (source, target) = ready_members(&source_server, &target_server).await;
+    let mut recovery = Recovery::start(settings(&target, &source));
+    let (caught_up_at, _) = recovery.caught_up().await;
+    history(&source_server, 20, 5, false, false);
+    let until = last_tid(&source).await;
+    // A budget that is spent at once: one transaction per slice, each
+    // committed on the target; only the last slice reaches `until`.
+    let mut before = caught_up_at;
+    for slice in 1..=5 {
+        let tail = recovery
+            .addr
+            .send(CopyTail {
+                until,
+                budget: Some(Duration::ZERO),
+            })
+            .await
+            .unwrap()
+            .expect("slice copied");
+        assert_eq!(tail.transactions, 1, "slice {slice}: {tail:?}");
+        assert!(tail.last_tid > before, "slice {slice}: {tail:?}");
+        assert_eq!(last_tid(&target).await, tail.last_tid, "slice {slice}");
+        assert_eq!(tail.complete, slice == 5, "slice {slice}: {tail:?}");
+        before = tail.last_tid;
+    }
+    assert_eq!(before, until);
+    assert_same_history(&dump(&source).await, &dump(&target).await);
+    recovery.stop().await;
+}
+
+#[actix_rt::test]
 async fn copy_tail_cuts_a_throttled_stream_short() {
     let (source_server, target_server) = server_pair(false);
     history(&source_server, 0, 60, false, false);
@@ -644,7 +718,7 @@ async fn copy_tail_cuts_a_throttled_stream_short() {
     let started = Instant::now();
     let tail = recovery
         .addr
-        .send(CopyTail { until })
+        .send(CopyTail { until, budget: None })
         .await
         .unwrap()
         .expect("tail copied");

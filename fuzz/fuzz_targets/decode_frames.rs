@@ -1,6 +1,6 @@
-//! Untrusted bytes through everything a client's frame goes through:
-//! pickle and msgpack value decoding. Must never panic, abort or allocate
-//! beyond bounds. Run: `cargo +nightly fuzz run decode_frames` (from `fuzz/`'s parent).
+//! Untrusted bytes as one frame's Z5 payload: the pickle decoder, and
+//! its canonical re-encoding as a fixed point. Must never panic, abort or
+//! allocate beyond bounds. (`client_stream` covers framing and M5.) Run: `cargo +nightly fuzz run decode_frames` (from `fuzz/`'s parent).
 #![no_main]
 
 use bytes::Bytes;

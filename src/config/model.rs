@@ -52,6 +52,7 @@ pub const DEFAULT_RECOVERY: Recovery = Recovery {
     max_bytes_per_second: None,
     auto: true,
     stable_for: Duration::from_secs(30),
+    final_step_slice: Duration::from_millis(50),
 };
 
 /// Conservative on purpose: degrading a healthy member costs a recovery,
@@ -130,6 +131,10 @@ pub struct Recovery {
     /// How long a returning member must stay connected before automatic
     /// recovery starts, so a flapping member does not thrash.
     pub stable_for: Duration,
+    /// The longest stretch commits wait while the final step of a
+    /// recovery copies under the commit lock; a longer tail is copied in
+    /// slices with the waiting commits let through between them.
+    pub final_step_slice: Duration,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -204,6 +209,8 @@ pub struct Member {
     /// Unique, used in logs and (later) admin URLs.
     pub name: String,
     pub address: MemberAddress,
+    /// Speak M5 (msgpack) to this member when it offers it; otherwise Z5.
+    pub msgpack: bool,
     /// The global `[restart]` policy with this member's overrides applied.
     pub restart: RestartPolicy,
 }

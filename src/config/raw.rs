@@ -82,6 +82,7 @@ pub struct RawRecovery {
     pub max_bytes_per_second: Option<u64>,
     pub auto: Option<bool>,
     pub stable_for: Option<String>,
+    pub final_step_slice: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,5 +113,6 @@ pub struct RawLog {
 pub struct RawMember {
     pub name: Option<String>,
     pub address: Option<String>,
+    pub msgpack: Option<bool>,
     pub restart: Option<RawRestart>,
 }

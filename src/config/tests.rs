@@ -123,6 +123,7 @@ fn full_config_parses_every_option() {
         max_bytes_per_second = 0
         auto = false
         stable_for = "0s"
+        final_step_slice = "20ms"
 
         [slow_member]
         enabled = false
@@ -145,11 +146,18 @@ fn full_config_parses_every_option() {
         [[members]]
         name = "b"
         address = "/run/zeo/b.sock"
+        msgpack = false
 
         [[members]]
         name = "c"
         address = "[::1]:9003"
     "#);
+    let msgpack: Vec<bool> = c.members.iter().map(|m| m.msgpack).collect();
+    assert_eq!(
+        msgpack,
+        [true, false, true],
+        "members speak M5 unless told not to"
+    );
     assert_eq!(c.listen, "0.0.0.0:8200".parse::<SocketAddr>().unwrap());
     assert_eq!(c.storage, "main");
     assert_eq!(c.cluster_mode, ClusterMode::Coop);
@@ -184,6 +192,7 @@ fn full_config_parses_every_option() {
             max_bytes_per_second: None,
             auto: false,
             stable_for: Duration::ZERO,
+            final_step_slice: Duration::from_millis(20),
         }
     );
     assert_eq!(
@@ -975,6 +984,10 @@ fn recovery_zero_rates_mean_unthrottled() {
     assert_problem(
         &with_members("[recovery]\nstable_for = \"later\""),
         "recovery.stable_for: invalid duration \"later\"",
+    );
+    assert_problem(
+        &with_members("[recovery]\nfinal_step_slice = \"0s\""),
+        "recovery.final_step_slice: must be greater than 0s",
     );
 }
 

@@ -161,6 +161,12 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
             raw_recovery.stable_for.as_deref(),
             DEFAULT_RECOVERY.stable_for,
         ),
+        final_step_slice: positive_duration(
+            &mut p,
+            "recovery.final_step_slice",
+            raw_recovery.final_step_slice.as_deref(),
+            DEFAULT_RECOVERY.final_step_slice,
+        ),
     };
 
     let slow_member = slow_member_policy(&mut p, raw.slow_member.unwrap_or_default());
@@ -555,6 +561,7 @@ fn members(
             // Only reached with a `None` when a problem was recorded, in
             // which case the whole config is discarded.
             address: address.unwrap_or_else(|| MemberAddress::Unix(PathBuf::new())),
+            msgpack: m.msgpack.unwrap_or(true),
             restart,
         });
     }

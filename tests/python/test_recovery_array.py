@@ -15,6 +15,14 @@ is checked, test by test:
       its tid gives the value written), the members are identical
       (iterators compared directly, blobs and metadata included), and
       longest_recovery_block_ms is reported.
+  test_recovery_gains_on_unpaced_writers
+      2 members, automatic recovery throttled to 20 transactions/s while
+      2 unpaced writers commit far faster: streaming alone would never
+      catch up (each pass copies what committed during the one before).
+      The recovery cuts a pass short that is not shrinking and finishes
+      under the commit lock in slices, with the waiting commits let
+      through between slices: m2 ends optimal while the writers go on
+      (they commit during the slices), nothing lost, members identical.
   test_full_copy_of_an_added_member_with_blobs_and_undo
       2 members with blobs; blobs committed, changed, one transaction
       undone. An empty third runzeo is added by editing zeoraid.toml and
@@ -402,6 +410,91 @@ def test_recovery_under_write_load(raid):
     for name in ("m1", "m2", "m3"):
         assert raid.member_last_tid(name) == last, name
     wait_identical(raid, ["m1", "m2", "m3"])
+
+
+class FloodWriter(threading.Thread):
+    """Commits to its own object as fast as it can until stopped (no
+    shared object: unpaced writers on one object starve each other)."""
+
+    def __init__(self, db, name):
+        super().__init__(name=name, daemon=True)
+        self.db, self.stopping = db, threading.Event()
+        self.acked, self.error = [], None
+        commit_many(db, name, 1, objects=1)      # creates its object
+
+    def run(self):
+        tm = transaction.TransactionManager()
+        conn = self.db.open(tm)
+        try:
+            obj = conn.root()[f"{self.name}0"]
+            n = 0
+            while not self.stopping.is_set():
+                n += 1
+                obj.value = (self.name, n)
+                tm.commit()
+                self.acked.append((obj._p_serial, {obj._p_oid: obj.value}))
+        except BaseException as err:    # reported by finish()
+            self.error = err
+        finally:
+            tm.abort()
+            conn.close()
+
+    def finish(self):
+        self.stopping.set()
+        self.join(WORKLOAD_TIMEOUT)
+        assert not self.is_alive(), f"{self.name} still running"
+        assert self.error is None, f"{self.name}: {self.error!r}"
+        return self.acked
+
+
+@with_logs
+def test_recovery_gains_on_unpaced_writers(raid):
+    raid.start(2, recovery='auto = true\nstable_for = "1s"\n'
+                           f'max_transactions_per_second = {THROTTLE_TPS}')
+    db = raid.db()
+    missed = miss_commits(raid, db, "m2", "missed", 2 * THROTTLE_TPS)
+    writers = [FloodWriter(raid.db(), f"flood{i}") for i in range(2)]
+    raid.cluster.restart_member("m2")
+    # Its first pass (the commits it missed) takes ~2 s throttled; the
+    # writers start meanwhile.
+    raid.wait_details(state_of("m2", "recovering"), "m2 recovering")
+    for w in writers:
+        w.start()
+
+    timeline = []   # (monotonic time, commits acknowledged, m2 state)
+    def observe(d):
+        assert all(w.error is None for w in writers), \
+            [repr(w.error) for w in writers]
+        m2 = member(d, "m2")
+        outcome = m2["last_recovery"] or ""
+        assert not outcome or outcome.startswith("recovered"), outcome
+        timeline.append((time.monotonic(), sum(len(w.acked) for w in writers),
+                         m2["state"]))
+        return m2["state"] == "optimal"
+    raid.wait_details(observe, "m2 recovered", timeout=RECOVERY_TIMEOUT)
+    done = wait_recovered(raid, "m2")
+    recovering = [t for t in timeline if t[2] == "recovering"]
+    assert len(recovering) >= 2, f"m2 never seen recovering: {timeline}"
+    seconds = recovering[-1][0] - recovering[0][0]
+    during = recovering[-1][1] - recovering[0][1]
+    # The premise: the writers committed faster than the throttled stream
+    # copies, so only the final step in slices could close the gap.
+    assert during > 2 * THROTTLE_TPS * seconds, (
+        f"writers too slow to outpace the copy: {during} commits in "
+        f"{seconds:.1f}s")
+    before = sum(len(w.acked) for w in writers)
+    poll(lambda: sum(len(w.acked) for w in writers),
+         lambda n: n >= before + 20, "commits after the recovery",
+         STATE_TIMEOUT, "counting")
+    acked = missed + [a for w in writers for a in w.finish()]
+    last_recovery = member(done, "m2")["last_recovery"]
+    print(f"{during} commits in {seconds:.1f}s while m2 recovered; "
+          f"{len(acked)} in all; last_recovery: {last_recovery}")
+
+    check_hold(raid, ["m1", "m2"], acked)
+    last = max(tid for tid, _ in acked)
+    assert raid.member_last_tid("m1") == raid.member_last_tid("m2") == last
+    wait_identical(raid, ["m1", "m2"])
 
 
 # -- full copy of an added member, blobs and undo -----------------------------

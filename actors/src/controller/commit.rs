@@ -126,12 +126,19 @@ impl Controller {
                 self.finish_recovery(ctx, member);
                 continue;
             }
+            if let Some(member) = self.next_final_slice() {
+                self.finish_recovery(ctx, member);
+                continue;
+            }
             if let Some(pack) = self.packs.pop_front() {
                 return self.start_pack(ctx, pack);
             }
             let Some(vote) = self.waiting.pop_front() else {
                 return self.check_drained();
             };
+            if let Some(deferred) = self.deferred_final.as_mut() {
+                deferred.votes_first = deferred.votes_first.saturating_sub(1);
+            }
             self.start_vote(ctx, vote);
         }
     }

@@ -24,6 +24,8 @@ pub struct RecoveryPolicy {
     pub stable_for: Duration,
     /// Where blobs are spooled between download and upload.
     pub spool_dir: Option<PathBuf>,
+    /// The longest the final step holds the commit lock at a time.
+    pub final_step_slice: Duration,
 }
 
 impl Default for RecoveryPolicy {
@@ -33,6 +35,7 @@ impl Default for RecoveryPolicy {
             auto: false,
             stable_for: Duration::from_secs(30),
             spool_dir: None,
+            final_step_slice: Duration::from_millis(50),
         }
     }
 }
@@ -45,6 +48,20 @@ pub(super) struct Recovering {
     pub progress: Option<Progress>,
     /// How often the source failed and another one took over.
     pub source_changes: u32,
+    /// The final step so far: slices copied under the commit lock, the
+    /// transactions they copied, and the longest of them.
+    pub final_slices: u32,
+    pub final_transactions: u64,
+    pub longest_slice: Duration,
+}
+
+/// The next slice of a final step, due once `votes_first` of the commits
+/// that were waiting when the last slice ended have had their turn, so
+/// neither the writers nor the recovery starve: each round copies a
+/// slice's worth while at most one commit per waiting client gets in.
+pub(super) struct DeferredFinal {
+    pub member: String,
+    pub votes_first: usize,
 }
 
 /// The recovery of a member as shown in status.
@@ -128,6 +145,9 @@ impl Controller {
             started: SystemTime::now(),
             progress: None,
             source_changes,
+            final_slices: 0,
+            final_transactions: 0,
+            longest_slice: Duration::ZERO,
         });
         self.members[i].last_recovery = None;
         self.push_serving();
@@ -148,26 +168,43 @@ impl Controller {
         self.push_serving();
     }
 
-    /// The final step of the recovery of `name`, holding the commit lock
-    /// (no transaction commits meanwhile): copy the tail up to the array's
-    /// last tid, bring the member's oid counter in step, mark it optimal.
+    /// One slice of the final step of the recovery of `name`, holding
+    /// the commit lock (no transaction commits meanwhile): copy the tail
+    /// up to the array's last tid for at most `final_step_slice`. Once a
+    /// slice reaches that tid: bring the member's oid counter in step and
+    /// mark it optimal. Otherwise the commits that waited go first and
+    /// the next slice continues ([`DeferredFinal`]).
     pub(super) fn finish_recovery(&mut self, ctx: &mut Context<Self>, name: String) {
         let Some(i) = self.slot_index(&name) else { return };
-        let Some(actor) = self.members[i].recovery.as_ref().map(|r| r.addr.clone()) else {
+        let Some((actor, first_slice)) = self.members[i]
+            .recovery
+            .as_ref()
+            .map(|r| (r.addr.clone(), r.final_slices == 0))
+        else {
             return;
         };
         self.recovery_final = true;
         let until = self.last_tid;
         let at_least = self.max_oid;
+        let budget = self.recovery_policy.final_step_slice;
         let locked = Instant::now();
-        info!(self.log, "recovery final step: commits wait"; "member" => &name, "until" => until.to_hex());
+        if first_slice {
+            info!(self.log, "recovery final step: commits wait"; "member" => &name, "until" => until.to_hex(),
+                "slice_ms" => budget.as_millis() as u64);
+        }
         let step = async move {
-            let tail = actor.send(CopyTail { until }).await;
-            let tail = match tail {
+            let tail = actor.send(CopyTail {
+                until,
+                budget: Some(budget),
+            });
+            let tail = match tail.await {
                 Ok(Ok(tail)) => tail,
                 Ok(Err(e)) => return Err(e.to_string()),
                 Err(e) => return Err(format!("recovery actor unreachable: {e}")),
             };
+            if !tail.complete {
+                return Ok(tail);
+            }
             match actor.send(SyncOids { at_least }).await {
                 Ok(Ok(_)) => Ok(tail),
                 Ok(Err(e)) => Err(e.to_string()),
@@ -179,36 +216,76 @@ impl Controller {
             act.recovery_final = false;
             act.longest_recovery_block = act.longest_recovery_block.max(blocked);
             metrics::recovery_final_step(blocked);
-            match (result, act.slot_index(&name)) {
-                (Ok(tail), Some(i)) if act.members[i].recovery.is_some() => {
-                    let slot = &mut act.members[i];
-                    let recovery = slot.recovery.take().expect("checked");
-                    recovery.addr.do_send(Stop {
-                        reason: "recovered".into(),
-                    });
-                    slot.degraded = None;
-                    slot.missed = 0;
-                    slot.packed_while_degraded = false;
-                    slot.last_tid = Some(tail.last_tid);
-                    slot.last_recovery = Some(format!(
-                        "recovered from {} in {:.1}s; commits waited {} ms for the last {} transaction(s)",
-                        recovery.source,
-                        recovery.started.elapsed().unwrap_or_default().as_secs_f64(),
-                        blocked.as_millis(),
-                        tail.transactions
-                    ));
-                    info!(act.log, "member recovered"; "member" => &name, "source" => &recovery.source,
-                        "commits_blocked_ms" => blocked.as_millis() as u64, "tail_transactions" => tail.transactions,
-                        "status" => act.array_status());
-                    metrics::recovery_ended(&name);
-                    act.slow.forget(i);
-                    act.push_serving();
+            let recovering = act
+                .slot_index(&name)
+                .filter(|&i| act.members[i].recovery.is_some());
+            match (result, recovering) {
+                (Ok(tail), Some(i)) => {
+                    let recovery = act.members[i].recovery.as_mut().expect("checked");
+                    recovery.final_slices += 1;
+                    recovery.final_transactions += tail.transactions;
+                    recovery.longest_slice = recovery.longest_slice.max(blocked);
+                    if tail.complete {
+                        act.recovered(i, tail.last_tid);
+                    } else {
+                        // The commits waiting now go first, then the next slice.
+                        act.deferred_final = Some(DeferredFinal {
+                            member: name,
+                            votes_first: act.waiting.len(),
+                        });
+                    }
                 }
                 (Err(reason), Some(i)) => act.recovery_ended(i, format!("final step failed: {reason}")),
                 _ => {}
             }
             act.next_vote(ctx);
         }));
+    }
+
+    /// The deferred final slice that is due now, if any. Not while the
+    /// daemon drains: the drain stops recoveries (a later one resumes).
+    pub(super) fn next_final_slice(&mut self) -> Option<String> {
+        let due = self
+            .deferred_final
+            .as_ref()
+            .is_some_and(|d| d.votes_first == 0 || self.waiting.is_empty());
+        if self.drain.is_some() {
+            self.deferred_final = None;
+        }
+        due.then(|| self.deferred_final.take().map(|d| d.member))
+            .flatten()
+    }
+
+    /// The final step of member `i`'s recovery reached the array's last
+    /// tid: the member is optimal.
+    fn recovered(&mut self, i: usize, last_tid: Tid) {
+        let slot = &mut self.members[i];
+        let recovery = slot.recovery.take().expect("recovering");
+        recovery.addr.do_send(Stop {
+            reason: "recovered".into(),
+        });
+        slot.degraded = None;
+        slot.missed = 0;
+        slot.packed_while_degraded = false;
+        slot.last_tid = Some(last_tid);
+        slot.last_recovery = Some(format!(
+            "recovered from {} in {:.1}s; the final step copied {} transaction(s) in {} slice(s), \
+             commits waited at most {} ms",
+            recovery.source,
+            recovery.started.elapsed().unwrap_or_default().as_secs_f64(),
+            recovery.final_transactions,
+            recovery.final_slices,
+            recovery.longest_slice.as_millis()
+        ));
+        let name = slot.name.clone();
+        info!(self.log, "member recovered"; "member" => &*name, "source" => &recovery.source,
+            "commits_blocked_ms" => recovery.longest_slice.as_millis() as u64,
+            "final_slices" => recovery.final_slices,
+            "tail_transactions" => recovery.final_transactions,
+            "status" => self.array_status());
+        metrics::recovery_ended(&name);
+        self.slow.forget(i);
+        self.push_serving();
     }
 
     /// Schedules an automatic recovery of member `i` once it has stayed

@@ -33,6 +33,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::mpsc;
 use zeo::methods::{
     History, IteratorGc, IteratorNext, IteratorRecordNext, IteratorRecordStart, IteratorStart, Request,
@@ -347,10 +348,22 @@ impl Copier {
         self.stream = None;
     }
 
+    /// Copies the next transaction of the current pass, opening one if
+    /// none is open: up to the source's last tid now. A pass is thus a
+    /// snapshot (a ZEO iterator without a stop reads on into what commits
+    /// meanwhile), and its length shows whether the copy gains on the
+    /// writers.
+    pub async fn copy_next_of_pass(&mut self) -> Result<Option<Copied>, RecoveryError> {
+        let stop = match self.stream {
+            Some(_) => None,
+            None => Some(self.last_transaction(Side::Source).await?),
+        };
+        self.copy_next(stop).await
+    }
+
     /// Copies the next transaction of the current pass over the source,
     /// opening the pass (an iterator from just after the target's last tid
-    /// up to `stop`) if none is open. `None`: the pass has ended (a source
-    /// iterator covers the history as it was when it was opened).
+    /// up to `stop`) if none is open. `None`: the pass has ended.
     pub async fn copy_next(&mut self, stop: Option<Tid>) -> Result<Option<Copied>, RecoveryError> {
         let mut stream = match self.stream.take() {
             Some(stream) => stream,
@@ -654,13 +667,28 @@ impl Copier {
     }
 
     /// Copies the tail: every transaction after the target's last up to
-    /// and including `until`. Returns (transactions, bytes, blobs, missing).
-    pub async fn copy_until(&mut self, until: Tid) -> Result<Vec<Copied>, RecoveryError> {
+    /// and including `until`, or, given a `deadline`, those done by then
+    /// (at least one, so every call makes progress). Returns what was
+    /// copied and whether the target reached `until`.
+    pub async fn copy_until(
+        &mut self,
+        until: Tid,
+        deadline: Option<Instant>,
+    ) -> Result<(Vec<Copied>, bool), RecoveryError> {
         self.close_stream();
         let mut copied = Vec::new();
-        while let Some(c) = self.copy_next(Some(until)).await? {
-            copied.push(c);
+        while self.target_last < until {
+            if !copied.is_empty() && deadline.is_some_and(|d| Instant::now() >= d) {
+                // The next slice opens a new pass up to its own `until`.
+                self.close_stream();
+                return Ok((copied, false));
+            }
+            match self.copy_next(Some(until)).await? {
+                Some(c) => copied.push(c),
+                None => break,
+            }
         }
+        self.close_stream();
         if self.target_last != until {
             return Err(self.fail(
                 Side::Source,
@@ -670,7 +698,7 @@ impl Copier {
                 ),
             ));
         }
-        Ok(copied)
+        Ok((copied, true))
     }
 }
 

@@ -51,8 +51,10 @@ pub struct RecoverySettings {
     pub full: bool,
     /// A pass over the source that copied fewer transactions than this
     /// means the target has caught up ([`RecoveryEvent::CaughtUp`]). Each
-    /// pass reads the source's history as it was when the pass started,
-    /// so under continuous writes a pass is rarely empty.
+    /// pass reads the source's history up to its last tid when the pass
+    /// started, so under continuous writes a pass is rarely empty. (A pass that
+    /// reaches half the length of the one before means the same: see
+    /// [`RecoveryEvent::CaughtUp`].)
     pub caught_up_below: u64,
     /// How often [`RecoveryEvent::Progress`] is sent while copying.
     pub progress_interval: Duration,
@@ -174,8 +176,11 @@ pub enum RecoveryEvent {
     /// Every `progress_interval` while copying, and at each milestone.
     Progress { member: String, progress: Progress },
     /// A pass over the source copied fewer than `caught_up_below`
-    /// transactions: the gap is small. The actor now waits for
-    /// [`CopyTail`] (or [`CatchUp`] to keep streaming).
+    /// transactions (the gap is small), or a pass copied half as many as
+    /// the pass before and was cut short (writers commit about as fast as
+    /// the stream copies, so passes would never get short: only a final
+    /// step in slices, commits waiting meanwhile, closes the gap). The
+    /// actor now waits for [`CopyTail`] (or [`CatchUp`] to keep streaming).
     CaughtUp {
         member: String,
         last_copied_tid: Tid,
@@ -237,19 +242,27 @@ pub struct CatchUp;
 /// everything after the last copied transaction up to and including
 /// `until` (the array's last tid), unthrottled. A stream pass in progress
 /// is cut short first (after its transaction in flight). Afterwards the
-/// target's last tid is `until`.
+/// target's last tid is `until`, unless `budget` ran out first.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<TailCopied, RecoveryError>")]
 pub struct CopyTail {
     pub until: Tid,
+    /// Stop after the transaction in flight once this long has passed
+    /// (at least one transaction is copied): one slice of a tail too long
+    /// to copy while commits wait. The answer then has `complete: false`;
+    /// the caller lets its waiting commits through and asks again with
+    /// its new last tid. `None`: the whole tail in one go.
+    pub budget: Option<Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TailCopied {
     pub transactions: u64,
     pub bytes: u64,
-    /// The target's last tid now (`until`).
+    /// The target's last tid now (`until` when `complete`).
     pub last_tid: Tid,
+    /// Whether the target reached `until`.
+    pub complete: bool,
     /// From the request's arrival to the answer: how long the caller's
     /// commit lock was needed for the copy.
     pub elapsed: Duration,

@@ -79,6 +79,8 @@ pub struct RecoveryActor {
     rates: Rates,
     /// Transactions copied by the current pass.
     pass_copied: u64,
+    /// Transactions copied by the pass before (`None` in the first).
+    previous_pass: Option<u64>,
     /// Bumped to cancel a scheduled step (throttle wait).
     generation: u64,
     pending_tail: Option<PendingTail>,
@@ -99,6 +101,7 @@ struct Counters {
 
 struct PendingTail {
     until: Tid,
+    budget: Option<Duration>,
     arrived: Instant,
     reply: oneshot::Sender<Result<TailCopied, RecoveryError>>,
 }
@@ -138,6 +141,7 @@ impl RecoveryActor {
             },
             rates: Rates::new(RATE_WINDOW),
             pass_copied: 0,
+            previous_pass: None,
             generation: 0,
             pending_tail: None,
             stop_reason: None,
@@ -302,7 +306,7 @@ impl RecoveryActor {
         let mut copier = self.take_copier();
         let started = Instant::now();
         let work = async move {
-            let result = copier.copy_next(None).await;
+            let result = copier.copy_next_of_pass().await;
             // At the end of a pass: how far the source is now.
             let source_last = match result {
                 Ok(None) => copier.last_transaction(Side::Source).await.ok(),
@@ -321,6 +325,12 @@ impl RecoveryActor {
                         Ok(Some(copied)) => {
                             act.account(&copied);
                             act.pass_copied += 1;
+                            if act.outpaced() {
+                                return act.caught_up(
+                                    "recovery not gaining on the writers: the rest is for the final step",
+                                    ctx,
+                                );
+                            }
                             let delay = act.pacer.delay_after(started, copied.bytes, Instant::now());
                             act.schedule(delay, ctx);
                         }
@@ -334,15 +344,34 @@ impl RecoveryActor {
     fn pass_ended(&mut self, ctx: &mut Context<Self>) {
         if self.pass_copied >= self.settings.caught_up_below {
             // Another pass: what committed meanwhile.
+            self.previous_pass = Some(self.pass_copied);
             self.pass_copied = 0;
             return self.schedule(Duration::ZERO, ctx);
         }
+        self.caught_up("recovery caught up", ctx);
+    }
+
+    /// Each pass copies what committed during the one before, so passes
+    /// shrink only while the stream outruns the writers. A pass that has
+    /// already copied half as many as the one before is not shrinking
+    /// fast enough to end (a throttled copy under a steady write load
+    /// never would): it is cut short and the rest is left to the final
+    /// step, which the caller runs in slices.
+    fn outpaced(&self) -> bool {
+        self.pass_copied >= self.settings.caught_up_below
+            && self
+                .previous_pass
+                .is_some_and(|before| self.pass_copied * 2 > before)
+    }
+
+    fn caught_up(&mut self, why: &str, ctx: &mut Context<Self>) {
+        self.previous_pass = None;
         self.phase = RecoveryPhase::CaughtUp;
         let c = &self.counters;
         if c.source_last < c.last_copied {
             self.counters.source_last = c.last_copied;
         }
-        self.log_progress("recovery caught up");
+        self.log_progress(why);
         self.emit_progress();
         self.emit(RecoveryEvent::CaughtUp {
             member: self.member.to_string(),
@@ -355,7 +384,7 @@ impl RecoveryActor {
     }
 
     fn start_tail(&mut self, ctx: &mut Context<Self>) {
-        let Some(until) = self.pending_tail.as_ref().map(|t| t.until) else {
+        let Some((until, budget)) = self.pending_tail.as_ref().map(|t| (t.until, t.budget)) else {
             return;
         };
         self.generation += 1;
@@ -369,14 +398,16 @@ impl RecoveryActor {
                 "the target is already at {last}, after the requested {until}"
             ))));
         }
+        let deadline = budget.map(|b| Instant::now() + b);
         let work = async move {
-            let result = copier.copy_until(until).await;
+            let result = copier.copy_until(until, deadline).await;
             (copier, result)
         };
         ctx.spawn(work.into_actor(self).map(move |(copier, result), act, ctx| {
+            let target_last = copier.target_last;
             act.copier = Some(copier);
             match result {
-                Ok(copied) => {
+                Ok((copied, complete)) => {
                     for c in &copied {
                         act.account(c);
                     }
@@ -386,14 +417,24 @@ impl RecoveryActor {
                     let answer = TailCopied {
                         transactions: copied.len() as u64,
                         bytes: copied.iter().map(|c| c.bytes).sum(),
-                        last_tid: until,
+                        last_tid: target_last,
+                        complete,
                         elapsed: arrived.elapsed(),
                     };
-                    info!(act.log, "recovery tail copied";
+                    let kv = slog::o!(
+                        "complete" => complete,
                         "transactions" => answer.transactions,
                         "bytes" => answer.bytes,
-                        "last_tid" => until.to_hex(),
+                        "last_tid" => answer.last_tid.to_hex(),
+                        "until" => until.to_hex(),
                         "elapsed_ms" => answer.elapsed.as_millis() as u64);
+                    // A slice of a longer tail is routine (many a second):
+                    // only the complete tail is worth an info line.
+                    if complete {
+                        info!(act.log, "recovery tail copied"; kv);
+                    } else {
+                        slog::debug!(act.log, "recovery tail slice copied"; kv);
+                    }
                     act.answer_tail(Ok(answer));
                     act.emit_progress();
                     act.next(ctx);
@@ -519,6 +560,7 @@ impl Handler<CopyTail> for RecoveryActor {
         let (reply, answer) = oneshot::channel();
         self.pending_tail = Some(PendingTail {
             until: msg.until,
+            budget: msg.budget,
             arrived: Instant::now(),
             reply,
         });
