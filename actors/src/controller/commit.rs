@@ -608,7 +608,7 @@ impl Controller {
         }
         self.packing = true;
         for slot in self.members.iter_mut().filter(|m| !m.optimal()) {
-            slot.packed_while_degraded = true;
+            slot.packed_while_degraded = Some(slot.packed_while_degraded.map_or(msg.t, |t| t.max(msg.t)));
         }
         info!(self.log, "pack started"; "pack_time" => msg.t, "commits_waiting" => self.waiting.len());
         let writers = self.writers();

@@ -67,9 +67,11 @@ struct Slot {
     last_recovery: Option<String>,
     /// When its current connection became ready (flap damping).
     connected_since: Option<std::time::Instant>,
-    /// The array packed while it was degraded: its old revisions no
-    /// longer match the packed members', so only a full copy recovers it.
-    packed_while_degraded: bool,
+    /// The array packed while it was degraded (the latest pack time):
+    /// its old revisions no longer match the packed members'. Its
+    /// recovery compares history before that time leniently and packs it
+    /// the same way once it has the transactions up to it.
+    packed_while_degraded: Option<f64>,
 }
 
 #[derive(Clone, Debug)]
@@ -132,7 +134,7 @@ impl Slot {
             recovery: None,
             last_recovery: None,
             connected_since: None,
-            packed_while_degraded: false,
+            packed_while_degraded: None,
         }
     }
 

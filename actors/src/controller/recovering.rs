@@ -7,7 +7,7 @@
 
 use super::*;
 use crate::recovery::{
-    CopyTail, Progress, RecoveryActor, RecoveryEvent, RecoverySettings, Stop, SyncOids, Throttle,
+    CopyTail, Progress, RecoveryActor, RecoveryEvent, RecoverySettings, Stop, SyncOids, TailCopied, Throttle,
 };
 use crate::session::unavailable;
 use std::path::PathBuf;
@@ -136,6 +136,7 @@ impl Controller {
         settings.throttle = self.recovery_policy.throttle;
         settings.full = full;
         settings.spool_dir = self.recovery_policy.spool_dir.clone();
+        settings.missed_pack = self.members[i].packed_while_degraded;
         let actor = RecoveryActor::new(settings, ctx.address().recipient(), self.log.clone()).start();
         info!(self.log, "member recovering"; "member" => &name, "source" => &source_name, "full" => full,
             "source_changes" => source_changes);
@@ -226,7 +227,7 @@ impl Controller {
                     recovery.final_transactions += tail.transactions;
                     recovery.longest_slice = recovery.longest_slice.max(blocked);
                     if tail.complete {
-                        act.recovered(i, tail.last_tid);
+                        act.recovered(i, &tail);
                     } else {
                         // The commits waiting now go first, then the next slice.
                         act.deferred_final = Some(DeferredFinal {
@@ -258,7 +259,7 @@ impl Controller {
 
     /// The final step of member `i`'s recovery reached the array's last
     /// tid: the member is optimal.
-    fn recovered(&mut self, i: usize, last_tid: Tid) {
+    fn recovered(&mut self, i: usize, tail: &TailCopied) {
         let slot = &mut self.members[i];
         let recovery = slot.recovery.take().expect("recovering");
         recovery.addr.do_send(Stop {
@@ -266,13 +267,14 @@ impl Controller {
         });
         slot.degraded = None;
         slot.missed = 0;
-        slot.packed_while_degraded = false;
-        slot.last_tid = Some(last_tid);
+        slot.packed_while_degraded = None;
+        slot.last_tid = Some(tail.last_tid);
         slot.last_recovery = Some(format!(
-            "recovered from {} in {:.1}s; the final step copied {} transaction(s) in {} slice(s), \
-             commits waited at most {} ms",
+            "recovered from {} in {:.1}s: {} transaction(s) copied; the final step copied {} in {} \
+             slice(s), commits waited at most {} ms",
             recovery.source,
             recovery.started.elapsed().unwrap_or_default().as_secs_f64(),
+            tail.recovery_total,
             recovery.final_transactions,
             recovery.final_slices,
             recovery.longest_slice.as_millis()
@@ -391,10 +393,10 @@ impl Handler<RecoveryEvent> for Controller {
                 self.next_vote(ctx);
             }
             RecoveryEvent::Refused { reason, .. } => {
-                let advice = if self.members[i].packed_while_degraded {
-                    "; the array was packed while this member was degraded, so its old revisions no \
-                     longer match the packed members': wipe its storage and recover it with a full copy \
-                     (zeoraid ctl recover --full)"
+                let advice = if self.members[i].packed_while_degraded.is_some() {
+                    "; the array was packed while this member was degraded (its history before the \
+                     pack time was compared leniently): if it did not diverge otherwise, wipe its \
+                     storage and recover it with a full copy (zeoraid ctl recover --full)"
                 } else {
                     ""
                 };

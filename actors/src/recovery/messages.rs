@@ -63,6 +63,13 @@ pub struct RecoverySettings {
     /// Where blobs are spooled between download and upload; `None` =
     /// the system's temporary directory.
     pub spool_dir: Option<PathBuf>,
+    /// The array packed at this time (`pack(t)`, seconds since the epoch)
+    /// while the target was away. The source's transactions before it
+    /// lost the revisions (and whole transactions) the pack removed, so
+    /// verification only asks there that the target hold the source's
+    /// records, and once the first pass has copied everything up to the
+    /// pack time the target is packed at `t` too, ending as the source.
+    pub missed_pack: Option<f64>,
 }
 
 impl RecoverySettings {
@@ -86,6 +93,7 @@ impl RecoverySettings {
             progress_interval: Duration::from_secs(1),
             log_interval: Duration::from_secs(5),
             spool_dir: None,
+            missed_pack: None,
         }
     }
 }
@@ -263,6 +271,8 @@ pub struct TailCopied {
     pub last_tid: Tid,
     /// Whether the target reached `until`.
     pub complete: bool,
+    /// Transactions the whole recovery has copied, this tail included.
+    pub recovery_total: u64,
     /// From the request's arrival to the answer: how long the caller's
     /// commit lock was needed for the copy.
     pub elapsed: Duration,

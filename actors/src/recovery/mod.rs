@@ -59,9 +59,10 @@ use slog::{info, warn, Logger};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-use zeo::methods::{NewOids, Request};
+use zeo::methods::{NewOids, Pack, Request};
 use zeo::reply::Reply;
 use zeo::types::{Oid, Tid};
+use zeo::Value;
 
 /// How far back the reported rates look.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
@@ -81,6 +82,8 @@ pub struct RecoveryActor {
     pass_copied: u64,
     /// Transactions copied by the pass before (`None` in the first).
     previous_pass: Option<u64>,
+    /// The pack the target missed, until it is packed the same way.
+    pack_pending: Option<f64>,
     /// Bumped to cancel a scheduled step (throttle wait).
     generation: u64,
     pending_tail: Option<PendingTail>,
@@ -121,6 +124,7 @@ impl RecoveryActor {
             log.clone(),
         );
         let now = Instant::now();
+        let pack_pending = settings.missed_pack;
         RecoveryActor {
             pacer: Pacer::new(settings.throttle),
             settings,
@@ -142,6 +146,7 @@ impl RecoveryActor {
             rates: Rates::new(RATE_WINDOW),
             pass_copied: 0,
             previous_pass: None,
+            pack_pending,
             generation: 0,
             pending_tail: None,
             stop_reason: None,
@@ -229,8 +234,9 @@ impl RecoveryActor {
     fn start_verify(&mut self, ctx: &mut Context<Self>) {
         let copier = self.take_copier();
         let (window, full) = (self.settings.verify_window, self.settings.full);
+        let missed_pack = self.settings.missed_pack;
         let work = async move {
-            let result = verify::verify(&copier, window, full).await;
+            let result = verify::verify(&copier, window, full, missed_pack).await;
             (copier, result)
         };
         ctx.spawn(work.into_actor(self).map(|(mut copier, result), act, ctx| {
@@ -266,9 +272,46 @@ impl RecoveryActor {
                 compared_transactions: verified.compared,
                 full_copy: verified.full_copy,
             });
+            if verified.full_copy {
+                // A copy of the packed source is packed already.
+                act.pack_pending = None;
+            }
             act.phase = RecoveryPhase::Copying;
             act.pass_copied = 0;
             act.next(ctx);
+        }));
+    }
+
+    /// Packs the target at the time of the pack it missed, now that it
+    /// has every transaction up to that time (a pass has ended, and
+    /// passes begin after the pack): the same pack of the same history,
+    /// so it ends as the source. Then the pass's end is judged as usual.
+    fn pack_target(&mut self, t: f64, ctx: &mut Context<Self>) {
+        info!(self.log, "recovery packs the target as the array was packed while it was away"; "pack_time" => t);
+        let target = self.settings.target.clone();
+        let pack = Request::Pack(Pack {
+            t,
+            wait: Value::Bool(true),
+        });
+        let work = async move { target.send(Call(pack)).await };
+        ctx.spawn(work.into_actor(self).map(move |answer, act, ctx| match answer {
+            Ok(Ok(_)) => {
+                act.pack_pending = None;
+                info!(act.log, "recovery packed the target"; "pack_time" => t);
+                act.pass_ended(ctx);
+            }
+            Ok(Err(e)) => act.fail(
+                RecoveryError::Target {
+                    reason: format!("pack failed: {e}"),
+                },
+                ctx,
+            ),
+            Err(e) => act.fail(
+                RecoveryError::Target {
+                    reason: format!("member actor unreachable: {e}"),
+                },
+                ctx,
+            ),
         }));
     }
 
@@ -342,6 +385,9 @@ impl RecoveryActor {
     }
 
     fn pass_ended(&mut self, ctx: &mut Context<Self>) {
+        if let Some(t) = self.pack_pending {
+            return self.pack_target(t, ctx);
+        }
         if self.pass_copied >= self.settings.caught_up_below {
             // Another pass: what committed meanwhile.
             self.previous_pass = Some(self.pass_copied);
@@ -419,6 +465,7 @@ impl RecoveryActor {
                         bytes: copied.iter().map(|c| c.bytes).sum(),
                         last_tid: target_last,
                         complete,
+                        recovery_total: act.counters.transactions,
                         elapsed: arrived.elapsed(),
                     };
                     let kv = slog::o!(

@@ -16,11 +16,22 @@
 //! ZEO, but not necessarily of one written to a FileStorage directly.
 //! `data_txn` is not compared for blob records: a blob can only be copied
 //! as a full record (with its blob file), never as a back-pointer.
+//!
+//! A target that missed a pack of the array (`missed_pack`) is compared
+//! leniently before the pack time: a pack removes non-current revisions,
+//! and whole transactions left without records, from the source, and
+//! marks the transactions it went through with status 'p'. There a
+//! transaction the source lacks is accepted (it still counts as the
+//! target's), and within a transaction every record of the source must be
+//! on the target with the same data (back-pointers not compared: a pack
+//! may have replaced one by its data); the target may have more. After the
+//! pack time the comparison is exact.
 
 use super::blob::is_blob_record;
 use super::copier::{Copier, Side};
 use super::error::RecoveryError;
 use super::messages::VerifyWindow;
+use crate::tid::unix_seconds;
 use zeo::methods::{Request, UndoLog};
 use zeo::reply::{DataRecord, Reply, TxnRecord};
 use zeo::types::Tid;
@@ -46,7 +57,13 @@ pub(crate) struct Verified {
 /// reported last tid (it is then behind, and copying starts after the
 /// last transaction it really has), but a transaction the source lacks,
 /// or a hole before later transactions, refuses.
-pub(crate) async fn verify(c: &Copier, window: VerifyWindow, full: bool) -> Result<Verified, RecoveryError> {
+pub(crate) async fn verify(
+    c: &Copier,
+    window: VerifyWindow,
+    full: bool,
+    missed_pack: Option<f64>,
+) -> Result<Verified, RecoveryError> {
+    let packed = |tid: Tid| missed_pack.is_some_and(|t| unix_seconds(tid) <= t);
     let reported = c.last_transaction(Side::Target).await?;
     let source_last = c.last_transaction(Side::Source).await?;
     check_blob_support(c).await?;
@@ -73,12 +90,12 @@ pub(crate) async fn verify(c: &Copier, window: VerifyWindow, full: bool) -> Resu
         VerifyWindow::All => None,
         VerifyWindow::Last(n) => Some(window_start(c, n, reported).await?),
     };
-    let mut outcome = compare(c, start, reported, source_last).await?;
+    let mut outcome = compare(c, start, reported, source_last, &packed).await?;
     if outcome.last_matched.is_none() && start.is_some() {
         // None of the window is on the target: its reported last tid names
         // a transaction it does not have, and only its whole history tells
         // where it ends.
-        outcome = compare(c, None, reported, source_last).await?;
+        outcome = compare(c, None, reported, source_last, &packed).await?;
     }
     Ok(match outcome.last_matched {
         Some(target_last) => Verified {
@@ -186,6 +203,7 @@ async fn compare(
     start: Option<Tid>,
     last: Tid,
     source_last: Tid,
+    packed: &dyn Fn(Tid) -> bool,
 ) -> Result<Compared, RecoveryError> {
     let mut target = c.iterator(Side::Target, start, Some(last)).await?;
     let mut source = c.iterator(Side::Source, start, Some(last)).await?;
@@ -193,21 +211,25 @@ async fn compare(
         compared: 0,
         last_matched: None,
     };
+    // The source's next transaction, read ahead: with a missed pack the
+    // target may have transactions in between.
+    let mut next_source = c.next_txn(Side::Source, &mut source).await?;
     loop {
         let t = c.next_txn(Side::Target, &mut target).await?;
-        let s = c.next_txn(Side::Source, &mut source).await?;
         // Nothing is concluded from an iterator of a replaced connection.
         c.same_connection(Side::Target, &mut target).await?;
         c.same_connection(Side::Source, &mut source).await?;
-        let (t, s) = match (t, s) {
-            // The target's history ends here (with the source's, or it is behind).
-            (None, _) => return Ok(done),
-            (Some(t), None) => return Err(source_lacks(c, t.tid, source_last)),
-            (Some(t), Some(s)) => (t, s),
-        };
-        if t.tid < s.tid {
+        // The target's history ends here (with the source's, or it is behind).
+        let Some(t) = t else { return Ok(done) };
+        if next_source.as_ref().is_none_or(|s| t.tid < s.tid) {
+            if packed(t.tid) {
+                // The pack the target missed removed it from the source.
+                done.last_matched = Some(t.tid);
+                continue;
+            }
             return Err(source_lacks(c, t.tid, source_last));
         }
+        let s = next_source.take().expect("checked");
         if t.tid > s.tid {
             return Err(RecoveryError::Refused {
                 reason: format!(
@@ -216,6 +238,16 @@ async fn compare(
                 ),
             });
         }
+        // A pack marks the transactions it went through with status 'p'.
+        let marked_by_the_pack = packed(t.tid) && s.status == "p";
+        let s = if marked_by_the_pack {
+            TxnRecord {
+                status: t.status.clone(),
+                ..s
+            }
+        } else {
+            s
+        };
         if let Some(reason) = txn_difference(c, &t, &s) {
             return Err(RecoveryError::Refused { reason });
         }
@@ -223,7 +255,12 @@ async fn compare(
         let s_records = c.records(Side::Source, &source, s.tid).await?;
         c.same_connection(Side::Target, &mut target).await?;
         c.same_connection(Side::Source, &mut source).await?;
-        if let Some(reason) = record_difference(&t_records, &s_records) {
+        let difference = if packed(t.tid) {
+            records_missing(&t_records, &s_records)
+        } else {
+            record_difference(&t_records, &s_records)
+        };
+        if let Some(reason) = difference {
             return Err(RecoveryError::Refused {
                 reason: format!(
                     "transaction {} differs between {} and {}: {reason}",
@@ -233,6 +270,7 @@ async fn compare(
         }
         done.compared += 1;
         done.last_matched = Some(t.tid);
+        next_source = c.next_txn(Side::Source, &mut source).await?;
     }
 }
 
@@ -340,6 +378,28 @@ pub(crate) fn record_difference(target: &[DataRecord], source: &[DataRecord]) ->
     None
 }
 
+/// Before a pack the target missed: every record of the source must be on
+/// the target with the same data; the target may have more (revisions
+/// the pack removed). Names the first record that is not.
+pub(crate) fn records_missing(target: &[DataRecord], source: &[DataRecord]) -> Option<String> {
+    source.iter().find_map(|s| {
+        let same_oid: Vec<&DataRecord> = target.iter().filter(|t| t.oid == s.oid).collect();
+        match same_oid.iter().find(|t| t.tid == s.tid && t.data == s.data) {
+            Some(_) => None,
+            None if same_oid.is_empty() => Some(format!(
+                "the source has a record of oid {} the target lacks",
+                s.oid
+            )),
+            None => Some(format!(
+                "oid {}: data differs ({} on the target, {} on the source)",
+                s.oid,
+                describe(same_oid[0].data.as_deref()),
+                describe(s.data.as_deref())
+            )),
+        }
+    })
+}
+
 /// A record's data for a message: its size and a checksum (FNV-1a).
 fn describe(data: Option<&[u8]>) -> String {
     match data {
@@ -414,6 +474,23 @@ mod tests {
         let bp = [rec(1, 9, b"x", Some(3)), rec(2, 9, b"y", None)];
         let msg = record_difference(&bp, &base).unwrap();
         assert!(msg.contains("back-pointer"), "{msg}");
+    }
+
+    #[test]
+    fn before_a_missed_pack_the_target_may_hold_more_but_not_other_records() {
+        let packed_source = [rec(2, 9, b"y", None)];
+        // The pack removed oid 1's revision and replaced a back-pointer.
+        let target = [rec(1, 9, b"x", None), rec(2, 9, b"y", Some(5))];
+        assert_eq!(records_missing(&target, &packed_source), None);
+        assert_eq!(records_missing(&target, &[]), None);
+        let changed = [rec(2, 9, b"z", None)];
+        let msg = records_missing(&target, &changed).unwrap();
+        assert!(msg.starts_with("oid 0x0000000000000002: data differs"), "{msg}");
+        let lacking = [rec(3, 9, b"w", None)];
+        assert_eq!(
+            records_missing(&target, &lacking).unwrap(),
+            "the source has a record of oid 0x0000000000000003 the target lacks"
+        );
     }
 
     #[test]
