@@ -496,6 +496,10 @@ def test_recovery_gains_on_unpaced_writers(raid):
     last = max(tid for tid, _ in acked)
     assert raid.member_last_tid("m1") == raid.member_last_tid("m2") == last
     wait_identical(raid, ["m1", "m2"])
+    # The recovered member's oid counter was brought in step: asked
+    # directly, it hands out no oid the array already used.
+    used = max(u64(oid) for _, values in acked for oid in values)
+    assert u64(raid.direct("m2").new_oid()) > used
 
 
 # -- full copy of an added member, blobs and undo -----------------------------
