@@ -23,7 +23,7 @@ use zeoraid_actors::member::{
 };
 use zeoraid_actors::recovery::{
     is_blob_record, CatchUp, CopyTail, Progress, RecoveryActor, RecoveryError, RecoveryEvent,
-    RecoverySettings, Stop, SyncOids, Throttle,
+    RecoverySettings, Stop, SyncOids, TailCopied, Throttle,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -325,6 +325,15 @@ impl Recovery {
         .await
     }
 
+    /// `CopyTail` answered with success.
+    async fn tail(&self, until: Tid, budget: Option<Duration>) -> TailCopied {
+        self.addr
+            .send(CopyTail { until, budget })
+            .await
+            .expect("recovery actor reachable")
+            .expect("tail copied")
+    }
+
     /// The first progress report with at least `at_least` transactions copied.
     async fn copied(&mut self, at_least: u64) -> Progress {
         self.expect(&format!("{at_least} transactions copied"), |e| match e {
@@ -586,12 +595,7 @@ async fn copy_tail_after_more_commits_and_sync_oids() {
     history(&source_server, 52, 15, true, false);
     let until = last_tid(&source).await;
     assert!(until > caught_up_at);
-    let tail = recovery
-        .addr
-        .send(CopyTail { until, budget: None })
-        .await
-        .unwrap()
-        .expect("tail copied");
+    let tail = recovery.tail(until, None).await;
     assert_eq!((tail.transactions, tail.last_tid), (15, until));
     assert!(tail.elapsed < Duration::from_secs(10), "{tail:?}");
     assert_eq!(last_tid(&target).await, until);
@@ -600,12 +604,7 @@ async fn copy_tail_after_more_commits_and_sync_oids() {
     assert_same_blobs(&expected, &source, &target).await;
 
     // Nothing new: an empty tail. A tid before the target's last: refused.
-    let again = recovery
-        .addr
-        .send(CopyTail { until, budget: None })
-        .await
-        .unwrap()
-        .unwrap();
+    let again = recovery.tail(until, None).await;
     assert_eq!(again.transactions, 0);
     let early = recovery
         .addr
@@ -660,12 +659,7 @@ async fn a_pass_that_does_not_shrink_leaves_the_rest_to_the_final_step() {
     assert_eq!(copied, first_pass + 4);
     let until = last_tid(&source).await;
     assert!(caught_up_at < until);
-    let tail = recovery
-        .addr
-        .send(CopyTail { until, budget: None })
-        .await
-        .unwrap()
-        .expect("tail copied");
+    let tail = recovery.tail(until, None).await;
     assert_eq!((tail.transactions, tail.complete), (20 - 4, true), "{tail:?}");
     assert_same_history(&dump(&source).await, &dump(&target).await);
     recovery.stop().await;
@@ -684,15 +678,7 @@ async fn copy_tail_in_slices_copies_at_least_one_transaction_each() {
     // committed on the target; only the last slice reaches `until`.
     let mut before = caught_up_at;
     for slice in 1..=5 {
-        let tail = recovery
-            .addr
-            .send(CopyTail {
-                until,
-                budget: Some(Duration::ZERO),
-            })
-            .await
-            .unwrap()
-            .expect("slice copied");
+        let tail = recovery.tail(until, Some(Duration::ZERO)).await;
         assert_eq!(tail.transactions, 1, "slice {slice}: {tail:?}");
         assert!(tail.last_tid > before, "slice {slice}: {tail:?}");
         assert_eq!(last_tid(&target).await, tail.last_tid, "slice {slice}");
@@ -716,12 +702,7 @@ async fn copy_tail_cuts_a_throttled_stream_short() {
     // Throttled, the rest would take ~5 s; the tail is not throttled.
     let until = last_tid(&source).await;
     let started = Instant::now();
-    let tail = recovery
-        .addr
-        .send(CopyTail { until, budget: None })
-        .await
-        .unwrap()
-        .expect("tail copied");
+    let tail = recovery.tail(until, None).await;
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
