@@ -406,7 +406,7 @@ static RECOVERY_BLOCK: LazyLock<Histogram> = LazyLock::new(|| {
         Histogram::with_opts(
             HistogramOpts::new(
                 "zeoraid_recovery_final_step_seconds",
-                "How long commits waited for a recovery's final step (the tail copied under the commit lock)",
+                "How long commits waited for one slice of a recovery's final step (the tail copied under the commit lock)",
             )
             .buckets(COMMIT_BUCKETS.to_vec()),
         )

@@ -114,8 +114,10 @@ impl Controller {
         self.lock.as_ref().is_some_and(|c| &c.member_txn == member_txn)
     }
 
-    /// Hands the commit lock on: to a queued reload first, then a pack,
-    /// then the next waiting vote; with nothing left, a drain is over.
+    /// Hands the commit lock on: to a queued reload first, then a
+    /// recovery's final step (its first slice, then each next slice once
+    /// its share of the waiting votes has committed), then a pack, then
+    /// the next waiting vote; with nothing left, a drain is over.
     pub(super) fn next_vote(&mut self, ctx: &mut Context<Self>) {
         while self.lock.is_none() && !self.packing && !self.recovery_final {
             if let Some(reload) = self.reloads.pop_front() {
@@ -131,14 +133,16 @@ impl Controller {
                 continue;
             }
             if let Some(pack) = self.packs.pop_front() {
-                return self.start_pack(ctx, pack);
+                if self.start_pack(ctx, pack) {
+                    return;
+                }
+                // Refused: the queue goes on.
+                continue;
             }
             let Some(vote) = self.waiting.pop_front() else {
                 return self.check_drained();
             };
-            if let Some(deferred) = self.deferred_final.as_mut() {
-                deferred.votes_first = deferred.votes_first.saturating_sub(1);
-            }
+            self.vote_before_next_slices();
             self.start_vote(ctx, vote);
         }
     }
@@ -595,21 +599,21 @@ impl Controller {
     /// same state (FileStorage's pack result depends on what commits while
     /// it runs, so members packing beside a stream of commits could come
     /// out different). Then the new size goes to every client.
-    fn start_pack(&mut self, ctx: &mut Context<Self>, msg: Pack) {
+    /// Whether the pack started (it holds the commit lock until done).
+    fn start_pack(&mut self, ctx: &mut Context<Self>, msg: Pack) -> bool {
         if let Some(error) = self.write_refusal().or_else(|| self.pack_refusal()) {
             let result = Err(error);
-            return self.reply(
+            self.reply(
                 msg.session,
                 ToSession::Packed {
                     msgid: msg.msgid,
                     result,
                 },
             );
+            return false;
         }
         self.packing = true;
-        for slot in self.members.iter_mut().filter(|m| !m.optimal()) {
-            slot.packed_while_degraded = Some(slot.packed_while_degraded.map_or(msg.t, |t| t.max(msg.t)));
-        }
+        let pack_time = msg.t;
         info!(self.log, "pack started"; "pack_time" => msg.t, "commits_waiting" => self.waiting.len());
         let writers = self.writers();
         let request = Request::Pack(methods::Pack {
@@ -634,6 +638,7 @@ impl Controller {
                     }
                 }
             }
+            let packed_somewhere = packed.is_some();
             let sizes = async move {
                 let member = packed?;
                 match member.send(Call(Request::GetInfo)).await {
@@ -660,10 +665,19 @@ impl Controller {
                         result: outcome,
                     },
                 );
+                if packed_somewhere {
+                    // Every member not in step now (also one the pack
+                    // itself degraded) missed it: its recovery must know.
+                    for slot in act.members.iter_mut().filter(|m| !m.optimal()) {
+                        slot.packed_while_degraded =
+                            Some(slot.packed_while_degraded.map_or(pack_time, |t| t.max(pack_time)));
+                    }
+                }
                 act.packing = false;
                 act.next_vote(ctx);
             })
         }));
+        true
     }
 }
 

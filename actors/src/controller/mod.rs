@@ -21,7 +21,6 @@ mod slow;
 
 pub use messages::*;
 pub use modes::{ClusterMode, FailMode};
-use recovering::DeferredFinal;
 pub use recovering::{RecoverMember, RecoveryPolicy, RecoveryStatus};
 pub use slow::{SlowDetector, SlowPolicy};
 
@@ -190,9 +189,6 @@ pub struct Controller {
     recovery_finals: VecDeque<String>,
     /// A recovery's final step holds the commit lock.
     recovery_final: bool,
-    /// A final step copied one slice of its tail and let the commits
-    /// that were waiting through; its next slice comes after them.
-    deferred_final: Option<DeferredFinal>,
     /// The longest time commits waited for a recovery's final step.
     longest_recovery_block: std::time::Duration,
     /// The highest oid handed out (a recovered member's counter must pass it).
@@ -241,7 +237,6 @@ impl Controller {
             recovery_policy: settings.recovery,
             recovery_finals: VecDeque::new(),
             recovery_final: false,
-            deferred_final: None,
             longest_recovery_block: std::time::Duration::ZERO,
             max_oid: zeo::types::Oid::ZERO,
         }

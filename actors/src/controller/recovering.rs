@@ -40,6 +40,12 @@ impl Default for RecoveryPolicy {
     }
 }
 
+fn slot_diverged(slot: &Slot) -> bool {
+    slot.degraded
+        .as_ref()
+        .is_some_and(|d| matches!(d.kind, DegradeKind::Diverged))
+}
+
 /// A recovery in progress, owned by the target member's slot.
 pub(super) struct Recovering {
     pub addr: Addr<RecoveryActor>,
@@ -53,15 +59,10 @@ pub(super) struct Recovering {
     pub final_slices: u32,
     pub final_transactions: u64,
     pub longest_slice: Duration,
-}
-
-/// The next slice of a final step, due once `votes_first` of the commits
-/// that were waiting when the last slice ended have had their turn, so
-/// neither the writers nor the recovery starve: each round copies a
-/// slice's worth while at most one commit per waiting client gets in.
-pub(super) struct DeferredFinal {
-    pub member: String,
-    pub votes_first: usize,
+    /// A slice copied part of the tail: the next one is due once this
+    /// many of the votes that were waiting have had their turn (see
+    /// [`Controller::finish_recovery`]).
+    pub next_slice_after: Option<usize>,
 }
 
 /// The recovery of a member as shown in status.
@@ -136,7 +137,10 @@ impl Controller {
         settings.throttle = self.recovery_policy.throttle;
         settings.full = full;
         settings.spool_dir = self.recovery_policy.spool_dir.clone();
-        settings.missed_pack = self.members[i].packed_while_degraded;
+        // Not for a member that diverged: lenience before the pack time
+        // could accept the very transaction it diverged with.
+        let diverged = slot_diverged(&self.members[i]);
+        settings.missed_pack = self.members[i].packed_while_degraded.filter(|_| !diverged);
         let actor = RecoveryActor::new(settings, ctx.address().recipient(), self.log.clone()).start();
         info!(self.log, "member recovering"; "member" => &name, "source" => &source_name, "full" => full,
             "source_changes" => source_changes);
@@ -149,6 +153,7 @@ impl Controller {
             final_slices: 0,
             final_transactions: 0,
             longest_slice: Duration::ZERO,
+            next_slice_after: None,
         });
         self.members[i].last_recovery = None;
         self.push_serving();
@@ -173,8 +178,10 @@ impl Controller {
     /// the commit lock (no transaction commits meanwhile): copy the tail
     /// up to the array's last tid for at most `final_step_slice`. Once a
     /// slice reaches that tid: bring the member's oid counter in step and
-    /// mark it optimal. Otherwise the commits that waited go first and
-    /// the next slice continues ([`DeferredFinal`]).
+    /// mark it optimal. Otherwise some of the votes that waited go first
+    /// (`next_slice_after`): at most half as many as the slice copied, at
+    /// least one, so each round closes the gap by at least half a slice's
+    /// worth whatever the number of writers, and none of them starves.
     pub(super) fn finish_recovery(&mut self, ctx: &mut Context<Self>, name: String) {
         let Some(i) = self.slot_index(&name) else { return };
         let Some((actor, first_slice)) = self.members[i]
@@ -193,6 +200,7 @@ impl Controller {
             info!(self.log, "recovery final step: commits wait"; "member" => &name, "until" => until.to_hex(),
                 "slice_ms" => budget.as_millis() as u64);
         }
+        let this_recovery = actor.clone();
         let step = async move {
             let tail = actor.send(CopyTail {
                 until,
@@ -217,11 +225,17 @@ impl Controller {
             act.recovery_final = false;
             act.longest_recovery_block = act.longest_recovery_block.max(blocked);
             metrics::recovery_final_step(blocked);
-            let recovering = act
-                .slot_index(&name)
-                .filter(|&i| act.members[i].recovery.is_some());
+            // Still the recovery this slice was for (not ended, or ended
+            // and started again meanwhile)?
+            let recovering = act.slot_index(&name).filter(|&i| {
+                act.members[i]
+                    .recovery
+                    .as_ref()
+                    .is_some_and(|r| r.addr == this_recovery)
+            });
             match (result, recovering) {
                 (Ok(tail), Some(i)) => {
+                    let waiting = act.waiting.len();
                     let recovery = act.members[i].recovery.as_mut().expect("checked");
                     recovery.final_slices += 1;
                     recovery.final_transactions += tail.transactions;
@@ -229,11 +243,8 @@ impl Controller {
                     if tail.complete {
                         act.recovered(i, &tail);
                     } else {
-                        // The commits waiting now go first, then the next slice.
-                        act.deferred_final = Some(DeferredFinal {
-                            member: name,
-                            votes_first: act.waiting.len(),
-                        });
+                        let half = usize::try_from(tail.transactions / 2).unwrap_or(usize::MAX);
+                        recovery.next_slice_after = Some(waiting.min(half.max(1)));
                     }
                 }
                 (Err(reason), Some(i)) => act.recovery_ended(i, format!("final step failed: {reason}")),
@@ -243,18 +254,31 @@ impl Controller {
         }));
     }
 
-    /// The deferred final slice that is due now, if any. Not while the
-    /// daemon drains: the drain stops recoveries (a later one resumes).
+    /// The member whose next final slice is due now, if any: its votes
+    /// have had their turn, or none is waiting. None while the daemon
+    /// drains: the drain stops recoveries (a later one resumes).
     pub(super) fn next_final_slice(&mut self) -> Option<String> {
-        let due = self
-            .deferred_final
-            .as_ref()
-            .is_some_and(|d| d.votes_first == 0 || self.waiting.is_empty());
         if self.drain.is_some() {
-            self.deferred_final = None;
+            return None;
         }
-        due.then(|| self.deferred_final.take().map(|d| d.member))
-            .flatten()
+        let waiting = self.waiting.len();
+        let slot = self.members.iter_mut().find(|m| {
+            m.recovery
+                .as_ref()
+                .and_then(|r| r.next_slice_after)
+                .is_some_and(|n| n == 0 || waiting == 0)
+        })?;
+        slot.recovery.as_mut().expect("found").next_slice_after = None;
+        Some(slot.name.to_string())
+    }
+
+    /// A vote starts: one fewer before each pending final slice.
+    pub(super) fn vote_before_next_slices(&mut self) {
+        for r in self.members.iter_mut().filter_map(|m| m.recovery.as_mut()) {
+            if let Some(n) = r.next_slice_after.as_mut() {
+                *n = n.saturating_sub(1);
+            }
+        }
     }
 
     /// The final step of member `i`'s recovery reached the array's last

@@ -53,7 +53,7 @@ pub struct RecoverySettings {
     /// means the target has caught up ([`RecoveryEvent::CaughtUp`]). Each
     /// pass reads the source's history up to its last tid when the pass
     /// started, so under continuous writes a pass is rarely empty. (A pass that
-    /// reaches half the length of the one before means the same: see
+    /// copies more than half as many as the one before means the same: see
     /// [`RecoveryEvent::CaughtUp`].)
     pub caught_up_below: u64,
     /// How often [`RecoveryEvent::Progress`] is sent while copying.
@@ -184,7 +184,7 @@ pub enum RecoveryEvent {
     /// Every `progress_interval` while copying, and at each milestone.
     Progress { member: String, progress: Progress },
     /// A pass over the source copied fewer than `caught_up_below`
-    /// transactions (the gap is small), or a pass copied half as many as
+    /// transactions (the gap is small), or a pass copied more than half as many as
     /// the pass before and was cut short (writers commit about as fast as
     /// the stream copies, so passes would never get short: only a final
     /// step in slices, commits waiting meanwhile, closes the gap). The

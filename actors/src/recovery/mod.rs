@@ -5,12 +5,14 @@
 //!
 //! ```text
 //!  start ──▶ verifying ──▶ copying ◀───────────── CatchUp ──┐
-//!               │            │ a pass copied < caught_up_below
-//!     Refused ◀─┘            ▼                              │
-//!                        caught-up ────────────────────────┘
-//!                            │ ▲
-//!            CopyTail{until} ▼ │  (also cuts a running pass short)
-//!                        copying-tail
+//!               │            │ a pass copied < caught_up_below,
+//!               │            │ or more than half the pass before
+//!     Refused ◀─┘            ▼ (first pass: a missed pack is   │
+//!                        caught-up  applied to the target)     │
+//!                            │ ▲ ───────────────────────────────┘
+//!  CopyTail{until, budget}   ▼ │  (also cuts a running pass short;
+//!                        copying-tail   a spent budget answers
+//!                                       `complete: false`)
 //!  SyncOids: any time after verifying.  Stop: after the transaction in flight.
 //!  SourceFailed / TargetFailed from any phase: the actor stops.
 //! ```
@@ -285,33 +287,32 @@ impl RecoveryActor {
     /// Packs the target at the time of the pack it missed, now that it
     /// has every transaction up to that time (a pass has ended, and
     /// passes begin after the pack): the same pack of the same history,
-    /// so it ends as the source. Then the pass's end is judged as usual.
+    /// so it ends as the source. The copier is lent to the pack like to
+    /// a step (a `Stop` waits for it); then a fresh pass copies what
+    /// committed meanwhile, judged on its own.
     fn pack_target(&mut self, t: f64, ctx: &mut Context<Self>) {
         info!(self.log, "recovery packs the target as the array was packed while it was away"; "pack_time" => t);
+        let copier = self.take_copier();
         let target = self.settings.target.clone();
         let pack = Request::Pack(Pack {
             t,
             wait: Value::Bool(true),
         });
-        let work = async move { target.send(Call(pack)).await };
-        ctx.spawn(work.into_actor(self).map(move |answer, act, ctx| match answer {
-            Ok(Ok(_)) => {
-                act.pack_pending = None;
-                info!(act.log, "recovery packed the target"; "pack_time" => t);
-                act.pass_ended(ctx);
-            }
-            Ok(Err(e)) => act.fail(
-                RecoveryError::Target {
-                    reason: format!("pack failed: {e}"),
-                },
-                ctx,
-            ),
-            Err(e) => act.fail(
-                RecoveryError::Target {
-                    reason: format!("member actor unreachable: {e}"),
-                },
-                ctx,
-            ),
+        let work = async move { (copier, target.send(Call(pack)).await) };
+        ctx.spawn(work.into_actor(self).map(move |(copier, answer), act, ctx| {
+            act.copier = Some(copier);
+            let reason = match answer {
+                Ok(Ok(_)) => {
+                    act.pack_pending = None;
+                    info!(act.log, "recovery packed the target"; "pack_time" => t);
+                    act.pass_copied = 0;
+                    act.previous_pass = None;
+                    return act.schedule(Duration::ZERO, ctx);
+                }
+                Ok(Err(e)) => format!("pack failed: {e}"),
+                Err(e) => format!("member actor unreachable: {e}"),
+            };
+            act.fail(RecoveryError::Target { reason }, ctx);
         }));
     }
 
@@ -399,7 +400,7 @@ impl RecoveryActor {
 
     /// Each pass copies what committed during the one before, so passes
     /// shrink only while the stream outruns the writers. A pass that has
-    /// already copied half as many as the one before is not shrinking
+    /// already copied more than half as many as the one before is not shrinking
     /// fast enough to end (a throttled copy under a steady write load
     /// never would): it is cut short and the rest is left to the final
     /// step, which the caller runs in slices.

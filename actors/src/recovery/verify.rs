@@ -55,8 +55,9 @@ pub(crate) struct Verified {
 /// reports that transaction's tid as its last. So the end is established
 /// by the comparison itself: the target's history may stop short of its
 /// reported last tid (it is then behind, and copying starts after the
-/// last transaction it really has), but a transaction the source lacks,
-/// or a hole before later transactions, refuses.
+/// last transaction it really has), but a transaction the source lacks
+/// (unless before a pack the target missed), or a hole before later
+/// transactions, refuses.
 pub(crate) async fn verify(
     c: &Copier,
     window: VerifyWindow,
