@@ -613,11 +613,15 @@ impl Controller {
             return false;
         }
         self.packing = true;
-        let pack_time = msg.t;
-        info!(self.log, "pack started"; "pack_time" => msg.t, "commits_waiting" => self.waiting.len());
+        // A pack time in the future (a client whose clock is ahead) packs
+        // the same as now, but a member recovered later would be packed at
+        // that time too, over transactions committed after this pack: so
+        // the members are asked for no later than zeoraid's now.
+        let pack_time = msg.t.min(unix_seconds(SystemTime::now()));
+        info!(self.log, "pack started"; "pack_time" => pack_time, "asked_pack_time" => msg.t, "commits_waiting" => self.waiting.len());
         let writers = self.writers();
         let request = Request::Pack(methods::Pack {
-            t: msg.t,
+            t: pack_time,
             wait: msg.wait,
         });
         let calls: Vec<_> = writers

@@ -7,7 +7,8 @@
 
 use super::*;
 use crate::recovery::{
-    CopyTail, Progress, RecoveryActor, RecoveryEvent, RecoverySettings, Stop, SyncOids, TailCopied, Throttle,
+    CopyTail, Progress, RecoveryActor, RecoveryError, RecoveryEvent, RecoverySettings, Stop, SyncOids,
+    TailCopied, Throttle,
 };
 use crate::session::unavailable;
 use std::path::PathBuf;
@@ -206,19 +207,14 @@ impl Controller {
                 until,
                 budget: Some(budget),
             });
-            let tail = match tail.await {
-                Ok(Ok(tail)) => tail,
-                Ok(Err(e)) => return Err(e.to_string()),
-                Err(e) => return Err(format!("recovery actor unreachable: {e}")),
-            };
+            let unreachable =
+                |e: MailboxError| RecoveryError::Stopped(format!("recovery actor unreachable: {e}"));
+            let tail = tail.await.map_err(unreachable)??;
             if !tail.complete {
                 return Ok(tail);
             }
-            match actor.send(SyncOids { at_least }).await {
-                Ok(Ok(_)) => Ok(tail),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(e) => Err(format!("recovery actor unreachable: {e}")),
-            }
+            actor.send(SyncOids { at_least }).await.map_err(unreachable)??;
+            Ok(tail)
         };
         ctx.spawn(step.into_actor(self).map(move |result, act, ctx| {
             let blocked = locked.elapsed();
@@ -247,7 +243,12 @@ impl Controller {
                         recovery.next_slice_after = Some(waiting.min(half.max(1)));
                     }
                 }
-                (Err(reason), Some(i)) => act.recovery_ended(i, format!("final step failed: {reason}")),
+                // The source failed between or during slices: another one
+                // takes over, as during the stream.
+                (Err(RecoveryError::Source { reason, resume_from }), Some(i)) => {
+                    act.source_failed(ctx, i, reason, resume_from)
+                }
+                (Err(e), Some(i)) => act.recovery_ended(i, format!("final step failed: {e}")),
                 _ => {}
             }
             act.next_vote(ctx);
@@ -431,22 +432,29 @@ impl Handler<RecoveryEvent> for Controller {
             }
             RecoveryEvent::SourceFailed {
                 reason, resume_from, ..
-            } => {
-                let changes = self.members[i].recovery.as_ref().map_or(0, |r| r.source_changes) + 1;
-                self.members[i].recovery = None;
-                warn!(self.log, "recovery source failed"; "member" => &*self.members[i].name,
-                    "reason" => &reason, "resume_from" => resume_from.to_hex());
-                let outcome = format!("stopped: the source failed: {reason}");
-                if changes > MAX_SOURCE_CHANGES {
-                    self.members[i].last_recovery = Some(outcome);
-                    metrics::recovery_ended(&self.members[i].name);
-                    self.push_serving();
-                } else if let Err(e) = self.start_recovery(ctx, i, false, changes) {
-                    self.members[i].last_recovery = Some(format!("{outcome}; no other source: {e}"));
-                    metrics::recovery_ended(&self.members[i].name);
-                    self.push_serving();
-                }
-            }
+            } => self.source_failed(ctx, i, reason, resume_from),
+        }
+    }
+}
+
+impl Controller {
+    /// The source of member `i`'s recovery failed (the recovery actor
+    /// has stopped; the target is complete up to `resume_from`): another
+    /// optimal member takes over, at most `MAX_SOURCE_CHANGES` times.
+    fn source_failed(&mut self, ctx: &mut Context<Self>, i: usize, reason: String, resume_from: Tid) {
+        let changes = self.members[i].recovery.as_ref().map_or(0, |r| r.source_changes) + 1;
+        self.members[i].recovery = None;
+        warn!(self.log, "recovery source failed"; "member" => &*self.members[i].name,
+            "reason" => &reason, "resume_from" => resume_from.to_hex());
+        let outcome = format!("stopped: the source failed: {reason}");
+        if changes > MAX_SOURCE_CHANGES {
+            self.members[i].last_recovery = Some(outcome);
+            metrics::recovery_ended(&self.members[i].name);
+            self.push_serving();
+        } else if let Err(e) = self.start_recovery(ctx, i, false, changes) {
+            self.members[i].last_recovery = Some(format!("{outcome}; no other source: {e}"));
+            metrics::recovery_ended(&self.members[i].name);
+            self.push_serving();
         }
     }
 }
