@@ -306,6 +306,26 @@ impl Controller {
             metrics::commit(CommitOutcome::Failed);
             return self.abort_vote(ctx, session, msgid, error);
         }
+        if matches!(&winner, VoteResult::Conflicts(c) if !c.is_empty()) {
+            // Members with `client-conflict-resolution` leave the conflicts
+            // to the client, which resolves them, stores the results and
+            // votes again in the same transaction (ZEO releases its lock
+            // meanwhile). The member transactions end here and the lock is
+            // released; the next vote replays the session's whole buffer,
+            // resolved stores after the ones that conflicted, in a new
+            // member transaction with a new tid, as a ZEO server replays
+            // its transaction log.
+            self.stats.conflicts += 1;
+            metrics::commit(CommitOutcome::Conflict);
+            self.abort_locked(ctx, None);
+            return self.reply(
+                session,
+                ToSession::Voted {
+                    msgid,
+                    result: Ok(winner),
+                },
+            );
+        }
         let finishing: Vec<usize> = agreeing.iter().map(|(i, _)| *i).collect();
         // Whoever voted but does not finish must not keep the transaction
         // (and its server's commit lock) open.

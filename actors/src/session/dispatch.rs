@@ -606,10 +606,12 @@ impl ClientSession {
             }
             ToSession::Voted { msgid, result } => {
                 if let Some((_, phase)) = &mut self.txn {
-                    *phase = if result.is_ok() {
-                        Phase::Voted
-                    } else {
-                        Phase::Buffering
+                    *phase = match &result {
+                        // Conflicts for the client to resolve: it stores
+                        // the resolutions and votes again.
+                        Ok(zeo::reply::VoteResult::Conflicts(c)) if !c.is_empty() => Phase::Buffering,
+                        Ok(_) => Phase::Voted,
+                        Err(_) => Phase::Buffering,
                     };
                 }
                 self.answer(msgid, result.map(|v| Reply::Vote(v).to_value()));
