@@ -133,15 +133,18 @@ class RemoteStorageCase(ConformanceFixture, testZEO.GenericTestBase):
     __test__ = False
     cluster = None     # the cluster self._storage talks to
 
-    # Options for the main cluster's FileStorages (ZConfig lines).
+    # Options for the main cluster's FileStorages (ZConfig lines), and
+    # for its runzeo servers' <zeo> sections.
     storage_options = ""
+    zeo_options = ""
 
     def setUp(self):
         # As GenericTestBase.setUp, but the server comes from the fixture.
         StorageTestBase.StorageTestBase.setUp(self)
         self._servers = []  # GenericTestBase.tearDown stops these: none
         self.cluster = self.clusters.start(
-            storage_options=self.storage_options)
+            storage_options=self.storage_options,
+            zeo_options=self.zeo_options)
         if self.shared_blob_dir:
             # The client writes into the server's own blob directory.
             self.blob_cache_dir = self.cluster.blob_dir
@@ -188,16 +191,21 @@ def _check_aliases(cls):
     return aliases
 
 
-def for_targets(namespace, suite, applies=None, reason=None):
+def for_targets(namespace, suite, applies=None, reason=None, excluded=None,
+                targets=None):
     """Put one concrete subclass of `suite` per selected target into
     `namespace` (a test module's globals()), named e.g.
     `BasicStorage_zeoraid_2`.
 
     `applies`: a predicate on the target name, for suites that cannot run
     against every target; on the others the class is skipped with
-    `reason` (see README.md), so that the gap shows in every run."""
+    `reason` (see README.md), so that the gap shows in every run.
+    `excluded`: the same for single tests, {method name: (applies,
+    reason)}; the method is skipped (under every name pytest sees) on the
+    targets where applies(target) is false. `targets`: these instead of
+    the selected targets."""
     made = []
-    for target in selected_targets():
+    for target in targets or selected_targets():
         name = f"{suite.__name__.rstrip('_')}_{target.replace('-', '_')}"
         attrs = {"__test__": True, "target": target,
                  "__module__": namespace["__name__"],
@@ -205,6 +213,12 @@ def for_targets(namespace, suite, applies=None, reason=None):
         aliases = _check_aliases(suite)
         attrs.update(aliases)
         attrs.update(_level_skips(suite, aliases))
+        for method, (test_applies, why) in (excluded or {}).items():
+            func = getattr(suite, method)
+            if not test_applies(target):
+                for alias in [method] + [a for a, f in aliases.items()
+                                         if f is func]:
+                    attrs[alias] = unittest.skip(why)(func)
         cls = type(suite)(name, (suite,), attrs)
         if applies is not None and not applies(target):
             cls = unittest.skip(reason)(cls)

@@ -177,10 +177,12 @@ def _read_exact(sock, n):
 
 def client_ping(addr, timeout):
     """Open a ZEO ClientStorage, ping the server, close. Raises if the
-    server does not serve the storage within timeout."""
+    server does not serve the storage within timeout. (A read-only server
+    refuses a read-write registration: the client falls back.)"""
     from ZEO.ClientStorage import ClientStorage
     client = ClientStorage(addr, storage=STORAGE_NAME, wait=True,
-                           wait_timeout=timeout, min_disconnect_poll=0.1)
+                           wait_timeout=timeout, min_disconnect_poll=0.1,
+                           read_only_fallback=True)
     try:
         client.ping()
     finally:
@@ -234,8 +236,17 @@ class Member(Server):
         return self.dir / "Data.fs"
 
 
-def runzeo_config(addr, dir, storage_options="", blob_dir=None):
-    return (f"<zeo>\n  address {addr[0]}:{addr[1]}\n</zeo>\n"
+def runzeo_config(addr, dir, storage_options="", blob_dir=None,
+                  zeo_options="", storage_conf=None):
+    """storage_options: extra ZConfig lines for the <filestorage>;
+    zeo_options: extra lines for the <zeo> section (server options such
+    as `invalidation-queue-size 2`); storage_conf: a storage section of
+    the caller's instead of the FileStorage."""
+    zeo = (f"<zeo>\n  address {addr[0]}:{addr[1]}\n  {zeo_options}\n"
+           f"</zeo>\n")
+    if storage_conf is not None:
+        return zeo + storage_conf + "\n"
+    return (zeo +
             f"<filestorage {STORAGE_NAME}>\n"
             f"  path {dir / 'Data.fs'}\n"
             f"  blob-dir {blob_dir or dir / 'blobs'}\n"
@@ -312,10 +323,18 @@ class Cluster:
     `front` the zeoraid (None for a plain runzeo)."""
 
     def __init__(self, target, name, dir, storage_options="",
-                 blob_dir=None, zeoraid_options=""):
+                 blob_dir=None, zeoraid_options="", zeo_options="",
+                 addr=None, storage_conf=None):
         self.target, self.name, self.dir = target, name, Path(dir)
         self.storage_options = storage_options
         self.zeoraid_options = zeoraid_options
+        self.zeo_options = zeo_options
+        self.storage_conf = storage_conf
+        if storage_conf is not None and member_count(target):
+            raise ValueError("a storage_conf of its own is for runzeo only")
+        # The front's address when the caller chose it (a client already
+        # knows it); None: a free port.
+        self.given_addr = addr
         if blob_dir is not None and member_count(target) > 1:
             raise ValueError("a given blob directory serves one member only")
         self.given_blob_dir = blob_dir
@@ -364,12 +383,16 @@ class Cluster:
             for name in names:
                 dir = self.dir / name
                 dir.mkdir(parents=True, exist_ok=True)
-                addr = ("127.0.0.1", free_port())
+                if self.given_addr and not member_count(self.target):
+                    addr = self.given_addr  # a plain runzeo is the front
+                else:
+                    addr = ("127.0.0.1", free_port())
                 conf = dir / "runzeo.conf"
                 blob_dir = Path(self.given_blob_dir or dir / "blobs")
                 conf.write_text(runzeo_config(addr, dir,
                                               self.storage_options,
-                                              blob_dir))
+                                              blob_dir, self.zeo_options,
+                                              self.storage_conf))
                 proc = spawn([sys.executable, "-m", "ZEO.runzeo",
                               "-C", str(conf)], dir / "runzeo.log")
                 self.processes.append(proc)
@@ -385,7 +408,8 @@ class Cluster:
             names = [m.name for m in exited]
             if not names:
                 break
-            if not all(_address_in_use(m) for m in exited):
+            if not all(_address_in_use(m) for m in exited) \
+                    or (self.given_addr and not member_count(self.target)):
                 raise StartError("runzeo exited at start:\n" + "\n".join(
                     f"--- {m.name}: {m.log}:\n{m.log_tail()}"
                     for m in exited))
@@ -403,7 +427,7 @@ class Cluster:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("ZEORAID_CONFORMANCE", "ZEORAID_BIN"))}
         for attempt in range(START_ATTEMPTS):
-            addr = ("127.0.0.1", free_port())
+            addr = self.given_addr or ("127.0.0.1", free_port())
             http = ("127.0.0.1", free_port())
             conf = dir / "zeoraid.toml"
             conf.write_text(zeoraid_config(addr, http, self.members, dir,
@@ -417,7 +441,7 @@ class Cluster:
                              SERVER_READY_TIMEOUT, "zeoraid"):
                 self.front = front
                 return
-            if not _address_in_use(front):
+            if not _address_in_use(front) or self.given_addr:
                 raise StartError(
                     f"zeoraid exited at start (exit code "
                     f"{proc.returncode}); {front.log}:\n{front.log_tail()}")
@@ -483,6 +507,82 @@ class Cluster:
                 f"{proc.returncode}); {member.log}:\n{member.log_tail()}")
         return member
 
+    # -- the front stopped and started again; members reconfigured ---------
+    # What ZEO's own tests call stopping and starting "the server" again.
+    # On zeoraid-N the front is zeoraid and its members go on running with
+    # their data; on runzeo the front is the runzeo itself (its data stays
+    # on disk).
+    def _front_server(self):
+        return self.front or self.members[0]
+
+    @property
+    def front_running(self):
+        return self._front_server().proc.poll() is None
+
+    def stop_front(self):
+        """Stop the front (SIGTERM, bounded; SIGKILL if it does not end)."""
+        stop_processes([self._front_server().proc])
+
+    def _write_member_conf(self, member):
+        (member.dir / "runzeo.conf").write_text(runzeo_config(
+            member.addr, member.dir, self.storage_options, member.blob_dir,
+            self.zeo_options, self.storage_conf))
+
+    def reconfigure_members(self, zeo_options=None, storage_options=None):
+        """Give the members other <zeo> / <filestorage> option lines, their
+        data kept: with the front stopped, each running member is stopped,
+        its runzeo.conf rewritten, and started again (ruok). On runzeo the
+        member is the front: start_front starts it with the new lines."""
+        if self.front_running:
+            raise RuntimeError(f"the front of {self.name} is running")
+        if zeo_options is not None:
+            self.zeo_options = zeo_options
+        if storage_options is not None:
+            self.storage_options = storage_options
+        for member in self.members:
+            running = member.proc.poll() is None
+            if running:
+                stop_processes([member.proc])
+            self._write_member_conf(member)
+            if running:
+                self.restart_member(member.name)
+
+    def start_front(self, addr=None):
+        """Start the stopped front again on `addr` (default: where it was),
+        with the same members and data. Returns when a client is served."""
+        server = self._front_server()
+        if server.proc.poll() is None:
+            raise RuntimeError(f"the front of {self.name} is still running")
+        addr = tuple(addr or server.addr)
+        if self.front is None:
+            server.addr = addr
+            self._write_member_conf(server)
+            argv = [sys.executable, "-m", "ZEO.runzeo",
+                    "-C", str(server.dir / "runzeo.conf")]
+            env = None
+        else:
+            conf = self.front.dir / "zeoraid.toml"
+            if addr != server.addr:
+                text = conf.read_text()
+                old = f'\nlisten = "{server.address}"\n'
+                assert old in text, text
+                conf.write_text(text.replace(
+                    old, f'\nlisten = "{addr[0]}:{addr[1]}"\n', 1))
+                server.addr = addr
+            argv = [str(zeoraid_binary()), "serve", "--config", str(conf)]
+            env = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("ZEORAID_CONFORMANCE",
+                                        "ZEORAID_BIN"))}
+        server.proc = spawn(argv, server.log, env=env)
+        self.processes.append(server.proc)
+        if _wait_all([server], self._front_ready, SERVER_READY_TIMEOUT,
+                     f"{self.name}: front started again"):
+            raise StartError(
+                f"{self.name}: front started again exited (exit code "
+                f"{server.proc.returncode}); {server.log}:\n"
+                f"{server.log_tail()}")
+        return server
+
     def stop(self):
         # A paused member would not handle SIGTERM: let it go on first.
         for member in self.members:
@@ -507,19 +607,26 @@ class ClusterSet:
         self._lock = threading.RLock()
 
     def start(self, name="main", storage_options="", blob_dir=None,
-              zeoraid_options=""):
+              zeoraid_options="", zeo_options="", addr=None, target=None,
+              storage_conf=None):
         """Start a fresh cluster. storage_options: extra ZConfig lines for
         the members' <filestorage>; blob_dir: the (only) member's blob
         directory instead of one of its own; zeoraid_options: extra TOML
-        lines for zeoraid.toml (see zeoraid_config)."""
+        lines for zeoraid.toml (see zeoraid_config); zeo_options: extra
+        lines for the members' <zeo> section; addr: the front's address
+        (default: a free port). target="runzeo" with storage_conf (a
+        ZConfig storage section): a plain runzeo serving that storage
+        instead of a cluster of the set's target (e.g. a ZEO server whose
+        storage is a <zeoclient> of a cluster)."""
         with self._lock:
             if self.expired:
                 raise StartError("the test ran out of time (see "
                                  "ZEORAID_CONFORMANCE_TEST_TIMEOUT)")
             if name in self.clusters:
                 raise ValueError(f"cluster {name!r} already started")
-            cluster = Cluster(self.target, name, self.dir / name,
-                              storage_options, blob_dir, zeoraid_options)
+            cluster = Cluster(target or self.target, name, self.dir / name,
+                              storage_options, blob_dir, zeoraid_options,
+                              zeo_options, addr, storage_conf)
             self.clusters[name] = cluster
             return cluster.start()
 

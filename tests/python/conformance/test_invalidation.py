@@ -8,8 +8,7 @@ clients (`TestClientStorage`, persistent cache files) to the server that
 `startServer` started. We keep that base and its client setup unchanged
 and only let `startServer` start our fixture's cluster instead of ZEO's
 in-process forker. The server-lifecycle tests of ConnectionTests
-(stopping, restarting, read-only servers) are not part of this suite; see
-README.md.
+(stopping, restarting, read-only servers) are in test_connection.py.
 """
 
 from ZEO.tests import ConnectionTests
