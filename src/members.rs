@@ -66,7 +66,7 @@ mod tests {
             msgpack = false
             "#,
             "test",
-            &Environment::from_vars(Vec::<(String, String)>::new()),
+            &Environment::default(),
         )
         .expect("valid");
         let allowed: Vec<bool> = config

@@ -88,21 +88,23 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     check("recovery", old.recovery != new.recovery);
     check("http", old.http != new.http);
     check("log", old.log != new.log);
-    // A member kept (same name and address) keeps its member actor, so
-    // its connection settings apply only from a restart.
-    let kept_changed = |what: fn(&Member) -> String| {
-        new.members.iter().any(|m| {
-            old.members
-                .iter()
-                .any(|o| o.name == m.name && o.address == m.address && what(o) != what(m))
-        })
-    };
     check(
         "restart",
-        old.restart != new.restart || kept_changed(|m| m.restart.to_string()),
+        old.restart != new.restart || kept_member_changed(old, new, |m| m.restart),
     );
-    check("members.msgpack", kept_changed(|m| m.msgpack.to_string()));
+    check("members.msgpack", kept_member_changed(old, new, |m| m.msgpack));
     changed
+}
+
+/// Whether `what` differs for a member kept (same name and address): it
+/// keeps its member actor, so its connection settings apply only from a
+/// restart.
+fn kept_member_changed<T: PartialEq>(old: &Config, new: &Config, what: impl Fn(&Member) -> T) -> bool {
+    new.members.iter().any(|m| {
+        old.members
+            .iter()
+            .any(|o| o.name == m.name && o.address == m.address && what(o) != what(m))
+    })
 }
 
 #[cfg(test)]
@@ -115,12 +117,7 @@ mod tests {
             "[[members]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n\
              [[members]]\nname = \"b\"\n{member_b}\n"
         );
-        from_toml_str(
-            &text,
-            "test",
-            &Environment::from_vars(Vec::<(String, String)>::new()),
-        )
-        .expect("valid")
+        from_toml_str(&text, "test", &Environment::default()).expect("valid")
     }
 
     #[test]

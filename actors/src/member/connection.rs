@@ -86,10 +86,10 @@ pub(crate) async fn handshake(
     });
     let mut out = encode_frame(&answer).map_err(protocol_error)?.to_vec();
     for (id, request) in [(1, register), (2, Request::GetInfo)] {
-        let payload = encoding
-            .encode(&request.to_message(MsgId::int(id)).to_value())
+        let frame = encoding
+            .encode_frame(&request.to_message(MsgId::int(id)).into_value())
             .map_err(protocol_error)?;
-        out.extend_from_slice(&encode_frame(&payload).map_err(protocol_error)?);
+        out.extend_from_slice(&frame);
     }
     writer.write_all(&out).await.map_err(|e| io_error(member, e))?;
     metrics::bytes_out(Peer::Member).inc_by(out.len() as u64);

@@ -352,13 +352,13 @@ impl Copier {
     /// none is open: up to the source's last tid now. A pass is thus a
     /// snapshot (a ZEO iterator without a stop reads on into what commits
     /// meanwhile), and its length shows whether the copy gains on the
-    /// writers.
-    pub async fn copy_next_of_pass(&mut self) -> Result<Option<Copied>, RecoveryError> {
+    /// writers. Also answers the source's last tid when it asked for one.
+    pub async fn copy_next_of_pass(&mut self) -> Result<(Option<Copied>, Option<Tid>), RecoveryError> {
         let stop = match self.stream {
             Some(_) => None,
             None => Some(self.last_transaction(Side::Source).await?),
         };
-        self.copy_next(stop).await
+        Ok((self.copy_next(stop).await?, stop))
     }
 
     /// Copies the next transaction of the current pass over the source,
@@ -677,19 +677,20 @@ impl Copier {
     ) -> Result<(Vec<Copied>, bool), RecoveryError> {
         self.close_stream();
         let mut copied = Vec::new();
+        let mut complete = true;
         while self.target_last < until {
             if !copied.is_empty() && deadline.is_some_and(|d| Instant::now() >= d) {
-                // The next slice opens a new pass up to its own `until`.
-                self.close_stream();
-                return Ok((copied, false));
+                complete = false;
+                break;
             }
             match self.copy_next(Some(until)).await? {
                 Some(c) => copied.push(c),
                 None => break,
             }
         }
+        // A next slice opens a new pass up to its own `until`.
         self.close_stream();
-        if self.target_last != until {
+        if complete && self.target_last != until {
             return Err(self.fail(
                 Side::Source,
                 format!(
@@ -698,7 +699,7 @@ impl Copier {
                 ),
             ));
         }
-        Ok((copied, true))
+        Ok((copied, complete))
     }
 }
 

@@ -55,7 +55,7 @@ pub use pace::Throttle;
 use crate::member::{Call, MemberActor};
 use crate::tid::unix_seconds;
 use actix::prelude::*;
-use copier::{Copied, Copier, Side};
+use copier::{Copied, Copier};
 use pace::{Pacer, Rates};
 use slog::{info, warn, Logger};
 use std::sync::Arc;
@@ -351,38 +351,34 @@ impl RecoveryActor {
         let started = Instant::now();
         let work = async move {
             let result = copier.copy_next_of_pass().await;
-            // At the end of a pass: how far the source is now.
-            let source_last = match result {
-                Ok(None) => copier.last_transaction(Side::Source).await.ok(),
-                _ => None,
-            };
-            (copier, result, source_last)
+            (copier, result)
         };
-        ctx.spawn(
-            work.into_actor(self)
-                .map(move |(copier, result, source_last), act, ctx| {
-                    act.copier = Some(copier);
-                    if let Some(tid) = source_last {
-                        act.counters.source_last = act.counters.source_last.max(tid);
+        ctx.spawn(work.into_actor(self).map(move |(copier, result), act, ctx| {
+            act.copier = Some(copier);
+            // A pass opened: how far the source was then.
+            let result = result.map(|(copied, source_last)| {
+                if let Some(tid) = source_last {
+                    act.counters.source_last = act.counters.source_last.max(tid);
+                }
+                copied
+            });
+            match result {
+                Ok(Some(copied)) => {
+                    act.account(&copied);
+                    act.pass_copied += 1;
+                    if act.outpaced() {
+                        return act.caught_up(
+                            "recovery not gaining on the writers: the rest is for the final step",
+                            ctx,
+                        );
                     }
-                    match result {
-                        Ok(Some(copied)) => {
-                            act.account(&copied);
-                            act.pass_copied += 1;
-                            if act.outpaced() {
-                                return act.caught_up(
-                                    "recovery not gaining on the writers: the rest is for the final step",
-                                    ctx,
-                                );
-                            }
-                            let delay = act.pacer.delay_after(started, copied.bytes, Instant::now());
-                            act.schedule(delay, ctx);
-                        }
-                        Ok(None) => act.pass_ended(ctx),
-                        Err(e) => act.fail(e, ctx),
-                    }
-                }),
-        );
+                    let delay = act.pacer.delay_after(started, copied.bytes, Instant::now());
+                    act.schedule(delay, ctx);
+                }
+                Ok(None) => act.pass_ended(ctx),
+                Err(e) => act.fail(e, ctx),
+            }
+        }));
     }
 
     fn pass_ended(&mut self, ctx: &mut Context<Self>) {

@@ -222,8 +222,9 @@ async fn compare(
         c.same_connection(Side::Source, &mut source).await?;
         // The target's history ends here (with the source's, or it is behind).
         let Some(t) = t else { return Ok(done) };
+        let before_pack = packed(t.tid);
         if next_source.as_ref().is_none_or(|s| t.tid < s.tid) {
-            if packed(t.tid) {
+            if before_pack {
                 // The pack the target missed removed it from the source.
                 done.last_matched = Some(t.tid);
                 continue;
@@ -240,7 +241,7 @@ async fn compare(
             });
         }
         // A pack marks the transactions it went through with status 'p'.
-        let marked_by_the_pack = packed(t.tid) && s.status == "p";
+        let marked_by_the_pack = before_pack && s.status == "p";
         let s = if marked_by_the_pack {
             TxnRecord {
                 status: t.status.clone(),
@@ -256,7 +257,7 @@ async fn compare(
         let s_records = c.records(Side::Source, &source, s.tid).await?;
         c.same_connection(Side::Target, &mut target).await?;
         c.same_connection(Side::Source, &mut source).await?;
-        let difference = if packed(t.tid) {
+        let difference = if before_pack {
             records_missing(&t_records, &s_records)
         } else {
             record_difference(&t_records, &s_records)

@@ -491,15 +491,13 @@ DOCTEST_CASES = _doctest_cases()
 
 @pytest.mark.parametrize("name", sorted(DOCTEST_CASES))
 @pytest.mark.parametrize("target", TARGETS)
-def test_zeo_doctest(clusters, target, name):
+def test_zeo_doctest(clusters, target, name, monkeypatch):
     applies, reason = EXCLUDED_DOCTESTS.get(name, (None, None))
     if applies is not None and not applies(target):
         pytest.skip(reason)
     _running["servers"] = ZEOServers(clusters)
-    zeo_dot_server = ZEO.server
-    ZEO.server = zeo_server
+    monkeypatch.setattr(ZEO, "server", zeo_server)
     try:
         run_case(DOCTEST_CASES[name])
     finally:
-        ZEO.server = zeo_dot_server
         _running.clear()

@@ -114,13 +114,11 @@ CASES = _cases()
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_zeo_doctest(clusters, target, name):
+def test_zeo_doctest(clusters, target, name, monkeypatch):
     _running["clusters"] = clusters
-    forker_setUp = forker.setUp
-    forker.setUp = setUp
+    monkeypatch.setattr(forker, "setUp", setUp)
     try:
         run_case(CASES[name])
     finally:
-        forker.setUp = forker_setUp
         _running.clear()
 
