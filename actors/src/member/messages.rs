@@ -4,7 +4,7 @@
 use super::error::MemberError;
 use super::events::MemberEvent;
 use super::snapshot::MemberSnapshot;
-use actix::{Message, Recipient};
+use actix::{MailboxError, Message, Recipient};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use zeo::methods::Request;
@@ -60,4 +60,61 @@ pub struct Subscribe(pub Recipient<MemberEvent>);
 #[rtype(result = "()")]
 pub struct Shutdown {
     pub reason: String,
+}
+
+/// A synchronous call answered by a [`Relayed`] message to the caller
+/// instead of through the handler's future: the session's read path. A
+/// `Call`'s answer travels member actor → oneshot → a spawned task →
+/// actix's reply channel → the caller's future; with `Relay` it is one
+/// mailbox message (callgrind: the future, its task and its channels were
+/// a fifth of a relayed load's instructions, docs/performance.md).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Relay {
+    pub request: Request,
+    pub answer: AnswerSlot,
+}
+
+/// The answer to a [`Relay`], tagged as the caller asked. The outer error
+/// is what `Addr::send` would have given: the member actor stopped (or
+/// was gone) before it answered.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Relayed {
+    pub tag: u64,
+    pub result: Result<Result<Reply, MemberError>, MailboxError>,
+}
+
+/// Where a [`Relay`]'s answer goes. It answers exactly once: dropped
+/// unanswered (the member actor stopped with the message in its mailbox
+/// or in flight), it answers `MailboxError::Closed`, so a caller never
+/// waits for a member actor that is gone.
+pub struct AnswerSlot {
+    to: Option<Recipient<Relayed>>,
+    tag: u64,
+}
+
+impl AnswerSlot {
+    pub fn new(to: Recipient<Relayed>, tag: u64) -> AnswerSlot {
+        AnswerSlot { to: Some(to), tag }
+    }
+
+    pub(super) fn answer(mut self, result: Result<Reply, MemberError>) {
+        self.send(Ok(result));
+    }
+
+    fn send(&mut self, result: Result<Result<Reply, MemberError>, MailboxError>) {
+        if let Some(to) = self.to.take() {
+            to.do_send(Relayed {
+                tag: self.tag,
+                result,
+            });
+        }
+    }
+}
+
+impl Drop for AnswerSlot {
+    fn drop(&mut self) {
+        self.send(Err(MailboxError::Closed));
+    }
 }

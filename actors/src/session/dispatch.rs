@@ -4,7 +4,7 @@
 use super::*;
 use crate::controller::{self as ctl, ToSession};
 use crate::controller::{ClusterMode, DegradeKind, Serving};
-use crate::member::{Call, MemberError, Oneway, SendBlob};
+use crate::member::{AnswerSlot, Call, MemberError, Oneway, Relay, Relayed, SendBlob};
 use crate::metrics::{self, LoadOutcome};
 use transaction::{SpooledBlob, TxnOp};
 use zeo::methods::{IteratorGc, IteratorNext, IteratorRecordNext, IteratorRecordStart, Request};
@@ -36,6 +36,17 @@ impl Refusal {
 
 /// How a member answer is turned into the client's.
 type Shape = fn(&mut ClientSession, &Addr<MemberActor>, Reply) -> Result<Value, ZeoError>;
+
+/// A read relayed to a member, waiting for its `Relayed` answer: what
+/// answering the client, or trying the next member, needs.
+pub(super) struct PendingRead {
+    msgid: MsgId,
+    request: Request,
+    load: Option<u64>,
+    shape: Shape,
+    member: Addr<MemberActor>,
+    tried: Vec<Addr<MemberActor>>,
+}
 
 impl ClientSession {
     pub(super) fn on_call(
@@ -450,6 +461,7 @@ impl ClientSession {
     /// A read on one member; on a member failure, the same read on another
     /// reader of the current list that was not tried yet (the list may have
     /// changed meanwhile: the failed member has usually left it already).
+    /// The answer comes back as a [`Relayed`] message ([`Self::on_relayed`]).
     fn read(
         &mut self,
         ctx: &mut Context<Self>,
@@ -457,7 +469,7 @@ impl ClientSession {
         request: Request,
         load: Option<u64>,
         shape: Shape,
-        mut tried: Vec<Addr<MemberActor>>,
+        tried: Vec<Addr<MemberActor>>,
     ) {
         let Some(member) = self.pick_reader(&tried) else {
             if load.is_some() {
@@ -466,37 +478,66 @@ impl ClientSession {
             self.finish_load(load);
             return self.error(msgid, unavailable("no member to read from: the array has failed"));
         };
-        let fut = member.send(Call(request.clone()));
-        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
-            if let Some(reason) = failure(&result) {
-                act.report(
-                    &member,
-                    DegradeKind::Failed,
-                    format!("{} failed: {reason}", request.name()),
-                );
+        let tag = self.next_read;
+        self.next_read += 1;
+        let answer = AnswerSlot::new(ctx.address().recipient(), tag);
+        member.do_send(Relay {
+            request: request.clone(),
+            answer,
+        });
+        let read = PendingRead {
+            msgid,
+            request,
+            load,
+            shape,
+            member,
+            tried,
+        };
+        self.reads.insert(tag, read);
+    }
+
+    /// A member answered a relayed read (or failed to).
+    pub(super) fn on_relayed(&mut self, ctx: &mut Context<Self>, relayed: Relayed) {
+        let Some(read) = self.reads.remove(&relayed.tag) else {
+            return;
+        };
+        let PendingRead {
+            msgid,
+            request,
+            load,
+            shape,
+            member,
+            mut tried,
+        } = read;
+        let result = relayed.result;
+        if let Some(reason) = failure(&result) {
+            self.report(
+                &member,
+                DegradeKind::Failed,
+                format!("{} failed: {reason}", request.name()),
+            );
+        }
+        if let Ok(Err(e)) = &result {
+            let untried = self.readers.iter().any(|r| *r != member && !tried.contains(r));
+            if e.is_member_failure() && untried {
+                warn!(self.log, "read failed on a member, trying another"; "error" => %e);
+                tried.push(member);
+                return self.read(ctx, msgid, request, load, shape, tried);
             }
-            if let Ok(Err(e)) = &result {
-                let untried = act.readers.iter().any(|r| *r != member && !tried.contains(r));
-                if e.is_member_failure() && untried {
-                    warn!(act.log, "read failed on a member, trying another"; "error" => %e);
-                    tried.push(member);
-                    return act.read(ctx, msgid, request, load, shape, tried);
-                }
-            }
-            let result = member_answer(result);
-            if load.is_some() {
-                metrics::load(match (&result, tried.is_empty()) {
-                    (Err(_), _) => LoadOutcome::Error,
-                    (Ok(_), true) => LoadOutcome::Ok,
-                    (Ok(_), false) => LoadOutcome::FailedOver,
-                });
-            }
-            let invalidated_by = act.finish_load(load);
-            let result = result
-                .map(|reply| fix_up_load(reply, invalidated_by, act.last_seen))
-                .and_then(|r| shape(act, &member, r));
-            act.answer(msgid, result);
-        }));
+        }
+        let result = member_answer(result);
+        if load.is_some() {
+            metrics::load(match (&result, tried.is_empty()) {
+                (Err(_), _) => LoadOutcome::Error,
+                (Ok(_), true) => LoadOutcome::Ok,
+                (Ok(_), false) => LoadOutcome::FailedOver,
+            });
+        }
+        let invalidated_by = self.finish_load(load);
+        let result = result
+            .map(|reply| fix_up_load(reply, invalidated_by, self.last_seen))
+            .and_then(|r| shape(self, &member, r));
+        self.answer(msgid, result);
     }
 
     /// The client has been told about `tid`.

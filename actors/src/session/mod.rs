@@ -146,8 +146,11 @@ pub struct ClientSession {
     /// Client iterator id → (member, the member's iterator id).
     iterators: HashMap<i64, (Addr<MemberActor>, i64)>,
     next_iid: i64,
-    loads: HashMap<u64, InFlightLoad>,
+    loads: foldhash::HashMap<u64, InFlightLoad>,
     next_load: u64,
+    /// Reads relayed to a member and not answered yet, by `Relay` tag.
+    reads: foldhash::HashMap<u64, dispatch::PendingRead>,
+    next_read: u64,
 }
 
 /// A frame from the client, or why its connection ended.
@@ -217,8 +220,10 @@ impl ClientSession {
                 last_seen: Tid::ZERO,
                 iterators: HashMap::new(),
                 next_iid: 0,
-                loads: HashMap::new(),
+                loads: foldhash::HashMap::default(),
                 next_load: 0,
+                reads: foldhash::HashMap::default(),
+                next_read: 0,
             }
         })
     }
@@ -361,6 +366,14 @@ impl Handler<FromClient> for ClientSession {
             Err(Lost::Closed) => self.close(ctx, "client disconnected"),
             Err(lost) => self.close(ctx, &lost.to_string()),
         }
+    }
+}
+
+impl Handler<crate::member::Relayed> for ClientSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::member::Relayed, ctx: &mut Context<Self>) {
+        self.on_relayed(ctx, msg);
     }
 }
 

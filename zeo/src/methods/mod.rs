@@ -523,6 +523,17 @@ macro_rules! request_dispatch {
                 }
             }
 
+            /// The wire name when it is known at compile time (every
+            /// method but `Raid`): callers that keep it per call need no
+            /// allocation.
+            pub fn static_name(&self) -> Option<&'static str> {
+                match self {
+                    $( Request::$uvar => Some($uname), )*
+                    $( Request::$tvar(_) => Some(<$tvar as Method>::NAME), )*
+                    Request::Raid { .. } => None,
+                }
+            }
+
             /// Whether ClientStorage sends this method as an async call
             /// (no reply; protocol doc §3 "A"). `vote` is sync.
             pub fn is_oneway(&self) -> bool {
