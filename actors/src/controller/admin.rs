@@ -116,6 +116,7 @@ impl Controller {
     pub(super) fn check_drained(&mut self) {
         if self.drain.is_some()
             && self.lock.is_none()
+            && self.finishing.is_none()
             && self.waiting.is_empty()
             && !self.packing
             && !self.recovery_final

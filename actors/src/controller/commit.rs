@@ -7,9 +7,12 @@
 //! 2. Compare the answers: equal application errors are the answer (the
 //!    transaction is aborted everywhere); a member that failed is degraded
 //!    (reason and first missed tid recorded) and the others go on.
-//! 3. `tpc_finish` on every member that voted; each returned tid is checked
-//!    against the chosen one; then invalidations to every other session,
-//!    then the committer's reply, then the lock goes to the next vote.
+//! 3. `tpc_finish` on every member that voted; the lock goes to the next
+//!    client vote as soon as it is sent (it follows on each member
+//!    connection, which a ZEO server serves in order); each returned tid
+//!    is checked against the chosen one; then invalidations to every other
+//!    session, then the committer's reply. The next vote is judged only
+//!    after that, and a reload, pack or recovery slice waits for it.
 
 use super::*;
 use crate::member::{Call, CallAfter, MemberError};
@@ -45,6 +48,14 @@ pub(super) struct Commit {
 }
 
 type MemberResult = Result<Result<Reply, MemberError>, MailboxError>;
+
+/// A vote's answers that arrived while the commit before it was finishing.
+pub(super) struct DeferredVote {
+    member_txn: TxnId,
+    msgid: MsgId,
+    participants: Vec<usize>,
+    results: Vec<Timed>,
+}
 
 /// A member's answer and how long it took (for the slow-member policy).
 type Timed = (MemberResult, Duration);
@@ -120,6 +131,19 @@ impl Controller {
     /// the next waiting vote; with nothing left, a drain is over.
     pub(super) fn next_vote(&mut self, ctx: &mut Context<Self>) {
         while self.lock.is_none() && !self.packing && !self.recovery_final {
+            if self.finishing.is_some() {
+                // Only a client's vote may follow a `tpc_finish` still on
+                // its way: the others need every member finished.
+                if self.exclusive_work_waiting() {
+                    return;
+                }
+                let Some(vote) = self.waiting.pop_front() else {
+                    return;
+                };
+                self.vote_before_next_slices();
+                self.start_vote(ctx, vote);
+                continue;
+            }
             if let Some(reload) = self.reloads.pop_front() {
                 self.apply_reload(ctx, reload);
                 continue;
@@ -147,22 +171,36 @@ impl Controller {
         }
     }
 
+    /// A reload, recovery step or pack is waiting for the lock.
+    fn exclusive_work_waiting(&self) -> bool {
+        !self.reloads.is_empty()
+            || !self.recovery_finals.is_empty()
+            || !self.packs.is_empty()
+            || self.final_slice_due().is_some()
+    }
+
+    /// The tid the next transaction must be after: the array's last, or
+    /// the one finishing.
+    fn tid_floor(&self) -> Tid {
+        self.finishing.map_or(self.last_tid, |t| t.max(self.last_tid))
+    }
+
     pub(super) fn start_vote(&mut self, ctx: &mut Context<Self>, vote: Vote) {
         if !self.sessions.contains_key(&vote.session) {
             return;
         }
+        let floor = self.tid_floor();
         let tid = match vote.txn.tid {
-            Some(asked) if asked <= self.last_tid => {
+            Some(asked) if asked <= floor => {
                 let problem = format!(
-                    "tpc_begin asked for tid {asked}, which is not after the last tid {}: refused, \
-                     a lower tid would commit out of order",
-                    self.last_tid
+                    "tpc_begin asked for tid {asked}, which is not after the last tid {floor}: \
+                     refused, a lower tid would commit out of order"
                 );
                 let error = ZeoError::StorageTransactionError(vec![Value::Str(problem)]);
                 return self.refuse_vote(vote.session, vote.msgid, error);
             }
             Some(asked) => asked,
-            None => next_tid(SystemTime::now(), self.last_tid),
+            None => next_tid(SystemTime::now(), floor),
         };
         if let Some(error) = self.write_refusal() {
             return self.refuse_vote(vote.session, vote.msgid, error);
@@ -203,9 +241,22 @@ impl Controller {
         });
         let msgid = vote.msgid;
         ctx.spawn(join_all(calls).into_actor(self).map(move |results, act, ctx| {
-            if act.holds_lock(&member_txn) {
-                act.voted(ctx, msgid, participants, results);
+            if !act.holds_lock(&member_txn) {
+                return;
             }
+            if act.finishing.is_some() {
+                // Its members answered the commit before it first (one
+                // connection each, served in order), but that commit's
+                // answers may still be on their way through the actors.
+                act.deferred_vote = Some(DeferredVote {
+                    member_txn,
+                    msgid,
+                    participants,
+                    results,
+                });
+                return;
+            }
+            act.voted(ctx, msgid, participants, results);
         }));
     }
 
@@ -397,8 +448,8 @@ impl Controller {
         self.next_vote(ctx);
     }
 
-    fn finished(&mut self, ctx: &mut Context<Self>, msgid: MsgId, results: Vec<Timed>) {
-        let Some(commit) = self.lock.take() else { return };
+    fn finished(&mut self, ctx: &mut Context<Self>, commit: Commit, msgid: MsgId, results: Vec<Timed>) {
+        self.finishing = None;
         let mut confirmed = Vec::new();
         for (&i, (result, took)) in commit.participants.iter().zip(results) {
             let finish = classify(
@@ -455,6 +506,11 @@ impl Controller {
             }
             let result = Ok((commit.tid, self.last_info.clone()));
             self.reply(commit.session, ToSession::Finished { msgid, result });
+        }
+        if let Some(deferred) = self.deferred_vote.take() {
+            if self.holds_lock(&deferred.member_txn) {
+                self.voted(ctx, deferred.msgid, deferred.participants, deferred.results);
+            }
         }
         self.next_vote(ctx);
     }
@@ -519,15 +575,16 @@ impl Handler<Finish> for Controller {
             .filter_map(|&i| self.member(i))
             .map(|m| timed(m.send(Call(finish.clone()))))
             .collect();
-        let commit = self.lock.as_mut().expect("checked above");
+        let mut commit = self.lock.take().expect("checked above");
         commit.participants = finishing;
-        let member_txn = commit.member_txn.clone();
+        // At most one commit finishes at a time: the next one's vote is
+        // judged (and so its client can ask to finish) only once this is.
+        self.finishing = Some(commit.tid);
         let msgid = msg.msgid;
         ctx.spawn(join_all(calls).into_actor(self).map(move |results, act, ctx| {
-            if act.holds_lock(&member_txn) {
-                act.finished(ctx, msgid, results);
-            }
+            act.finished(ctx, commit, msgid, results);
         }));
+        self.next_vote(ctx);
     }
 }
 

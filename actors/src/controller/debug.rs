@@ -94,6 +94,7 @@ impl Controller {
                     .collect(),
                 held_for_ms: c.since.elapsed().as_millis() as u64,
             }),
+            finishing_tid: self.finishing.map(|t| t.to_hex()),
             votes_waiting: self.waiting.len(),
             packs_waiting: self.packs.len(),
             packing: self.packing,

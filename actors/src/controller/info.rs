@@ -70,7 +70,8 @@ impl Controller {
             .start
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs());
-        let active = usize::from(self.lock.is_some()) + self.waiting.len();
+        let active =
+            usize::from(self.lock.is_some()) + usize::from(self.finishing.is_some()) + self.waiting.len();
         let entries: Vec<(&str, Value)> = vec![
             ("connections", Value::Int(self.sessions.len() as i64)),
             ("loads", Value::Int(loads)),

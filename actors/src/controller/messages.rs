@@ -355,6 +355,8 @@ pub struct ControllerView {
     pub last_tid: String,
     /// The transaction holding the commit lock.
     pub commit_lock: Option<LockView>,
+    /// The transaction whose `tpc_finish` is on its way to the members.
+    pub finishing_tid: Option<String>,
     pub votes_waiting: usize,
     pub packs_waiting: usize,
     pub packing: bool,

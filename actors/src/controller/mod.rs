@@ -166,6 +166,15 @@ pub struct Controller {
     last_tid: Tid,
     /// The transaction between its vote and its `tpc_finish`/`tpc_abort`.
     lock: Option<Commit>,
+    /// The tid of the transaction whose `tpc_finish` was sent to its
+    /// members and not yet answered by all: it no longer holds the lock
+    /// (the next client vote goes out behind it on each member
+    /// connection), but nothing else that needs the lock starts before it
+    /// is answered, and its tid is already taken.
+    finishing: Option<Tid>,
+    /// The next transaction's vote answers, held until the finishing one
+    /// is judged (a vote is judged after the commit before it).
+    deferred_vote: Option<commit::DeferredVote>,
     waiting: VecDeque<Vote>,
     /// Packs wait for the commit lock too, and hold it while they run.
     packs: VecDeque<Pack>,
@@ -217,6 +226,8 @@ impl Controller {
             members,
             last_tid: Tid::ZERO,
             lock: None,
+            finishing: None,
+            deferred_vote: None,
             waiting: VecDeque::new(),
             packs: VecDeque::new(),
             packing: false,

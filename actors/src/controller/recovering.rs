@@ -259,18 +259,24 @@ impl Controller {
     /// have had their turn, or none is waiting. None while the daemon
     /// drains: the drain stops recoveries (a later one resumes).
     pub(super) fn next_final_slice(&mut self) -> Option<String> {
+        let i = self.final_slice_due()?;
+        let slot = &mut self.members[i];
+        slot.recovery.as_mut().expect("due").next_slice_after = None;
+        Some(slot.name.to_string())
+    }
+
+    /// The member whose recovery's next final slice is due, if one is.
+    pub(super) fn final_slice_due(&self) -> Option<usize> {
         if self.drain.is_some() {
             return None;
         }
         let waiting = self.waiting.len();
-        let slot = self.members.iter_mut().find(|m| {
+        self.members.iter().position(|m| {
             m.recovery
                 .as_ref()
                 .and_then(|r| r.next_slice_after)
                 .is_some_and(|n| n == 0 || waiting == 0)
-        })?;
-        slot.recovery.as_mut().expect("found").next_slice_after = None;
-        Some(slot.name.to_string())
+        })
     }
 
     /// A vote starts: one fewer before each pending final slice.
