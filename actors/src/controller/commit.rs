@@ -218,16 +218,17 @@ impl Controller {
         let call = Request::Vote(methods::Vote {
             id: member_txn.clone(),
         });
-        let calls: Vec<_> = participants
-            .iter()
-            .filter_map(|&i| self.member(i))
-            .map(|m| {
-                timed(m.send(CallAfter {
-                    oneways: oneways.clone(),
-                    call: call.clone(),
-                }))
-            })
-            .collect();
+        let members: Vec<_> = participants.iter().filter_map(|&i| self.member(i)).collect();
+        // The last member takes the requests themselves: their clones
+        // (value trees) were 3 % of a one-member commit's instructions.
+        let mut calls = Vec::with_capacity(members.len());
+        if let Some((last, others)) = members.split_last() {
+            for m in others {
+                let (oneways, call) = (oneways.clone(), call.clone());
+                calls.push(timed(m.send(CallAfter { oneways, call })));
+            }
+            calls.push(timed(last.send(CallAfter { oneways, call })));
+        }
         self.lock = Some(Commit {
             session: vote.session,
             client_txn: vote.txn.id.clone(),
