@@ -1,13 +1,22 @@
 """zeoraid side by side with plain ZEO: the project's benchmark.
 
     bench/run [--members 1,2,3] [--rounds 5] [--duration 1.2] [--workloads a,b]
-              [--idle-clients 100] [--soak 0] [--recovery 2000] [--out DIR]
+              [--idle-clients 100] [--soak 0] [--recovery 2000] [--floor]
+              [--out DIR]
 
 For each member count it starts, on tmpfs, one plain `runzeo` (the
 reference), N `runzeo` members and zeoraid in front of them (the target),
 and runs bench/zeo_bench.py against both, interleaved round by round (see
 bench/README.md). zeoraid's own process is the one passed as `--target-pids`,
 so the CPU columns are zeoraid's CPU per operation, not its members'.
+
+With --floor, before the member counts, one more comparison: the floor any
+proxy has on this machine. examples/tcp_relay (a do-nothing byte relay on a
+current-thread runtime, built by bench/run) in front of its own fresh
+`runzeo` is the target, against the same plain reference, with the same
+workloads, rounds and duration, and the relay's pid as `--target-pids`.
+Its ratio is what the extra loopback hop alone costs; the rest of zeoraid's
+gap is zeoraid's own work.
 
 Then, with the last member count:
   * RSS of zeoraid before and after 100 idle client connections
@@ -22,8 +31,8 @@ Then, with the last member count:
 
 Everything is written to --out (default bench/results/<time>/): each
 zeo_bench JSON, and summary.json / summary.md with one table per member
-count and the extra measurements. Nothing here is a test: no threshold is
-asserted, the numbers are for docs/performance.md.
+count, the relay floor's table and the extra measurements. Nothing here is
+a test: no threshold is asserted, the numbers are for docs/performance.md.
 """
 
 import argparse
@@ -406,31 +415,58 @@ def recovery_cost(procs, python, zeoraid_bin, workdir, k):
     return out
 
 
+def table(summary, name):
+    """The markdown table of one zeo_bench summary: plain ZEO against `name`."""
+    out = ["| workload | plain ZEO ops/s | %(n)s ops/s | ratio (range) | p50 ms plain / %(n)s | "
+           "p99 ms plain / %(n)s | +p50 µs | %(n)s CPU µs/op |" % {"n": name},
+           "| --- | ---: | ---: | --- | --- | --- | ---: | ---: |"]
+    for wl, s in summary.items():
+        t, r = s.get("target"), s.get("reference")
+        if not t or not r:
+            out.append("| %s | failed | | | | | | |" % wl)
+            continue
+        rng = s.get("paired_ratios") or []
+        out.append("| %s | %.0f | %.0f | %s (%s) | %.2f / %.2f | %.2f / %.2f | %s | %s |" % (
+            wl, r["ops_s_median"], t["ops_s_median"],
+            "-" if s["ratio"] is None else "%.2f" % s["ratio"],
+            "%.2f–%.2f" % (min(rng), max(rng)) if rng else "-",
+            r["p50_ms"], t["p50_ms"], r["p99_ms"], t["p99_ms"],
+            "-" if s["added_p50_us"] is None else "%.0f" % s["added_p50_us"],
+            "-" if t.get("srv_cpu_us_per_op") is None else "%.1f" % t["srv_cpu_us_per_op"]))
+    out.append("")
+    return out
+
+
 def markdown(results):
     out = []
     for n, doc in sorted(results["arrays"].items()):
         out.append("### %s member%s\n" % (n, "" if n == "1" else "s"))
-        out.append("| workload | plain ZEO ops/s | zeoraid ops/s | ratio (range) | p50 ms plain / zeoraid | "
-                   "p99 ms plain / zeoraid | +p50 µs | zeoraid CPU µs/op |")
-        out.append("| --- | ---: | ---: | --- | --- | --- | ---: | ---: |")
-        for wl, s in doc["summary"].items():
-            t, r = s.get("target"), s.get("reference")
-            if not t or not r:
-                out.append("| %s | failed | | | | | | |" % wl)
-                continue
-            rng = s.get("paired_ratios") or []
-            out.append("| %s | %.0f | %.0f | %s (%s) | %.2f / %.2f | %.2f / %.2f | %s | %s |" % (
-                wl, r["ops_s_median"], t["ops_s_median"],
-                "-" if s["ratio"] is None else "%.2f" % s["ratio"],
-                "%.2f–%.2f" % (min(rng), max(rng)) if rng else "-",
-                r["p50_ms"], t["p50_ms"], r["p99_ms"], t["p99_ms"],
-                "-" if s["added_p50_us"] is None else "%.0f" % s["added_p50_us"],
-                "-" if t.get("srv_cpu_us_per_op") is None else "%.1f" % t["srv_cpu_us_per_op"]))
-        out.append("")
+        out += table(doc["summary"], "zeoraid")
+    if "floor" in results:
+        out.append("### relay floor (do-nothing byte relay in front of 1 runzeo)\n")
+        out += table(results["floor"]["summary"], "relay")
     for key in ("idle_clients", "soak", "recovery"):
         if key in results:
             out.append("%s: `%s`\n" % (key, json.dumps(results[key])))
     return "\n".join(out)
+
+
+def relay_floor(procs, python, relay_bin, workdir, ref_port, ref_pid, a):
+    """examples/tcp_relay in front of a fresh runzeo, against the reference."""
+    d = os.path.join(workdir, "floor")
+    os.makedirs(d)
+    upstream_port, port = free_port(), free_port()
+    upstream = start_runzeo(procs, python, "floor-runzeo", d, upstream_port)
+    relay = procs.start("tcp_relay", [relay_bin, "127.0.0.1:%d" % port,
+                                      "127.0.0.1:%d" % upstream_port])
+    try:
+        wait_listening(relay, "tcp_relay", port)
+        doc, rc = run_zeo_bench(python, port, ref_port, relay.pid, ref_pid, a,
+                                os.path.join(a.out, "zeo_bench_floor.json"))
+    finally:
+        procs.stop(relay)
+        procs.stop(upstream)
+    return {"summary": doc["summary"], "exit": rc}
 
 
 def save(results, out):
@@ -450,7 +486,10 @@ def main():
     ap.add_argument("--idle-clients", type=int, default=100)
     ap.add_argument("--soak", type=int, default=0, metavar="S")
     ap.add_argument("--recovery", type=int, default=0, metavar="K")
+    ap.add_argument("--floor", action="store_true",
+                    help="also measure a do-nothing byte relay in front of 1 runzeo")
     ap.add_argument("--zeoraid", default=os.path.join(ROOT, "target/release/zeoraid"))
+    ap.add_argument("--tcp-relay", default=os.path.join(ROOT, "target/release/examples/tcp_relay"))
     ap.add_argument("--out", default=os.path.join(HERE, "results", time.strftime("%Y%m%d-%H%M%S")))
     a = ap.parse_args()
     python = sys.executable
@@ -466,6 +505,11 @@ def main():
         os.makedirs(ref_dir)
         ref_port = free_port()
         ref = start_runzeo(procs, python, "reference", ref_dir, ref_port)
+        if a.floor:
+            # First, while nothing else runs: no idle array beside it.
+            results["floor"] = relay_floor(procs, python, a.tcp_relay, workdir,
+                                           ref_port, ref.pid, a)
+            save(results, a.out)
         arr = None
         for n in [int(x) for x in a.members.split(",") if x]:
             if arr:
