@@ -768,6 +768,20 @@ async fn a_msgpack_member_is_spoken_to_in_m5_and_msgpack_can_be_refused() {
     );
 }
 
+/// A call deadline longer than an `Instant` can hold (a configured
+/// timeout of 2^64 s) is "far away": the call is made and answered.
+#[actix_rt::test]
+async fn a_deadline_beyond_what_an_instant_holds_is_far_away() {
+    let server = RunZeo::start(RunZeoOptions::new());
+    let mut s = settings(server.addr());
+    s.deadlines.call = Duration::MAX;
+    let member = start(s);
+    ready(&member).await;
+    assert_eq!(call(&member, Request::Ping).await.unwrap(), Reply::None("ping"));
+    let snap = member.send(Snapshot).await.expect("member answers");
+    assert_eq!(snap.state, ConnState::Ready, "{snap:?}");
+}
+
 #[actix_rt::test]
 async fn a_member_can_be_reached_through_a_unix_socket() {
     use std::os::unix::net::UnixListener;

@@ -1,7 +1,8 @@
 //! Graceful shutdown (SIGTERM/SIGINT): zeoraid stops accepting clients,
 //! lets a transaction already voting finish (bounded by the commit
-//! deadline, then aborts it on every member), closes its members and exits
-//! 0. Either way the members stay identical.
+//! deadline, then aborts it on every member; a commit whose `tpc_finish` is
+//! already out is waited for), closes its members and exits 0. Either way
+//! the members stay identical.
 
 mod common;
 
@@ -108,5 +109,55 @@ fn a_transaction_that_does_not_finish_in_time_is_aborted_on_every_member() {
         let mut member = array.member_client(m);
         let oid = new_oid(&mut member);
         member.commit(&[(oid, Tid::ZERO, ROOT_RECORD)]);
+    }
+}
+
+/// A commit whose `tpc_finish` went to the members before the shutdown
+/// deadline, but is answered only after it, is waited for (within its own
+/// commit deadline) and acknowledged; the members are closed after it, not
+/// under it.
+#[test]
+fn a_commit_whose_tpc_finish_is_out_at_the_shutdown_deadline_is_waited_for() {
+    // The member replies take 1.5 s from here on; the drain deadline is the
+    // commit deadline, 2 s. tpc_finish is sent 1 s into the drain: its
+    // answer comes 0.5 s after the drain deadline, 0.5 s before its own.
+    const REPLY_DELAY: Duration = Duration::from_millis(1500);
+    const FINISH_AFTER: Duration = Duration::from_secs(1);
+    let mut options = ArrayOptions::new(2);
+    options.tables = "[timeouts]\ncommit = \"2s\"\n[slow_member]\nenabled = false\n".into();
+    options.relayed = vec![0, 1];
+    let mut array = Array::start_with(options);
+    let mut client = array.client();
+    let (oid, txn) = voted_transaction(&mut client);
+    for m in 0..2 {
+        array.relay(m).delay_server_replies(REPLY_DELAY);
+    }
+    let mark = array.log_mark();
+    array.signal_zeoraid(libc::SIGTERM);
+    array.wait_for_log(mark, Duration::from_secs(10), "draining", |l| {
+        l["msg"] == "draining"
+    });
+    std::thread::sleep(FINISH_AFTER);
+    let tid = client.finish(&txn).unwrap_or_else(|e| {
+        panic!(
+            "tpc_finish across the shutdown deadline: {e:?}\n{}",
+            array.context()
+        )
+    });
+    let status = array.wait_zeoraid_exit(EXIT_WITHIN);
+    assert!(status.success(), "exit status {status}\n{}", array.context());
+    assert!(
+        array
+            .find_log(mark, |l| l["msg"]
+                == "shutdown deadline: waiting for the commit whose tpc_finish was sent")
+            .is_some(),
+        "the drain deadline passed while tpc_finish was out\n{}",
+        array.context()
+    );
+    assert_eq!(members_identical(&array), tid, "the commit is on both members");
+    for m in 0..2 {
+        let mut member = array.member_client(m);
+        let data = member.call(Request::LoadSerial(LoadSerial { oid, serial: tid }));
+        assert!(matches!(data, Ok(Reply::LoadSerial(_))), "member {m}: {data:?}");
     }
 }

@@ -91,11 +91,33 @@ impl Handler<Drain> for Controller {
                     act.refuse_vote(vote.session, vote.msgid, error.clone());
                     act.count_drain_abort();
                 }
-                if act.lock.is_some() {
+                if let Some(commit) = act.lock.as_ref() {
+                    let unanswered_vote =
+                        (!commit.voted).then_some((commit.session, commit.vote_msgid.clone()));
                     crate::metrics::commit(crate::metrics::CommitOutcome::Aborted);
                     act.count_drain_abort();
                     act.abort_locked(ctx, None);
+                    if let Some((session, msgid)) = unanswered_vote {
+                        act.reply(
+                            session,
+                            ToSession::Voted {
+                                msgid,
+                                result: Err(error),
+                            },
+                        );
+                    }
                 }
+            }
+            if act.finishing.is_some() {
+                // Its tpc_finish is out: it cannot be aborted any more, and
+                // closing the members now would leave its outcome unknown.
+                // It ends within the commit deadline; `finished` then
+                // completes the drain.
+                info!(
+                    act.log,
+                    "shutdown deadline: waiting for the commit whose tpc_finish was sent"
+                );
+                return;
             }
             act.finish_drain();
         });

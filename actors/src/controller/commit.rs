@@ -1,7 +1,8 @@
 //! The transaction path (design notes §5), all under the controller's
 //! commit lock:
 //!
-//! 1. `vote`: choose the tid (strictly after the array's last tid, time-like),
+//! 1. `vote`: choose the tid (strictly after the array's last tid and the
+//!    finishing commit's, time-like),
 //!    send `tpc_begin(tid)` + the buffered operations + `vote` to every
 //!    optimal member in one mailbox hop each, in parallel.
 //! 2. Compare the answers: equal application errors are the answer (the
@@ -40,9 +41,15 @@ pub(super) struct Commit {
     /// Oids the other clients must invalidate.
     pub oids: Vec<Oid>,
     pub voted: bool,
+    /// The client's `vote` call, answered when the vote is judged.
+    pub vote_msgid: MsgId,
     /// Each participant's time to answer the vote, added to its
     /// `tpc_finish` time for the slow-member policy (one sample per commit).
     pub vote_took: Vec<(usize, Duration)>,
+    /// Sent behind a finishing commit: each member's time to finish that
+    /// one, which its vote's time includes and the slow-member policy
+    /// must not count twice.
+    pub behind: Option<Vec<(usize, Duration)>>,
     /// When it took the lock.
     pub since: Instant,
 }
@@ -95,6 +102,10 @@ fn classify<T>(
 }
 
 impl Controller {
+    /// A fresh `Addr` each time: `Addr::send` on a fresh sender queues the
+    /// message at once (only a sender parked by an earlier send waits to be
+    /// polled), so the order of the controller's sends is the order on the
+    /// member's connection, which the pipelined commit relies on.
     fn member(&self, index: usize) -> Option<Addr<MemberActor>> {
         self.members[index].addr.clone()
     }
@@ -103,7 +114,7 @@ impl Controller {
         self.sessions.get(&id)
     }
 
-    fn reply(&self, id: SessionId, msg: ToSession) {
+    pub(super) fn reply(&self, id: SessionId, msg: ToSession) {
         if let Some(session) = self.session(id) {
             session.do_send(msg);
         }
@@ -192,9 +203,11 @@ impl Controller {
         let floor = self.tid_floor();
         let tid = match vote.txn.tid {
             Some(asked) if asked <= floor => {
+                // Not naming the floor: it may be a commit no client was
+                // told about yet.
                 let problem = format!(
-                    "tpc_begin asked for tid {asked}, which is not after the last tid {floor}: \
-                     refused, a lower tid would commit out of order"
+                    "tpc_begin asked for tid {asked}, which is not after the last committed or \
+                     committing tid: refused, a lower tid would commit out of order"
                 );
                 let error = ZeoError::StorageTransactionError(vec![Value::Str(problem)]);
                 return self.refuse_vote(vote.session, vote.msgid, error);
@@ -237,7 +250,9 @@ impl Controller {
             participants: participants.clone(),
             oids: vote.txn.changed_oids(),
             voted: false,
+            vote_msgid: vote.msgid.clone(),
             vote_took: Vec::new(),
+            behind: self.finishing.map(|_| Vec::new()),
             since: Instant::now(),
         });
         let msgid = vote.msgid;
@@ -276,7 +291,14 @@ impl Controller {
     ) {
         let mut answers: Vec<(usize, Result<VoteResult, ZeoError>)> = Vec::new();
         let mut vote_took = Vec::new();
+        let behind = self
+            .lock
+            .as_mut()
+            .and_then(|c| c.behind.take())
+            .unwrap_or_default();
         for (&i, (result, took)) in participants.iter().zip(results) {
+            let finishing_before = behind.iter().find(|(m, _)| *m == i).map(|(_, d)| *d);
+            let took = took.saturating_sub(finishing_before.unwrap_or_default());
             if !self.members[i].optimal() {
                 // Degraded while voting (a session saw it fail a read): its
                 // answer no longer counts.
@@ -452,7 +474,9 @@ impl Controller {
     fn finished(&mut self, ctx: &mut Context<Self>, commit: Commit, msgid: MsgId, results: Vec<Timed>) {
         self.finishing = None;
         let mut confirmed = Vec::new();
+        let mut finish_took = Vec::with_capacity(commit.participants.len());
         for (&i, (result, took)) in commit.participants.iter().zip(results) {
+            finish_took.push((i, took));
             let finish = classify(
                 result,
                 |r| match r {
@@ -481,6 +505,9 @@ impl Controller {
                     self.degrade(i, DegradeKind::Failed, reason, Some(commit.tid))
                 }
             }
+        }
+        if let Some(behind) = self.lock.as_mut().and_then(|next| next.behind.as_mut()) {
+            *behind = finish_took;
         }
         // Whatever happened, no later transaction may reuse or undercut this tid.
         self.last_tid = self.last_tid.max(commit.tid);

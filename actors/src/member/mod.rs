@@ -54,6 +54,9 @@ use zeo::methods::{Request, SendBlob as SendBlobArgs};
 use zeo::reply::Reply;
 use zeo::types::{Oid, Tid};
 
+/// A deadline beyond what an `Instant` can hold is this far away instead.
+const FAR_AWAY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Weight of a new round-trip sample in the RTT average.
 const RTT_ALPHA: f64 = 0.2;
 
@@ -475,7 +478,11 @@ impl MemberActor {
         let pending = Pending {
             method,
             started: now,
-            deadline: now + self.deadline_for(&request),
+            // A configured timeout may be absurdly long: past what an
+            // `Instant` holds, it means "far away", not a panic.
+            deadline: now
+                .checked_add(self.deadline_for(&request))
+                .unwrap_or_else(|| now + FAR_AWAY),
             blob,
             reply,
         };
