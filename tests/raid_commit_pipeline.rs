@@ -17,8 +17,7 @@ use std::sync::{Arc, Barrier};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use zeo::exceptions::ZeoError;
-use zeo::methods::Request;
-use zeo::reply::{Reply, VoteResult};
+use zeo::reply::VoteResult;
 use zeo::types::Tid;
 
 /// Held back from every member reply: a commit waits for two (the vote and
@@ -129,13 +128,6 @@ fn outcomes(committers: Vec<Committer>) -> Vec<(Probe, Result<Tid, ZeoError>)> {
         .collect()
 }
 
-fn last_transaction(client: &mut RawClient) -> Tid {
-    match client.call(Request::LastTransaction) {
-        Ok(Reply::LastTransaction(tid)) => tid,
-        other => panic!("lastTransaction: {other:?}"),
-    }
-}
-
 fn member_status(status: &Json, index: usize) -> &Json {
     &status["members"][index]
 }
@@ -171,11 +163,7 @@ fn the_next_vote_follows_an_unanswered_tpc_finish_and_every_commit_is_mirrored()
     tids.dedup();
     assert_eq!(tids.len(), 3, "three distinct tids: {tids:?}");
     for i in 0..2 {
-        assert_eq!(
-            last_transaction(&mut array.member_client(i)),
-            tids[2],
-            "member {i}"
-        );
+        assert_eq!(array.member_client(i).last_transaction(), tids[2], "member {i}");
     }
     let status = array.raid_status();
     assert_eq!(status["status"], "optimal", "{status}");
@@ -229,7 +217,7 @@ fn a_member_lost_at_a_pipelined_tpc_finish_misses_from_that_commit_and_the_rest_
         "zeo2 missed from the commit whose tpc_finish was cut: {status}"
     );
     assert_eq!(
-        last_transaction(&mut array.member_client(1)),
+        array.member_client(1).last_transaction(),
         before.tid,
         "zeo2 got none of them"
     );

@@ -46,13 +46,6 @@ fn options(members: usize, coop: bool) -> ArrayOptions {
     options
 }
 
-fn last_transaction(client: &mut RawClient) -> Tid {
-    match client.call(Request::LastTransaction) {
-        Ok(Reply::LastTransaction(tid)) => tid,
-        other => panic!("lastTransaction: {other:?}"),
-    }
-}
-
 fn load_serial(client: &mut RawClient, oid: Oid, serial: Tid) -> Result<Bytes, ZeoError> {
     match client.call(Request::LoadSerial(LoadSerial { oid, serial }))? {
         Reply::LoadSerial(data) => Ok(data),
@@ -267,7 +260,7 @@ fn coop_read_with_two_members_that_disagree_fails_and_degrades_nobody() {
         l["msg"] == "members disagree on a read and no majority decides"
     });
     // The session survives the error and nobody was degraded.
-    assert_eq!(last_transaction(&mut client), t);
+    assert_eq!(client.last_transaction(), t);
     assert_all_optimal(&array, &array.raid_status());
 }
 
@@ -397,7 +390,7 @@ fn coop_mode_vote_without_majority_aborts_everywhere_and_degrades_nobody() {
     );
     let r = on_member(&array, 1, d.x);
     assert_eq!((r.start, &r.data), (d.t1, &d.before), "zeo2 has nothing new");
-    assert_eq!(last_transaction(&mut array.member_client(1)), d.t1);
+    assert_eq!(array.member_client(1).last_transaction(), d.t1);
 
     // Both members take the next (undisputed) commit: the aborted
     // transaction left no lock behind on either.
@@ -462,7 +455,7 @@ fn a_member_cut_off_at_tpc_finish_is_degraded_and_the_commit_is_on_every_optimal
         Ok(tid) => {
             assert_eq!(holders, optimal, "acknowledged, so on every optimal member");
             for &i in &optimal {
-                assert_eq!(last_transaction(&mut array.member_client(i)), *tid);
+                assert_eq!(array.member_client(i).last_transaction(), *tid);
             }
             // The transaction zeo2 missed: this one, or (once it has
             // reconnected and been found behind) its own last tid + 1.
@@ -484,7 +477,7 @@ fn a_member_cut_off_at_tpc_finish_is_degraded_and_the_commit_is_on_every_optimal
         ),
     }
     // zeo2 never got the transaction (its link was cut before tpc_finish).
-    assert_eq!(last_transaction(&mut array.member_client(1)), before.tid);
+    assert_eq!(array.member_client(1).last_transaction(), before.tid);
 
     // The array goes on with zeo1 and zeo3; zeo2 (reconnected through the
     // relay by now or soon) stays degraded and gets nothing.
@@ -493,7 +486,7 @@ fn a_member_cut_off_at_tpc_finish_is_degraded_and_the_commit_is_on_every_optimal
         let r = on_member(&array, i, after.oid);
         assert_eq!(r.start, after.tid, "member {i}");
     }
-    assert_eq!(last_transaction(&mut array.member_client(1)), before.tid);
+    assert_eq!(array.member_client(1).last_transaction(), before.tid);
     assert_eq!(member_status(&array.raid_status(), 1)["state"], "degraded");
 }
 
@@ -598,7 +591,7 @@ fn a_client_never_reads_a_transaction_before_it_is_told_about_it() {
     let mut zeo1 = array.member_client(0);
     let deadline = Instant::now() + STATUS_WAIT;
     let t2 = loop {
-        let last = last_transaction(&mut zeo1);
+        let last = zeo1.last_transaction();
         if last > t1 {
             break last;
         }
@@ -691,7 +684,7 @@ fn a_client_never_reads_a_transaction_before_it_is_told_about_it() {
     }
     assert_all_optimal(&array, &array.raid_status());
     let mut zeo2 = array.member_client(1);
-    assert_eq!(last_transaction(&mut zeo2), t2);
+    assert_eq!(zeo2.last_transaction(), t2);
 }
 
 /// A status probe (`ruok`) answers while a member hangs: the member's

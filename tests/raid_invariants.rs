@@ -23,13 +23,6 @@ fn new_oids(client: &mut common::rawclient::RawClient) -> Vec<Oid> {
     }
 }
 
-fn last_transaction(client: &mut common::rawclient::RawClient) -> Tid {
-    match client.call(Request::LastTransaction) {
-        Ok(Reply::LastTransaction(tid)) => tid,
-        other => panic!("lastTransaction: {other:?}"),
-    }
-}
-
 /// §4.2: zeoraid chooses the tids, strictly increasing, and every member
 /// commits each transaction with exactly that tid.
 #[test]
@@ -44,10 +37,10 @@ fn every_member_commits_the_tid_zeoraid_chose_and_tids_increase() {
         previous = tid;
         for m in 0..3 {
             let mut member = array.member_client(m);
-            assert_eq!(last_transaction(&mut member), tid, "member {m} after commit {i}");
+            assert_eq!(member.last_transaction(), tid, "member {m} after commit {i}");
         }
     }
-    assert_eq!(last_transaction(&mut client), previous);
+    assert_eq!(client.last_transaction(), previous);
 }
 
 /// §4.2: a client-chosen tid (restores) that is not after the array's last
@@ -83,7 +76,7 @@ fn a_tid_lower_than_the_last_is_refused() {
             .expect("tpc_abort");
         for m in 0..2 {
             assert_eq!(
-                last_transaction(&mut array.member_client(m)),
+                array.member_client(m).last_transaction(),
                 last,
                 "member {m} unchanged"
             );
@@ -187,7 +180,7 @@ conn = db.open(); conn.root()['x'] = 2; transaction.commit(); db.close()
     let _ = child.wait();
     let mut check = array.client();
     let root = check.load(P64::ZERO).expect("root").expect("a revision");
-    assert_eq!(root.start, last_transaction(&mut check));
+    assert_eq!(root.start, check.last_transaction());
 }
 
 /// With `msgpack = true` zeoraid announces M5; ClientStorage follows it,
@@ -218,7 +211,7 @@ fn a_msgpack_front_serves_m5_clients() {
     for m in 0..2 {
         let mut member = array.member_client(m);
         assert!(
-            last_transaction(&mut member) > tid,
+            member.last_transaction() > tid,
             "member {m} has the ZODB client's commit"
         );
     }
@@ -251,11 +244,11 @@ fn a_member_behind_the_others_starts_degraded_and_gets_no_writes() {
         "{status}"
     );
     let mut client = array.client();
-    assert_eq!(last_transaction(&mut client), t2);
+    assert_eq!(client.last_transaction(), t2);
     let t3 = client.commit(&[(oid, t2, ROOT_RECORD)]);
-    assert_eq!(last_transaction(&mut array.member_client(0)), t3);
+    assert_eq!(array.member_client(0).last_transaction(), t3);
     assert_eq!(
-        last_transaction(&mut array.member_client(1)),
+        array.member_client(1).last_transaction(),
         t1,
         "nothing written on top of the gap"
     );

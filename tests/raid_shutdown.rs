@@ -10,7 +10,7 @@ use common::array::{Array, ArrayOptions};
 use common::rawclient::RawClient;
 use common::records::ROOT_RECORD;
 use std::time::Duration;
-use zeo::methods::{LoadSerial, NewOids, Request, TxnId};
+use zeo::methods::{LoadSerial, Request, TxnId};
 use zeo::reply::{Reply, VoteResult};
 use zeo::types::{Oid, Tid};
 
@@ -24,24 +24,10 @@ fn array() -> Array {
     Array::start_with(options)
 }
 
-fn new_oid(client: &mut RawClient) -> Oid {
-    match client.call(Request::NewOids(NewOids { n: Some(1) })) {
-        Ok(Reply::NewOids(oids)) => oids[0],
-        other => panic!("new_oids: {other:?}"),
-    }
-}
-
-fn last_transaction(client: &mut RawClient) -> Tid {
-    match client.call(Request::LastTransaction) {
-        Ok(Reply::LastTransaction(tid)) => tid,
-        other => panic!("lastTransaction: {other:?}"),
-    }
-}
-
 /// Both members hold the same last transaction; returns it.
 fn members_identical(array: &Array) -> Tid {
     let lasts: Vec<Tid> = (0..2)
-        .map(|m| last_transaction(&mut array.member_client(m)))
+        .map(|m| array.member_client(m).last_transaction())
         .collect();
     assert_eq!(lasts[0], lasts[1], "members differ after shutdown");
     lasts[0]
@@ -49,7 +35,7 @@ fn members_identical(array: &Array) -> Tid {
 
 /// A new object stored and voted on; the transaction waits for tpc_finish.
 fn voted_transaction(client: &mut RawClient) -> (Oid, TxnId) {
-    let oid = new_oid(client);
+    let oid = client.new_oid();
     let txn = client.begin();
     client.store(&txn, oid, Tid::ZERO, ROOT_RECORD);
     assert!(matches!(client.vote(&txn), Ok(VoteResult::Oids(o)) if o.is_empty()));
@@ -107,7 +93,7 @@ fn a_transaction_that_does_not_finish_in_time_is_aborted_on_every_member() {
     assert_eq!(members_identical(&array), before);
     for m in 0..2 {
         let mut member = array.member_client(m);
-        let oid = new_oid(&mut member);
+        let oid = member.new_oid();
         member.commit(&[(oid, Tid::ZERO, ROOT_RECORD)]);
     }
 }

@@ -412,6 +412,14 @@ impl RawClient {
         }
     }
 
+    /// `lastTransaction`.
+    pub fn last_transaction(&mut self) -> Tid {
+        match self.call(Request::LastTransaction) {
+            Ok(Reply::LastTransaction(tid)) => tid,
+            other => panic!("lastTransaction: {other:?}"),
+        }
+    }
+
     /// One fresh oid (`new_oids(1)`).
     pub fn new_oid(&mut self) -> Oid {
         match self.call(Request::NewOids(NewOids { n: Some(1) })) {
