@@ -148,32 +148,28 @@ impl Controller {
                 if self.exclusive_work_waiting() {
                     return;
                 }
-                let Some(vote) = self.waiting.pop_front() else {
-                    return;
-                };
-                self.vote_before_next_slices();
-                self.start_vote(ctx, vote);
-                continue;
-            }
-            if let Some(reload) = self.reloads.pop_front() {
-                self.apply_reload(ctx, reload);
-                continue;
-            }
-            if let Some(member) = self.recovery_finals.pop_front() {
-                self.finish_recovery(ctx, member);
-                continue;
-            }
-            if let Some(member) = self.next_final_slice() {
-                self.finish_recovery(ctx, member);
-                continue;
-            }
-            if let Some(pack) = self.packs.pop_front() {
-                if self.start_pack(ctx, pack) {
-                    return;
+            } else {
+                if let Some(reload) = self.reloads.pop_front() {
+                    self.apply_reload(ctx, reload);
+                    continue;
                 }
-                // Refused: the queue goes on.
-                continue;
+                if let Some(member) = self.recovery_finals.pop_front() {
+                    self.finish_recovery(ctx, member);
+                    continue;
+                }
+                if let Some(member) = self.next_final_slice() {
+                    self.finish_recovery(ctx, member);
+                    continue;
+                }
+                if let Some(pack) = self.packs.pop_front() {
+                    if self.start_pack(ctx, pack) {
+                        return;
+                    }
+                    // Refused: the queue goes on.
+                    continue;
+                }
             }
+            // `check_drained` waits for a finishing commit by itself.
             let Some(vote) = self.waiting.pop_front() else {
                 return self.check_drained();
             };
