@@ -141,6 +141,11 @@ impl Slot {
         self.degraded.is_none()
     }
 
+    /// Why it is degraded, if it is.
+    fn degraded_kind(&self) -> Option<DegradeKind> {
+        self.degraded.as_ref().map(|d| d.kind)
+    }
+
     /// `optimal`, `recovering` or `degraded`.
     fn state(&self) -> &'static str {
         match (&self.degraded, &self.recovery) {

@@ -41,12 +41,6 @@ impl Default for RecoveryPolicy {
     }
 }
 
-fn slot_diverged(slot: &Slot) -> bool {
-    slot.degraded
-        .as_ref()
-        .is_some_and(|d| matches!(d.kind, DegradeKind::Diverged))
-}
-
 /// A recovery in progress, owned by the target member's slot.
 pub(super) struct Recovering {
     pub addr: Addr<RecoveryActor>,
@@ -140,7 +134,7 @@ impl Controller {
         settings.spool_dir = self.recovery_policy.spool_dir.clone();
         // Not for a member that diverged: lenience before the pack time
         // could accept the very transaction it diverged with.
-        let diverged = slot_diverged(&self.members[i]);
+        let diverged = self.members[i].degraded_kind() == Some(DegradeKind::Diverged);
         settings.missed_pack = self.members[i].packed_while_degraded.filter(|_| !diverged);
         let actor = RecoveryActor::new(settings, ctx.address().recipient(), self.log.clone()).start();
         info!(self.log, "member recovering"; "member" => &name, "source" => &source_name, "full" => full,
@@ -331,10 +325,10 @@ impl Controller {
             || slot.optimal()
             || slot.recovery.is_some()
             || !slot.connected
-            || slot
-                .degraded
-                .as_ref()
-                .is_some_and(|d| matches!(d.kind, DegradeKind::Disabled | DegradeKind::Diverged))
+            || matches!(
+                slot.degraded_kind(),
+                Some(DegradeKind::Disabled | DegradeKind::Diverged)
+            )
         {
             return;
         }
