@@ -5,7 +5,6 @@
 
 use super::*;
 use crate::member::Shutdown;
-use crate::session::unavailable;
 
 /// A reload waiting for the commit lock.
 pub(super) struct QueuedReload {
@@ -13,10 +12,31 @@ pub(super) struct QueuedReload {
     pub reply: oneshot::Sender<Result<ReloadOutcome, AdminError>>,
 }
 
-/// A drain in progress.
+/// A drain in progress: answered once nothing is left, with how many
+/// transactions its deadline aborted.
 pub(super) struct Draining {
-    pub reply: Option<oneshot::Sender<DrainOutcome>>,
-    pub aborted: usize,
+    reply: Option<oneshot::Sender<DrainOutcome>>,
+    aborted: usize,
+}
+
+impl Draining {
+    pub fn new(reply: oneshot::Sender<DrainOutcome>) -> Draining {
+        Draining {
+            reply: Some(reply),
+            aborted: 0,
+        }
+    }
+
+    /// Not answered yet.
+    pub fn unanswered(&self) -> bool {
+        self.reply.is_some()
+    }
+
+    /// The answer to send, once.
+    pub fn take_reply(&mut self) -> Option<(oneshot::Sender<DrainOutcome>, DrainOutcome)> {
+        let aborted = self.aborted;
+        self.reply.take().map(|reply| (reply, DrainOutcome { aborted }))
+    }
 }
 
 impl Handler<DisableMember> for Controller {
@@ -58,12 +78,12 @@ impl Handler<ReloadMembers> for Controller {
     type Result = ResponseFuture<Result<ReloadOutcome, AdminError>>;
 
     fn handle(&mut self, msg: ReloadMembers, ctx: &mut Context<Self>) -> Self::Result {
-        if self.drain.is_some() {
+        if self.lock.draining() {
             return Box::pin(async { Err(AdminError::ShuttingDown) });
         }
         let (reply, answer) = oneshot::channel();
-        self.reloads.push_back(QueuedReload { msg, reply });
-        self.next_vote(ctx);
+        self.lock.queue_reload(QueuedReload { msg, reply });
+        self.run_next(ctx);
         Box::pin(async move { answer.await.unwrap_or(Err(AdminError::ShuttingDown)) })
     }
 }
@@ -73,102 +93,76 @@ impl Handler<Drain> for Controller {
 
     fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) -> Self::Result {
         let (reply, answer) = oneshot::channel();
-        info!(self.log, "draining"; "commit_lock_held" => self.lock.is_some(),
-            "votes_waiting" => self.waiting.len(), "within_ms" => msg.within.as_millis() as u64);
-        self.drain = Some(Draining {
-            reply: Some(reply),
-            aborted: 0,
-        });
-        for queued in self.reloads.drain(..) {
+        info!(self.log, "draining"; "commit_lock_held" => self.lock.commit().is_some(),
+            "votes_waiting" => self.lock.votes_waiting(), "within_ms" => msg.within.as_millis() as u64);
+        for queued in self.lock.start_drain(Draining::new(reply)) {
             let _ = queued.reply.send(Err(AdminError::ShuttingDown));
         }
-        ctx.run_later(msg.within, |act, ctx| {
-            if act.lock.is_some() || !act.waiting.is_empty() {
-                warn!(act.log, "shutdown deadline: aborting what has not finished";
-                    "commit_lock_held" => act.lock.is_some(), "votes_waiting" => act.waiting.len());
-                let error = unavailable("zeoraid is shutting down");
-                for vote in std::mem::take(&mut act.waiting) {
-                    act.refuse_vote(vote.session, vote.msgid, error.clone());
-                    act.count_drain_abort();
-                }
-                if let Some(commit) = act.lock.as_ref() {
-                    let unanswered_vote =
-                        (!commit.voted).then_some((commit.session, commit.vote_msgid.clone()));
-                    crate::metrics::commit(crate::metrics::CommitOutcome::Aborted);
-                    act.count_drain_abort();
-                    act.abort_locked(ctx, None);
-                    if let Some((session, msgid)) = unanswered_vote {
-                        act.reply(
-                            session,
-                            ToSession::Voted {
-                                msgid,
-                                result: Err(error),
-                            },
-                        );
-                    }
-                }
-            }
-            if act.finishing.is_some() {
-                // Its tpc_finish is out: it cannot be aborted any more, and
-                // closing the members now would leave its outcome unknown.
-                // It ends within the commit deadline; `finished` then
-                // completes the drain.
-                info!(
-                    act.log,
-                    "shutdown deadline: waiting for the commit whose tpc_finish was sent"
-                );
-                return;
-            }
-            act.finish_drain();
-        });
-        self.check_drained();
+        ctx.run_later(msg.within, |act, ctx| act.drain_deadline(ctx));
+        self.run_next(ctx);
         Box::pin(async move { answer.await.unwrap_or(DrainOutcome { aborted: 0 }) })
     }
 }
 
 impl Controller {
+    /// The drain's time is up: the waiting votes are refused and the
+    /// transaction holding the lock is aborted; a commit whose
+    /// `tpc_finish` is out is waited for (it cannot be aborted any more,
+    /// and closing the members now would leave its outcome unknown; it ends
+    /// within the commit deadline, and then the drain is over).
+    fn drain_deadline(&mut self, ctx: &mut Context<Self>) {
+        if self.lock.commit().is_some() || self.lock.votes_waiting() > 0 {
+            warn!(self.log, "shutdown deadline: aborting what has not finished";
+                "commit_lock_held" => self.lock.commit().is_some(), "votes_waiting" => self.lock.votes_waiting());
+            let error = unavailable("zeoraid is shutting down");
+            for vote in self.lock.take_votes() {
+                self.refuse_vote(vote.session, vote.msgid, error.clone());
+                self.count_drain_abort();
+            }
+            if let Some(commit) = self.lock.commit() {
+                let unanswered_vote = (!commit.voted).then_some((commit.session, commit.vote_msgid.clone()));
+                crate::metrics::commit(crate::metrics::CommitOutcome::Aborted);
+                self.count_drain_abort();
+                self.abort_locked(ctx, None);
+                if let Some((session, msgid)) = unanswered_vote {
+                    let result = Err(error);
+                    self.reply(session, ToSession::Voted { msgid, result });
+                }
+            }
+        }
+        if self.lock.finishing().is_some() {
+            info!(
+                self.log,
+                "shutdown deadline: waiting for the commit whose tpc_finish was sent"
+            );
+            return;
+        }
+        self.finish_drain();
+    }
+
     fn count_drain_abort(&mut self) {
-        if let Some(d) = self.drain.as_mut() {
+        if let Some(d) = self.lock.drain_mut() {
             d.aborted += 1;
         }
     }
 
-    /// Called whenever the commit lock is free: a drain with nothing left
-    /// to finish is over.
-    pub(super) fn check_drained(&mut self) {
-        if self.drain.is_some()
-            && self.lock.is_none()
-            && self.finishing.is_none()
-            && self.waiting.is_empty()
-            && !self.packing
-            && !self.recovery_final
-        {
-            self.finish_drain();
-        }
-    }
-
     /// Closes every member and answers the drain (once).
-    fn finish_drain(&mut self) {
-        let Some(reply) = self.drain.as_mut().and_then(|d| d.reply.take()) else {
+    pub(super) fn finish_drain(&mut self) {
+        let Some((reply, outcome)) = self.lock.drain_mut().and_then(Draining::take_reply) else {
             return;
         };
-        let aborted = self.drain.as_ref().map_or(0, |d| d.aborted);
-        for slot in &mut self.members {
-            if let Some(recovery) = slot.recovery.take() {
-                // It finishes or aborts the transaction in flight on the
-                // member; a later recovery resumes from there.
-                recovery.addr.do_send(crate::recovery::Stop {
-                    reason: "zeoraid is shutting down".into(),
-                });
-            }
-            if let Some(addr) = &slot.addr {
+        for i in 0..self.members.len() {
+            // It finishes or aborts the transaction in flight on the
+            // member; a later recovery resumes from there.
+            self.stop_recovery(i, "zeoraid is shutting down");
+            if let Some(addr) = &self.members[i].addr {
                 addr.do_send(Shutdown {
                     reason: "zeoraid is shutting down".into(),
                 });
             }
         }
-        info!(self.log, "drained"; "aborted" => aborted);
-        let _ = reply.send(DrainOutcome { aborted });
+        info!(self.log, "drained"; "aborted" => outcome.aborted);
+        let _ = reply.send(outcome);
     }
 
     /// Applies a reload; runs only while no transaction holds the commit
@@ -217,12 +211,12 @@ impl Controller {
             outcome.settings_changed.push("slow_member".into());
         }
         let gone: Vec<String> = outcome.removed.iter().chain(&outcome.replaced).cloned().collect();
-        for slot in self.members.iter().filter(|s| gone.iter().any(|g| *g == *s.name)) {
-            if let Some(recovery) = &slot.recovery {
-                recovery.addr.do_send(crate::recovery::Stop {
-                    reason: "removed from the configuration".into(),
-                });
+        for i in 0..self.members.len() {
+            if !gone.iter().any(|g| *g == *self.members[i].name) {
+                continue;
             }
+            self.stop_recovery(i, "removed from the configuration");
+            let slot = &self.members[i];
             if let Some(addr) = &slot.addr {
                 addr.do_send(Shutdown {
                     reason: "removed from the configuration".into(),

@@ -83,7 +83,7 @@ impl Controller {
                 .map_or(0.0, |d| d.as_secs_f64()),
             status: self.array_status(),
             last_tid: self.last_tid.to_hex(),
-            commit_lock: self.lock.as_ref().map(|c| LockView {
+            commit_lock: self.lock.commit().map(|c| LockView {
                 session: c.session.0,
                 tid: c.tid.to_hex(),
                 voted: c.voted,
@@ -94,12 +94,12 @@ impl Controller {
                     .collect(),
                 held_for_ms: c.since.elapsed().as_millis() as u64,
             }),
-            finishing_tid: self.finishing.map(|t| t.to_hex()),
-            votes_waiting: self.waiting.len(),
-            packs_waiting: self.packs.len(),
-            packing: self.packing,
-            reloads_waiting: self.reloads.len(),
-            draining: self.drain.is_some(),
+            finishing_tid: self.lock.finishing().map(|t| t.to_hex()),
+            votes_waiting: self.lock.votes_waiting(),
+            packs_waiting: self.lock.packs_waiting(),
+            packing: self.lock.packing(),
+            reloads_waiting: self.lock.reloads_waiting(),
+            draining: self.lock.draining(),
             sessions: self.sessions.len(),
             restarts: 0,
             commit_p99_us: self

@@ -70,8 +70,9 @@ impl Controller {
             .start
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs());
-        let active =
-            usize::from(self.lock.is_some()) + usize::from(self.finishing.is_some()) + self.waiting.len();
+        let active = usize::from(self.lock.commit().is_some())
+            + usize::from(self.lock.finishing().is_some())
+            + self.lock.votes_waiting();
         let entries: Vec<(&str, Value)> = vec![
             ("connections", Value::Int(self.sessions.len() as i64)),
             ("loads", Value::Int(loads)),
@@ -83,7 +84,7 @@ impl Controller {
             ("conflicts", Value::Int(self.stats.conflicts as i64)),
             ("conflicts_resolved", Value::Int(0)),
             ("start", Value::str(format!("{} (unix time)", start.unwrap_or(0)))),
-            ("waiting", Value::Int(self.waiting.len() as i64)),
+            ("waiting", Value::Int(self.lock.votes_waiting() as i64)),
             ("timeout-thread-is-alive", Value::str("stub")),
             ("last-transaction", Value::str(self.last_tid.to_hex())),
             ("raid-status", Value::str(self.array_status())),

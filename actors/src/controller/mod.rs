@@ -13,11 +13,17 @@
 mod admin;
 mod commit;
 mod debug;
+mod fanout;
+mod finish;
 mod info;
+mod lock;
 pub mod messages;
 mod modes;
+mod oids;
+mod pack;
 mod recovering;
 mod slow;
+mod vote;
 
 pub use messages::*;
 pub use modes::{ClusterMode, FailMode};
@@ -26,12 +32,12 @@ pub use slow::{SlowDetector, SlowPolicy};
 
 use crate::member::{ConnState, MemberActor, MemberEvent, MemberSettings};
 use crate::metrics;
-use crate::session::{ClientSession, SessionId};
+use crate::session::{unavailable, ClientSession, SessionId};
 use crate::tid;
 use actix::prelude::*;
-use commit::Commit;
+use lock::CommitLock;
 use slog::{error, info, warn, Logger};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::sync::oneshot;
@@ -169,40 +175,19 @@ pub struct Controller {
     log: Logger,
     members: Vec<Slot>,
     last_tid: Tid,
-    /// The transaction between its vote and its `tpc_finish`/`tpc_abort`.
-    lock: Option<Commit>,
-    /// The tid of the transaction whose `tpc_finish` was sent to its
-    /// members and not yet answered by all: it no longer holds the lock
-    /// (the next client vote goes out behind it on each member
-    /// connection), but nothing else that needs the lock starts before it
-    /// is answered, and its tid is already taken.
-    finishing: Option<Tid>,
-    /// The next transaction's vote answers, held until the finishing one
-    /// is judged (a vote is judged after the commit before it).
-    deferred_vote: Option<commit::DeferredVote>,
-    waiting: VecDeque<Vote>,
-    /// Packs wait for the commit lock too, and hold it while they run.
-    packs: VecDeque<Pack>,
-    packing: bool,
+    /// What holds the commit lock, what waits for it, and what runs next.
+    lock: CommitLock,
     sessions: HashMap<SessionId, Addr<ClientSession>>,
     next_member_txn: i64,
     /// The latest `info` dict (`length`, `size`) a member reported.
     last_info: Value,
     ready_waiters: Vec<oneshot::Sender<()>>,
-    /// Reloads wait for the commit lock to be free (member indexes change).
-    reloads: VecDeque<admin::QueuedReload>,
-    /// Shutting down: no new votes; resolved once no transaction is left.
-    drain: Option<admin::Draining>,
     /// Whether startup is over (members not ready by then are degraded).
     started: bool,
     stats: Stats,
     slow: SlowDetector,
     slow_policy: SlowPolicy,
     recovery_policy: RecoveryPolicy,
-    /// Recoveries that caught up, waiting for the commit lock.
-    recovery_finals: VecDeque<String>,
-    /// A recovery's final step holds the commit lock.
-    recovery_final: bool,
     /// The longest time commits waited for a recovery's final step.
     longest_recovery_block: std::time::Duration,
     /// The highest oid handed out (a recovered member's counter must pass it).
@@ -230,18 +215,11 @@ impl Controller {
             log,
             members,
             last_tid: Tid::ZERO,
-            lock: None,
-            finishing: None,
-            deferred_vote: None,
-            waiting: VecDeque::new(),
-            packs: VecDeque::new(),
-            packing: false,
+            lock: CommitLock::default(),
             sessions: HashMap::new(),
             next_member_txn: 1,
             last_info: Value::Dict(vec![]),
             ready_waiters: Vec::new(),
-            reloads: VecDeque::new(),
-            drain: None,
             started: false,
             stats: Stats {
                 start: Some(SystemTime::now()),
@@ -251,8 +229,6 @@ impl Controller {
             slow: SlowDetector::new(settings.slow, member_count),
             slow_policy: settings.slow,
             recovery_policy: settings.recovery,
-            recovery_finals: VecDeque::new(),
-            recovery_final: false,
             longest_recovery_block: std::time::Duration::ZERO,
             max_oid: zeo::types::Oid::ZERO,
         }
@@ -630,9 +606,8 @@ impl Handler<SessionClosed> for Controller {
     fn handle(&mut self, msg: SessionClosed, ctx: &mut Context<Self>) {
         self.sessions.remove(&msg.session);
         metrics::clients(self.sessions.len());
-        self.waiting.retain(|v| v.session != msg.session);
-        self.packs.retain(|p| p.session != msg.session);
-        if self.lock.as_ref().is_some_and(|c| c.session == msg.session) {
+        self.lock.forget_session(msg.session);
+        if self.lock.commit().is_some_and(|c| c.session == msg.session) {
             metrics::commit(metrics::CommitOutcome::Aborted);
             self.abort_locked(ctx, None);
         }

@@ -10,7 +10,6 @@ use crate::recovery::{
     CopyTail, Progress, RecoveryActor, RecoveryError, RecoveryEvent, RecoverySettings, Stop, SyncOids,
     TailCopied, Throttle,
 };
-use crate::session::unavailable;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use zeo::types::Oid;
@@ -54,10 +53,6 @@ pub(super) struct Recovering {
     pub final_slices: u32,
     pub final_transactions: u64,
     pub longest_slice: Duration,
-    /// A slice copied part of the tail: the next one is due once this
-    /// many of the votes that were waiting have had their turn (see
-    /// [`Controller::finish_recovery`]).
-    pub next_slice_after: Option<usize>,
 }
 
 /// The recovery of a member as shown in status.
@@ -104,7 +99,7 @@ impl Controller {
     ) -> Result<String, AdminError> {
         let name = self.members[i].name.to_string();
         let refuse = |why: String| Err(AdminError::Refused(format!("cannot recover {name}: {why}")));
-        if self.drain.is_some() {
+        if self.lock.draining() {
             return Err(AdminError::ShuttingDown);
         }
         let slot = &self.members[i];
@@ -148,7 +143,6 @@ impl Controller {
             final_slices: 0,
             final_transactions: 0,
             longest_slice: Duration::ZERO,
-            next_slice_after: None,
         });
         self.members[i].last_recovery = None;
         self.push_serving();
@@ -157,16 +151,24 @@ impl Controller {
 
     /// The recovery of member `i` ended without making it optimal.
     pub(super) fn recovery_ended(&mut self, i: usize, outcome: String) {
+        self.stop_recovery(i, &outcome);
         let slot = &mut self.members[i];
-        if let Some(r) = slot.recovery.take() {
-            r.addr.do_send(Stop {
-                reason: outcome.clone(),
-            });
-        }
         warn!(self.log, "recovery ended"; "member" => &*slot.name, "outcome" => &outcome);
         slot.last_recovery = Some(outcome);
         metrics::recovery_ended(&slot.name);
         self.push_serving();
+    }
+
+    /// Ends member `i`'s recovery, if one runs: its actor stops (it
+    /// finishes or aborts the transaction in flight on the member), and no
+    /// final step of it is due any more.
+    pub(super) fn stop_recovery(&mut self, i: usize, reason: &str) -> Option<Recovering> {
+        let recovery = self.members[i].recovery.take()?;
+        recovery.addr.do_send(Stop {
+            reason: reason.to_string(),
+        });
+        self.lock.forget_recovery(&self.members[i].name);
+        Some(recovery)
     }
 
     /// One slice of the final step of the recovery of `name`, holding
@@ -174,7 +176,7 @@ impl Controller {
     /// up to the array's last tid for at most `final_step_slice`. Once a
     /// slice reaches that tid: bring the member's oid counter in step and
     /// mark it optimal. Otherwise some of the votes that waited go first
-    /// (`next_slice_after`): at most half as many as the slice copied, at
+    /// ([`CommitLock::next_slice_after`](super::lock::CommitLock::next_slice_after)): at most half as many as the slice copied, at
     /// least one, so each round closes the gap by at least half a slice's
     /// worth whatever the number of writers, and none of them starves.
     pub(super) fn finish_recovery(&mut self, ctx: &mut Context<Self>, name: String) {
@@ -186,7 +188,7 @@ impl Controller {
         else {
             return;
         };
-        self.recovery_final = true;
+        self.lock.hold_recovery_slice();
         let until = self.last_tid;
         let at_least = self.max_oid;
         let budget = self.recovery_policy.final_step_slice;
@@ -212,7 +214,7 @@ impl Controller {
         };
         ctx.spawn(step.into_actor(self).map(move |result, act, ctx| {
             let blocked = locked.elapsed();
-            act.recovery_final = false;
+            act.lock.release_exclusive();
             act.longest_recovery_block = act.longest_recovery_block.max(blocked);
             metrics::recovery_final_step(blocked);
             // Still the recovery this slice was for (not ended, or ended
@@ -225,7 +227,7 @@ impl Controller {
             });
             match (result, recovering) {
                 (Ok(tail), Some(i)) => {
-                    let waiting = act.waiting.len();
+                    let waiting = act.lock.votes_waiting();
                     let recovery = act.members[i].recovery.as_mut().expect("checked");
                     recovery.final_slices += 1;
                     recovery.final_transactions += tail.transactions;
@@ -234,7 +236,7 @@ impl Controller {
                         act.recovered(i, &tail);
                     } else {
                         let half = usize::try_from(tail.transactions / 2).unwrap_or(usize::MAX);
-                        recovery.next_slice_after = Some(waiting.min(half.max(1)));
+                        act.lock.next_slice_after(name, waiting.min(half.max(1)));
                     }
                 }
                 // The source failed between or during slices: another one
@@ -245,51 +247,15 @@ impl Controller {
                 (Err(e), Some(i)) => act.recovery_ended(i, format!("final step failed: {e}")),
                 _ => {}
             }
-            act.next_vote(ctx);
+            act.run_next(ctx);
         }));
-    }
-
-    /// The member whose next final slice is due now, if any: its votes
-    /// have had their turn, or none is waiting. None while the daemon
-    /// drains: the drain stops recoveries (a later one resumes).
-    pub(super) fn next_final_slice(&mut self) -> Option<String> {
-        let i = self.final_slice_due()?;
-        let slot = &mut self.members[i];
-        slot.recovery.as_mut().expect("due").next_slice_after = None;
-        Some(slot.name.to_string())
-    }
-
-    /// The member whose recovery's next final slice is due, if one is.
-    pub(super) fn final_slice_due(&self) -> Option<usize> {
-        if self.drain.is_some() {
-            return None;
-        }
-        let waiting = self.waiting.len();
-        self.members.iter().position(|m| {
-            m.recovery
-                .as_ref()
-                .and_then(|r| r.next_slice_after)
-                .is_some_and(|n| n == 0 || waiting == 0)
-        })
-    }
-
-    /// A vote starts: one fewer before each pending final slice.
-    pub(super) fn vote_before_next_slices(&mut self) {
-        for r in self.members.iter_mut().filter_map(|m| m.recovery.as_mut()) {
-            if let Some(n) = r.next_slice_after.as_mut() {
-                *n = n.saturating_sub(1);
-            }
-        }
     }
 
     /// The final step of member `i`'s recovery reached the array's last
     /// tid: the member is optimal.
     fn recovered(&mut self, i: usize, tail: &TailCopied) {
+        let recovery = self.stop_recovery(i, "recovered").expect("recovering");
         let slot = &mut self.members[i];
-        let recovery = slot.recovery.take().expect("recovering");
-        recovery.addr.do_send(Stop {
-            reason: "recovered".into(),
-        });
         slot.degraded = None;
         slot.missed = 0;
         slot.packed_while_degraded = None;
@@ -414,8 +380,8 @@ impl Handler<RecoveryEvent> for Controller {
             RecoveryEvent::CaughtUp { member, .. } => {
                 // The rest is copied under the commit lock, as soon as the
                 // transaction holding it (if any) is done.
-                self.recovery_finals.push_back(member);
-                self.next_vote(ctx);
+                self.lock.recovery_caught_up(member);
+                self.run_next(ctx);
             }
             RecoveryEvent::Refused { reason, .. } => {
                 let advice = if self.members[i].packed_while_degraded.is_some() {
@@ -443,7 +409,9 @@ impl Controller {
     /// optimal member takes over, at most `MAX_SOURCE_CHANGES` times.
     fn source_failed(&mut self, ctx: &mut Context<Self>, i: usize, reason: String, resume_from: Tid) {
         let changes = self.members[i].recovery.as_ref().map_or(0, |r| r.source_changes) + 1;
+        // The recovery actor has stopped by itself.
         self.members[i].recovery = None;
+        self.lock.forget_recovery(&self.members[i].name);
         warn!(self.log, "recovery source failed"; "member" => &*self.members[i].name,
             "reason" => &reason, "resume_from" => resume_from.to_hex());
         let outcome = format!("stopped: the source failed: {reason}");

@@ -12,7 +12,7 @@ use zeo::reply::Reply;
 use zeo::types::{Oid, Tid};
 
 /// A synchronous ZEO call; pipelined with any other calls in flight.
-#[derive(Debug, Message)]
+#[derive(Clone, Debug, Message)]
 #[rtype(result = "Result<Reply, MemberError>")]
 pub struct Call(pub Request);
 
@@ -26,7 +26,7 @@ pub struct Oneway(pub Request);
 /// Asynchronous calls followed by one synchronous call, in one mailbox
 /// hop: a transaction's `tpc_begin` and stores, then its `vote`. The result
 /// is the synchronous call's.
-#[derive(Debug, Message)]
+#[derive(Clone, Debug, Message)]
 #[rtype(result = "Result<Reply, MemberError>")]
 pub struct CallAfter {
     pub oneways: Vec<Request>,

@@ -1,0 +1,159 @@
+//! The end of a transaction: `tpc_finish` on every member that voted (the
+//! lock goes on to the next vote at once), its outcome judged member by
+//! member; or `tpc_abort`.
+
+use super::commit::Commit;
+use super::fanout::Timed;
+use super::*;
+use crate::member::Call;
+use crate::metrics::{self, CommitOutcome};
+use zeo::exceptions::ZeoError;
+use zeo::message::MsgId;
+use zeo::methods::{self, Request};
+use zeo::reply::Reply;
+
+impl Handler<Finish> for Controller {
+    type Result = ();
+
+    fn handle(&mut self, msg: Finish, ctx: &mut Context<Self>) {
+        let current = self
+            .lock
+            .commit()
+            .filter(|c| c.session == msg.session && c.client_txn == msg.txn && c.voted);
+        let Some(commit) = current else {
+            let problem = format!("tpc_finish for {} without a successful vote", msg.txn);
+            let result = Err(ZeoError::StorageTransactionError(vec![Value::Str(problem)]));
+            let msgid = msg.msgid;
+            return self.reply(msg.session, ToSession::Finished { msgid, result });
+        };
+        let finish = Request::TpcFinish(methods::TpcFinish {
+            id: commit.member_txn.clone(),
+        });
+        // A member degraded since the vote (a session saw it fail) gets
+        // no more writes: its vote is aborted instead.
+        let voters = commit.participants.clone();
+        let finishing: Vec<usize> = voters
+            .iter()
+            .copied()
+            .filter(|&i| self.members[i].optimal())
+            .collect();
+        self.abort_on(&voters, &finishing);
+        let answers = self.fan_out(&finishing, Call(finish));
+        // At most one commit finishes at a time: the next one's vote is
+        // judged (and so its client can ask to finish) only once this is.
+        let mut commit = self.lock.finish_sent().expect("a voted commit holds the lock");
+        commit.participants = finishing;
+        let msgid = msg.msgid;
+        ctx.spawn(answers.into_actor(self).map(move |results, act, ctx| {
+            act.finished(ctx, commit, msgid, results);
+        }));
+        self.run_next(ctx);
+    }
+}
+
+impl Handler<Abort> for Controller {
+    type Result = ();
+
+    fn handle(&mut self, msg: Abort, ctx: &mut Context<Self>) {
+        if self
+            .lock
+            .commit()
+            .is_some_and(|c| c.session == msg.session && c.client_txn == msg.txn)
+        {
+            metrics::commit(CommitOutcome::Aborted);
+            return self.abort_locked(ctx, msg.msgid);
+        }
+        self.lock.withdraw_vote(msg.session, &msg.txn);
+        if let Some(msgid) = msg.msgid {
+            self.reply(msg.session, ToSession::Aborted { msgid });
+        }
+    }
+}
+
+impl Controller {
+    /// Every member answered `tpc_finish` (or failed): the members that
+    /// committed the chosen tid stay, the others are degraded with it as
+    /// their first missed transaction; then the other sessions are told to
+    /// invalidate, then the committer gets its tid; then the vote held back
+    /// behind this commit is judged.
+    fn finished(
+        &mut self,
+        ctx: &mut Context<Self>,
+        commit: Commit,
+        msgid: MsgId,
+        results: Vec<(usize, Timed)>,
+    ) {
+        let held_back = self.lock.finish_answered();
+        let confirmed = self.confirm_finish(&commit, results);
+        // Whatever happened, no later transaction may reuse or undercut this tid.
+        self.last_tid = self.last_tid.max(commit.tid);
+        if !confirmed.is_empty() {
+            self.note_missed(commit.tid, &confirmed);
+            self.judge_slowness();
+        }
+        let result = if confirmed.is_empty() {
+            metrics::commit(CommitOutcome::Failed);
+            Err(unavailable(
+                "no member confirmed tpc_finish: the array has failed",
+            ))
+        } else {
+            self.stats.commits += 1;
+            metrics::committed(commit.since.elapsed());
+            for (id, session) in &self.sessions {
+                if *id != commit.session {
+                    session.do_send(ToSession::Invalidate {
+                        tid: commit.tid,
+                        oids: commit.oids.clone(),
+                    });
+                }
+            }
+            Ok((commit.tid, self.last_info.clone()))
+        };
+        self.reply(commit.session, ToSession::Finished { msgid, result });
+        if let Some(answers) = held_back {
+            self.judge_vote(ctx, answers);
+        }
+        self.run_next(ctx);
+    }
+
+    /// The members that committed the chosen tid; the others are degraded.
+    /// Each member's finishing time goes to the slow-member policy and to
+    /// the commit sent behind this one (its vote's time includes it).
+    fn confirm_finish(&mut self, commit: &Commit, results: Vec<(usize, Timed)>) -> Vec<usize> {
+        let expect = |r| match r {
+            Reply::TpcFinish(Some(t)) => Ok(t),
+            other => Err(Box::new(other)),
+        };
+        let answered = self.sort_answers(results, "tpc_finish", expect, Some(commit.tid));
+        let mut confirmed = Vec::new();
+        let mut finish_took = Vec::with_capacity(answered.len());
+        for a in answered {
+            let i = a.member;
+            finish_took.push((i, a.took));
+            match a.answer {
+                Ok(t) if t == commit.tid => {
+                    confirmed.push(i);
+                    let voting = commit.vote_took.iter().find(|(m, _)| *m == i).map(|(_, d)| *d);
+                    self.slow.record(i, a.took + voting.unwrap_or_default());
+                    self.members[i].last_tid = Some(t);
+                }
+                Ok(t) => {
+                    let reason = format!("tpc_finish committed tid {t}, not the chosen {}", commit.tid);
+                    self.degrade(i, DegradeKind::Diverged, reason, Some(commit.tid));
+                }
+                Err(e) => {
+                    let reason = format!("tpc_finish failed: {e}");
+                    self.degrade(i, DegradeKind::Failed, reason, Some(commit.tid))
+                }
+            }
+        }
+        if let Some(ahead) = self
+            .lock
+            .commit_mut()
+            .and_then(|next| next.finish_times_ahead.as_mut())
+        {
+            *ahead = finish_took;
+        }
+        confirmed
+    }
+}

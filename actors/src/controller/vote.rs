@@ -1,0 +1,323 @@
+//! A client's vote: it waits for the commit lock, replays the transaction
+//! on every optimal member and votes there, and is judged by the members'
+//! majority (`docs/invariants.md#majority-vote`).
+
+use super::commit::Commit;
+use super::fanout::Answered;
+use super::lock::VoteAnswers;
+use super::*;
+use crate::member::CallAfter;
+use crate::metrics::{self, CommitOutcome};
+use crate::tid::next_tid;
+use crate::voting::{self, Rule, Verdict};
+use std::time::Instant;
+use zeo::exceptions::ZeoError;
+use zeo::message::MsgId;
+use zeo::methods::{self, Request, TxnId};
+use zeo::reply::{Reply, VoteResult};
+
+impl Handler<Vote> for Controller {
+    type Result = ();
+
+    fn handle(&mut self, vote: Vote, ctx: &mut Context<Self>) {
+        let problem = if self.lock.commit().is_some_and(|c| c.session == vote.session) {
+            Some("Already voting (locked)")
+        } else if self.lock.is_waiting(vote.session) {
+            Some("Already voting (waiting)")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            let error = ZeoError::StorageTransactionError(vec![Value::str(problem)]);
+            return self.refuse_vote(vote.session, vote.msgid, error);
+        }
+        if self.lock.draining() {
+            return self.refuse_vote(vote.session, vote.msgid, unavailable("zeoraid is shutting down"));
+        }
+        self.lock.queue_vote(vote);
+        self.run_next(ctx);
+    }
+}
+
+/// How a vote ended, once judged.
+enum Judged {
+    /// The members agreed on this answer: these finish.
+    Agreed {
+        answer: VoteResult,
+        agreeing: Vec<usize>,
+    },
+    /// The transaction is aborted everywhere; the client gets this error.
+    Refused(ZeoError),
+}
+
+impl Controller {
+    /// The tid for a transaction: the one the client asked for (restores,
+    /// copies) if it is after every committed and committing tid, else the
+    /// next time-like one after them.
+    fn choose_tid(&self, asked: Option<Tid>) -> Result<Tid, ZeoError> {
+        let floor = self.lock.tid_floor(self.last_tid);
+        match asked {
+            Some(asked) if asked <= floor => {
+                // Not naming the floor: it may be a commit no client was
+                // told about yet.
+                let problem = format!(
+                    "tpc_begin asked for tid {asked}, which is not after the last committed or \
+                     committing tid: refused, a lower tid would commit out of order"
+                );
+                Err(ZeoError::StorageTransactionError(vec![Value::Str(problem)]))
+            }
+            Some(asked) => Ok(asked),
+            None => Ok(next_tid(SystemTime::now(), floor)),
+        }
+    }
+
+    /// Takes the commit lock for `vote` and sends its transaction to every
+    /// optimal member, or refuses it.
+    pub(super) fn start_vote(&mut self, ctx: &mut Context<Self>, vote: Vote) {
+        if !self.sessions.contains_key(&vote.session) {
+            return;
+        }
+        let tid = match self.choose_tid(vote.txn.tid) {
+            Ok(tid) => tid,
+            Err(error) => return self.refuse_vote(vote.session, vote.msgid, error),
+        };
+        if let Some(error) = self.write_refusal() {
+            return self.refuse_vote(vote.session, vote.msgid, error);
+        }
+        let participants = self.writers();
+        let member_txn = TxnId::from_i64(self.next_member_txn);
+        self.next_member_txn += 1;
+        let oneways = match vote.txn.member_requests(&member_txn, tid) {
+            Ok(requests) => requests,
+            Err(e) => {
+                let error = unavailable(&format!("cannot read a spooled blob back: {e}"));
+                return self.refuse_vote(vote.session, vote.msgid, error);
+            }
+        };
+        let call = Request::Vote(methods::Vote {
+            id: member_txn.clone(),
+        });
+        let answers = self.fan_out(&participants, CallAfter { oneways, call });
+        let behind = self.lock.finishing().map(|_| Vec::new());
+        self.lock.hold_commit(Commit {
+            session: vote.session,
+            client_txn: vote.txn.id.clone(),
+            tid,
+            member_txn: member_txn.clone(),
+            participants,
+            oids: vote.txn.changed_oids(),
+            voted: false,
+            vote_msgid: vote.msgid.clone(),
+            vote_took: Vec::new(),
+            finish_times_ahead: behind,
+            since: Instant::now(),
+        });
+        let msgid = vote.msgid;
+        ctx.spawn(answers.into_actor(self).map(move |results, act, ctx| {
+            let answers = VoteAnswers {
+                member_txn,
+                msgid,
+                results,
+            };
+            // Judged now, or once the commit finishing ahead of it is.
+            if let Some(answers) = act.lock.vote_answered(answers) {
+                act.judge_vote(ctx, answers);
+            }
+        }));
+    }
+
+    /// Decides a vote from the members' answers: a member that failed is
+    /// degraded; of the answers given, the majority's is the client's
+    /// (single mode: the largest group, a tie resolved for accepting; coop
+    /// mode: a strict majority or nothing) and the members that answered
+    /// otherwise are degraded as diverged. With no winner the transaction
+    /// is aborted everywhere: a tie is never resolved by luck.
+    pub(super) fn judge_vote(&mut self, ctx: &mut Context<Self>, answers: VoteAnswers) {
+        let VoteAnswers { msgid, results, .. } = answers;
+        let Some(commit) = self.lock.commit_mut() else {
+            return;
+        };
+        let session = commit.session;
+        let ahead = commit.finish_times_ahead.take().unwrap_or_default();
+        // A member degraded while voting (a session saw it fail a read):
+        // its answer no longer counts.
+        let results: Vec<_> = results
+            .into_iter()
+            .filter(|(i, _)| self.members[*i].optimal())
+            .collect();
+        let mut answered = self.sort_answers(
+            results,
+            "vote",
+            |r| match r {
+                Reply::Vote(v) => Ok(v),
+                other => Err(Box::new(other)),
+            },
+            None,
+        );
+        for a in answered.iter_mut() {
+            let finishing_ahead = ahead.iter().find(|(m, _)| *m == a.member).map(|(_, d)| *d);
+            a.took = a.took.saturating_sub(finishing_ahead.unwrap_or_default());
+        }
+        let vote_took = answered
+            .iter()
+            .filter(|a| a.answer.is_ok())
+            .map(|a| (a.member, a.took))
+            .collect();
+        match self.majority(answered) {
+            Judged::Refused(error) => self.abort_vote(ctx, session, msgid, error),
+            Judged::Agreed { answer, agreeing } => {
+                self.vote_agreed(ctx, session, msgid, answer, agreeing, vote_took)
+            }
+        }
+    }
+
+    /// The majority's answer, with the outvoted members degraded as
+    /// diverged; or the error the client gets when there is none, or when
+    /// the answer is an error or leaves too few members.
+    fn majority(&mut self, answered: Vec<Answered<VoteResult>>) -> Judged {
+        let rule = match self.cluster_mode {
+            ClusterMode::Single => Rule::Plurality,
+            ClusterMode::Coop => Rule::StrictMajority,
+        };
+        let answers = answered.into_iter().map(|a| (a.member, a.answer)).collect();
+        let (answer, agreeing) = match voting::decide(answers, |a, b| a == b, rule, Result::is_ok) {
+            Verdict::Winner {
+                answer,
+                agreeing,
+                outvoted,
+            } => {
+                for (i, theirs) in outvoted {
+                    let reason = format!("vote answered {theirs:?} where the majority answered {answer:?}");
+                    self.degrade(i, DegradeKind::Diverged, reason, None);
+                }
+                (answer, agreeing)
+            }
+            Verdict::NoWinner(groups) if groups.is_empty() => {
+                metrics::commit(CommitOutcome::Failed);
+                let error = self
+                    .write_refusal()
+                    .unwrap_or_else(|| unavailable("no member could vote: the array has failed"));
+                return Judged::Refused(error);
+            }
+            Verdict::NoWinner(groups) => {
+                let answers: Vec<String> = groups
+                    .iter()
+                    .map(|g| format!("{} member(s): {:?}", g.len(), g[0].1))
+                    .collect();
+                error!(self.log, "members disagree on a vote and no majority decides: transaction aborted everywhere";
+                    "answers" => ?answers, "cluster_mode" => %self.cluster_mode);
+                metrics::commit(CommitOutcome::Failed);
+                return Judged::Refused(unavailable(
+                    "the members disagree on this transaction's vote and no majority decides; \
+                     it was aborted on every member",
+                ));
+            }
+        };
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                if error.is_conflict() {
+                    self.stats.conflicts += 1;
+                    metrics::commit(CommitOutcome::Conflict);
+                } else {
+                    metrics::commit(CommitOutcome::Aborted);
+                }
+                return Judged::Refused(error);
+            }
+        };
+        // Members that failed or were outvoted may have left too few for
+        // the cluster mode: then nothing commits.
+        if let Some(error) = self.write_refusal() {
+            metrics::commit(CommitOutcome::Failed);
+            return Judged::Refused(error);
+        }
+        let agreeing = agreeing.into_iter().map(|(i, _)| i).collect();
+        Judged::Agreed { answer, agreeing }
+    }
+
+    /// The members agreed: the client is told, and the transaction waits
+    /// for its `tpc_finish` on the members that agreed.
+    fn vote_agreed(
+        &mut self,
+        ctx: &mut Context<Self>,
+        session: SessionId,
+        msgid: MsgId,
+        answer: VoteResult,
+        agreeing: Vec<usize>,
+        vote_took: Vec<(usize, std::time::Duration)>,
+    ) {
+        if matches!(&answer, VoteResult::Conflicts(c) if !c.is_empty()) {
+            // Members with `client-conflict-resolution` leave the conflicts
+            // to the client, which resolves them, stores the results and
+            // votes again in the same transaction (ZEO releases its lock
+            // meanwhile). The member transactions end here and the lock is
+            // released; the next vote replays the session's whole buffer,
+            // resolved stores after the ones that conflicted, in a new
+            // member transaction with a new tid, as a ZEO server replays
+            // its transaction log.
+            self.stats.conflicts += 1;
+            metrics::commit(CommitOutcome::Conflict);
+            self.abort_locked(ctx, None);
+            let result = Ok(answer);
+            return self.reply(session, ToSession::Voted { msgid, result });
+        }
+        // Whoever voted but does not finish must not keep the transaction
+        // (and its server's commit lock) open.
+        let participants = self
+            .lock
+            .commit()
+            .map(|c| c.participants.clone())
+            .unwrap_or_default();
+        self.abort_on(&participants, &agreeing);
+        let commit = self.lock.commit_mut().expect("lock held");
+        commit.participants = agreeing;
+        commit.voted = true;
+        commit.vote_took = vote_took;
+        if let VoteResult::Oids(undone) = &answer {
+            for oid in undone {
+                if !commit.oids.contains(oid) {
+                    commit.oids.push(*oid);
+                }
+            }
+        }
+        let result = Ok(answer);
+        self.reply(session, ToSession::Voted { msgid, result });
+    }
+
+    /// The vote failed: the transaction is aborted on every member and the
+    /// client gets `error`.
+    fn abort_vote(&mut self, ctx: &mut Context<Self>, session: SessionId, msgid: MsgId, error: ZeoError) {
+        self.abort_locked(ctx, None);
+        let result = Err(error);
+        self.reply(session, ToSession::Voted { msgid, result });
+    }
+
+    /// Sends `tpc_abort` of the locked transaction to the members in
+    /// `participants` that are not in `keep`.
+    pub(super) fn abort_on(&self, participants: &[usize], keep: &[usize]) {
+        let Some(commit) = self.lock.commit() else { return };
+        let abort = Request::TpcAbort(methods::TpcAbort {
+            id: commit.member_txn.clone(),
+        });
+        for &i in participants.iter().filter(|i| !keep.contains(i)) {
+            if let Some(member) = self.member(i) {
+                // Queued behind the vote on the member's connection, ahead
+                // of the next transaction's tpc_begin.
+                member.do_send(crate::member::Call(abort.clone()));
+            }
+        }
+    }
+
+    /// Aborts the locked transaction on its members and releases the lock.
+    pub(super) fn abort_locked(&mut self, ctx: &mut Context<Self>, msgid: Option<MsgId>) {
+        let Some(commit) = self.lock.commit() else { return };
+        let participants = commit.participants.clone();
+        self.abort_on(&participants, &[]);
+        let commit = self.lock.release_commit().expect("held");
+        self.stats.aborts += 1;
+        if let Some(msgid) = msgid {
+            self.reply(commit.session, ToSession::Aborted { msgid });
+        }
+        self.run_next(ctx);
+    }
+}
