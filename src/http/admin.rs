@@ -2,6 +2,7 @@
 //! `POST /members/{name}/recover`, `POST /reload`. Each needs the bearer
 //! token when one is configured, and is logged.
 
+use super::query::RecoverQuery;
 use super::{ApiError, State};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -63,11 +64,6 @@ where
         Ok(message) => Ok(HttpResponse::Ok().json(json!({ "member": member, "message": message }))),
         Err(e) => Err(admin_error(&e)),
     }
-}
-
-#[derive(serde::Deserialize)]
-pub(super) struct RecoverQuery {
-    full: Option<bool>,
 }
 
 fn admin_error(e: &AdminError) -> ApiError {
