@@ -47,7 +47,7 @@ pub enum DaemonError {
         source: io::Error,
     },
     #[error("the array cannot start: {0}")]
-    Array(String),
+    Array(#[source] actix::MailboxError),
     #[error("the signal handling task failed: {0}")]
     SignalTask(String),
     #[error("cannot use the spool dir {dir}: {source}")]
@@ -110,8 +110,8 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), 
     let array = controller
         .send(WaitReady { within })
         .await
-        .map_err(|e| DaemonError::Array(e.to_string()))?
-        .map_err(DaemonError::Array)?;
+        .map_err(DaemonError::Array)?
+        .unwrap_or_else(|never| match never {});
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| DaemonError::Listen {

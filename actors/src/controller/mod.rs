@@ -581,7 +581,7 @@ impl Handler<MemberEvent> for Controller {
 }
 
 impl Handler<WaitReady> for Controller {
-    type Result = ResponseActFuture<Self, Result<ArrayReady, String>>;
+    type Result = ResponseActFuture<Self, Result<ArrayReady, std::convert::Infallible>>;
 
     fn handle(&mut self, msg: WaitReady, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
