@@ -23,8 +23,8 @@
 //! `[http] token` is set (401 otherwise; the token is compared in constant
 //! time and never logged). Reads need no token.
 //!
-//! Route handlers live one file per family: [`status`] (reads) and
-//! [`admin`] (mutations); the query strings they take are in [`query`].
+//! Route handlers live one file per family: `status.rs` (reads) and
+//! `admin.rs` (mutations); the query strings they take are in `query.rs`.
 //! This file has the server, the shared state, the token check and the
 //! error type.
 
