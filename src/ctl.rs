@@ -51,7 +51,7 @@ pub struct CtlArgs {
     /// http://127.0.0.1:8101]
     #[arg(long, global = true, value_name = "URL")]
     pub url: Option<String>,
-    /// Take the endpoint ([http] listen) and the token ([http] token) from
+    /// Take the endpoint (`[http] listen`) and the token (`[http] token`) from
     /// the daemon's config file (ZEORAID_* overrides applied).
     #[arg(long, global = true, short, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -18,10 +18,11 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::config::Config;
 use crate::reload::Reloader;
-use actix::Actor;
+use actix::{Actor, Addr, Recipient};
 use std::path::PathBuf;
 use std::sync::Arc;
-use zeoraid_actors::controller::{Controller, Drain, ReloadConfiguration, WaitReady};
+use std::time::Duration;
+use zeoraid_actors::controller::{ArrayReady, Controller, Drain, ReloadConfiguration, WaitReady};
 use zeoraid_actors::session::SessionSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +48,7 @@ pub enum DaemonError {
         source: io::Error,
     },
     #[error("the array cannot start: {0}")]
-    Array(String),
+    Array(#[source] actix::MailboxError),
     #[error("the signal handling task failed: {0}")]
     SignalTask(String),
     #[error("cannot use the spool dir {dir}: {source}")]
@@ -60,7 +61,7 @@ pub enum DaemonError {
 
 /// How much longer than the commit deadline an HTTP admin call may wait
 /// for its answer (a reload waits for the commit lock).
-const HTTP_ADMIN_SLACK: std::time::Duration = std::time::Duration::from_secs(10);
+const HTTP_ADMIN_SLACK: Duration = Duration::from_secs(10);
 
 /// Runs zeoraid until it is told to stop; returns `Ok` on an orderly
 /// shutdown so the process can exit 0 (what init systems expect after
@@ -76,11 +77,75 @@ pub fn run(config: Config, config_path: PathBuf, log: &Logger) -> Result<(), Dae
     actix_rt::System::with_tokio_rt(move || runtime).block_on(serve(config, config_path, log.clone()))
 }
 
-async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), DaemonError> {
-    let mut terminate = install(SignalKind::terminate(), "SIGTERM")?;
-    let mut interrupt = install(SignalKind::interrupt(), "SIGINT")?;
-    let mut hangup = install(SignalKind::hangup(), "SIGHUP")?;
+/// The three signals the daemon handles: SIGTERM and SIGINT stop it,
+/// SIGHUP reloads the configuration.
+struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+    hangup: Signal,
+}
 
+async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), DaemonError> {
+    let signals = Signals {
+        terminate: install(SignalKind::terminate(), "SIGTERM")?,
+        interrupt: install(SignalKind::interrupt(), "SIGINT")?,
+        hangup: install(SignalKind::hangup(), "SIGHUP")?,
+    };
+    log_configuration(&config, &log);
+
+    // The controller starts and owns the member actors. The front server
+    // opens once the members answered (or the startup wait is over: members
+    // not reachable by then start degraded), so "zeoraid started" means
+    // ready for clients. The HTTP endpoint opens right after the front
+    // listener, before "zeoraid started" (which names both addresses).
+    let controller = Controller::new(crate::members::controller_settings(&config), log.clone()).start();
+    let array = wait_ready(&controller, config.timeouts.connect * 2).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let listen = listener.local_addr().map_err(|source| DaemonError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    prepare_spool(&config.spool_dir, &log)?;
+    let reloader = Reloader::new(config_path, config.clone(), controller.clone(), log.clone()).start();
+    let http = start_http(&config, reloader.clone().recipient(), controller.clone(), &log)?;
+    let sessions = Arc::new(SessionSettings {
+        storage: config.storage.clone(),
+        msgpack: config.msgpack,
+        max_frame: config.max_frame_size,
+        spool_dir: config.spool_dir.clone(),
+        reloader: Some(reloader.clone().recipient()),
+    });
+    let front = actix_rt::spawn(crate::front::serve(
+        listener,
+        sessions,
+        controller.clone(),
+        log.clone(),
+    ));
+    info!(log, "zeoraid started";
+        "pid" => std::process::id(),
+        "listen" => %listen,
+        "http" => %http.addr(),
+        "array" => array.status,
+        "last_tid" => array.last_tid.to_hex(),
+        "optimal_members" => array.optimal,
+        "members" => array.members,
+    );
+
+    let (received, signals) = until_stop_signal(signals, reloader.recipient(), log.clone()).await?;
+    info!(log, "shutting down"; "signal" => received, "then" => "no new clients, finishing transactions in flight",
+        "within_ms" => config.timeouts.commit.as_millis() as u64);
+    front.abort();
+    shut_down(&controller, http, signals, config.timeouts.commit, &log).await;
+    Ok(())
+}
+
+/// Logs the configuration the daemon starts with, one line per member.
+fn log_configuration(config: &Config, log: &Logger) {
     info!(log, "starting zeoraid";
         "version" => env!("CARGO_PKG_VERSION"),
         "listen" => %config.listen,
@@ -99,80 +164,60 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), 
             "restart" => %member.restart,
         );
     }
+}
 
-    // The controller starts and owns the member actors. The front server
-    // opens once the members answered (or the startup wait is over: members
-    // not reachable by then start degraded), so "zeoraid started" means
-    // ready for clients. The HTTP endpoint opens right after the front
-    // listener, before "zeoraid started" (which names both addresses).
-    let controller = Controller::new(crate::members::controller_settings(&config), log.clone()).start();
-    let within = config.timeouts.connect * 2;
-    let array = controller
+/// Waits until every member connected or failed a first attempt, or
+/// `within` passed.
+async fn wait_ready(controller: &Addr<Controller>, within: Duration) -> Result<ArrayReady, DaemonError> {
+    let answer = controller
         .send(WaitReady { within })
         .await
-        .map_err(|e| DaemonError::Array(e.to_string()))?
         .map_err(DaemonError::Array)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| DaemonError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let listen = listener.local_addr().map_err(|source| DaemonError::Listen {
-        addr: config.listen,
-        source,
-    })?;
-    prepare_spool(&config.spool_dir, &log)?;
-    let reloader = Reloader::new(config_path, config.clone(), controller.clone(), log.clone()).start();
-    let sessions = Arc::new(SessionSettings {
-        storage: config.storage.clone(),
-        msgpack: config.msgpack,
-        max_frame: config.max_frame_size,
-        spool_dir: config.spool_dir.clone(),
-        reloader: Some(reloader.clone().recipient()),
-    });
-    let http = crate::http::start(
+    let Ok(array) = answer;
+    Ok(array)
+}
+
+fn start_http(
+    config: &Config,
+    reloader: Recipient<ReloadConfiguration>,
+    controller: Addr<Controller>,
+    log: &Logger,
+) -> Result<crate::http::HttpEndpoint, DaemonError> {
+    crate::http::start(
         crate::http::Settings {
             listen: config.http.listen,
             token: config.http.token.clone(),
-            reloader: reloader.clone().recipient(),
+            reloader,
             admin_timeout: config.timeouts.commit + HTTP_ADMIN_SLACK,
         },
-        controller.clone(),
-        &log,
+        controller,
+        log,
     )
     .map_err(|source| DaemonError::Http {
         addr: config.http.listen,
         source,
-    })?;
-    let front = actix_rt::spawn(crate::front::serve(
-        listener,
-        sessions,
-        controller.clone(),
-        log.clone(),
-    ));
-    info!(log, "zeoraid started";
-        "pid" => std::process::id(),
-        "listen" => %listen,
-        "http" => %http.addr(),
-        "array" => array.status,
-        "last_tid" => array.last_tid.to_hex(),
-        "optimal_members" => array.optimal,
-        "members" => array.members,
-    );
+    })
+}
 
-    // The signal loop is a task of its own: the root future of the runtime
-    // is polled at every wake-up of any actor (tokio's LocalSet polls it on
-    // each tick), and three signal receivers polled there cost 1.5 % of the
-    // daemon's CPU under load.
-    let signal_log = log.clone();
-    let signals = actix_rt::spawn(async move {
-        let log = signal_log;
+/// Serves SIGHUP (a reload) until SIGTERM or SIGINT arrives; answers which
+/// one, and hands the signals back so that a second one can cut the
+/// shutdown short.
+///
+/// The signal loop is a task of its own: the root future of the runtime
+/// is polled at every wake-up of any actor (tokio's LocalSet polls it on
+/// each tick), and three signal receivers polled there cost 1.5 % of the
+/// daemon's CPU under load.
+async fn until_stop_signal(
+    mut signals: Signals,
+    reloader: Recipient<ReloadConfiguration>,
+    log: Logger,
+) -> Result<(&'static str, Signals), DaemonError> {
+    let task = actix_rt::spawn(async move {
         let received = loop {
             tokio::select! {
-                _ = terminate.recv() => break "SIGTERM",
-                _ = interrupt.recv() => break "SIGINT",
-                _ = hangup.recv() => {
+                _ = signals.terminate.recv() => break "SIGTERM",
+                _ = signals.interrupt.recv() => break "SIGINT",
+                _ = signals.hangup.recv() => {
                     info!(log, "reloading the configuration"; "signal" => "SIGHUP");
                     let reloader = reloader.clone();
                     let log = log.clone();
@@ -185,28 +230,33 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), 
                 }
             }
         };
-        (received, terminate, interrupt)
+        (received, signals)
     });
-    let (received, mut terminate, mut interrupt) = signals
-        .await
-        .map_err(|e| DaemonError::SignalTask(e.to_string()))?;
-    info!(log, "shutting down"; "signal" => received, "then" => "no new clients, finishing transactions in flight",
-        "within_ms" => config.timeouts.commit.as_millis() as u64);
-    front.abort();
+    task.await.map_err(|e| DaemonError::SignalTask(e.to_string()))
+}
+
+/// Stops the HTTP endpoint's readiness, drains the controller (bounded by
+/// `within`; a second signal stops at once), then stops the endpoint.
+async fn shut_down(
+    controller: &Addr<Controller>,
+    http: crate::http::HttpEndpoint,
+    mut signals: Signals,
+    within: Duration,
+    log: &Logger,
+) {
     // /readyz says 503 from now on; status reads go on while draining.
     http.begin_shutdown();
     // A second signal while draining stops at once.
     let drained = tokio::select! {
-        outcome = controller.send(Drain { within: config.timeouts.commit }) => outcome.ok(),
-        _ = terminate.recv() => None,
-        _ = interrupt.recv() => None,
+        outcome = controller.send(Drain { within }) => outcome.ok(),
+        _ = signals.terminate.recv() => None,
+        _ = signals.interrupt.recv() => None,
     };
     http.stop(drained.is_some()).await;
     match drained {
         Some(outcome) => info!(log, "zeoraid stopped"; "transactions_aborted" => outcome.aborted),
         None => slog::warn!(log, "zeoraid stopped without draining"; "reason" => "second signal"),
     }
-    Ok(())
 }
 
 /// Creates the spool dir and removes blob spools a crashed zeoraid left

@@ -7,7 +7,7 @@ use crate::config::{self, Config, Member};
 use actix::prelude::*;
 use slog::{error, info, Logger};
 use std::path::PathBuf;
-use zeoraid_actors::controller::{Controller, ReloadConfiguration, ReloadMembers, ReloadReport};
+use zeoraid_actors::controller::{Controller, ReloadConfiguration, ReloadError, ReloadMembers, ReloadReport};
 
 pub struct Reloader {
     path: PathBuf,
@@ -32,16 +32,15 @@ impl Actor for Reloader {
 }
 
 impl Handler<ReloadConfiguration> for Reloader {
-    type Result = ResponseActFuture<Self, Result<ReloadReport, String>>;
+    type Result = ResponseActFuture<Self, Result<ReloadReport, ReloadError>>;
 
     fn handle(&mut self, msg: ReloadConfiguration, _ctx: &mut Context<Self>) -> Self::Result {
         let source = msg.source;
         let new = match config::load(&self.path) {
             Ok(new) => new,
             Err(e) => {
-                let message = format!("reload rejected, nothing changed: {e}");
                 error!(self.log, "reload rejected"; "source" => source, "error" => %e);
-                return Box::pin(actix::fut::ready(Err(message)));
+                return Box::pin(actix::fut::ready(Err(ReloadError::Rejected(e.to_string()))));
             }
         };
         let needs_restart = needs_restart(&self.current, &new);
@@ -57,9 +56,9 @@ impl Handler<ReloadConfiguration> for Reloader {
                 Ok(Ok(outcome)) => outcome,
                 Ok(Err(refused)) => {
                     error!(act.log, "reload refused"; "source" => source, "reason" => %refused);
-                    return Err(format!("reload refused, nothing changed: {refused}"));
+                    return Err(ReloadError::Refused(refused));
                 }
-                Err(e) => return Err(format!("reload failed: controller unreachable: {e}")),
+                Err(e) => return Err(ReloadError::ControllerUnreachable(e)),
             };
             info!(act.log, "reload applied"; "source" => source, "needs_restart" => ?needs_restart);
             act.current = new;

@@ -1,4 +1,4 @@
-//! The management plane (issue 7) against a running daemon with real
+//! The management plane against a running daemon with real
 //! `runzeo` members: the HTTP endpoint's routes and their JSON, `zeoraid
 //! ctl` and its Nagios exit codes, disabling a member under write load,
 //! reloading the configuration (HTTP and SIGHUP), the bearer token.
@@ -9,6 +9,7 @@
 mod common;
 
 use common::array::{Array, ArrayOptions, LOG_WAIT};
+use common::http::{request, Answer};
 use common::rawclient::RawClient;
 use common::records::ROOT_RECORD;
 use common::runzeo::{free_port, RunZeo, RunZeoOptions};
@@ -25,67 +26,7 @@ use zeo::types::{Oid, Tid};
 /// Bound for zeoraid's status to show what a test waits for.
 const STATUS_WAIT: Duration = Duration::from_secs(15);
 
-/// Bound for one HTTP request of the tests.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
-
 // ----- HTTP and ctl helpers --------------------------------------------------
-
-struct Answer {
-    code: u16,
-    content_type: String,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Json {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("HTTP {}: not JSON ({e}): {:?}", self.code, self.body))
-    }
-
-    /// The `{"error": ...}` of an error answer; panics unless it is one.
-    fn error(&self) -> String {
-        let json = self.json();
-        let keys: Vec<&String> = json.as_object().expect("an object").keys().collect();
-        assert_eq!(keys, ["error"], "an error answer is {{\"error\": ...}}: {json}");
-        json["error"].as_str().expect("error is a string").to_string()
-    }
-}
-
-fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> Answer {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(HTTP_TIMEOUT))
-        .http_status_as_error(false)
-        .proxy(None)
-        .build()
-        .into();
-    let url = format!("http://{addr}{path}");
-    let result = match method {
-        "POST" => {
-            let mut request = agent.post(&url);
-            if let Some(token) = token {
-                request = request.header("Authorization", &format!("Bearer {token}"));
-            }
-            request.send_empty()
-        }
-        "GET" => agent.get(&url).call(),
-        "DELETE" => agent.delete(&url).call(),
-        other => panic!("method {other}"),
-    };
-    let mut response = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let code = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let body = response.body_mut().read_to_string().expect("read the body");
-    Answer {
-        code,
-        content_type,
-        body,
-    }
-}
 
 fn get(array: &Array, path: &str) -> Answer {
     request(array.http_addr(), "GET", path, None)

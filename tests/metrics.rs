@@ -1,4 +1,4 @@
-//! `GET /metrics` (issue 7) against a running zeoraid with real `runzeo`
+//! `GET /metrics` against a running zeoraid with real `runzeo`
 //! members: the answer parses as Prometheus text exposition (with a
 //! parser, and every sample line accounted for), every family has its
 //! HELP and TYPE, and the numbers follow what really happened: commits,
@@ -7,18 +7,15 @@
 mod common;
 
 use common::array::{Array, LOG_WAIT};
+use common::http;
 use common::rawclient::RawClient;
 use common::records::ROOT_RECORD;
 use prometheus_parse::{Sample, Scrape, Value};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use zeo::exceptions::ZeoError;
 use zeo::methods::{Request, TpcAbort};
 use zeo::types::{Oid, Tid};
-
-/// Bound for one HTTP request.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bound for the metrics to show a change that happens asynchronously
 /// (a member's death, a client's disconnect).
@@ -41,42 +38,6 @@ const FAMILIES: &[(&str, &str)] = &[
     ("zeoraid_client_connections_total", "counter"),
 ];
 
-/// Where zeoraid's HTTP endpoint really listens (the config asks for port 0).
-fn http_addr(array: &Array) -> SocketAddr {
-    let line = array.wait_for_log(0, LOG_WAIT, "http endpoint started", |l| {
-        l["msg"] == "http endpoint started"
-    });
-    let addr = line["http"].as_str().unwrap_or_default();
-    addr.parse()
-        .unwrap_or_else(|e| panic!("\"http endpoint started\" has no usable http field ({e}): {line}"))
-}
-
-/// `GET path` with HTTP/1.0 (one request per connection, no chunked
-/// encoding); returns the status code, the headers and the body.
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)
-        .unwrap_or_else(|e| panic!("connect to the HTTP endpoint {addr}: {e}"));
-    stream.set_read_timeout(Some(HTTP_TIMEOUT)).expect("read timeout");
-    stream
-        .set_write_timeout(Some(HTTP_TIMEOUT))
-        .expect("write timeout");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send the request");
-    let mut answer = Vec::new();
-    stream
-        .read_to_end(&mut answer)
-        .unwrap_or_else(|e| panic!("GET {path}: reading the answer: {e}"));
-    let answer = String::from_utf8(answer).expect("the answer is UTF-8");
-    let (head, body) = answer
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("GET {path}: no end of headers in {answer:?}"));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("GET {path}: no status in {head:?}"));
-    (status, head.to_owned(), body.to_owned())
-}
-
 /// One scrape of `/metrics`, parsed.
 struct Metrics {
     scrape: Scrape,
@@ -85,16 +46,10 @@ struct Metrics {
 
 impl Metrics {
     fn get(addr: SocketAddr) -> Metrics {
-        let (status, head, text) = http_get(addr, "/metrics");
-        assert_eq!(status, 200, "GET /metrics: {head}\n{text}");
-        let content_type = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-type")
-                    .then(|| v.trim().to_owned())
-            })
-            .unwrap_or_default();
+        let answer = http::get(addr, "/metrics");
+        assert_eq!(answer.code, 200, "GET /metrics: {}", answer.body);
+        let content_type = answer.content_type;
+        let text = answer.body;
         assert!(
             content_type.starts_with("text/plain") && content_type.contains("version=0.0.4"),
             "GET /metrics: content type {content_type:?}"
@@ -247,7 +202,7 @@ fn new_object(client: &mut RawClient) -> (Oid, Tid) {
 fn metrics_parse_and_follow_traffic_and_a_member_failure() {
     let mut array = Array::start(2);
     array.wait_all_members_up(LOG_WAIT);
-    let http = http_addr(&array);
+    let http = array.http_addr();
 
     let before = Metrics::get(http);
     before.assert_families();

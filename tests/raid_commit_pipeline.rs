@@ -1,4 +1,4 @@
-//! The commit path pipelined on each member connection (issue 9): once a
+//! The commit path pipelined on each member connection: once a
 //! commit's `tpc_finish` is sent, the next client's vote follows it to the
 //! members without waiting for its answer (a ZEO server serves one
 //! connection's messages in order). What that must not change: every

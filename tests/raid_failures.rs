@@ -1,4 +1,4 @@
-//! Failure semantics (issue 6) against real members: members that hold or
+//! Failure semantics against real members: members that hold or
 //! answer different data are outvoted (coop reads, votes in both cluster
 //! modes), a tie is never resolved by luck, a member cut off at
 //! `tpc_finish` is degraded without the commit being half there, and a

@@ -240,8 +240,8 @@ fn a_pickled_eval_or_os_system_is_never_executed_or_forwarded() {
 }
 
 /// `undoInfo(0, -20, {'user_name': Prefix('/ admin')})` as a sync call with
-/// msgid `msgid`, byte by byte as ZEO's encoder writes it (protocol doc
-/// §2.3): GLOBAL 'ZopeUndo.Prefix\nPrefix\n' EMPTY_TUPLE NEWOBJ, then the
+/// msgid `msgid`, byte by byte as ZEO's encoder writes it
+/// (`docs/zeo-protocol.md#encodings`): GLOBAL 'ZopeUndo.Prefix\nPrefix\n' EMPTY_TUPLE NEWOBJ, then the
 /// state dict {'length': 2, 'path': ['', ' admin']} and BUILD.
 fn undo_info_with_prefix(msgid: u8) -> Vec<u8> {
     fn unicode(out: &mut Vec<u8>, s: &str) {

@@ -1,4 +1,4 @@
-//! The RAID invariants of the transaction path (design notes §4), each
+//! The RAID invariants of the transaction path (`docs/invariants.md`), each
 //! checked against real members through zeoraid.
 
 mod common;
@@ -23,7 +23,7 @@ fn new_oids(client: &mut common::rawclient::RawClient) -> Vec<Oid> {
     }
 }
 
-/// §4.2: zeoraid chooses the tids, strictly increasing, and every member
+/// `docs/invariants.md#tid-order`: zeoraid chooses the tids, strictly increasing, and every member
 /// commits each transaction with exactly that tid.
 #[test]
 fn every_member_commits_the_tid_zeoraid_chose_and_tids_increase() {
@@ -43,7 +43,7 @@ fn every_member_commits_the_tid_zeoraid_chose_and_tids_increase() {
     assert_eq!(client.last_transaction(), previous);
 }
 
-/// §4.2: a client-chosen tid (restores) that is not after the array's last
+/// `docs/invariants.md#tid-order`: a client-chosen tid (restores) that is not after the array's last
 /// tid is refused before any member commits out of order.
 #[test]
 fn a_tid_lower_than_the_last_is_refused() {
@@ -84,7 +84,7 @@ fn a_tid_lower_than_the_last_is_refused() {
     }
 }
 
-/// §4.7: oids are never handed out twice, whichever client asks.
+/// `docs/invariants.md#unique-oids`: oids are never handed out twice, whichever client asks.
 #[test]
 fn oids_are_unique_across_clients() {
     let array = Array::start(2);

@@ -1,4 +1,4 @@
-//! The slow-member policy (issue 6, gray failures): a member that answers
+//! The slow-member policy (gray failures): a member that answers
 //! the commit phases far slower than its peers leaves the array, by a
 //! policy that can be switched off and never takes the array below its
 //! quorum. The slowness is real network latency: zeoraid reaches the slow

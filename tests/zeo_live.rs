@@ -1,6 +1,6 @@
 //! The `zeo` codec against a real ZEO 6.2 server: frames we encode are
 //! accepted, replies and callbacks it sends decode into the typed layer.
-//! Both encodings (Z5 and M5). The member actor (issue 4) builds on this.
+//! Both encodings (Z5 and M5). The member actor builds on this.
 
 mod common;
 
@@ -20,7 +20,7 @@ use zeo::Value;
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The root object as ZODB writes it: a PersistentMapping with empty data
-/// (the 64-byte record of capture s02, F5). Opaque to zeoraid; a real ZODB
+/// (the 64-byte record of capture s02 c1). Opaque to zeoraid; a real ZODB
 /// client opens it below.
 const ROOT_RECORD: &str = "80036370657273697374656e742e6d617070696e670a50657273697374656e744d617070696e670a71002e80037d710158040000006461746171027d7103732e";
 
@@ -50,7 +50,7 @@ fn commit_root(client: &mut RawClient, txn: TxnId) -> P64 {
         Ok(Reply::TpcFinish(Some(tid))) => tid,
         other => panic!("tpc_finish: {other:?}"),
     };
-    // ZEO writes `info` before the tpc_finish reply (protocol doc §4.2).
+    // ZEO writes `info` before the tpc_finish reply (`docs/zeo-protocol.md#commit-sequence`).
     assert!(
         matches!(client.callbacks[before..], [Callback::Info(_)]),
         "info callback before the reply: {:?}",

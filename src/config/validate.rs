@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use super::duration::{parse_duration, HumanDuration};
 use super::model::*;
-use super::raw::{RawConfig, RawMember, RawRestart, RawSlowMember};
+use super::raw::{RawConfig, RawHttp, RawMember, RawRecovery, RawRestart, RawSlowMember, RawTimeouts};
 
 /// One thing wrong with the settings, located by its key path
 /// (`members[1].address`, `restart.jitter`, `ZEORAID_LOG`).
@@ -51,6 +51,9 @@ impl Problems {
 
 /// Validates `raw`; `log_env` is the value of `ZEORAID_LOG`, which wins
 /// over `[log]` because it is the operator's quickest knob when debugging.
+///
+/// Each setting or table is checked by its own step; problems are reported
+/// in the order of the steps here, which tests rely on.
 pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Problem>> {
     let mut p = Problems::default();
 
@@ -58,90 +61,12 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
     // otherwise be made against the substituted default and mislead.
     let valid_listen = socket_addr(&mut p, "listen", raw.listen.as_deref(), DEFAULT_LISTEN);
     let listen = valid_listen.unwrap_or_else(default_addr(DEFAULT_LISTEN));
-    let storage = match raw.storage {
-        Some(s) if s.is_empty() => {
-            p.push("storage", "must not be empty");
-            DEFAULT_STORAGE.to_owned()
-        }
-        Some(s) => s,
-        None => DEFAULT_STORAGE.to_owned(),
-    };
-    let cluster_mode = match raw.cluster_mode.as_deref() {
-        None | Some("single") => ClusterMode::Single,
-        Some("coop") => ClusterMode::Coop,
-        Some(other) => {
-            p.push(
-                "cluster_mode",
-                format!("expected \"single\" or \"coop\", got {other:?}"),
-            );
-            ClusterMode::Single
-        }
-    };
-    let fail_mode = match raw.fail_mode.as_deref() {
-        None | Some("close") => FailMode::Close,
-        Some("read-only") => FailMode::ReadOnly,
-        Some(other) => {
-            p.push(
-                "fail_mode",
-                format!("expected \"close\" or \"read-only\", got {other:?}"),
-            );
-            FailMode::Close
-        }
-    };
-    let max_frame_size = match raw.max_frame_size {
-        None => DEFAULT_MAX_FRAME_SIZE,
-        Some(n) if (MIN_MAX_FRAME_SIZE..=MAX_MAX_FRAME_SIZE).contains(&n) => n as usize,
-        Some(n) => {
-            p.push(
-                "max_frame_size",
-                format!(
-                    "must be between {MIN_MAX_FRAME_SIZE} and {MAX_MAX_FRAME_SIZE} bytes \
-                     (ZEO frames have a 32-bit length), got {n}"
-                ),
-            );
-            DEFAULT_MAX_FRAME_SIZE
-        }
-    };
-    let spool_dir = match raw.spool_dir {
-        Some(dir) if dir.as_os_str().is_empty() => {
-            p.push(
-                "spool_dir",
-                "must not be empty (remove the key to use the system temporary directory)",
-            );
-            std::env::temp_dir()
-        }
-        Some(dir) => dir,
-        None => std::env::temp_dir(),
-    };
-
-    let raw_timeouts = raw.timeouts.unwrap_or_default();
-    let timeouts = Timeouts {
-        connect: positive_duration(
-            &mut p,
-            "timeouts.connect",
-            raw_timeouts.connect.as_deref(),
-            DEFAULT_TIMEOUTS.connect,
-        ),
-        call: positive_duration(
-            &mut p,
-            "timeouts.call",
-            raw_timeouts.call.as_deref(),
-            DEFAULT_TIMEOUTS.call,
-        ),
-        commit: positive_duration(
-            &mut p,
-            "timeouts.commit",
-            raw_timeouts.commit.as_deref(),
-            DEFAULT_TIMEOUTS.commit,
-        ),
-        pack: positive_duration(
-            &mut p,
-            "timeouts.pack",
-            raw_timeouts.pack.as_deref(),
-            DEFAULT_TIMEOUTS.pack,
-        ),
-    };
-
+    let storage = storage_name(&mut p, raw.storage);
+    let cluster_mode = cluster_mode(&mut p, raw.cluster_mode.as_deref());
+    let fail_mode = fail_mode(&mut p, raw.fail_mode.as_deref());
+    let max_frame_size = max_frame_size(&mut p, raw.max_frame_size);
+    let spool_dir = spool_dir(&mut p, raw.spool_dir);
+    let timeouts = timeouts(&mut p, raw.timeouts.unwrap_or_default());
     let restart = restart_policy(
         &mut p,
         "restart",
@@ -149,57 +74,10 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
         &DEFAULT_RESTART,
         None,
     );
-
-    let raw_recovery = raw.recovery.unwrap_or_default();
-    let recovery = Recovery {
-        max_transactions_per_second: raw_recovery.max_transactions_per_second.and_then(NonZeroU64::new),
-        max_bytes_per_second: raw_recovery.max_bytes_per_second.and_then(NonZeroU64::new),
-        auto: raw_recovery.auto.unwrap_or(DEFAULT_RECOVERY.auto),
-        stable_for: duration(
-            &mut p,
-            "recovery.stable_for",
-            raw_recovery.stable_for.as_deref(),
-            DEFAULT_RECOVERY.stable_for,
-        ),
-        final_step_slice: positive_duration(
-            &mut p,
-            "recovery.final_step_slice",
-            raw_recovery.final_step_slice.as_deref(),
-            DEFAULT_RECOVERY.final_step_slice,
-        ),
-    };
-
+    let recovery = recovery(&mut p, raw.recovery.unwrap_or_default());
     let slow_member = slow_member_policy(&mut p, raw.slow_member.unwrap_or_default());
-
-    let raw_http = raw.http.unwrap_or_default();
-    let http_listen = socket_addr(
-        &mut p,
-        "http.listen",
-        raw_http.listen.as_deref(),
-        DEFAULT_HTTP_LISTEN,
-    );
-    let http = Http {
-        listen: http_listen.unwrap_or_else(default_addr(DEFAULT_HTTP_LISTEN)),
-        token: match raw_http.token {
-            Some(t) if t.trim().is_empty() => {
-                p.push(
-                    "http.token",
-                    "must not be empty when set (remove the key to disable authentication)",
-                );
-                None
-            }
-            other => other,
-        },
-    };
-    if http_listen.is_some() && http_listen == valid_listen && listen.port() != 0 {
-        p.push(
-            "http.listen",
-            format!("{} is also the ZEO listen address", http.listen),
-        );
-    }
-
+    let http = http(&mut p, raw.http.unwrap_or_default(), valid_listen);
     let log = log_settings(&mut p, raw.log.unwrap_or_default(), log_env);
-
     let members = members(&mut p, raw.members.unwrap_or_default(), &restart, valid_listen);
 
     let config = Config {
@@ -223,6 +101,142 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
     } else {
         Err(p.0)
     }
+}
+
+fn storage_name(p: &mut Problems, raw: Option<String>) -> String {
+    match raw {
+        Some(s) if s.is_empty() => {
+            p.push("storage", "must not be empty");
+            DEFAULT_STORAGE.to_owned()
+        }
+        Some(s) => s,
+        None => DEFAULT_STORAGE.to_owned(),
+    }
+}
+
+fn cluster_mode(p: &mut Problems, raw: Option<&str>) -> ClusterMode {
+    match raw {
+        None | Some("single") => ClusterMode::Single,
+        Some("coop") => ClusterMode::Coop,
+        Some(other) => {
+            p.push(
+                "cluster_mode",
+                format!("expected \"single\" or \"coop\", got {other:?}"),
+            );
+            ClusterMode::Single
+        }
+    }
+}
+
+fn fail_mode(p: &mut Problems, raw: Option<&str>) -> FailMode {
+    match raw {
+        None | Some("close") => FailMode::Close,
+        Some("read-only") => FailMode::ReadOnly,
+        Some(other) => {
+            p.push(
+                "fail_mode",
+                format!("expected \"close\" or \"read-only\", got {other:?}"),
+            );
+            FailMode::Close
+        }
+    }
+}
+
+fn max_frame_size(p: &mut Problems, raw: Option<u64>) -> usize {
+    match raw {
+        None => DEFAULT_MAX_FRAME_SIZE,
+        Some(n) if (MIN_MAX_FRAME_SIZE..=MAX_MAX_FRAME_SIZE).contains(&n) => n as usize,
+        Some(n) => {
+            p.push(
+                "max_frame_size",
+                format!(
+                    "must be between {MIN_MAX_FRAME_SIZE} and {MAX_MAX_FRAME_SIZE} bytes \
+                     (ZEO frames have a 32-bit length), got {n}"
+                ),
+            );
+            DEFAULT_MAX_FRAME_SIZE
+        }
+    }
+}
+
+fn spool_dir(p: &mut Problems, raw: Option<PathBuf>) -> PathBuf {
+    match raw {
+        Some(dir) if dir.as_os_str().is_empty() => {
+            p.push(
+                "spool_dir",
+                "must not be empty (remove the key to use the system temporary directory)",
+            );
+            std::env::temp_dir()
+        }
+        Some(dir) => dir,
+        None => std::env::temp_dir(),
+    }
+}
+
+fn timeouts(p: &mut Problems, raw: RawTimeouts) -> Timeouts {
+    Timeouts {
+        connect: positive_duration(
+            p,
+            "timeouts.connect",
+            raw.connect.as_deref(),
+            DEFAULT_TIMEOUTS.connect,
+        ),
+        call: positive_duration(p, "timeouts.call", raw.call.as_deref(), DEFAULT_TIMEOUTS.call),
+        commit: positive_duration(
+            p,
+            "timeouts.commit",
+            raw.commit.as_deref(),
+            DEFAULT_TIMEOUTS.commit,
+        ),
+        pack: positive_duration(p, "timeouts.pack", raw.pack.as_deref(), DEFAULT_TIMEOUTS.pack),
+    }
+}
+
+fn recovery(p: &mut Problems, raw: RawRecovery) -> Recovery {
+    Recovery {
+        max_transactions_per_second: raw.max_transactions_per_second.and_then(NonZeroU64::new),
+        max_bytes_per_second: raw.max_bytes_per_second.and_then(NonZeroU64::new),
+        auto: raw.auto.unwrap_or(DEFAULT_RECOVERY.auto),
+        stable_for: duration(
+            p,
+            "recovery.stable_for",
+            raw.stable_for.as_deref(),
+            DEFAULT_RECOVERY.stable_for,
+        ),
+        final_step_slice: positive_duration(
+            p,
+            "recovery.final_step_slice",
+            raw.final_step_slice.as_deref(),
+            DEFAULT_RECOVERY.final_step_slice,
+        ),
+    }
+}
+
+/// `[http]`; `valid_listen` is the ZEO listen address when it is valid,
+/// which the HTTP endpoint must not share.
+fn http(p: &mut Problems, raw: RawHttp, valid_listen: Option<SocketAddr>) -> Http {
+    let http_listen = socket_addr(p, "http.listen", raw.listen.as_deref(), DEFAULT_HTTP_LISTEN);
+    let http = Http {
+        listen: http_listen.unwrap_or_else(default_addr(DEFAULT_HTTP_LISTEN)),
+        token: match raw.token {
+            Some(t) if t.trim().is_empty() => {
+                p.push(
+                    "http.token",
+                    "must not be empty when set (remove the key to disable authentication)",
+                );
+                None
+            }
+            other => other,
+        },
+    };
+    // Port 0 asks the OS for a free port: the two never collide.
+    if http_listen.is_some() && http_listen == valid_listen && valid_listen.is_some_and(|l| l.port() != 0) {
+        p.push(
+            "http.listen",
+            format!("{} is also the ZEO listen address", http.listen),
+        );
+    }
+    http
 }
 
 /// `None` if `value` is set but invalid (the problem is recorded).
@@ -491,61 +505,15 @@ fn members(
         );
         return Vec::new();
     }
-    let mut names: HashMap<String, usize> = HashMap::new();
-    let mut addresses: HashMap<MemberAddress, usize> = HashMap::new();
+    let mut seen = SeenMembers {
+        listen,
+        ..SeenMembers::default()
+    };
     let mut out = Vec::with_capacity(raw.len());
     for (i, m) in raw.into_iter().enumerate() {
         let prefix = format!("members[{i}]");
-        let name = match m.name {
-            None => {
-                p.push(format!("{prefix}.name"), "missing");
-                String::new()
-            }
-            Some(name) => {
-                if let Err(why) = check_member_name(&name) {
-                    p.push(format!("{prefix}.name"), why);
-                } else if let Some(first) = names.get(&name) {
-                    p.push(
-                        format!("{prefix}.name"),
-                        format!("{name:?} is already used by members[{first}]"),
-                    );
-                } else {
-                    names.insert(name.clone(), i);
-                }
-                name
-            }
-        };
-        let address = match m.address.as_deref() {
-            None => {
-                p.push(
-                    format!("{prefix}.address"),
-                    "missing (expected host:port or a Unix socket path)",
-                );
-                None
-            }
-            Some(text) => match parse_member_address(text) {
-                Err(why) => {
-                    p.push(format!("{prefix}.address"), why);
-                    None
-                }
-                Ok(address) => {
-                    if let Some(first) = addresses.get(&address) {
-                        p.push(
-                            format!("{prefix}.address"),
-                            format!("{text:?} is already used by members[{first}]"),
-                        );
-                    } else if listen.is_some_and(|l| is_own_listen_address(&address, l)) {
-                        p.push(
-                            format!("{prefix}.address"),
-                            format!("{text:?} is zeoraid's own listen address"),
-                        );
-                    } else {
-                        addresses.insert(address.clone(), i);
-                    }
-                    Some(address)
-                }
-            },
-        };
+        let name = seen.name(p, &prefix, i, m.name);
+        let address = seen.address(p, &prefix, i, m.address.as_deref());
         let restart = match &m.restart {
             None => *global_restart,
             Some(over) => restart_policy(
@@ -566,6 +534,76 @@ fn members(
         });
     }
     out
+}
+
+/// The names and addresses of the members checked so far (by index), so
+/// a duplicate names the member that had it first.
+#[derive(Default)]
+struct SeenMembers {
+    names: HashMap<String, usize>,
+    addresses: HashMap<MemberAddress, usize>,
+    /// zeoraid's own ZEO listen address, when valid: no member may be it.
+    listen: Option<SocketAddr>,
+}
+
+impl SeenMembers {
+    /// The name of member `i`; empty when missing (the problem is recorded).
+    fn name(&mut self, p: &mut Problems, prefix: &str, i: usize, raw: Option<String>) -> String {
+        let Some(name) = raw else {
+            p.push(format!("{prefix}.name"), "missing");
+            return String::new();
+        };
+        if let Err(why) = check_member_name(&name) {
+            p.push(format!("{prefix}.name"), why);
+        } else if let Some(first) = self.names.get(&name) {
+            p.push(
+                format!("{prefix}.name"),
+                format!("{name:?} is already used by members[{first}]"),
+            );
+        } else {
+            self.names.insert(name.clone(), i);
+        }
+        name
+    }
+
+    /// The address of member `i`; `None` when missing or invalid (the
+    /// problem is recorded).
+    fn address(
+        &mut self,
+        p: &mut Problems,
+        prefix: &str,
+        i: usize,
+        raw: Option<&str>,
+    ) -> Option<MemberAddress> {
+        let Some(text) = raw else {
+            p.push(
+                format!("{prefix}.address"),
+                "missing (expected host:port or a Unix socket path)",
+            );
+            return None;
+        };
+        let address = match parse_member_address(text) {
+            Ok(address) => address,
+            Err(why) => {
+                p.push(format!("{prefix}.address"), why);
+                return None;
+            }
+        };
+        if let Some(first) = self.addresses.get(&address) {
+            p.push(
+                format!("{prefix}.address"),
+                format!("{text:?} is already used by members[{first}]"),
+            );
+        } else if self.listen.is_some_and(|l| is_own_listen_address(&address, l)) {
+            p.push(
+                format!("{prefix}.address"),
+                format!("{text:?} is zeoraid's own listen address"),
+            );
+        } else {
+            self.addresses.insert(address.clone(), i);
+        }
+        Some(address)
+    }
 }
 
 /// Names end up in log keys and admin URLs, so keep them to characters

@@ -2,12 +2,15 @@
 //! `POST /members/{name}/recover`, `POST /reload`. Each needs the bearer
 //! token when one is configured, and is logged.
 
+use super::query::RecoverQuery;
 use super::{ApiError, State};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use slog::info;
-use zeoraid_actors::controller::{AdminError, Controller, DisableMember, RecoverMember, ReloadConfiguration};
+use zeoraid_actors::controller::{
+    AdminError, Controller, DisableMember, RecoverMember, ReloadConfiguration, ReloadError,
+};
 
 /// `POST /members/{name}/disable`: degrade the member now with the reason
 /// "disabled by operator"; it gets no more reads or writes until recovery.
@@ -65,11 +68,6 @@ where
     }
 }
 
-#[derive(serde::Deserialize)]
-pub(super) struct RecoverQuery {
-    full: Option<bool>,
-}
-
 fn admin_error(e: &AdminError) -> ApiError {
     let status = match e {
         AdminError::UnknownMember(_) => StatusCode::NOT_FOUND,
@@ -96,20 +94,20 @@ pub(super) async fn reload(state: web::Data<State>, req: HttpRequest) -> Result<
         .map_err(|e| ApiError::unreachable("reloader", e))?;
     match answer {
         Ok(report) => Ok(HttpResponse::Ok().json(report)),
-        Err(message) => Err(ApiError::new(reload_error_status(&message), message)),
+        Err(e) => Err(ApiError::new(reload_error_status(&e), e.to_string())),
     }
 }
 
-/// The reloader answers a message; its wording says which kind of refusal
-/// it is (see `src/reload.rs`).
-fn reload_error_status(message: &str) -> StatusCode {
-    if message.contains("shutting down") || message.contains("unreachable") {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else if message.starts_with("reload refused") {
-        StatusCode::CONFLICT
-    } else {
-        // "reload rejected, nothing changed: <config error>" and anything else.
-        StatusCode::UNPROCESSABLE_ENTITY
+/// A file that does not load or validate is the request's fault (422); a
+/// refusal for the array's sake is a conflict (409); a daemon that is
+/// shutting down or whose controller is gone cannot serve it (503).
+fn reload_error_status(e: &ReloadError) -> StatusCode {
+    match e {
+        ReloadError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ReloadError::Refused(AdminError::ShuttingDown) | ReloadError::ControllerUnreachable(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        ReloadError::Refused(_) => StatusCode::CONFLICT,
     }
 }
 
@@ -123,21 +121,31 @@ mod tests {
 
     #[test]
     fn reload_errors() {
+        let rejected = ReloadError::Rejected("invalid config x: members[0].address: ...".into());
+        assert_eq!(reload_error_status(&rejected), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(rejected
+            .to_string()
+            .starts_with("reload rejected, nothing changed: invalid config"));
+        let would_fail = ReloadError::Refused(AdminError::WouldFail("refused: after the reload ...".into()));
+        assert_eq!(reload_error_status(&would_fail), StatusCode::CONFLICT);
         assert_eq!(
-            reload_error_status("reload rejected, nothing changed: members[0].address: ..."),
-            StatusCode::UNPROCESSABLE_ENTITY
+            would_fail.to_string(),
+            "reload refused, nothing changed: refused: after the reload ..."
         );
+        let shutting_down = ReloadError::Refused(AdminError::ShuttingDown);
         assert_eq!(
-            reload_error_status("reload refused, nothing changed: refused: after the reload ..."),
-            StatusCode::CONFLICT
-        );
-        assert_eq!(
-            reload_error_status("reload refused, nothing changed: zeoraid is shutting down"),
+            reload_error_status(&shutting_down),
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(
-            reload_error_status("reload failed: controller unreachable: mailbox closed"),
-            StatusCode::SERVICE_UNAVAILABLE
+            shutting_down.to_string(),
+            "reload refused, nothing changed: zeoraid is shutting down"
+        );
+        let unreachable = ReloadError::ControllerUnreachable(actix::MailboxError::Closed);
+        assert_eq!(reload_error_status(&unreachable), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            unreachable.to_string(),
+            "reload failed: controller unreachable: Mailbox has closed"
         );
     }
 

@@ -1,4 +1,4 @@
-//! The HTTP management endpoint (issue 7): status, debug view, metrics,
+//! The HTTP management endpoint: status, debug view, metrics,
 //! health probes and the operator's admin calls.
 //!
 //! It runs inside the daemon's actix system (actix-web; one worker thread,
@@ -23,11 +23,13 @@
 //! `[http] token` is set (401 otherwise; the token is compared in constant
 //! time and never logged). Reads need no token.
 //!
-//! Route handlers live one file per family: [`status`] (reads) and
-//! [`admin`] (mutations). This file has the server, the shared state, the
-//! token check and the error type.
+//! Route handlers live one file per family: `status.rs` (reads) and
+//! `admin.rs` (mutations); the query strings they take are in `query.rs`.
+//! This file has the server, the shared state, the token check and the
+//! error type.
 
 mod admin;
+mod query;
 mod status;
 
 use actix::Recipient;
@@ -45,11 +47,6 @@ use zeoraid_actors::controller::{Controller, ReloadConfiguration};
 
 /// How long a read route waits for the controller before it answers 503.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long each actor may take to answer `GET /actors` before it is shown
-/// as not answering (`?within_ms=` overrides it, up to [`MAX_ACTORS_WITHIN`]).
-const ACTORS_WITHIN: Duration = Duration::from_secs(1);
-const MAX_ACTORS_WITHIN: Duration = Duration::from_secs(30);
 
 /// How long a graceful stop waits for requests in flight.
 const STOP_TIMEOUT_SECS: u64 = 5;
@@ -150,7 +147,7 @@ pub fn start(
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(get("/status", status::status))
         .service(get("/details", status::details))
-        .service(get("/actors", status::actors))
+        .service(get("/actors", status::actors).app_data(query::ActorsQuery::config()))
         .service(get("/metrics", status::metrics))
         .service(get("/healthz", status::healthz))
         .service(get("/readyz", status::readyz))

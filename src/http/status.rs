@@ -1,12 +1,12 @@
 //! The read routes: `/status`, `/details`, `/actors`, `/metrics`,
 //! `/healthz`, `/readyz`. None needs the token; none changes anything.
 
-use super::{ApiError, State, ACTORS_WITHIN, MAX_ACTORS_WITHIN, READ_TIMEOUT};
+use super::query::ActorsQuery;
+use super::{ApiError, State, READ_TIMEOUT};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde_json::json;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 use zeoraid_actors::controller::{ActorsSnapshot, ArrayStatus, Status};
 
 /// The content type of the Prometheus text exposition format.
@@ -41,8 +41,11 @@ pub(super) async fn details(state: web::Data<State>) -> Result<HttpResponse, Api
 /// `GET /actors[?within_ms=N]`: every actor's snapshot (controller,
 /// members, client sessions); each actor gets `within_ms` (default 1000)
 /// to answer, one that does not is listed with an error saying so.
-pub(super) async fn actors(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let within = actors_within(req.query_string())?;
+pub(super) async fn actors(
+    state: web::Data<State>,
+    query: web::Query<ActorsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let within = query.within();
     let view = state
         .controller
         .send(ActorsSnapshot { within })
@@ -50,34 +53,6 @@ pub(super) async fn actors(state: web::Data<State>, req: HttpRequest) -> Result<
         .await
         .map_err(|e| ApiError::unreachable("controller", e))?;
     Ok(HttpResponse::Ok().json(view))
-}
-
-fn actors_within(query: &str) -> Result<Duration, ApiError> {
-    let mut within = ACTORS_WITHIN;
-    for (key, value) in query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').unwrap_or((p, "")))
-    {
-        match key {
-            "within_ms" => {
-                let ms: u64 = value.parse().ok().filter(|&ms| ms > 0).ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        format!("within_ms: expected a positive number of milliseconds, got {value:?}"),
-                    )
-                })?;
-                within = Duration::from_millis(ms).min(MAX_ACTORS_WITHIN);
-            }
-            other => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("unknown query parameter {other:?} (known: within_ms)"),
-                ))
-            }
-        }
-    }
-    Ok(within)
 }
 
 /// `GET /metrics`: every metric in the Prometheus text format.
@@ -115,22 +90,4 @@ pub(super) async fn readyz(state: web::Data<State>) -> Result<HttpResponse, ApiE
         "summary": s.summary,
         "draining": draining,
     })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn actors_query() {
-        assert_eq!(actors_within("").unwrap(), ACTORS_WITHIN);
-        assert_eq!(
-            actors_within("within_ms=250").unwrap(),
-            Duration::from_millis(250)
-        );
-        assert_eq!(actors_within("within_ms=99999999").unwrap(), MAX_ACTORS_WITHIN);
-        assert!(actors_within("within_ms=0").is_err());
-        assert!(actors_within("within_ms=x").is_err());
-        assert!(actors_within("depth=3").is_err());
-    }
 }

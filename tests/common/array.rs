@@ -459,19 +459,15 @@ impl Array {
 
     /// The controller's part of `GET /actors` (the debug view).
     pub fn controller_view(&self) -> Json {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(5)))
-            .proxy(None)
-            .build()
-            .into();
-        let url = format!("http://{}/actors", self.http_addr());
-        let body = agent
-            .get(&url)
-            .call()
-            .and_then(|mut r| r.body_mut().read_to_string())
-            .unwrap_or_else(|e| panic!("GET {url}: {e}\n{}", self.context()));
-        let mut actors: Json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"));
-        actors["controller"].take()
+        let answer = super::http::get(self.http_addr(), "/actors");
+        assert_eq!(
+            answer.code,
+            200,
+            "GET /actors: {}\n{}",
+            answer.body,
+            self.context()
+        );
+        answer.json()["controller"].take()
     }
 
     /// Whether every member is optimal and connected, per zeoraid's `ruok`.

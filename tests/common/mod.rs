@@ -3,14 +3,16 @@
 //! Use from a test file in `tests/` with `mod common;` and then
 //! `use common::runzeo::{RunZeo, RunZeoOptions};` (real servers) or
 //! `use common::faults::{Behavior, FakeServer, Relay};` (injected faults),
-//! `use common::array::Array;` (zeoraid in front of real members) and
-//! `use common::rawclient::RawClient;` (a frame-level ZEO client).
+//! `use common::array::Array;` (zeoraid in front of real members),
+//! `use common::rawclient::RawClient;` (a frame-level ZEO client) and
+//! `use common::http;` (requests to zeoraid's HTTP endpoint).
 //! Each integration test binary uses only some of these helpers, hence the
 //! `dead_code` allowance.
 #![allow(dead_code)]
 
 pub mod array;
 pub mod faults;
+pub mod http;
 pub mod rawclient;
 pub mod records;
 pub mod runzeo;

@@ -1,4 +1,4 @@
-"""Failure semantics of zeoraid (issue 6) against real runzeo members and
+"""Failure semantics of zeoraid against real runzeo members and
 real ZEO clients (ClientStorage / ZODB.DB), through the daemon binary.
 
 Faults are real: a member is killed with SIGKILL (its sockets close at

@@ -1,4 +1,4 @@
-"""The management plane of zeoraid (issue 7) with real ZEO clients and
+"""The management plane of zeoraid with real ZEO clients and
 real runzeo members, through the daemon binary:
 
   test_raid_calls_through_client_storage

@@ -1,4 +1,4 @@
-"""Recovery of array members (issue 8) with real runzeo members, real ZEO
+"""Recovery of array members with real runzeo members, real ZEO
 clients (ClientStorage / ZODB.DB) and the zeoraid daemon binary.
 
 A degraded member goes degraded -> recovering(progress) -> optimal; what

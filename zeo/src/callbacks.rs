@@ -1,4 +1,4 @@
-//! Server -> client callbacks (protocol doc §4.1): the five names a ZEO 6
+//! Server -> client callbacks (`docs/zeo-protocol.md#callbacks`): the five names a ZEO 6
 //! client accepts, all sent as async messages `(0, True, name, args)`.
 
 use bytes::Bytes;
@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn invalidate_transaction() {
-        // F6 / s03: (tid, [oid 1])
+        // capture s03: (tid, [oid 1])
         exact(
             "invalidateTransaction",
             t([p(9), Value::List(vec![p(1)])]),

@@ -82,7 +82,7 @@ impl From<Encoding> for Protocol {
 mod tests {
     use super::*;
 
-    /// The heartbeat (protocol doc §1.6) in both encodings.
+    /// The heartbeat (`docs/zeo-protocol.md#heartbeat`) in both encodings.
     fn heartbeat() -> Value {
         Value::tuple([Value::Int(-1), Value::Int(0), Value::str(".reply"), Value::None])
     }

@@ -1,4 +1,4 @@
-//! Typed error replies (protocol doc §2.5).
+//! Typed error replies (`docs/zeo-protocol.md#error-replies`).
 //!
 //! A ZEO server does not pickle exception objects into error replies; it
 //! sends `(f"{module}.{class}", exc.__dict__ or exc.args)` with flag 2, and
@@ -136,7 +136,7 @@ impl fmt::Display for Conflict {
 ///
 /// From a real server the UndoErrors are pickled objects
 /// (`Value::Reduce` of `ZODB.POSException._recon` with the class and its
-/// state, protocol doc §2.5.4 / F10), or `(class, dict)` pairs under
+/// state, as in capture s14 c3), or `(class, dict)` pairs under
 /// msgpack. They are kept as received; [`MultipleUndoErrors::flattened`]
 /// turns them into plain strings.
 #[derive(Clone, Debug, PartialEq)]
@@ -184,7 +184,7 @@ impl MultipleUndoErrors {
 
     /// `MultipleUndoErrors.__dict__`: `UndoError.__init__(self, *errs[0])`
     /// sets `_reason` and `_oid` from the first pair (hence the odd
-    /// `_reason = oid` seen in F10), then `_errs`.
+    /// `_reason = oid` seen in capture s14 c3), then `_errs`.
     fn to_payload(&self) -> Value {
         let mut d = Vec::with_capacity(3);
         if let Some([reason, oid]) = self
@@ -788,7 +788,7 @@ mod tests {
 
     const REASON: &str = "Some data were modified by a later transaction";
 
-    /// One pickled UndoError as in F10: `_recon(UndoError, state)`.
+    /// One pickled UndoError as in capture s14 c3: `_recon(UndoError, state)`.
     fn pickled_undo_error() -> Value {
         Value::Reduce {
             callable: Box::new(Value::Global {

@@ -1,5 +1,5 @@
 //! ZEO framing: every message (including the handshake) is a 4-byte
-//! big-endian length followed by that many payload bytes (protocol doc §1.2).
+//! big-endian length followed by that many payload bytes (`docs/zeo-protocol.md#framing`).
 //!
 //! ZEO itself has no size limit; we add one ([`DEFAULT_MAX_FRAME`]) because a
 //! frame header is untrusted input that arrives before any handshake. Just as

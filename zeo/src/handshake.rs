@@ -1,4 +1,4 @@
-//! The protocol handshake (protocol doc §1.3-1.5), as pure functions over
+//! The protocol handshake (`docs/zeo-protocol.md#handshake`, `#ruok`), as pure functions over
 //! frame payloads so both the server and the client side can be tested
 //! without sockets.
 //!
@@ -23,7 +23,7 @@ use crate::error::CodecError;
 const VERSION: &[u8] = b"5";
 
 /// The payload a client sends instead of a protocol id to ask for the server
-/// status (§1.5).
+/// status (`docs/zeo-protocol.md#ruok`).
 pub const RUOK: &[u8] = b"ruok";
 
 /// A protocol id as exchanged in the handshake: the encoding letter plus the
@@ -114,7 +114,7 @@ pub fn server_accept(client_payload: &[u8]) -> Result<ClientHello, CodecError> {
 /// With `allow_msgpack == false` the reply is `Z5` whatever the server
 /// announced. That is not what a Python client does (it echoes the letter),
 /// but it is valid: a ZEO server builds its codec from the client's letter,
-/// not from its own announcement (protocol doc §1.4; capture s15 c1 shows a
+/// not from its own announcement (`docs/zeo-protocol.md#handshake`; capture s15 c1 shows a
 /// client answering `M5` to a `Z5` server and being served in msgpack).
 pub fn client_reply(announcement: &[u8], allow_msgpack: bool) -> Result<(Protocol, Bytes), CodecError> {
     let (letter, announced_version) = match announcement.split_first() {

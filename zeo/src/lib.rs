@@ -1,5 +1,5 @@
 //! The ZEO 5/6 wire protocol ("protocol 5"), both directions, as specified in
-//! `docs/zeo-protocol.md` of the shared reference and checked against real
+//! `docs/zeo-protocol.md` and checked against real
 //! captures (`tests/fixtures/zeo-capture`).
 //!
 //! Layers, bottom up:

@@ -1,5 +1,5 @@
 //! The `(msgid, flags, name, args)` envelope of every post-handshake ZEO
-//! message (protocol doc §2.1–2.2), decoded from and encoded to a [`Value`].
+//! message (`docs/zeo-protocol.md#envelope`), decoded from and encoded to a [`Value`].
 //!
 //! This layer only classifies a message (call, reply, error reply,
 //! heartbeat) and keeps its payload as a [`Value`]; [`crate::methods`],
@@ -30,7 +30,7 @@ pub const ERROR_FLAG: i64 = 2;
 ///
 /// Why opaque: ClientStorage uses an int counter for most calls but the
 /// `(oid, tid)` tuple for `loadBefore`, so that concurrent identical loads
-/// collapse into one request (protocol doc §2.2); the reply must echo the
+/// collapse into one request (`docs/zeo-protocol.md#msgids`); the reply must echo the
 /// very same value or the client never matches it. Async calls and
 /// callbacks use `0`, the heartbeat `-1`.
 ///
@@ -68,7 +68,7 @@ impl MsgId {
     }
 
     /// `-1`: the ZEO server drops such messages before even looking at the
-    /// name (protocol doc §1.6).
+    /// name (`docs/zeo-protocol.md#heartbeat`).
     pub fn is_heartbeat(&self) -> bool {
         matches!(self.0, Value::Int(-1))
     }
@@ -276,7 +276,7 @@ impl Message {
         }
     }
 
-    /// Classifies a decoded frame the way ZEO does (protocol doc §2.1):
+    /// Classifies a decoded frame the way ZEO does (`docs/zeo-protocol.md#envelope`):
     /// msgid `-1` first (heartbeat, rest ignored), then `.reply` with a
     /// truthy flag = error reply, falsy = reply, anything else = call.
     pub fn from_value(v: Value) -> Result<Message, CodecError> {
@@ -443,7 +443,7 @@ mod tests {
 
     #[test]
     fn tuple_msgid_is_echoed_exactly() {
-        // loadBefore: msgid (oid, tid) == args (protocol doc §2.2, F3).
+        // loadBefore: msgid (oid, tid) == args (capture s02 c1).
         let id = Value::tuple([p(0), p(1)]);
         let call = env(id.clone(), Value::Bool(false), "loadBefore", id.clone());
         let m = Message::from_value(call).unwrap();

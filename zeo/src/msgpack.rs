@@ -18,7 +18,7 @@
 //!
 //! The only objects the encoder accepts are the nested exceptions that a
 //! ZEO server turns into `[class_name, state]` with its `server_default` hook
-//! (protocol doc §2.4, §2.5.4), see [`encode`].
+//! (`docs/zeo-protocol.md#encodings`), see [`encode`].
 //!
 //! # Division of labour
 //!
@@ -707,7 +707,7 @@ mod tests {
 
     #[test]
     fn captured_poskeyerror_reply() {
-        // F11 [C s12 c1], without the length prefix.
+        // capture s12 c1, without the length prefix.
         let payload = Bytes::from(hexv(
             "9492c4080000000000000000c408000000000000000102a62e7265706c7992bd5a4f44422e504f53457863\
              657074696f6e2e504f534b65794572726f7291c4080000000000000000",

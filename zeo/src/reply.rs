@@ -1,4 +1,4 @@
-//! Typed success replies, per method (protocol doc §3).
+//! Typed success replies, per method (`docs/zeo-protocol.md#methods`).
 //!
 //! A reply does not carry its method name on the wire: the caller knows it
 //! from the msgid it used, and passes it to [`Reply::decode`].
@@ -70,7 +70,7 @@ pub struct DataRecord {
 }
 
 /// One unresolved conflict returned by `vote` on a server with
-/// `client-conflict-resolution` (protocol doc §4.3).
+/// `client-conflict-resolution` (`docs/zeo-protocol.md#vote-results`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VoteConflict {
     pub oid: Oid,

@@ -40,9 +40,10 @@ pub struct ControllerSettings {
 /// Resolves once every member connected or failed a first attempt, or
 /// after `within`; members not connected then start degraded (they would
 /// miss writes). With none connected the array starts `failed` and
-/// clients get a clear error on every call.
+/// clients get a clear error on every call. So it never fails: its error
+/// type is `Infallible`.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<ArrayReady, String>")]
+#[rtype(result = "Result<ArrayReady, std::convert::Infallible>")]
 pub struct WaitReady {
     pub within: Duration,
 }
@@ -383,10 +384,27 @@ pub struct LockView {
 /// Re-read the configuration file and apply what can change at runtime
 /// (answered by the daemon's reloader; sessions forward `raid_reload`).
 #[derive(Debug, Message)]
-#[rtype(result = "Result<ReloadReport, String>")]
+#[rtype(result = "Result<ReloadReport, ReloadError>")]
 pub struct ReloadConfiguration {
     /// Who asked: "SIGHUP", "http", "zeo".
     pub source: &'static str,
+}
+
+/// Why a reload changed nothing. The texts are what operators read (the
+/// HTTP answer, the `raid_reload` error, the log); the HTTP endpoint picks
+/// its status code by variant.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file does not load or does not validate: every problem, as the
+    /// daemon's configuration error words them.
+    #[error("reload rejected, nothing changed: {0}")]
+    Rejected(String),
+    /// The controller refused the new member list (it would leave the
+    /// array failed, or zeoraid is shutting down).
+    #[error("reload refused, nothing changed: {0}")]
+    Refused(#[source] AdminError),
+    #[error("reload failed: controller unreachable: {0}")]
+    ControllerUnreachable(#[source] actix::MailboxError),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]

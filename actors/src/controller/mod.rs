@@ -6,9 +6,9 @@
 //! queue, the oid allocation, and the registry of client sessions that get
 //! invalidations. Sessions ask it; it tells sessions ([`ToSession`]).
 //!
-//! The transaction path lives in [`commit`]; reads do not pass through the
+//! The transaction path lives in `commit.rs`; reads do not pass through the
 //! controller at all: sessions send them straight to a member from the
-//! reader list the controller pushes to them ([`ToSession::Readers`]).
+//! reader list the controller pushes to them ([`ToSession::Serving`]).
 
 mod admin;
 mod commit;
@@ -557,7 +557,7 @@ impl Handler<MemberEvent> for Controller {
 }
 
 impl Handler<WaitReady> for Controller {
-    type Result = ResponseActFuture<Self, Result<ArrayReady, String>>;
+    type Result = ResponseActFuture<Self, Result<ArrayReady, std::convert::Infallible>>;
 
     fn handle(&mut self, msg: WaitReady, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();

@@ -17,11 +17,11 @@
 //!  SourceFailed / TargetFailed from any phase: the actor stops.
 //! ```
 //!
-//! 1. **Verify** ([`verify`]): where the target's history ends (T); empty →
+//! 1. **Verify** (`verify.rs`): where the target's history ends (T); empty →
 //!    full copy; otherwise its window of recent transactions must equal
 //!    the source's at the same tids, or the recovery is refused and
 //!    nothing is written.
-//! 2. **Copy** ([`copier`]): passes over the source from T+1, one
+//! 2. **Copy** (`copier.rs`): passes over the source from T+1, one
 //!    transaction per step, each replayed with its original tid and
 //!    committed (or aborted) before the next; throttled between steps.
 //!    A pass that found fewer than `caught_up_below` transactions reports

@@ -106,7 +106,7 @@ impl ClientSession {
                             report.outcome.replaced,
                             report.needs_restart
                         ))),
-                        Ok(Err(message)) => Err(management_error(&message)),
+                        Ok(Err(refused)) => Err(management_error(&refused.to_string())),
                         Err(e) => Err(unavailable(&format!("reloader unreachable: {e}"))),
                     };
                     act.answer(msgid, result);

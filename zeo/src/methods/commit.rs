@@ -1,4 +1,4 @@
-//! Two-phase-commit methods (protocol doc §3.3): `tpc_begin`, `storea`,
+//! Two-phase-commit methods (`docs/zeo-protocol.md#commit`): `tpc_begin`, `storea`,
 //! `checkCurrentSerialInTransaction`, `deleteObject`, `restorea`, `undoa`,
 //! `storeBlobStart` (a unit variant of [`super::Request`]),
 //! `storeBlobChunk`, `storeBlobEnd`, `storeBlobShared`, `vote`,
@@ -32,7 +32,7 @@ pub const DEFAULT_STATUS: &str = " ";
 /// (captures s02, s05); `extension` is a dict, or the raw pickled extension
 /// bytes (`TransactionMetaData` accepts both, and `None`). They are passed
 /// through unchanged, so they stay [`Value`]s. `tid`/`status` are used by
-/// restores (`copyTransactionsFrom`, protocol doc §5.3); omitted trailing
+/// restores (`copyTransactionsFrom`, `docs/zeo-protocol.md#restores`); omitted trailing
 /// arguments decode to their defaults and are always written.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TpcBegin {
@@ -468,7 +468,7 @@ mod tests {
 
     #[test]
     fn tpc_begin_from_zodb() {
-        // F4 / s02: (id, b'/ alice', b'three objects', {'foo': 'bar'}, None, ' ')
+        // capture s02 c1: (id, b'/ alice', b'three objects', {'foo': 'bar'}, None, ' ')
         let args = t([
             id(),
             b(b"/ alice"),

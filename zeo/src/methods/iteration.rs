@@ -1,4 +1,4 @@
-//! Iteration methods (protocol doc §3.5, IStorageIteration):
+//! Iteration methods (`docs/zeo-protocol.md#iteration`, IStorageIteration):
 //! `iterator_start`, `iterator_next`, `iterator_record_start`,
 //! `iterator_record_next`, `iterator_gc`.
 //!

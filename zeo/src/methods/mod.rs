@@ -1,5 +1,5 @@
 //! Typed server methods: the 36 names a ZEO 6 server dispatches
-//! (`register` plus the 35 of protocol doc §3) and the `raid_*` management
+//! (`register` plus the 35 of `docs/zeo-protocol.md#methods`) and the `raid_*` management
 //! calls, decoded from and encoded to the argument tuple of a call.
 //!
 //! One file per message family: [`session`], [`reads`], [`commit`],
@@ -56,7 +56,7 @@ pub use undo_pack::{Pack, UndoInfo, UndoLog};
 
 /// Names starting with this are zeoraid management calls (`raid_status`,
 /// `raid_recover`, ...), sent as ordinary sync calls by old gocept.zeoraid
-/// tooling or `ClientStorage._call` (protocol doc §3.7).
+/// tooling or `ClientStorage._call` (`docs/zeo-protocol.md#management`).
 pub const RAID_PREFIX: &str = "raid_";
 
 /// A client's transaction id: `id(txn)` of the Python transaction, an
@@ -411,7 +411,7 @@ impl<'a> Args<'a> {
 pub(crate) trait Method: Sized {
     /// The wire name.
     const NAME: &'static str;
-    /// Sent as an async call by ClientStorage (protocol doc §3 "A").
+    /// Sent as an async call by ClientStorage (`docs/zeo-protocol.md#methods`).
     const ONEWAY: bool;
     /// Accepted argument counts (`usize::MAX`: unbounded).
     const ARITY: (usize, usize);
@@ -428,7 +428,7 @@ fn decode_as<M: Method>(args: &Value) -> Result<M, CodecError> {
 /// A decoded call to a server method (client -> server).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
-    // --- session (protocol doc §3.1) ---
+    // --- session (`docs/zeo-protocol.md#session`) ---
     Register(Register),
     GetInfo,
     LastTransaction,
@@ -436,14 +436,14 @@ pub enum Request {
     Ping,
     ServerStatus,
     SetClientLabel(SetClientLabel),
-    // --- reads (§3.2) ---
+    // --- reads ---
     LoadBefore(LoadBefore),
     LoadSerial(LoadSerial),
     GetTid(GetTid),
     History(History),
     RecordIternext(RecordIternext),
     SendBlob(SendBlob),
-    // --- commit (§3.3) ---
+    // --- commit ---
     TpcBegin(TpcBegin),
     Storea(Storea),
     CheckCurrentSerialInTransaction(CheckCurrentSerialInTransaction),
@@ -459,11 +459,11 @@ pub enum Request {
     TpcAbort(TpcAbort),
     NewOids(NewOids),
     NewOid(NewOid),
-    // --- undo and pack (§3.4) ---
+    // --- undo and pack ---
     UndoLog(UndoLog),
     UndoInfo(UndoInfo),
     Pack(Pack),
-    // --- iteration (§3.5) ---
+    // --- iteration ---
     IteratorStart(IteratorStart),
     IteratorNext(IteratorNext),
     IteratorRecordStart(IteratorRecordStart),
@@ -535,7 +535,7 @@ macro_rules! request_dispatch {
             }
 
             /// Whether ClientStorage sends this method as an async call
-            /// (no reply; protocol doc §3 "A"). `vote` is sync.
+            /// (no reply; `docs/zeo-protocol.md#commit`). `vote` is sync.
             pub fn is_oneway(&self) -> bool {
                 match self {
                     $( Request::$uvar => $uone, )*

@@ -1,4 +1,4 @@
-//! Read methods (protocol doc §3.2): `loadBefore`, `loadSerial`, `getTid`,
+//! Read methods (`docs/zeo-protocol.md#reads`): `loadBefore`, `loadSerial`, `getTid`,
 //! `history`, `record_iternext`, `sendBlob`. All sync.
 
 use super::{conv, Args, Method};

@@ -1,4 +1,4 @@
-//! Session methods (protocol doc §3.1): `register`, `get_info`,
+//! Session methods (`docs/zeo-protocol.md#session`): `register`, `get_info`,
 //! `lastTransaction`, `getInvalidations`, `ping`, `server_status`,
 //! `set_client_label`. The ones without arguments (`get_info`,
 //! `lastTransaction`, `ping`, `server_status`) are unit variants of

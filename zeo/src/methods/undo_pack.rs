@@ -1,4 +1,4 @@
-//! Undo-log and pack methods (protocol doc §3.4): `undoLog`, `undoInfo`,
+//! Undo-log and pack methods (`docs/zeo-protocol.md#undo-and-pack`): `undoLog`, `undoInfo`,
 //! `pack`. The server runs them in a thread, so their replies can overtake
 //! later ones.
 
@@ -143,7 +143,7 @@ mod tests {
                 spec: Value::None,
             }),
         );
-        // undoInfo(0, -20, {'user_name': Prefix('/ admin')}) (protocol doc §2.3)
+        // undoInfo(0, -20, {'user_name': Prefix('/ admin')}) (`docs/zeo-protocol.md#encodings`)
         let prefix = Value::Object {
             class: Box::new(Value::Global {
                 module: "ZopeUndo.Prefix".into(),

@@ -1,6 +1,6 @@
 //! The pickle encoder: the opcodes `zodbpickle.Pickler(f, 3)` in fast mode
 //! chooses, so our frames are byte-identical to a real ZEO's for the same
-//! values (protocol doc §2.3): small ints as BININT1/BININT2, 32-bit ints as
+//! values (`docs/zeo-protocol.md#encodings`): small ints as BININT1/BININT2, 32-bit ints as
 //! BININT, larger ones as LONG1; str always BINUNICODE (protocol 3 has no
 //! SHORT_BINUNICODE); tuples of up to 3 items as TUPLE1..3; lists and dicts
 //! batched by 1000 (APPEND/SETITEM only for a one-item container); no memo.

@@ -2,10 +2,10 @@
 //!
 //! ZEO encodes every message with `zodbpickle`'s pickler, protocol 3, in
 //! "fast" mode (no memo, no FRAME) and decodes with an unpickler that
-//! accepts protocols 0 to 3 (protocol doc §2.3).
+//! accepts protocols 0 to 3 (`docs/zeo-protocol.md#encodings`).
 //!
 //! Why our own decoder and encoder rather than `serde-pickle` on the hot
-//! path (measured in `docs/rust-stack-notes.md` of the shared reference):
+//! path (measured against the captures; ARCHITECTURE.md section 2.3):
 //! - serde-pickle's decoder recurses per nesting level: a 1.4 KB frame of
 //!   nested lists overflows a 2 MiB worker stack and *aborts the process*.
 //!   Ours is an explicit stack machine with a depth bound checked while
