@@ -77,6 +77,30 @@ fn civil_from_days(days: i64) -> (i64, u64, u64) {
     (year, month, day)
 }
 
+/// Tids as operators read them in JSON answers: 16 hex digits
+/// (`#[serde(with = "crate::tid::hex")]`).
+pub mod hex {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use zeo::types::Tid;
+
+    pub fn serialize<S: Serializer>(tid: &Tid, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&tid.to_hex())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Tid, D::Error> {
+        let digits = String::deserialize(d)?;
+        if digits.len() != 16 {
+            return Err(D::Error::custom(format!(
+                "a tid is 16 hex digits, not {digits:?}"
+            )));
+        }
+        u64::from_str_radix(&digits, 16)
+            .map(Tid::from_u64)
+            .map_err(|e| D::Error::custom(format!("a tid is 16 hex digits, not {digits:?}: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,8 @@
 mod admin;
 mod status;
 
+pub use status::StatusLine;
+
 use actix::Recipient;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::{header, Method, StatusCode};
