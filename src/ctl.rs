@@ -21,7 +21,7 @@
 //! user-facing output of a short-lived command, not the daemon's log.
 
 use crate::config;
-use crate::http::StatusLine;
+use crate::http::{ErrorBody, MemberActionDone, StatusLine};
 use clap::{Args, Subcommand};
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
@@ -30,7 +30,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
-use zeoraid_actors::controller::{ArrayStatus, MemberStatus};
+use zeoraid_actors::controller::{ArrayStatus, MemberStatus, ReloadReport};
 use zeoraid_actors::status::ArrayState;
 
 /// Nagios plugin exit codes.
@@ -106,10 +106,8 @@ pub enum CtlCommand {
 }
 
 /// The `message` of a disable or recover answer.
-fn admin_message(answer: &serde_json::Value) -> String {
-    answer["message"]
-        .as_str()
-        .map_or_else(|| answer.to_string(), str::to_owned)
+fn admin_message(answer: &MemberActionDone) -> String {
+    answer.message.clone()
 }
 
 /// Runs one `zeoraid ctl` command; returns its exit code.
@@ -222,11 +220,12 @@ impl Answer {
         serde_json::from_str(&self.body).ok()
     }
 
-    /// The `{"error": ...}` message, or the body as it is.
+    /// The [`ErrorBody`]'s message, or the body as it is.
     fn error_message(&self) -> String {
-        match self.json() {
-            Some(j) => j["error"].as_str().map_or_else(|| j.to_string(), str::to_owned),
-            None => self.body.trim().to_string(),
+        match (serde_json::from_str::<ErrorBody>(&self.body), self.json()) {
+            (Ok(body), _) => body.error,
+            (Err(_), Some(j)) => j.to_string(),
+            (Err(_), None) => self.body.trim().to_string(),
         }
     }
 }
@@ -463,38 +462,30 @@ fn ago(since: f64, now: SystemTime) -> String {
     }
 }
 
-fn reload_summary(report: &Json) -> String {
-    let list = |key: &str| {
-        let names: Vec<&str> = report[key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Json::as_str)
-            .collect();
+fn reload_summary(report: &ReloadReport) -> String {
+    let list = |names: &[String]| {
         if names.is_empty() {
             "-".to_string()
         } else {
             names.join(", ")
         }
     };
+    let outcome = &report.outcome;
     let mut line = format!(
         "reload applied: added {}; removed {}; replaced {}; unchanged {}",
-        list("added"),
-        list("removed"),
-        list("replaced"),
-        list("unchanged")
+        list(&outcome.added),
+        list(&outcome.removed),
+        list(&outcome.replaced),
+        list(&outcome.unchanged)
     );
-    if report["settings_changed"]
-        .as_array()
-        .is_some_and(|a| !a.is_empty())
-    {
-        let _ = write!(line, "; settings changed: {}", list("settings_changed"));
+    if !outcome.settings_changed.is_empty() {
+        let _ = write!(line, "; settings changed: {}", list(&outcome.settings_changed));
     }
-    if report["needs_restart"].as_array().is_some_and(|a| !a.is_empty()) {
+    if !report.needs_restart.is_empty() {
         let _ = write!(
             line,
             "; changed but only read at startup (restart zeoraid to apply): {}",
-            list("needs_restart")
+            list(&report.needs_restart)
         );
     }
     line
@@ -502,7 +493,13 @@ fn reload_summary(report: &Json) -> String {
 
 /// `disable` and `reload`: POST, print the outcome; 0 done, 2 refused,
 /// 3 unreachable or an answer that makes no sense.
-fn admin(target: &Target, args: &CtlArgs, path: &str, what: &str, describe: fn(&Json) -> String) -> u8 {
+fn admin<T: DeserializeOwned>(
+    target: &Target,
+    args: &CtlArgs,
+    path: &str,
+    what: &str,
+    describe: fn(&T) -> String,
+) -> u8 {
     let answer = match request(target, "POST", path, timeout(args, ADMIN_TIMEOUT)) {
         Ok(answer) => answer,
         Err(message) => {
@@ -517,12 +514,18 @@ fn admin(target: &Target, args: &CtlArgs, path: &str, what: &str, describe: fn(&
         }
     }
     match (answer.code, &json) {
-        (200, Some(json)) => {
-            if !args.json {
-                println!("{}", describe(json));
+        (200, Some(json)) => match T::deserialize(json) {
+            Ok(done) => {
+                if !args.json {
+                    println!("{}", describe(&done));
+                }
+                OK
             }
-            OK
-        }
+            Err(_) => {
+                eprintln!("zeoraid ctl: {what}: unexpected answer: {json}");
+                UNKNOWN
+            }
+        },
         (200, None) => {
             eprintln!("zeoraid ctl: {what}: answer is not JSON: {}", answer.body.trim());
             UNKNOWN
@@ -629,7 +632,7 @@ mod tests {
         let j = json!({"added": ["zeo3"], "removed": [], "replaced": [], "unchanged": ["zeo1", "zeo2"],
                        "settings_changed": [], "needs_restart": ["http"]});
         assert_eq!(
-            reload_summary(&j),
+            reload_summary(&serde_json::from_value(j).unwrap()),
             "reload applied: added zeo3; removed -; replaced -; unchanged zeo1, zeo2; \
              changed but only read at startup (restart zeoraid to apply): http"
         );

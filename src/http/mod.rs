@@ -30,6 +30,7 @@
 mod admin;
 mod status;
 
+pub use admin::MemberActionDone;
 pub use status::StatusLine;
 
 use actix::Recipient;
@@ -208,7 +209,13 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     response
 }
 
-/// An error answer: `{"error": message}` with its status code.
+/// The body of an error answer, which `zeoraid ctl` reads back.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// An error answer: [`ErrorBody`] with its status code.
 #[derive(Debug)]
 pub(crate) struct ApiError {
     status: StatusCode,
@@ -249,7 +256,9 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"zeoraid\""));
         }
-        response.json(serde_json::json!({ "error": self.message }))
+        response.json(ErrorBody {
+            error: self.message.clone(),
+        })
     }
 }
 

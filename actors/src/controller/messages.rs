@@ -295,7 +295,7 @@ pub struct ReloadMembers {
     pub slow: SlowPolicy,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReloadOutcome {
     pub added: Vec<String>,
     pub removed: Vec<String>,
@@ -388,7 +388,7 @@ pub struct ReloadConfiguration {
     pub source: &'static str,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReloadReport {
     #[serde(flatten)]
     pub outcome: ReloadOutcome,
