@@ -111,6 +111,18 @@ mod tests {
     }
 
     #[test]
+    fn hex_round_trips_and_refuses_other_lengths() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Shown(#[serde(with = "hex")] Tid);
+        let tid = Shown(Tid::from_u64(0x03ff_0000_0000_0001));
+        let json = serde_json::to_string(&tid).unwrap();
+        assert_eq!(json, "\"03ff000000000001\"");
+        assert_eq!(serde_json::from_str::<Shown>(&json).unwrap(), tid);
+        assert!(serde_json::from_str::<Shown>("\"03ff\"").is_err());
+        assert!(serde_json::from_str::<Shown>("\"03ff00000000000g\"").is_err());
+    }
+
+    #[test]
     fn matches_zodb_timestamps() {
         // Python: TimeStamp(*time.gmtime(t)[:5] + (t % 60,)).raw().hex()
         assert_eq!(timestamp(at(0, 0)).to_hex(), "023c2b0000000000");
