@@ -21,13 +21,17 @@
 //! user-facing output of a short-lived command, not the daemon's log.
 
 use crate::config;
+use crate::http::{ErrorBody, MemberActionDone, StatusLine};
 use clap::{Args, Subcommand};
+use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
+use zeoraid_actors::controller::{ArrayStatus, MemberStatus, ReloadReport};
+use zeoraid_actors::status::ArrayState;
 
 /// Nagios plugin exit codes.
 pub const OK: u8 = 0;
@@ -102,10 +106,8 @@ pub enum CtlCommand {
 }
 
 /// The `message` of a disable or recover answer.
-fn admin_message(answer: &serde_json::Value) -> String {
-    answer["message"]
-        .as_str()
-        .map_or_else(|| answer.to_string(), str::to_owned)
+fn admin_message(answer: &MemberActionDone) -> String {
+    answer.message.clone()
 }
 
 /// Runs one `zeoraid ctl` command; returns its exit code.
@@ -122,8 +124,8 @@ fn run(args: &CtlArgs) -> u8 {
         }
     };
     match &args.command {
-        CtlCommand::Status => read(&target, args, "/status", print_status),
-        CtlCommand::Details => read(&target, args, "/details", print_details),
+        CtlCommand::Status => read::<StatusLine>(&target, args, "/status"),
+        CtlCommand::Details => read::<ArrayStatus>(&target, args, "/details"),
         CtlCommand::Disable { name } => admin(
             &target,
             args,
@@ -218,11 +220,12 @@ impl Answer {
         serde_json::from_str(&self.body).ok()
     }
 
-    /// The `{"error": ...}` message, or the body as it is.
+    /// The [`ErrorBody`]'s message, or the body as it is.
     fn error_message(&self) -> String {
-        match self.json() {
-            Some(j) => j["error"].as_str().map_or_else(|| j.to_string(), str::to_owned),
-            None => self.body.trim().to_string(),
+        match (serde_json::from_str::<ErrorBody>(&self.body), self.json()) {
+            (Ok(body), _) => body.error,
+            (Err(_), Some(j)) => j.to_string(),
+            (Err(_), None) => self.body.trim().to_string(),
         }
     }
 }
@@ -262,8 +265,35 @@ fn timeout(args: &CtlArgs, default: Duration) -> Duration {
         .map_or(default, Duration::from_secs_f64)
 }
 
+/// What `status` and `details` read: an answer that says the array's state.
+trait StatusAnswer: DeserializeOwned {
+    fn state(&self) -> ArrayState;
+    /// The text printed for people.
+    fn text(&self, now: SystemTime) -> String;
+}
+
+impl StatusAnswer for StatusLine {
+    fn state(&self) -> ArrayState {
+        self.status
+    }
+
+    fn text(&self, _now: SystemTime) -> String {
+        format!("{}\n", status_line(self.status, &self.summary))
+    }
+}
+
+impl StatusAnswer for ArrayStatus {
+    fn state(&self) -> ArrayState {
+        self.status
+    }
+
+    fn text(&self, now: SystemTime) -> String {
+        details_text(self, now)
+    }
+}
+
 /// `status` and `details`: GET, print, exit with the status's code.
-fn read(target: &Target, args: &CtlArgs, path: &str, print: fn(&Json)) -> u8 {
+fn read<T: StatusAnswer>(target: &Target, args: &CtlArgs, path: &str) -> u8 {
     let answer = match request(target, "GET", path, timeout(args, READ_TIMEOUT)) {
         Ok(answer) => answer,
         Err(message) => {
@@ -272,20 +302,20 @@ fn read(target: &Target, args: &CtlArgs, path: &str, print: fn(&Json)) -> u8 {
         }
     };
     let json = answer.json();
-    let status = json.as_ref().and_then(|j| j["status"].as_str());
-    let code = match (answer.code, status) {
-        (200, Some(status)) => exit_code(status),
+    let typed = json.as_ref().and_then(|j| T::deserialize(j).ok());
+    let code = match (answer.code, &typed) {
+        (200, Some(typed)) => exit_code(typed.state()),
         _ => UNKNOWN,
     };
-    match (&json, code) {
+    match (&json, &typed) {
         (Some(json), _) if args.json => print_json(json),
-        (_, UNKNOWN) if answer.code != 200 => println!(
+        _ if answer.code != 200 => println!(
             "ZEORAID UNKNOWN - HTTP {} from {path}: {}",
             answer.code,
             answer.error_message()
         ),
-        (Some(json), UNKNOWN) => println!("ZEORAID UNKNOWN - unexpected answer from {path}: {json}"),
-        (Some(json), _) => print(json),
+        (Some(json), None) => println!("ZEORAID UNKNOWN - unexpected answer from {path}: {json}"),
+        (Some(_), Some(typed)) => print!("{}", typed.text(SystemTime::now())),
         (None, _) => println!(
             "ZEORAID UNKNOWN - answer from {path} is not JSON: {}",
             answer.body.trim()
@@ -295,12 +325,11 @@ fn read(target: &Target, args: &CtlArgs, path: &str, print: fn(&Json)) -> u8 {
 }
 
 /// The Nagios exit code of an array status.
-pub fn exit_code(status: &str) -> u8 {
+pub fn exit_code(status: ArrayState) -> u8 {
     match status {
-        "optimal" => OK,
-        "degraded" | "recovering" => WARNING,
-        "failed" => CRITICAL,
-        _ => UNKNOWN,
+        ArrayState::Optimal => OK,
+        ArrayState::Degraded | ArrayState::Recovering => WARNING,
+        ArrayState::Failed => CRITICAL,
     }
 }
 
@@ -314,44 +343,30 @@ fn nagios_word(code: u8) -> &'static str {
 }
 
 /// `ZEORAID OK - optimal: 2 of 2 members optimal`.
-fn status_line(json: &Json) -> String {
-    let status = json["status"].as_str().unwrap_or("unknown");
-    let summary = json["summary"].as_str().unwrap_or(status);
+fn status_line(status: ArrayState, summary: &str) -> String {
     format!("ZEORAID {} - {summary}", nagios_word(exit_code(status)))
 }
 
-fn print_status(json: &Json) {
-    println!("{}", status_line(json));
-}
-
-fn print_details(json: &Json) {
-    print!("{}", details_text(json, SystemTime::now()));
-}
-
 /// The status line, the array's numbers, and a table of the members.
-fn details_text(json: &Json, now: SystemTime) -> String {
+fn details_text(array: &ArrayStatus, now: SystemTime) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}", status_line(json));
-    let num = |key: &str| json[key].as_u64().unwrap_or(0);
+    let _ = writeln!(out, "{}", status_line(array.status, &array.summary));
     let _ = writeln!(
         out,
         "cluster mode {}, fail mode {}, last tid {}, {} of {} members optimal (quorum {})",
-        json["cluster_mode"].as_str().unwrap_or("?"),
-        json["fail_mode"].as_str().unwrap_or("?"),
-        json["last_tid"].as_str().unwrap_or("?"),
-        num("optimal"),
-        json["members"].as_array().map_or(0, Vec::len),
-        num("quorum"),
+        array.cluster_mode,
+        array.fail_mode,
+        array.last_tid,
+        array.optimal,
+        array.members.len(),
+        array.quorum,
     );
     let _ = writeln!(
         out,
         "{} commits, {} aborts, {} conflicts, {} clients connected",
-        num("commits"),
-        num("aborts"),
-        num("conflicts"),
-        num("clients"),
+        array.commits, array.aborts, array.conflicts, array.clients,
     );
-    if let Some(reason) = json["reason"].as_str() {
+    if let Some(reason) = &array.reason {
         let _ = writeln!(out, "failed because: {reason}");
     }
     let header = [
@@ -364,53 +379,62 @@ fn details_text(json: &Json, now: SystemTime) -> String {
         "FAILURES",
         "REASON",
     ];
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
-    for m in json["members"].as_array().into_iter().flatten() {
-        let text = |key: &str| m[key].as_str().unwrap_or("-").to_string();
-        let progress = &m["recovery"]["progress"];
-        let state = match (m["kind"].as_str(), progress["fraction_done"].as_f64()) {
-            (_, Some(done)) => format!(
-                "recovering {:.0}% ({} txn, eta {})",
-                done * 100.0,
-                progress["copied_transactions"].as_u64().unwrap_or(0),
-                progress["eta_seconds"]
-                    .as_f64()
-                    .map_or_else(|| "-".to_string(), |s| format!("{s:.0}s"))
-            ),
-            (Some(kind), None) => format!("{} ({kind})", text("state")),
-            (None, None) => text("state"),
-        };
-        let connection = if m["connected"] == true {
-            text("connection")
-        } else {
-            format!("{} (down)", text("connection"))
-        };
-        let txns = m["lag_transactions"].as_u64().unwrap_or(0);
-        let secs = m["lag_seconds"].as_f64().unwrap_or(0.0);
-        let lag = if txns == 0 && secs <= 0.0 {
-            "-".to_string()
-        } else {
-            format!("{txns} txn, {secs:.1}s")
-        };
-        let reason = match (m["reason"].as_str(), m["degraded_since"].as_f64()) {
-            (Some(reason), Some(since)) => format!("{reason} (for {})", ago(since, now)),
-            (Some(reason), None) => reason.to_string(),
-            (None, _) => String::new(),
-        };
-        rows.push(vec![
-            text("name"),
-            text("address"),
-            state,
-            connection,
-            text("last_tid"),
-            lag,
-            m["failures"].as_u64().unwrap_or(0).to_string(),
-            reason,
-        ]);
-    }
-    let widths: Vec<usize> = (0..header.len())
+    let mut rows = vec![header.map(str::to_string)];
+    rows.extend(array.members.iter().map(|m| member_row(m, now)));
+    out.push_str(&table(&rows));
+    out
+}
+
+/// One member's line of the details table.
+fn member_row(m: &MemberStatus, now: SystemTime) -> [String; 8] {
+    let progress = m.recovery.as_ref().and_then(|r| r.progress.as_ref());
+    let state = match (m.kind, progress) {
+        (_, Some(progress)) => format!(
+            "recovering {:.0}% ({} txn, eta {})",
+            progress.fraction_done * 100.0,
+            progress.copied_transactions,
+            progress
+                .eta_seconds
+                .map_or_else(|| "-".to_string(), |s| format!("{s:.0}s"))
+        ),
+        (Some(kind), None) => format!("{} ({kind})", m.state),
+        (None, None) => m.state.to_string(),
+    };
+    let connection = if m.connected {
+        m.connection.to_string()
+    } else {
+        format!("{} (down)", m.connection)
+    };
+    let txns = m.lag_transactions;
+    let secs = m.lag_seconds.unwrap_or(0.0);
+    let lag = if txns == 0 && secs <= 0.0 {
+        "-".to_string()
+    } else {
+        format!("{txns} txn, {secs:.1}s")
+    };
+    let reason = match (&m.reason, m.degraded_since) {
+        (Some(reason), Some(since)) => format!("{reason} (for {})", ago(since, now)),
+        (Some(reason), None) => reason.clone(),
+        (None, _) => String::new(),
+    };
+    [
+        m.name.clone(),
+        m.address.clone(),
+        state,
+        connection,
+        m.last_tid.clone().unwrap_or_else(|| "-".to_string()),
+        lag,
+        m.failures.to_string(),
+        reason,
+    ]
+}
+
+/// The rows in columns two spaces apart, the last column unpadded.
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
+    let mut out = String::new();
     for row in rows {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
@@ -438,38 +462,30 @@ fn ago(since: f64, now: SystemTime) -> String {
     }
 }
 
-fn reload_summary(report: &Json) -> String {
-    let list = |key: &str| {
-        let names: Vec<&str> = report[key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Json::as_str)
-            .collect();
+fn reload_summary(report: &ReloadReport) -> String {
+    let list = |names: &[String]| {
         if names.is_empty() {
             "-".to_string()
         } else {
             names.join(", ")
         }
     };
+    let outcome = &report.outcome;
     let mut line = format!(
         "reload applied: added {}; removed {}; replaced {}; unchanged {}",
-        list("added"),
-        list("removed"),
-        list("replaced"),
-        list("unchanged")
+        list(&outcome.added),
+        list(&outcome.removed),
+        list(&outcome.replaced),
+        list(&outcome.unchanged)
     );
-    if report["settings_changed"]
-        .as_array()
-        .is_some_and(|a| !a.is_empty())
-    {
-        let _ = write!(line, "; settings changed: {}", list("settings_changed"));
+    if !outcome.settings_changed.is_empty() {
+        let _ = write!(line, "; settings changed: {}", list(&outcome.settings_changed));
     }
-    if report["needs_restart"].as_array().is_some_and(|a| !a.is_empty()) {
+    if !report.needs_restart.is_empty() {
         let _ = write!(
             line,
             "; changed but only read at startup (restart zeoraid to apply): {}",
-            list("needs_restart")
+            list(&report.needs_restart)
         );
     }
     line
@@ -477,7 +493,13 @@ fn reload_summary(report: &Json) -> String {
 
 /// `disable` and `reload`: POST, print the outcome; 0 done, 2 refused,
 /// 3 unreachable or an answer that makes no sense.
-fn admin(target: &Target, args: &CtlArgs, path: &str, what: &str, describe: fn(&Json) -> String) -> u8 {
+fn admin<T: DeserializeOwned>(
+    target: &Target,
+    args: &CtlArgs,
+    path: &str,
+    what: &str,
+    describe: fn(&T) -> String,
+) -> u8 {
     let answer = match request(target, "POST", path, timeout(args, ADMIN_TIMEOUT)) {
         Ok(answer) => answer,
         Err(message) => {
@@ -492,12 +514,18 @@ fn admin(target: &Target, args: &CtlArgs, path: &str, what: &str, describe: fn(&
         }
     }
     match (answer.code, &json) {
-        (200, Some(json)) => {
-            if !args.json {
-                println!("{}", describe(json));
+        (200, Some(json)) => match T::deserialize(json) {
+            Ok(done) => {
+                if !args.json {
+                    println!("{}", describe(&done));
+                }
+                OK
             }
-            OK
-        }
+            Err(_) => {
+                eprintln!("zeoraid ctl: {what}: unexpected answer: {json}");
+                UNKNOWN
+            }
+        },
         (200, None) => {
             eprintln!("zeoraid ctl: {what}: answer is not JSON: {}", answer.body.trim());
             UNKNOWN
@@ -526,19 +554,26 @@ mod tests {
 
     #[test]
     fn exit_codes() {
-        assert_eq!(exit_code("optimal"), 0);
-        assert_eq!(exit_code("degraded"), 1);
-        assert_eq!(exit_code("recovering"), 1);
-        assert_eq!(exit_code("failed"), 2);
-        assert_eq!(exit_code("???"), 3);
+        assert_eq!(exit_code(ArrayState::Optimal), 0);
+        assert_eq!(exit_code(ArrayState::Degraded), 1);
+        assert_eq!(exit_code(ArrayState::Recovering), 1);
+        assert_eq!(exit_code(ArrayState::Failed), 2);
+        let unknown = serde_json::from_value::<StatusLine>(json!({"status": "???", "summary": ""}));
+        assert!(unknown.is_err(), "an unknown status is no answer (exit code 3)");
     }
 
     #[test]
     fn nagios_line() {
         let j = json!({"status": "optimal", "summary": "optimal: 2 of 2 members optimal"});
-        assert_eq!(status_line(&j), "ZEORAID OK - optimal: 2 of 2 members optimal");
-        let j = json!({"status": "failed", "summary": "failed: no member left"});
-        assert_eq!(status_line(&j), "ZEORAID CRITICAL - failed: no member left");
+        let line = serde_json::from_value::<StatusLine>(j).unwrap();
+        assert_eq!(
+            line.text(SystemTime::now()),
+            "ZEORAID OK - optimal: 2 of 2 members optimal\n"
+        );
+        assert_eq!(
+            status_line(ArrayState::Failed, "failed: no member left"),
+            "ZEORAID CRITICAL - failed: no member left"
+        );
     }
 
     #[test]
@@ -557,6 +592,7 @@ mod tests {
             "status": "degraded", "summary": "degraded: 1 of 2 members optimal (zeo2 disabled)",
             "reason": null, "cluster_mode": "single", "fail_mode": "close", "last_tid": "03ff",
             "optimal": 1, "quorum": 1, "commits": 5, "aborts": 1, "conflicts": 0, "clients": 2,
+            "longest_recovery_block_ms": 0,
             "members": [
                 {"name": "zeo1", "address": "127.0.0.1:9001", "state": "optimal", "kind": null,
                  "reason": null, "degraded_since": null, "connected": true, "connection": "ready",
@@ -567,7 +603,7 @@ mod tests {
                  "failures": 0}
             ]
         });
-        let text = details_text(&j, now);
+        let text = details_text(&serde_json::from_value(j).unwrap(), now);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
@@ -596,7 +632,7 @@ mod tests {
         let j = json!({"added": ["zeo3"], "removed": [], "replaced": [], "unchanged": ["zeo1", "zeo2"],
                        "settings_changed": [], "needs_restart": ["http"]});
         assert_eq!(
-            reload_summary(&j),
+            reload_summary(&serde_json::from_value(j).unwrap()),
             "reload applied: added zeo3; removed -; replaced -; unchanged zeo1, zeo2; \
              changed but only read at startup (restart zeoraid to apply): http"
         );

@@ -8,12 +8,15 @@
 //!   missed from an optimal member.
 //! - [`metrics`]: the Prometheus metrics the actors update; [`metrics::render`]
 //!   for `GET /metrics`.
+//! - [`status`]: the words for the array's and the members' states that the
+//!   metrics, the HTTP answers and `zeoraid ctl` share.
 
 pub mod controller;
 pub mod member;
 pub mod metrics;
 pub mod recovery;
 pub mod session;
+pub mod status;
 pub mod tid;
 pub mod voting;
 mod wire;

@@ -31,8 +31,7 @@
 //! counters stay (they are history, and bounded by the names ever
 //! configured).
 
-use crate::controller::DegradeKind;
-use crate::member::MemberError;
+use crate::status::{ArrayState, DegradeKind, MemberState};
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
@@ -41,7 +40,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
-use zeo::reply::Reply;
 
 /// Every metric of the process is registered here.
 static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
@@ -74,21 +72,6 @@ const CALL_BUCKETS: &[f64] = &[
     30.0, 60.0,
 ];
 
-/// The array statuses `zeoraid_array_status` has a series for.
-const ARRAY_STATUSES: &[&str] = &["optimal", "degraded", "recovering", "failed"];
-
-/// The member states `zeoraid_member_state` has a series for.
-const MEMBER_STATES: &[&str] = &["optimal", "recovering", "degraded"];
-
-const DEGRADE_KINDS: &[DegradeKind] = &[
-    DegradeKind::Failed,
-    DegradeKind::Behind,
-    DegradeKind::Diverged,
-    DegradeKind::Slow,
-    DegradeKind::Disabled,
-    DegradeKind::Added,
-];
-
 static ARRAY_STATUS: LazyLock<GaugeVec> = LazyLock::new(|| {
     let g = gauge_vec(
         "zeoraid_array_status",
@@ -96,8 +79,8 @@ static ARRAY_STATUS: LazyLock<GaugeVec> = LazyLock::new(|| {
          member is not; failed: fewer optimal members than the cluster mode's quorum), 0 for the others",
         &["status"],
     );
-    for status in ARRAY_STATUSES {
-        g.with_label_values(&[*status]).set(0.0);
+    for status in ArrayState::ALL {
+        g.with_label_values(&[status.as_str()]).set(0.0);
     }
     g
 });
@@ -335,20 +318,54 @@ pub(crate) fn load(outcome: LoadOutcome) {
     LOAD_COUNTERS[outcome as usize].inc();
 }
 
+/// How a call to a member ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CallOutcome {
+    /// A reply.
+    Ok,
+    /// An error reply: the member answered.
+    ErrorReply,
+    /// A protocol error or a refused registration: no answer to time.
+    Broken,
+    /// No reply within the call's deadline.
+    Timeout,
+    /// The member was not connected or the connection was lost.
+    Disconnected,
+}
+
+/// The `outcome` labels of `zeoraid_member_calls_total`.
+const CALL_OUTCOMES: [&str; 4] = ["ok", "error", "timeout", "disconnected"];
+
+impl CallOutcome {
+    /// Its label's index in [`CALL_OUTCOMES`].
+    fn label_index(self) -> usize {
+        match self {
+            CallOutcome::Ok => 0,
+            CallOutcome::ErrorReply | CallOutcome::Broken => 1,
+            CallOutcome::Timeout => 2,
+            CallOutcome::Disconnected => 3,
+        }
+    }
+
+    /// The member answered (a reply or an error reply): the call is timed.
+    fn answered(self) -> bool {
+        matches!(self, CallOutcome::Ok | CallOutcome::ErrorReply)
+    }
+}
+
 /// One member's call metrics, each series looked up once (by the member
 /// actor, the only one that counts its calls): two label lookups per call
 /// were 4 % of a relayed load's instructions.
 pub(crate) struct MemberCalls {
     member: Arc<str>,
-    /// By [`MemberCalls::outcome`]: ok, error, timeout, disconnected.
+    /// By [`CALL_OUTCOMES`].
     outcomes: [IntCounter; 4],
     durations: foldhash::HashMap<String, Histogram>,
 }
 
 impl MemberCalls {
     pub(crate) fn new(member: Arc<str>) -> MemberCalls {
-        let outcomes = ["ok", "error", "timeout", "disconnected"]
-            .map(|outcome| MEMBER_CALLS.with_label_values(&[&member, outcome]));
+        let outcomes = CALL_OUTCOMES.map(|outcome| MEMBER_CALLS.with_label_values(&[&member, outcome]));
         MemberCalls {
             member,
             outcomes,
@@ -356,21 +373,10 @@ impl MemberCalls {
         }
     }
 
-    fn outcome(result: &Result<Reply, MemberError>) -> usize {
-        match result {
-            Ok(_) => 0,
-            Err(
-                MemberError::Application { .. } | MemberError::Protocol { .. } | MemberError::Register { .. },
-            ) => 1,
-            Err(MemberError::Timeout { .. }) => 2,
-            Err(MemberError::Unavailable { .. }) => 3,
-        }
-    }
-
-    /// A call to the member ended with `result`, `took` after it was sent.
-    pub(crate) fn ended(&mut self, method: &str, took: Duration, result: &Result<Reply, MemberError>) {
-        self.outcomes[Self::outcome(result)].inc();
-        if matches!(result, Ok(_) | Err(MemberError::Application { .. })) {
+    /// A call to the member ended (`outcome`), `took` after it was sent.
+    pub(crate) fn ended(&mut self, method: &str, took: Duration, outcome: CallOutcome) {
+        self.outcomes[outcome.label_index()].inc();
+        if outcome.answered() {
             let seconds = took.as_secs_f64();
             match self.durations.get(method) {
                 Some(histogram) => histogram.observe(seconds),
@@ -481,30 +487,30 @@ pub(crate) fn client_connected() {
 }
 
 /// Publishes the array's status and every member's state and connection
-/// (`(name, state, connected)`, `state` one of `optimal`/`degraded`).
+/// (`(name, state, connected)`).
 /// Members that are gone since the last call lose their state series; new
 /// ones get every per-member counter series at 0.
-pub(crate) fn array<'a>(status: &str, members: impl IntoIterator<Item = (&'a str, &'a str, bool)>) {
-    for s in ARRAY_STATUSES {
+pub(crate) fn array<'a>(status: ArrayState, members: impl IntoIterator<Item = (&'a str, MemberState, bool)>) {
+    for s in ArrayState::ALL {
         ARRAY_STATUS
-            .with_label_values(&[*s])
+            .with_label_values(&[s.as_str()])
             .set(if *s == status { 1.0 } else { 0.0 });
     }
     let mut published = PUBLISHED_MEMBERS.lock().unwrap_or_else(|p| p.into_inner());
     let mut now = BTreeSet::new();
     for (name, state, connected) in members {
         if !published.contains(name) {
-            for kind in DEGRADE_KINDS {
+            for kind in DegradeKind::ALL {
                 DEGRADATIONS.with_label_values(&[name, kind.as_str()]);
             }
-            for outcome in ["ok", "error", "timeout", "disconnected"] {
+            for outcome in CALL_OUTCOMES {
                 MEMBER_CALLS.with_label_values(&[name, outcome]);
             }
             RESTARTS.with_label_values(&[name]);
         }
-        for s in MEMBER_STATES {
+        for s in MemberState::ALL {
             MEMBER_STATE
-                .with_label_values(&[name, *s])
+                .with_label_values(&[name, s.as_str()])
                 .set(if *s == state { 1.0 } else { 0.0 });
         }
         MEMBER_CONNECTED
@@ -513,8 +519,8 @@ pub(crate) fn array<'a>(status: &str, members: impl IntoIterator<Item = (&'a str
         now.insert(name.to_owned());
     }
     for gone in published.difference(&now) {
-        for s in MEMBER_STATES {
-            let _ = MEMBER_STATE.remove_label_values(&[gone.as_str(), *s]);
+        for s in MemberState::ALL {
+            let _ = MEMBER_STATE.remove_label_values(&[gone.as_str(), s.as_str()]);
         }
         let _ = MEMBER_CONNECTED.remove_label_values(&[gone.as_str()]);
     }
@@ -618,28 +624,10 @@ mod tests {
         let m = "metrics-test-calls";
         let mut calls = MemberCalls::new(Arc::from(m));
         let (load, vote) = ("loadBefore", "vote");
-        let err = |e: MemberError| -> Result<Reply, MemberError> { Err(e) };
-        calls.ended(
-            load,
-            Duration::from_micros(300),
-            &Ok(Reply::LastTransaction(zeo::types::Tid::ZERO)),
-        );
-        let application = MemberError::Application {
-            member: m.into(),
-            error: zeo::exceptions::ZeoError::ReadOnlyError,
-        };
-        calls.ended(load, Duration::from_millis(2), &err(application));
-        let timeout = MemberError::Timeout {
-            member: m.into(),
-            method: "vote".into(),
-            after: Duration::from_secs(1),
-        };
-        calls.ended(vote, Duration::from_secs(1), &err(timeout));
-        let lost = MemberError::Unavailable {
-            member: m.into(),
-            reason: "gone".into(),
-        };
-        calls.ended(vote, Duration::ZERO, &err(lost));
+        calls.ended(load, Duration::from_micros(300), CallOutcome::Ok);
+        calls.ended(load, Duration::from_millis(2), CallOutcome::ErrorReply);
+        calls.ended(vote, Duration::from_secs(1), CallOutcome::Timeout);
+        calls.ended(vote, Duration::ZERO, CallOutcome::Disconnected);
         let s = scrape();
         for outcome in ["ok", "error", "timeout", "disconnected"] {
             let v = value(
@@ -663,7 +651,10 @@ mod tests {
         // Names of their own: other tests share the registry.
         let _turn = ARRAY_TESTS.lock().unwrap_or_else(|p| p.into_inner());
         let (a, b) = ("metrics-test-a", "metrics-test-b");
-        array("degraded", [(a, "optimal", true), (b, "degraded", false)]);
+        array(
+            ArrayState::Degraded,
+            [(a, MemberState::Optimal, true), (b, MemberState::Degraded, false)],
+        );
         degraded(b, DegradeKind::Failed);
         member_restart(b);
         let s = scrape();
@@ -689,7 +680,7 @@ mod tests {
         assert_eq!(value(&s, "zeoraid_member_restarts_total", &[("member", b)]), 1.0);
 
         // `b` removed by a reload: its state series go, its counters stay.
-        array("optimal", [(a, "optimal", true)]);
+        array(ArrayState::Optimal, [(a, MemberState::Optimal, true)]);
         let s = scrape();
         assert!(sample(&s, "zeoraid_member_state", &[("member", b)]).is_none());
         assert!(sample(&s, "zeoraid_member_connected", &[("member", b)]).is_none());
@@ -699,7 +690,7 @@ mod tests {
     #[test]
     fn array_status_has_exactly_one_current_status() {
         let _turn = ARRAY_TESTS.lock().unwrap_or_else(|p| p.into_inner());
-        array("failed", std::iter::empty());
+        array(ArrayState::Failed, std::iter::empty());
         let s = scrape();
         let status = |st: &str| value(&s, "zeoraid_array_status", &[("status", st)]);
         assert_eq!(status("failed"), 1.0);

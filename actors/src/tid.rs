@@ -77,6 +77,30 @@ fn civil_from_days(days: i64) -> (i64, u64, u64) {
     (year, month, day)
 }
 
+/// Tids as operators read them in JSON answers: 16 hex digits
+/// (`#[serde(with = "crate::tid::hex")]`).
+pub mod hex {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use zeo::types::Tid;
+
+    pub fn serialize<S: Serializer>(tid: &Tid, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&tid.to_hex())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Tid, D::Error> {
+        let digits = String::deserialize(d)?;
+        if digits.len() != 16 {
+            return Err(D::Error::custom(format!(
+                "a tid is 16 hex digits, not {digits:?}"
+            )));
+        }
+        u64::from_str_radix(&digits, 16)
+            .map(Tid::from_u64)
+            .map_err(|e| D::Error::custom(format!("a tid is 16 hex digits, not {digits:?}: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +108,18 @@ mod tests {
 
     fn at(secs: u64, nanos: u32) -> SystemTime {
         UNIX_EPOCH + Duration::new(secs, nanos)
+    }
+
+    #[test]
+    fn hex_round_trips_and_refuses_other_lengths() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Shown(#[serde(with = "hex")] Tid);
+        let tid = Shown(Tid::from_u64(0x03ff_0000_0000_0001));
+        let json = serde_json::to_string(&tid).unwrap();
+        assert_eq!(json, "\"03ff000000000001\"");
+        assert_eq!(serde_json::from_str::<Shown>(&json).unwrap(), tid);
+        assert!(serde_json::from_str::<Shown>("\"03ff\"").is_err());
+        assert!(serde_json::from_str::<Shown>("\"03ff00000000000g\"").is_err());
     }
 
     #[test]

@@ -6,7 +6,6 @@ use super::query::RecoverQuery;
 use super::{ApiError, State};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
 use slog::info;
 use zeoraid_actors::controller::{
     AdminError, Controller, DisableMember, RecoverMember, ReloadConfiguration, ReloadError,
@@ -63,9 +62,18 @@ where
         .await
         .map_err(|e| ApiError::unreachable("controller", e))?;
     match answer {
-        Ok(message) => Ok(HttpResponse::Ok().json(json!({ "member": member, "message": message }))),
+        Ok(message) => Ok(HttpResponse::Ok().json(MemberActionDone { member, message })),
         Err(e) => Err(admin_error(&e)),
     }
+}
+
+/// The answer to a disable or recover that was done, which `zeoraid ctl`
+/// reads back.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct MemberActionDone {
+    pub member: String,
+    /// What happened, in one sentence.
+    pub message: String,
 }
 
 fn admin_error(e: &AdminError) -> ApiError {

@@ -32,6 +32,9 @@ mod admin;
 mod query;
 mod status;
 
+pub use admin::MemberActionDone;
+pub use status::StatusLine;
+
 use actix::Recipient;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::{header, Method, StatusCode};
@@ -203,7 +206,13 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     response
 }
 
-/// An error answer: `{"error": message}` with its status code.
+/// The body of an error answer, which `zeoraid ctl` reads back.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// An error answer: [`ErrorBody`] with its status code.
 #[derive(Debug)]
 pub(crate) struct ApiError {
     status: StatusCode,
@@ -244,7 +253,9 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"zeoraid\""));
         }
-        response.json(serde_json::json!({ "error": self.message }))
+        response.json(ErrorBody {
+            error: self.message.clone(),
+        })
     }
 }
 

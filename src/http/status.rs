@@ -8,6 +8,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use zeoraid_actors::controller::{ActorsSnapshot, ArrayStatus, Status};
+use zeoraid_actors::status::ArrayState;
 
 /// The content type of the Prometheus text exposition format.
 pub(crate) const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -22,12 +23,23 @@ impl State {
     }
 }
 
-/// `GET /status`: `{"status": "optimal" | "degraded" | "failed", "summary":
-/// "degraded: 1 of 2 members optimal (zeo2 disabled)"}`. 200 whatever the
-/// status is: the answer is the status (`/readyz` is the probe that fails).
+/// `GET /status`'s answer, which `zeoraid ctl status` reads back:
+/// `{"status": "degraded", "summary": "degraded: 1 of 2 members optimal
+/// (zeo2 disabled)"}`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct StatusLine {
+    pub status: ArrayState,
+    pub summary: String,
+}
+
+/// `GET /status`: the array's [`StatusLine`]. 200 whatever the status is:
+/// the answer is the status (`/readyz` is the probe that fails).
 pub(super) async fn status(state: web::Data<State>) -> Result<HttpResponse, ApiError> {
     let s = state.array_status().await?;
-    Ok(HttpResponse::Ok().json(json!({ "status": s.status, "summary": s.summary })))
+    Ok(HttpResponse::Ok().json(StatusLine {
+        status: s.status,
+        summary: s.summary,
+    }))
 }
 
 /// `GET /details`: the array (status, summary, reason, modes, last tid,
@@ -78,7 +90,7 @@ pub(super) async fn healthz() -> HttpResponse {
 pub(super) async fn readyz(state: web::Data<State>) -> Result<HttpResponse, ApiError> {
     let s = state.array_status().await?;
     let draining = state.draining.load(Ordering::SeqCst);
-    let ready = matches!(s.status, "optimal" | "degraded") && !draining;
+    let ready = matches!(s.status, ArrayState::Optimal | ArrayState::Degraded) && !draining;
     let code = if ready {
         StatusCode::OK
     } else {

@@ -87,7 +87,7 @@ impl Controller {
             ("waiting", Value::Int(self.lock.votes_waiting() as i64)),
             ("timeout-thread-is-alive", Value::str("stub")),
             ("last-transaction", Value::str(self.last_tid.to_hex())),
-            ("raid-status", Value::str(self.array_status())),
+            ("raid-status", Value::str(self.array_status().as_str())),
         ];
         Value::Dict(entries.into_iter().map(|(k, v)| (Value::str(k), v)).collect())
     }

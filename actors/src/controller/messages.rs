@@ -11,9 +11,10 @@
 //! transaction that commits after T.
 
 use super::{ClusterMode, FailMode, SlowPolicy};
-use crate::member::{MemberActor, MemberSettings};
+use crate::member::{ConnState, MemberActor, MemberSettings};
 use crate::session::transaction::TxnBuffer;
 use crate::session::{ClientSession, SessionId};
+use crate::status::{ArrayState, DegradeKind, MemberState};
 use actix::{Addr, Message};
 use std::time::Duration;
 use zeo::exceptions::ZeoError;
@@ -50,7 +51,7 @@ pub struct WaitReady {
 
 #[derive(Clone, Debug)]
 pub struct ArrayReady {
-    pub status: &'static str,
+    pub status: ArrayState,
     pub last_tid: Tid,
     pub optimal: usize,
     pub members: usize,
@@ -137,10 +138,10 @@ pub struct LastTid;
 #[rtype(result = "ArrayStatus")]
 pub struct Status;
 
-#[derive(Clone, Debug, serde::Serialize)]
+/// Also `GET /details`' answer, which `zeoraid ctl details` reads back.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ArrayStatus {
-    /// `optimal`, `degraded`, `recovering` or `failed`.
-    pub status: &'static str,
+    pub status: ArrayState,
     /// The longest time commits waited for a recovery's final step, in ms.
     pub longest_recovery_block_ms: u64,
     /// One line for humans and Nagios, e.g. "degraded: 2 of 3 members
@@ -163,27 +164,25 @@ pub struct ArrayStatus {
     pub members: Vec<MemberStatus>,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct MemberStatus {
     pub name: String,
     pub address: String,
-    /// `optimal`, `recovering` or `degraded`.
-    pub state: &'static str,
+    pub state: MemberState,
     /// The recovery in progress: source, start, progress.
     pub recovery: Option<super::RecoveryStatus>,
     /// How the last recovery of this member ended.
     pub last_recovery: Option<String>,
-    /// Why it was degraded, in one word: `failed`, `behind`, `diverged`, `slow`.
-    pub kind: Option<&'static str>,
+    /// Why it was degraded.
+    pub kind: Option<DegradeKind>,
     pub reason: Option<String>,
     /// When it was degraded (seconds since the Unix epoch).
     pub degraded_since: Option<f64>,
     /// The first transaction a degraded member did not get.
     pub first_missed_tid: Option<String>,
     pub connected: bool,
-    /// The member actor's connection state: connecting, handshaking,
-    /// ready, backing-off, parked, stopped.
-    pub connection: &'static str,
+    /// The member actor's connection state.
+    pub connection: ConnState,
     pub last_tid: Option<String>,
     /// Transactions committed since it was degraded.
     pub lag_transactions: u64,
@@ -251,7 +250,7 @@ pub enum Serving {
 #[rtype(result = "()")]
 pub struct MemberMisbehaved {
     pub member: Addr<MemberActor>,
-    pub kind: super::DegradeKind,
+    pub kind: DegradeKind,
     pub reason: String,
 }
 
@@ -297,7 +296,7 @@ pub struct ReloadMembers {
     pub slow: SlowPolicy,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReloadOutcome {
     pub added: Vec<String>,
     pub removed: Vec<String>,
@@ -352,7 +351,7 @@ pub struct ActorReport<T> {
 #[derive(Debug, serde::Serialize)]
 pub struct ControllerView {
     pub uptime_seconds: f64,
-    pub status: &'static str,
+    pub status: ArrayState,
     pub last_tid: String,
     /// The transaction holding the commit lock.
     pub commit_lock: Option<LockView>,
@@ -407,7 +406,7 @@ pub enum ReloadError {
     ControllerUnreachable(#[source] actix::MailboxError),
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReloadReport {
     #[serde(flatten)]
     pub outcome: ReloadOutcome,

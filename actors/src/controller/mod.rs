@@ -25,6 +25,7 @@ mod recovering;
 mod slow;
 mod vote;
 
+pub use crate::status::DegradeKind;
 pub use messages::*;
 pub use modes::{ClusterMode, FailMode};
 pub use recovering::{RecoverMember, RecoveryPolicy, RecoveryStatus};
@@ -33,6 +34,7 @@ pub use slow::{SlowDetector, SlowPolicy};
 use crate::member::{ConnState, MemberActor, MemberEvent, MemberSettings};
 use crate::metrics;
 use crate::session::{unavailable, ClientSession, SessionId};
+use crate::status::{ArrayState, MemberState};
 use crate::tid;
 use actix::prelude::*;
 use lock::CommitLock;
@@ -89,39 +91,6 @@ struct Degraded {
     first_missed: Option<Tid>,
 }
 
-/// Why a member left the array. Only a member that merely stopped
-/// answering (`Failed`, `Slow`) and missed no transaction can still serve
-/// reads once the array has failed in `read-only` mode; one that is behind
-/// or answered differently never does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DegradeKind {
-    /// Disconnected, timed out, broke the protocol, or failed a call.
-    Failed,
-    /// Holds fewer transactions than the array (found at startup or reconnect).
-    Behind,
-    /// Answered differently from the majority of the members.
-    Diverged,
-    /// Answered far slower than its peers (the slow-member policy).
-    Slow,
-    /// Taken out by an operator (`POST /members/NAME/disable`).
-    Disabled,
-    /// Added by a configuration reload: its data is unknown.
-    Added,
-}
-
-impl DegradeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DegradeKind::Failed => "failed",
-            DegradeKind::Behind => "behind",
-            DegradeKind::Diverged => "diverged",
-            DegradeKind::Slow => "slow",
-            DegradeKind::Disabled => "disabled",
-            DegradeKind::Added => "added",
-        }
-    }
-}
-
 impl Slot {
     fn new(settings: MemberSettings) -> Slot {
         Slot {
@@ -152,12 +121,11 @@ impl Slot {
         self.degraded.as_ref().map(|d| d.kind)
     }
 
-    /// `optimal`, `recovering` or `degraded`.
-    fn state(&self) -> &'static str {
+    fn state(&self) -> MemberState {
         match (&self.degraded, &self.recovery) {
-            (None, _) => "optimal",
-            (Some(_), Some(_)) => "recovering",
-            (Some(_), None) => "degraded",
+            (None, _) => MemberState::Optimal,
+            (Some(_), Some(_)) => MemberState::Recovering,
+            (Some(_), None) => MemberState::Degraded,
         }
     }
 
@@ -308,15 +276,15 @@ impl Controller {
             .collect()
     }
 
-    fn array_status(&self) -> &'static str {
+    fn array_status(&self) -> ArrayState {
         if self.failed_reason().is_some() {
-            "failed"
+            ArrayState::Failed
         } else if self.members.iter().any(|m| m.recovery.is_some()) {
-            "recovering"
+            ArrayState::Recovering
         } else if self.optimal_count() == self.members.len() {
-            "optimal"
+            ArrayState::Optimal
         } else {
-            "degraded"
+            ArrayState::Degraded
         }
     }
 
@@ -336,8 +304,7 @@ impl Controller {
 
     /// The array's status and every member's state, as metrics.
     fn publish_metrics(&self) {
-        let state = |m: &Slot| m.state();
-        let members = self.members.iter().map(|m| (&*m.name, state(m), m.connected));
+        let members = self.members.iter().map(|m| (&*m.name, m.state(), m.connected));
         metrics::array(self.array_status(), members);
     }
 
@@ -634,35 +601,7 @@ impl Controller {
     /// The array and every member, for `ruok`, `/status`, `/details` and
     /// `raid_status`/`raid_details`.
     fn status(&self) -> ArrayStatus {
-        let array_time = tid::unix_seconds(self.last_tid);
-        let members: Vec<MemberStatus> = self
-            .members
-            .iter()
-            .map(|m| MemberStatus {
-                name: m.name.to_string(),
-                address: m.settings.address.to_string(),
-                state: m.state(),
-                recovery: self.recovery_status(m),
-                last_recovery: m.last_recovery.clone(),
-                kind: m.degraded.as_ref().map(|d| d.kind.as_str()),
-                reason: m.degraded.as_ref().map(|d| d.reason.clone()),
-                degraded_since: m.degraded.as_ref().map(|d| unix_seconds(d.since)),
-                first_missed_tid: m
-                    .degraded
-                    .as_ref()
-                    .and_then(|d| d.first_missed)
-                    .map(|t| t.to_hex()),
-                connected: m.connected,
-                connection: m.conn_state.as_str(),
-                last_tid: m.last_tid.map(|t| t.to_hex()),
-                lag_transactions: m.missed,
-                lag_seconds: m
-                    .last_tid
-                    .filter(|t| *t != Tid::ZERO)
-                    .map(|t| (array_time - tid::unix_seconds(t)).max(0.0)),
-                failures: m.failures,
-            })
-            .collect();
+        let members: Vec<MemberStatus> = self.members.iter().map(|m| self.member_status(m)).collect();
         let optimal = self.optimal_count();
         let status = self.array_status();
         let summary = match self.failed_reason() {
@@ -670,8 +609,8 @@ impl Controller {
             None => {
                 let degraded: Vec<String> = members
                     .iter()
-                    .filter(|m| m.state != "optimal")
-                    .map(|m| format!("{} {}", m.name, m.kind.unwrap_or("degraded")))
+                    .filter(|m| m.state != MemberState::Optimal)
+                    .map(|m| format!("{} {}", m.name, m.kind.map_or("degraded", DegradeKind::as_str)))
                     .collect();
                 if degraded.is_empty() {
                     format!("{status}: {optimal} of {} members optimal", members.len())
@@ -699,6 +638,34 @@ impl Controller {
             conflicts: self.stats.conflicts,
             clients: self.sessions.len(),
             members,
+        }
+    }
+
+    fn member_status(&self, m: &Slot) -> MemberStatus {
+        let array_time = tid::unix_seconds(self.last_tid);
+        MemberStatus {
+            name: m.name.to_string(),
+            address: m.settings.address.to_string(),
+            state: m.state(),
+            recovery: self.recovery_status(m),
+            last_recovery: m.last_recovery.clone(),
+            kind: m.degraded_kind(),
+            reason: m.degraded.as_ref().map(|d| d.reason.clone()),
+            degraded_since: m.degraded.as_ref().map(|d| unix_seconds(d.since)),
+            first_missed_tid: m
+                .degraded
+                .as_ref()
+                .and_then(|d| d.first_missed)
+                .map(|t| t.to_hex()),
+            connected: m.connected,
+            connection: m.conn_state,
+            last_tid: m.last_tid.map(|t| t.to_hex()),
+            lag_transactions: m.missed,
+            lag_seconds: m
+                .last_tid
+                .filter(|t| *t != Tid::ZERO)
+                .map(|t| (array_time - tid::unix_seconds(t)).max(0.0)),
+            failures: m.failures,
         }
     }
 }

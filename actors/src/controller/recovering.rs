@@ -56,7 +56,7 @@ pub(super) struct Recovering {
 }
 
 /// The recovery of a member as shown in status.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RecoveryStatus {
     pub source: String,
     pub started: f64,

@@ -3,6 +3,7 @@
 //! all healthy members, passed to the client), everything else means the
 //! member is failing and the controller degrades it (design notes §4.6).
 
+use crate::metrics::CallOutcome;
 use std::time::Duration;
 use thiserror::Error;
 use zeo::exceptions::ZeoError;
@@ -39,11 +40,50 @@ impl MemberError {
         !matches!(self, MemberError::Application { .. })
     }
 
+    /// The `outcome` label of a call to the member that ended with `result`.
+    pub(crate) fn call_outcome<T>(result: &Result<T, MemberError>) -> CallOutcome {
+        match result {
+            Ok(_) => CallOutcome::Ok,
+            Err(MemberError::Application { .. }) => CallOutcome::ErrorReply,
+            Err(MemberError::Protocol { .. } | MemberError::Register { .. }) => CallOutcome::Broken,
+            Err(MemberError::Timeout { .. }) => CallOutcome::Timeout,
+            Err(MemberError::Unavailable { .. }) => CallOutcome::Disconnected,
+        }
+    }
+
     /// The ZEO error reply, for application errors.
     pub fn application_error(&self) -> Option<&ZeoError> {
         match self {
             MemberError::Application { error, .. } => Some(error),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_outcomes() {
+        let member = || "zeo1".to_string();
+        let outcome = |e: MemberError| MemberError::call_outcome::<()>(&Err(e));
+        assert_eq!(MemberError::call_outcome(&Ok(())), CallOutcome::Ok);
+        let application = MemberError::Application {
+            member: member(),
+            error: ZeoError::ReadOnlyError,
+        };
+        assert_eq!(outcome(application), CallOutcome::ErrorReply);
+        let timeout = MemberError::Timeout {
+            member: member(),
+            method: "vote".into(),
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(outcome(timeout), CallOutcome::Timeout);
+        let lost = MemberError::Unavailable {
+            member: member(),
+            reason: "gone".into(),
+        };
+        assert_eq!(outcome(lost), CallOutcome::Disconnected);
     }
 }

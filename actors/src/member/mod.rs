@@ -343,7 +343,8 @@ impl MemberActor {
     /// Ends a call: counts it and hands its result to whoever waits.
     fn settle(&mut self, pending: Pending, result: Result<Reply, MemberError>) {
         let took = pending.started.elapsed();
-        self.call_metrics.ended(&pending.method, took, &result);
+        self.call_metrics
+            .ended(&pending.method, took, MemberError::call_outcome(&result));
         match pending.reply {
             ReplyTo::Future(tx) => {
                 let _ = tx.send(result);

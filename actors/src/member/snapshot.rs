@@ -1,12 +1,12 @@
 //! The observable state of a member actor (shown by the debug endpoint).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::SystemTime;
 
 /// The connection lifecycle: connecting → handshaking → ready, and on any
 /// failure backing-off (then connecting again) or, past the restart
 /// intensity, parked (probed slowly until a probe succeeds).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConnState {
     Connecting,

@@ -7,7 +7,7 @@ use super::error::RecoveryError;
 use super::pace::Throttle;
 use crate::member::MemberActor;
 use actix::{Addr, Message};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 use zeo::types::{Oid, Tid};
@@ -99,7 +99,7 @@ impl RecoverySettings {
 }
 
 /// The recovery's phase, as shown in status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RecoveryPhase {
     /// Comparing the target's recent history with the source.
@@ -127,18 +127,14 @@ impl RecoveryPhase {
     }
 }
 
-fn hex<S: Serializer>(tid: &Tid, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&tid.to_hex())
-}
-
 /// Where a recovery stands (for `/details`, `/metrics`, `ctl details`).
 /// Tids serialize as 16 hex digits.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     pub phase: RecoveryPhase,
     pub source: String,
     /// The target's last tid when the copy began (zero for a full copy).
-    #[serde(serialize_with = "hex")]
+    #[serde(with = "crate::tid::hex")]
     pub started_from_tid: Tid,
     pub copied_transactions: u64,
     /// Record data plus blob content.
@@ -148,10 +144,10 @@ pub struct Progress {
     /// an error): copied as plain records, so the target is as the source.
     pub blobs_missing_on_source: u64,
     /// Everything up to here is on the target.
-    #[serde(serialize_with = "hex")]
+    #[serde(with = "crate::tid::hex")]
     pub last_copied_tid: Tid,
     /// The source's last tid when last asked (about once a second).
-    #[serde(serialize_with = "hex")]
+    #[serde(with = "crate::tid::hex")]
     pub source_last_tid: Tid,
     /// Of the history between `started_from_tid` and `source_last_tid`,
     /// measured in commit time (tids are timestamps), how much is copied:

@@ -12,6 +12,7 @@
 
 use super::*;
 use crate::controller::{self as ctl, ReloadConfiguration};
+use crate::status::MemberState;
 
 impl ClientSession {
     pub(super) fn on_management(
@@ -29,15 +30,15 @@ impl ClientSession {
         match (name, args) {
             ("raid_status", []) => {
                 let fut = self.controller.send(ctl::Status);
-                self.ask(ctx, msgid, fut, |s| Ok(Value::str(s.status)));
+                self.ask(ctx, msgid, fut, |s| Ok(Value::str(s.status.as_str())));
             }
             ("raid_details", []) => {
                 let fut = self.controller.send(ctl::Status);
                 self.ask(ctx, msgid, fut, |s| {
                     let members = s.members.into_iter().map(|m| {
                         let state = match (m.state, m.reason) {
-                            ("optimal", _) => "optimal".to_string(),
-                            ("recovering", _) => match m.recovery.and_then(|r| r.progress) {
+                            (MemberState::Optimal, _) => "optimal".to_string(),
+                            (MemberState::Recovering, _) => match m.recovery.and_then(|r| r.progress) {
                                 Some(p) => format!(
                                     "recovering: {} transaction(s), {:.0}%",
                                     p.copied_transactions,
