@@ -5,7 +5,6 @@
 
 use super::*;
 use crate::member::Shutdown;
-use crate::session::unavailable;
 
 /// A reload waiting for the commit lock.
 pub(super) struct QueuedReload {
@@ -86,7 +85,7 @@ impl Handler<Drain> for Controller {
             if act.lock.is_some() || !act.waiting.is_empty() {
                 warn!(act.log, "shutdown deadline: aborting what has not finished";
                     "commit_lock_held" => act.lock.is_some(), "votes_waiting" => act.waiting.len());
-                let error = unavailable("zeoraid is shutting down");
+                let error = ZeoError::unavailable("zeoraid is shutting down");
                 for vote in std::mem::take(&mut act.waiting) {
                     act.refuse_vote(vote.session, vote.msgid, error.clone());
                     act.count_drain_abort();

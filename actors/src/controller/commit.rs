@@ -18,7 +18,6 @@
 use super::*;
 use crate::member::{Call, CallAfter, MemberError};
 use crate::metrics::{self, CommitOutcome};
-use crate::session::unavailable;
 use crate::tid::next_tid;
 use crate::voting::{self, Rule, Verdict};
 use futures::future::join_all;
@@ -220,7 +219,7 @@ impl Controller {
         let oneways = match vote.txn.member_requests(&member_txn, tid) {
             Ok(requests) => requests,
             Err(e) => {
-                let error = unavailable(&format!("cannot read a spooled blob back: {e}"));
+                let error = ZeoError::unavailable(&format!("cannot read a spooled blob back: {e}"));
                 return self.refuse_vote(vote.session, vote.msgid, error);
             }
         };
@@ -340,7 +339,7 @@ impl Controller {
                 metrics::commit(CommitOutcome::Failed);
                 let error = self
                     .write_refusal()
-                    .unwrap_or_else(|| unavailable("no member could vote: the array has failed"));
+                    .unwrap_or_else(|| ZeoError::unavailable("no member could vote: the array has failed"));
                 return self.abort_vote(ctx, session, msgid, error);
             }
             Verdict::NoWinner(groups) => {
@@ -351,7 +350,7 @@ impl Controller {
                 error!(self.log, "members disagree on a vote and no majority decides: transaction aborted everywhere";
                     "answers" => ?answers, "cluster_mode" => %self.cluster_mode);
                 metrics::commit(CommitOutcome::Failed);
-                let error = unavailable(
+                let error = ZeoError::unavailable(
                     "the members disagree on this transaction's vote and no majority decides; \
                      it was aborted on every member",
                 );
@@ -513,7 +512,7 @@ impl Controller {
         }
         if confirmed.is_empty() {
             metrics::commit(CommitOutcome::Failed);
-            let result = Err(unavailable(
+            let result = Err(ZeoError::unavailable(
                 "no member confirmed tpc_finish: the array has failed",
             ));
             self.reply(commit.session, ToSession::Finished { msgid, result });
@@ -556,7 +555,11 @@ impl Handler<Vote> for Controller {
             return self.refuse_vote(vote.session, vote.msgid, error);
         }
         if self.drain.is_some() {
-            return self.refuse_vote(vote.session, vote.msgid, unavailable("zeoraid is shutting down"));
+            return self.refuse_vote(
+                vote.session,
+                vote.msgid,
+                ZeoError::unavailable("zeoraid is shutting down"),
+            );
         }
         self.waiting.push_back(vote);
         self.next_vote(ctx);
@@ -680,7 +683,7 @@ impl Handler<NewOids> for Controller {
             if let Some(oids) = &best {
                 act.note_oids(oids);
             }
-            best.ok_or_else(|| unavailable("no member could allocate oids: the array has failed"))
+            best.ok_or_else(|| ZeoError::unavailable("no member could allocate oids: the array has failed"))
         }))
     }
 }

@@ -301,7 +301,7 @@ impl Controller {
         match self.serving() {
             Serving::ReadWrite => None,
             Serving::ReadOnly(_) => Some(ZeoError::ReadOnlyError),
-            Serving::Closed(reason) => Some(crate::session::unavailable(&reason)),
+            Serving::Closed(reason) => Some(ZeoError::unavailable(&reason)),
         }
     }
 
@@ -610,7 +610,7 @@ impl Handler<Register> for Controller {
         let now = (self.readers(), self.serving());
         msg.addr.do_send(self.serving_message(&now));
         let result = match now.1 {
-            Serving::Closed(reason) => Err(crate::session::unavailable(&reason)),
+            Serving::Closed(reason) => Err(ZeoError::unavailable(&reason)),
             _ => {
                 self.sessions.insert(msg.session, msg.addr.clone());
                 metrics::clients(self.sessions.len());

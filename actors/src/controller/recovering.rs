@@ -10,7 +10,6 @@ use crate::recovery::{
     CopyTail, Progress, RecoveryActor, RecoveryError, RecoveryEvent, RecoverySettings, Stop, SyncOids,
     TailCopied, Throttle,
 };
-use crate::session::unavailable;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use zeo::types::Oid;
@@ -360,7 +359,7 @@ impl Controller {
             .map(|m| &*m.name)
             .collect();
         (!recovering.is_empty()).then(|| {
-            unavailable(&format!(
+            ZeoError::unavailable(&format!(
                 "pack refused: recovery of {} is running; pack again when it has finished",
                 recovering.join(", ")
             ))

@@ -104,7 +104,7 @@ impl ClientSession {
                 Request::Register(_) | Request::TpcFinish(_) | Request::TpcAbort(_)
             );
             if !oneway && !ends_a_transaction {
-                return self.error(msgid, unavailable(reason));
+                return self.error(msgid, ZeoError::unavailable(reason));
             }
         }
         if request.is_oneway() {
@@ -194,14 +194,14 @@ impl ClientSession {
                         "cannot spool a blob in {}: {e}",
                         self.settings.spool_dir.display()
                     );
-                    Refusal::new(unavailable(&problem), &problem)
+                    Refusal::new(ZeoError::unavailable(&problem), &problem)
                 })?;
                 self.blob_spool = Some(spool);
             }
             Request::StoreBlobChunk(c) => match &mut self.blob_spool {
                 Some(spool) => spool.append(&c.chunk).map_err(|e| {
                     let problem = format!("cannot spool a blob chunk: {e}");
-                    Refusal::new(unavailable(&problem), &problem)
+                    Refusal::new(ZeoError::unavailable(&problem), &problem)
                 })?,
                 None => return Err(Refusal::transaction("storeBlobChunk without storeBlobStart")),
             },
@@ -258,7 +258,7 @@ impl ClientSession {
                 let fut = self.controller.send(ctl::LastTid);
                 ctx.spawn(fut.into_actor(self).map(move |result, act, _| {
                     let result = result
-                        .map_err(|e| unavailable(&format!("controller unreachable: {e}")))
+                        .map_err(|e| ZeoError::unavailable(&format!("controller unreachable: {e}")))
                         .map(|tid| {
                             act.saw(tid);
                             Value::bytes(tid.0.to_vec())
@@ -297,7 +297,10 @@ impl ClientSession {
             }
             Request::UndoInfo(u) if matches!(&u.spec, Value::Dict(items) if !items.is_empty()) => {
                 let Some(member) = self.pick_reader(&[]) else {
-                    return self.error(msgid, unavailable("no member to read from: the array has failed"));
+                    return self.error(
+                        msgid,
+                        ZeoError::unavailable("no member to read from: the array has failed"),
+                    );
                 };
                 let fut = super::undo_filter::undo_info(member, u.first, u.last, u.spec);
                 ctx.spawn(
@@ -440,7 +443,7 @@ impl ClientSession {
     ) {
         ctx.spawn(fut.into_actor(self).map(move |result, act, _| {
             let result = result
-                .map_err(|e| unavailable(&format!("controller unreachable: {e}")))
+                .map_err(|e| ZeoError::unavailable(&format!("controller unreachable: {e}")))
                 .and_then(shape);
             act.answer(msgid, result);
         }));
@@ -476,7 +479,10 @@ impl ClientSession {
                 metrics::load(LoadOutcome::Error);
             }
             self.finish_load(load);
-            return self.error(msgid, unavailable("no member to read from: the array has failed"));
+            return self.error(
+                msgid,
+                ZeoError::unavailable("no member to read from: the array has failed"),
+            );
         };
         let tag = self.next_read;
         self.next_read += 1;
@@ -562,7 +568,7 @@ impl ClientSession {
     /// Iterators live on the member that started them: later calls go there.
     fn new_iterator(&mut self, member: &Addr<MemberActor>, reply: Reply) -> Result<Value, ZeoError> {
         let Reply::IteratorStart(member_iid) = reply else {
-            return Err(unavailable(&format!(
+            return Err(ZeoError::unavailable(&format!(
                 "unexpected iterator_start answer {reply:?}"
             )));
         };
@@ -613,7 +619,10 @@ impl ClientSession {
     /// to the client as `receiveBlobStart/Chunk/Stop`, then the reply.
     fn send_blob(&mut self, ctx: &mut Context<Self>, msgid: MsgId, oid: Oid, serial: Tid) {
         let Some(member) = self.pick_reader(&[]) else {
-            return self.error(msgid, unavailable("no member to read from: the array has failed"));
+            return self.error(
+                msgid,
+                ZeoError::unavailable("no member to read from: the array has failed"),
+            );
         };
         let (sink, mut chunks) = mpsc::unbounded_channel();
         let fut = member.send(SendBlob { oid, serial, sink });

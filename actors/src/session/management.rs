@@ -67,7 +67,7 @@ impl ClientSession {
                     let result = match answer {
                         Ok(Ok(message)) => Ok(Value::Str(message)),
                         Ok(Err(refused)) => Err(management_error(&refused.to_string())),
-                        Err(e) => Err(unavailable(&format!("controller unreachable: {e}"))),
+                        Err(e) => Err(ZeoError::unavailable(&format!("controller unreachable: {e}"))),
                     };
                     act.answer(msgid, result);
                 }));
@@ -84,7 +84,7 @@ impl ClientSession {
                     let result = match answer {
                         Ok(Ok(_)) => Ok(Value::Str(format!("disabled {member:?}").replace('"', "'"))),
                         Ok(Err(refused)) => Err(management_error(&refused.to_string())),
-                        Err(e) => Err(unavailable(&format!("controller unreachable: {e}"))),
+                        Err(e) => Err(ZeoError::unavailable(&format!("controller unreachable: {e}"))),
                     };
                     act.answer(msgid, result);
                 }));
@@ -107,7 +107,7 @@ impl ClientSession {
                             report.needs_restart
                         ))),
                         Ok(Err(message)) => Err(management_error(&message)),
-                        Err(e) => Err(unavailable(&format!("reloader unreachable: {e}"))),
+                        Err(e) => Err(ZeoError::unavailable(&format!("reloader unreachable: {e}"))),
                     };
                     act.answer(msgid, result);
                 }));

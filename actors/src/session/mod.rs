@@ -57,27 +57,17 @@ impl SessionId {
     }
 }
 
-/// The error a client gets when zeoraid cannot serve a call because of its
-/// members (not an application error): a ClientStorage raises it as
-/// `ServerException('ZEO.Exceptions.ClientStorageError', (reason,))`.
-pub fn unavailable(reason: &str) -> ZeoError {
-    ZeoError::Other {
-        class: "ZEO.Exceptions.ClientStorageError".into(),
-        payload: Value::tuple([Value::str(reason)]),
-    }
-}
-
 /// A member's answer as the client gets it: an error reply of the member
 /// is the client's error reply; a member or mailbox failure becomes
-/// [`unavailable`].
+/// [`ZeoError::unavailable`].
 pub(crate) fn member_answer<T>(
     result: Result<Result<T, crate::member::MemberError>, MailboxError>,
 ) -> Result<T, ZeoError> {
     match result {
         Ok(Ok(answer)) => Ok(answer),
         Ok(Err(crate::member::MemberError::Application { error, .. })) => Err(error),
-        Ok(Err(e)) => Err(unavailable(&e.to_string())),
-        Err(e) => Err(unavailable(&format!("member actor unreachable: {e}"))),
+        Ok(Err(e)) => Err(ZeoError::unavailable(&e.to_string())),
+        Err(e) => Err(ZeoError::unavailable(&format!("member actor unreachable: {e}"))),
     }
 }
 

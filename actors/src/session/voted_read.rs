@@ -40,7 +40,10 @@ impl ClientSession {
                 metrics::load(LoadOutcome::Error);
             }
             self.finish_load(load);
-            return self.error(msgid, unavailable("no member to read from: the array has failed"));
+            return self.error(
+                msgid,
+                ZeoError::unavailable("no member to read from: the array has failed"),
+            );
         }
         let calls: Vec<_> = members.iter().map(|m| m.send(Call(request.clone()))).collect();
         ctx.spawn(join_all(calls).into_actor(self).map(move |results, act, _| {
@@ -69,7 +72,7 @@ impl ClientSession {
                     }
                     newest_end(answer, &agreeing)
                 }
-                Verdict::NoWinner(groups) if groups.is_empty() => Err(unavailable(
+                Verdict::NoWinner(groups) if groups.is_empty() => Err(ZeoError::unavailable(
                     "no member could answer the read: the array has failed",
                 )),
                 Verdict::NoWinner(groups) => {
@@ -79,7 +82,7 @@ impl ClientSession {
                         .collect();
                     error!(act.log, "members disagree on a read and no majority decides"; "read" => &what,
                         "answers" => ?answers);
-                    Err(unavailable(&format!(
+                    Err(ZeoError::unavailable(&format!(
                         "the members disagree on {what} and no majority decides; refusing to guess"
                     )))
                 }
