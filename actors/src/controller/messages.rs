@@ -12,8 +12,8 @@
 
 use super::{ClusterMode, FailMode, SlowPolicy};
 use crate::member::{MemberActor, MemberSettings};
-use crate::session::transaction::TxnBuffer;
 use crate::session::{ClientSession, SessionId};
+use crate::transaction::TxnBuffer;
 use actix::{Addr, Message};
 use std::time::Duration;
 use zeo::exceptions::ZeoError;

@@ -6,7 +6,7 @@ use crate::controller::{self as ctl, ToSession};
 use crate::controller::{ClusterMode, DegradeKind, Serving};
 use crate::member::{AnswerSlot, Call, MemberError, Oneway, Relay, Relayed, SendBlob};
 use crate::metrics::{self, LoadOutcome};
-use transaction::{SpooledBlob, TxnOp};
+use crate::transaction::TxnOp;
 use zeo::methods::{IteratorGc, IteratorNext, IteratorRecordNext, IteratorRecordStart, Request};
 use zeo::reply::{LoadBeforeResult, Reply};
 use zeo::CodecError;

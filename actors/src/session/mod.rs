@@ -18,13 +18,13 @@
 mod dispatch;
 mod management;
 mod snapshot;
-pub mod transaction;
 mod undo_filter;
 mod voted_read;
 
 use crate::controller::{ClusterMode, Controller, ReloadConfiguration, Serving, SessionClosed, ToSession};
 use crate::member::MemberActor;
 use crate::metrics::{self, Peer};
+use crate::transaction::{SpooledBlob, TxnBuffer};
 use crate::wire::{self, Lost};
 use actix::prelude::*;
 use bytes::Bytes;
@@ -36,7 +36,6 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
-use transaction::TxnBuffer;
 use zeo::callbacks::Callback;
 use zeo::encoding::Encoding;
 use zeo::exceptions::ZeoError;
@@ -122,7 +121,7 @@ pub struct ClientSession {
     label: Option<String>,
     txn: Option<(TxnBuffer, Phase)>,
     /// The blob upload in progress (between storeBlobStart and storeBlobEnd).
-    blob_spool: Option<transaction::SpooledBlob>,
+    blob_spool: Option<SpooledBlob>,
     readers: Vec<Addr<MemberActor>>,
     next_reader: usize,
     /// What the controller last said the array serves.
