@@ -109,7 +109,7 @@ impl Controller {
         self.members[index].addr.clone()
     }
 
-    fn session(&self, id: SessionId) -> Option<&Addr<ClientSession>> {
+    fn session(&self, id: SessionId) -> Option<&SessionHandle> {
         self.sessions.get(&id)
     }
 

@@ -26,7 +26,6 @@ pub use slow::{SlowDetector, SlowPolicy};
 
 use crate::member::{ConnState, MemberActor, MemberEvent, MemberSettings};
 use crate::metrics;
-use crate::session::{ClientSession, SessionId};
 use crate::tid;
 use actix::prelude::*;
 use commit::Commit;
@@ -184,7 +183,7 @@ pub struct Controller {
     /// Packs wait for the commit lock too, and hold it while they run.
     packs: VecDeque<Pack>,
     packing: bool,
-    sessions: HashMap<SessionId, Addr<ClientSession>>,
+    sessions: HashMap<SessionId, SessionHandle>,
     next_member_txn: i64,
     /// The latest `info` dict (`length`, `size`) a member reported.
     last_info: Value,
@@ -608,16 +607,16 @@ impl Handler<Register> for Controller {
 
     fn handle(&mut self, msg: Register, _ctx: &mut Context<Self>) {
         let now = (self.readers(), self.serving());
-        msg.addr.do_send(self.serving_message(&now));
+        msg.handle.do_send(self.serving_message(&now));
         let result = match now.1 {
             Serving::Closed(reason) => Err(ZeoError::unavailable(&reason)),
             _ => {
-                self.sessions.insert(msg.session, msg.addr.clone());
+                self.sessions.insert(msg.session, msg.handle.clone());
                 metrics::clients(self.sessions.len());
                 Ok(self.last_tid)
             }
         };
-        msg.addr.do_send(ToSession::Registered {
+        msg.handle.do_send(ToSession::Registered {
             msgid: msg.msgid,
             result,
         });

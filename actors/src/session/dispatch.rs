@@ -245,10 +245,13 @@ impl ClientSession {
                 }
                 self.registering = true;
                 self.read_only = r.read_only;
-                let addr = ctx.address();
+                let handle = ctl::SessionHandle {
+                    to_session: ctx.address().recipient(),
+                    snapshot: ctx.address().recipient(),
+                };
                 self.controller.do_send(ctl::Register {
                     session: self.id,
-                    addr,
+                    handle,
                     msgid,
                     read_only: r.read_only,
                 });

@@ -21,7 +21,9 @@ mod snapshot;
 mod undo_filter;
 mod voted_read;
 
-use crate::controller::{ClusterMode, Controller, ReloadConfiguration, Serving, SessionClosed, ToSession};
+use crate::controller::{
+    ClusterMode, Controller, ReloadConfiguration, Serving, SessionClosed, SessionId, ToSession,
+};
 use crate::member::MemberActor;
 use crate::metrics::{self, Peer};
 use crate::transaction::{SpooledBlob, TxnBuffer};
@@ -31,7 +33,6 @@ use bytes::Bytes;
 use slog::{info, warn, Logger};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -44,17 +45,6 @@ use zeo::handshake::{server_announcement, Protocol};
 use zeo::message::{Message, MsgId};
 use zeo::types::{Oid, Tid};
 use zeo::Value;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SessionId(pub u64);
-
-static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
-
-impl SessionId {
-    fn next() -> SessionId {
-        SessionId(NEXT_SESSION.fetch_add(1, Ordering::Relaxed))
-    }
-}
 
 /// A member's answer as the client gets it: an error reply of the member
 /// is the client's error reply; a member or mailbox failure becomes
@@ -98,8 +88,6 @@ struct InFlightLoad {
     /// The first invalidation of `oid` written to the client meanwhile.
     invalidated_by: Option<Tid>,
 }
-
-pub use snapshot::{SessionSnapshot, SessionSnapshotRequest};
 
 pub struct ClientSession {
     id: SessionId,
