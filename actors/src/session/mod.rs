@@ -15,10 +15,16 @@
 //! answered with the revision's end set to that invalidation's tid, so the
 //! client never caches a stale revision as current (protocol doc §4.4.6).
 
+mod answers;
+mod commit;
 mod dispatch;
+mod iteration;
 mod management;
+mod reads;
+mod registration;
 mod snapshot;
 mod undo_filter;
+mod undo_pack;
 mod voted_read;
 
 use crate::controller::{
@@ -45,20 +51,6 @@ use zeo::handshake::{server_announcement, Protocol};
 use zeo::message::{Message, MsgId};
 use zeo::types::{Oid, Tid};
 use zeo::Value;
-
-/// A member's answer as the client gets it: an error reply of the member
-/// is the client's error reply; a member or mailbox failure becomes
-/// [`ZeoError::unavailable`].
-pub(crate) fn member_answer<T>(
-    result: Result<Result<T, crate::member::MemberError>, MailboxError>,
-) -> Result<T, ZeoError> {
-    match result {
-        Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(crate::member::MemberError::Application { error, .. })) => Err(error),
-        Ok(Err(e)) => Err(ZeoError::unavailable(&e.to_string())),
-        Err(e) => Err(ZeoError::unavailable(&format!("member actor unreachable: {e}"))),
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct SessionSettings {
@@ -126,7 +118,7 @@ pub struct ClientSession {
     loads: foldhash::HashMap<u64, InFlightLoad>,
     next_load: u64,
     /// Reads relayed to a member and not answered yet, by `Relay` tag.
-    reads: foldhash::HashMap<u64, dispatch::PendingRead>,
+    reads: foldhash::HashMap<u64, reads::PendingRead>,
     next_read: u64,
 }
 
@@ -244,6 +236,11 @@ impl ClientSession {
 
     fn callback(&self, callback: Callback) {
         self.send(callback.to_message());
+    }
+
+    /// The client has been told about `tid`.
+    fn saw(&mut self, tid: Tid) {
+        self.last_seen = self.last_seen.max(tid);
     }
 
     fn on_frame(&mut self, ctx: &mut Context<Self>, frame: Bytes) {

@@ -9,7 +9,7 @@
 //! `undoLog` and applies the filter as ZODB's `BaseStorage.undoInfo` and
 //! `ZopeUndo.Prefix` do.
 
-use super::member_answer;
+use super::answers::member_answer;
 use crate::member::{Call, MemberActor};
 use actix::Addr;
 use zeo::exceptions::ZeoError;
