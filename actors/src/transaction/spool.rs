@@ -44,8 +44,8 @@ impl SpooledBlob {
         self.size
     }
 
-    /// Reads the content back from the start in [`BLOB_CHUNK`]-sized
-    /// chunks, through a handle of its own: a blob shared by several votes
+    /// Reads the content back from the start in chunks of ZEO's blob chunk
+    /// size, through a handle of its own: a blob shared by several votes
     /// can be read by each.
     pub fn chunks(&self) -> std::io::Result<BlobChunks> {
         let mut file = self.file.reopen()?;
