@@ -271,7 +271,7 @@ fn prepare_spool(dir: &std::path::Path, log: &Logger) -> Result<(), DaemonError>
         let name = entry.file_name();
         if name
             .to_string_lossy()
-            .starts_with(zeoraid_actors::session::transaction::SPOOL_PREFIX)
+            .starts_with(zeoraid_actors::transaction::SPOOL_PREFIX)
         {
             match std::fs::remove_file(entry.path()) {
                 Ok(()) => info!(log, "removed a stale blob spool"; "path" => %entry.path().display()),

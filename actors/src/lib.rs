@@ -6,6 +6,8 @@
 //! - [`session`]: one per client connection; the server side of ZEO.
 //! - [`recovery`]: one per recovering member; copies the transactions it
 //!   missed from an optimal member.
+//! - [`transaction`]: a client's transaction as buffered until its vote,
+//!   and blobs spooled to disk (by sessions and recovery).
 //! - [`metrics`]: the Prometheus metrics the actors update; [`metrics::render`]
 //!   for `GET /metrics`.
 //! - [`status`]: the words for the array's and the members' states that the
@@ -18,5 +20,6 @@ pub mod recovery;
 pub mod session;
 pub mod status;
 pub mod tid;
+pub mod transaction;
 pub mod voting;
 mod wire;

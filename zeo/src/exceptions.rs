@@ -35,6 +35,7 @@ pub const UNDO_ERROR: &str = "ZODB.POSException.UndoError";
 pub const MULTIPLE_UNDO_ERRORS: &str = "ZODB.POSException.MultipleUndoErrors";
 pub const VALUE_ERROR: &str = "builtins.ValueError";
 pub const KEY_ERROR: &str = "builtins.KeyError";
+pub const CLIENT_STORAGE_ERROR: &str = "ZEO.Exceptions.ClientStorageError";
 
 /// The payload of a ConflictError / ReadConflictError (its `__dict__`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -334,6 +335,16 @@ fn dict_with_only<'a>(payload: &'a Value, keys: &[&str]) -> Option<&'a Value> {
 }
 
 impl ZeoError {
+    /// The error a client gets when a server cannot serve a call because of
+    /// its own storage (not an application error): a ClientStorage raises it
+    /// as `ServerException('ZEO.Exceptions.ClientStorageError', (reason,))`.
+    pub fn unavailable(reason: &str) -> ZeoError {
+        ZeoError::Other {
+            class: CLIENT_STORAGE_ERROR.into(),
+            payload: Value::tuple([Value::str(reason)]),
+        }
+    }
+
     /// Types an error reply's `(class_name, payload)` value.
     pub fn from_value(v: &Value) -> Result<ZeoError, CodecError> {
         let (class, payload) = match v.as_seq() {

@@ -114,7 +114,7 @@ impl Controller {
         if self.lock.commit().is_some() || self.lock.votes_waiting() > 0 {
             warn!(self.log, "shutdown deadline: aborting what has not finished";
                 "commit_lock_held" => self.lock.commit().is_some(), "votes_waiting" => self.lock.votes_waiting());
-            let error = unavailable("zeoraid is shutting down");
+            let error = ZeoError::unavailable("zeoraid is shutting down");
             for vote in self.lock.take_votes() {
                 self.refuse_vote(vote.session, vote.msgid, error.clone());
                 self.count_drain_abort();

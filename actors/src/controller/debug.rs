@@ -4,7 +4,6 @@
 
 use super::*;
 use crate::member::Snapshot;
-use crate::session::SessionSnapshotRequest;
 use futures::future::join_all;
 use std::time::{Duration, Instant};
 
@@ -31,7 +30,7 @@ impl Handler<ActorsSnapshot> for Controller {
         let sessions = join_all(self.sessions.iter().map(|(id, addr)| {
             ask(
                 format!("session {}", id.0),
-                addr.send(SessionSnapshotRequest),
+                addr.snapshot.send(SessionSnapshotRequest),
                 within,
             )
         }));

@@ -93,7 +93,7 @@ impl Controller {
         }
         let result = if confirmed.is_empty() {
             metrics::commit(CommitOutcome::Failed);
-            Err(unavailable(
+            Err(ZeoError::unavailable(
                 "no member confirmed tpc_finish: the array has failed",
             ))
         } else {

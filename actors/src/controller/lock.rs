@@ -404,8 +404,7 @@ impl CommitLock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::transaction::TxnBuffer;
-    use crate::session::SessionId;
+    use crate::transaction::TxnBuffer;
     use std::time::Instant;
     use tokio::sync::oneshot;
     use zeo::methods::TpcBegin;

@@ -12,10 +12,10 @@
 
 use super::{ClusterMode, FailMode, SlowPolicy};
 use crate::member::{ConnState, MemberActor, MemberSettings};
-use crate::session::transaction::TxnBuffer;
-use crate::session::{ClientSession, SessionId};
 use crate::status::{ArrayState, DegradeKind, MemberState};
-use actix::{Addr, Message};
+use crate::transaction::TxnBuffer;
+use actix::{Addr, Message, Recipient};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use zeo::exceptions::ZeoError;
 use zeo::message::MsgId;
@@ -57,11 +57,39 @@ pub struct ArrayReady {
     pub members: usize,
 }
 
+/// A client session, as the controller and the debug view name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionId(pub u64);
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+impl SessionId {
+    /// A new id, never given out before in this process.
+    pub fn next() -> SessionId {
+        SessionId(NEXT_SESSION.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// How the controller reaches a registered session: by the messages it
+/// sends one, not by the session's actor type (sessions sit above the
+/// controller).
+#[derive(Clone)]
+pub struct SessionHandle {
+    pub to_session: Recipient<ToSession>,
+    pub snapshot: Recipient<SessionSnapshotRequest>,
+}
+
+impl SessionHandle {
+    pub fn do_send(&self, msg: ToSession) {
+        self.to_session.do_send(msg);
+    }
+}
+
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Register {
     pub session: SessionId,
-    pub addr: Addr<ClientSession>,
+    pub handle: SessionHandle,
     pub msgid: MsgId,
     pub read_only: bool,
 }
@@ -334,7 +362,34 @@ pub struct ActorsSnapshot {
 pub struct ActorsView {
     pub controller: ControllerView,
     pub members: Vec<ActorReport<crate::member::MemberSnapshot>>,
-    pub sessions: Vec<ActorReport<crate::session::SessionSnapshot>>,
+    pub sessions: Vec<ActorReport<SessionSnapshot>>,
+}
+
+/// A client session's observable state, for the debug view.
+#[derive(Debug, Message)]
+#[rtype(result = "SessionSnapshot")]
+pub struct SessionSnapshotRequest;
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SessionSnapshot {
+    pub id: u64,
+    pub peer: String,
+    pub label: Option<String>,
+    /// `Z5` or `M5`, once the client's handshake arrived.
+    pub protocol: Option<&'static str>,
+    pub registered: bool,
+    pub read_only: bool,
+    /// `buffering`, `voting` or `voted`: where the client's transaction is.
+    pub transaction: Option<&'static str>,
+    /// Operations buffered in that transaction.
+    pub buffered_ops: usize,
+    pub loads_in_flight: usize,
+    pub iterators: usize,
+    /// The newest transaction the client has been told about.
+    pub last_seen_tid: String,
+    pub readers: usize,
+    pub serving: String,
+    pub connected_since: std::time::SystemTime,
 }
 
 /// One actor's answer to a snapshot request. actix does not expose a

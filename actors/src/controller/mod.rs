@@ -33,7 +33,6 @@ pub use slow::{SlowDetector, SlowPolicy};
 
 use crate::member::{ConnState, MemberActor, MemberEvent, MemberSettings};
 use crate::metrics;
-use crate::session::{unavailable, ClientSession, SessionId};
 use crate::status::{ArrayState, MemberState};
 use crate::tid;
 use actix::prelude::*;
@@ -145,7 +144,7 @@ pub struct Controller {
     last_tid: Tid,
     /// What holds the commit lock, what waits for it, and what runs next.
     lock: CommitLock,
-    sessions: HashMap<SessionId, Addr<ClientSession>>,
+    sessions: HashMap<SessionId, SessionHandle>,
     next_member_txn: i64,
     /// The latest `info` dict (`length`, `size`) a member reported.
     last_info: Value,
@@ -245,7 +244,7 @@ impl Controller {
         match self.serving() {
             Serving::ReadWrite => None,
             Serving::ReadOnly(_) => Some(ZeoError::ReadOnlyError),
-            Serving::Closed(reason) => Some(crate::session::unavailable(&reason)),
+            Serving::Closed(reason) => Some(ZeoError::unavailable(&reason)),
         }
     }
 
@@ -551,16 +550,16 @@ impl Handler<Register> for Controller {
 
     fn handle(&mut self, msg: Register, _ctx: &mut Context<Self>) {
         let now = (self.readers(), self.serving());
-        msg.addr.do_send(self.serving_message(&now));
+        msg.handle.do_send(self.serving_message(&now));
         let result = match now.1 {
-            Serving::Closed(reason) => Err(crate::session::unavailable(&reason)),
+            Serving::Closed(reason) => Err(ZeoError::unavailable(&reason)),
             _ => {
-                self.sessions.insert(msg.session, msg.addr.clone());
+                self.sessions.insert(msg.session, msg.handle.clone());
                 metrics::clients(self.sessions.len());
                 Ok(self.last_tid)
             }
         };
-        msg.addr.do_send(ToSession::Registered {
+        msg.handle.do_send(ToSession::Registered {
             msgid: msg.msgid,
             result,
         });

@@ -42,7 +42,7 @@ impl Handler<NewOids> for Controller {
             if let Some(oids) = &best {
                 act.note_oids(oids);
             }
-            best.ok_or_else(|| unavailable("no member could allocate oids: the array has failed"))
+            best.ok_or_else(|| ZeoError::unavailable("no member could allocate oids: the array has failed"))
         }))
     }
 }

@@ -326,7 +326,7 @@ impl Controller {
             .map(|m| &*m.name)
             .collect();
         (!recovering.is_empty()).then(|| {
-            unavailable(&format!(
+            ZeoError::unavailable(&format!(
                 "pack refused: recovery of {} is running; pack again when it has finished",
                 recovering.join(", ")
             ))

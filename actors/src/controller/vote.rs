@@ -32,7 +32,11 @@ impl Handler<Vote> for Controller {
             return self.refuse_vote(vote.session, vote.msgid, error);
         }
         if self.lock.draining() {
-            return self.refuse_vote(vote.session, vote.msgid, unavailable("zeoraid is shutting down"));
+            return self.refuse_vote(
+                vote.session,
+                vote.msgid,
+                ZeoError::unavailable("zeoraid is shutting down"),
+            );
         }
         self.lock.queue_vote(vote);
         self.run_next(ctx);
@@ -90,7 +94,7 @@ impl Controller {
         let oneways = match vote.txn.member_requests(&member_txn, tid) {
             Ok(requests) => requests,
             Err(e) => {
-                let error = unavailable(&format!("cannot read a spooled blob back: {e}"));
+                let error = ZeoError::unavailable(&format!("cannot read a spooled blob back: {e}"));
                 return self.refuse_vote(vote.session, vote.msgid, error);
             }
         };
@@ -196,7 +200,7 @@ impl Controller {
                 metrics::commit(CommitOutcome::Failed);
                 let error = self
                     .write_refusal()
-                    .unwrap_or_else(|| unavailable("no member could vote: the array has failed"));
+                    .unwrap_or_else(|| ZeoError::unavailable("no member could vote: the array has failed"));
                 return Judged::Refused(error);
             }
             Verdict::NoWinner(groups) => {
@@ -207,7 +211,7 @@ impl Controller {
                 error!(self.log, "members disagree on a vote and no majority decides: transaction aborted everywhere";
                     "answers" => ?answers, "cluster_mode" => %self.cluster_mode);
                 metrics::commit(CommitOutcome::Failed);
-                return Judged::Refused(unavailable(
+                return Judged::Refused(ZeoError::unavailable(
                     "the members disagree on this transaction's vote and no majority decides; \
                      it was aborted on every member",
                 ));

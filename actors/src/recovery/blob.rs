@@ -1,5 +1,6 @@
-//! Blob records during a copy: recognising them, and holding a blob's
-//! content between the source's `sendBlob` and the target's upload.
+//! Blob records during a copy: recognising them (their content is held in
+//! a [`crate::transaction::SpooledBlob`] between the source's `sendBlob` and
+//! the target's upload).
 //!
 //! ZEO has no `restoreBlob`: a blob record can only reach another server as
 //! `storeBlobStart/Chunk/End` (protocol doc §5.3). So recovery must know
@@ -8,14 +9,6 @@
 //! `ZODB.blob.is_blob_record` (what `copyTransactionsFrom` uses): the
 //! record's first pickle (the class) is the global `ZODB.blob.Blob` itself,
 //! nothing else. Subclasses of `Blob` are not blob records for ZODB either.
-
-use bytes::Bytes;
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
-
-/// The chunk size ZEO uses for blob transfers (both directions).
-pub const BLOB_CHUNK: usize = 59_000;
 
 const PROTO: u8 = 0x80;
 const FRAME: u8 = 0x95;
@@ -133,62 +126,6 @@ impl Scanner<'_> {
     }
 }
 
-/// A blob's content spooled to an anonymous temporary file (removed by the
-/// OS when it is dropped), so a copy holds at most one upload window of a
-/// blob in memory, whatever the blob's size.
-#[derive(Debug)]
-pub struct SpooledBlob {
-    file: File,
-    len: u64,
-}
-
-impl SpooledBlob {
-    pub fn create(dir: &Path) -> std::io::Result<SpooledBlob> {
-        Ok(SpooledBlob {
-            file: tempfile::tempfile_in(dir)?,
-            len: 0,
-        })
-    }
-
-    pub fn append(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(chunk)?;
-        self.len += chunk.len() as u64;
-        Ok(())
-    }
-
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Reads the content back from the start, in [`BLOB_CHUNK`]-sized chunks.
-    pub fn reader(&mut self) -> std::io::Result<ChunkReader<'_>> {
-        self.file.seek(SeekFrom::Start(0))?;
-        Ok(ChunkReader {
-            file: &mut self.file,
-            left: self.len,
-        })
-    }
-}
-
-pub struct ChunkReader<'a> {
-    file: &'a mut File,
-    left: u64,
-}
-
-impl ChunkReader<'_> {
-    /// The next chunk, `None` at the end.
-    pub fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>> {
-        if self.left == 0 {
-            return Ok(None);
-        }
-        let n = self.left.min(BLOB_CHUNK as u64) as usize;
-        let mut chunk = vec![0; n];
-        self.file.read_exact(&mut chunk)?;
-        self.left -= n as u64;
-        Ok(Some(Bytes::from(chunk)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,27 +163,6 @@ mod tests {
         let full = b"\x80\x03cZODB.blob\nBlob\nq\x00.";
         for n in 0..full.len() {
             assert!(!is_blob_record(&full[..n]), "{n}");
-        }
-    }
-
-    #[test]
-    fn spooled_blob_reads_back_in_chunks() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut blob = SpooledBlob::create(dir.path()).unwrap();
-        let data: Vec<u8> = (0..(2 * BLOB_CHUNK + 10)).map(|i| (i % 251) as u8).collect();
-        blob.append(&data[..1000]).unwrap();
-        blob.append(&data[1000..]).unwrap();
-        assert_eq!(blob.len(), data.len() as u64);
-        for _ in 0..2 {
-            let mut reader = blob.reader().unwrap();
-            let mut back = Vec::new();
-            let mut sizes = Vec::new();
-            while let Some(chunk) = reader.next_chunk().unwrap() {
-                sizes.push(chunk.len());
-                back.extend_from_slice(&chunk);
-            }
-            assert_eq!(sizes, vec![BLOB_CHUNK, BLOB_CHUNK, 10]);
-            assert!(back == data);
         }
     }
 }

@@ -23,9 +23,10 @@
 //! then the upload): only the last record of an oid carries the blob file,
 //! earlier ones are restored as plain records.
 
-use super::blob::{is_blob_record, SpooledBlob};
+use super::blob::is_blob_record;
 use super::error::RecoveryError;
 use crate::member::{Call, CallAfter, MemberActor, MemberError, Oneway, SendBlob, Snapshot};
+use crate::transaction::SpooledBlob;
 use actix::Addr;
 use bytes::Bytes;
 use slog::{warn, Logger};
@@ -594,17 +595,17 @@ impl Copier {
                 oid,
                 serial,
                 data,
-                mut blob,
+                blob,
             } = upload
             else {
                 continue;
             };
-            bytes += data.len() as u64 + blob.len();
+            bytes += data.len() as u64 + blob.size();
             out.push(Request::StoreBlobStart);
             let read_error =
                 |e: std::io::Error| self.fail(Side::Target, format!("reading a spooled blob back: {e}"));
-            let mut reader = blob.reader().map_err(read_error)?;
-            while let Some(chunk) = reader.next_chunk().map_err(read_error)? {
+            for chunk in blob.chunks().map_err(read_error)? {
+                let chunk = chunk.map_err(read_error)?;
                 out.push(Request::StoreBlobChunk(StoreBlobChunk { chunk }));
                 if out.bytes >= UPLOAD_WINDOW {
                     self.flush(&mut out).await?;

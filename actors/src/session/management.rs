@@ -11,7 +11,7 @@
 //! `AttributeError`, as for a method a storage does not have.
 
 use super::*;
-use crate::controller::{self as ctl, ReloadConfiguration};
+use crate::controller::{self as ctl, ArrayStatus, ReloadConfiguration, ReloadReport};
 use crate::status::MemberState;
 
 impl ClientSession {
@@ -34,85 +34,11 @@ impl ClientSession {
             }
             ("raid_details", []) => {
                 let fut = self.controller.send(ctl::Status);
-                self.ask(ctx, msgid, fut, |s| {
-                    let members = s.members.into_iter().map(|m| {
-                        let state = match (m.state, m.reason) {
-                            (MemberState::Optimal, _) => "optimal".to_string(),
-                            (MemberState::Recovering, _) => match m.recovery.and_then(|r| r.progress) {
-                                Some(p) => format!(
-                                    "recovering: {} transaction(s), {:.0}%",
-                                    p.copied_transactions,
-                                    p.fraction_done * 100.0
-                                ),
-                                None => "recovering: starting".to_string(),
-                            },
-                            (_, reason) => format!("failed: {}", reason.unwrap_or_default()),
-                        };
-                        (Value::Str(m.name), Value::Str(state))
-                    });
-                    Ok(Value::Dict(members.collect()))
-                });
+                self.ask(ctx, msgid, fut, |s| Ok(raid_details(s)));
             }
-            ("raid_recover", [member]) => {
-                let Some(member) = member.as_str().map(str::to_owned) else {
-                    return self.error(
-                        msgid,
-                        ZeoError::ValueError("raid_recover(name): name must be a str".into()),
-                    );
-                };
-                let fut = self.controller.send(ctl::RecoverMember {
-                    name: member,
-                    full: false,
-                });
-                ctx.spawn(fut.into_actor(self).map(move |answer, act, _| {
-                    let result = match answer {
-                        Ok(Ok(message)) => Ok(Value::Str(message)),
-                        Ok(Err(refused)) => Err(management_error(&refused.to_string())),
-                        Err(e) => Err(unavailable(&format!("controller unreachable: {e}"))),
-                    };
-                    act.answer(msgid, result);
-                }));
-            }
-            ("raid_disable", [member]) => {
-                let Some(member) = member.as_str().map(str::to_owned) else {
-                    return self.error(
-                        msgid,
-                        ZeoError::ValueError("raid_disable(name): name must be a str".into()),
-                    );
-                };
-                let fut = self.controller.send(ctl::DisableMember { name: member.clone() });
-                ctx.spawn(fut.into_actor(self).map(move |answer, act, _| {
-                    let result = match answer {
-                        Ok(Ok(_)) => Ok(Value::Str(format!("disabled {member:?}").replace('"', "'"))),
-                        Ok(Err(refused)) => Err(management_error(&refused.to_string())),
-                        Err(e) => Err(unavailable(&format!("controller unreachable: {e}"))),
-                    };
-                    act.answer(msgid, result);
-                }));
-            }
-            ("raid_reload", []) => {
-                let Some(reloader) = self.settings.reloader.clone() else {
-                    return self.error(
-                        msgid,
-                        management_error("this zeoraid has no configuration file to reload"),
-                    );
-                };
-                let fut = reloader.send(ReloadConfiguration { source: "zeo" });
-                ctx.spawn(fut.into_actor(self).map(move |answer, act, _| {
-                    let result = match answer {
-                        Ok(Ok(report)) => Ok(Value::Str(format!(
-                            "reloaded: added {:?}, removed {:?}, replaced {:?}, needs restart {:?}",
-                            report.outcome.added,
-                            report.outcome.removed,
-                            report.outcome.replaced,
-                            report.needs_restart
-                        ))),
-                        Ok(Err(refused)) => Err(management_error(&refused.to_string())),
-                        Err(e) => Err(unavailable(&format!("reloader unreachable: {e}"))),
-                    };
-                    act.answer(msgid, result);
-                }));
-            }
+            ("raid_recover", [member]) => self.raid_recover(ctx, msgid, member),
+            ("raid_disable", [member]) => self.raid_disable(ctx, msgid, member),
+            ("raid_reload", []) => self.raid_reload(ctx, msgid),
             ("raid_status" | "raid_details" | "raid_reload" | "raid_disable" | "raid_recover", _) => {
                 let takes_name = matches!(name, "raid_disable" | "raid_recover");
                 let problem = format!("{name}() takes {} argument(s)", usize::from(takes_name));
@@ -133,6 +59,83 @@ impl ClientSession {
             ),
         }
     }
+
+    fn raid_recover(&mut self, ctx: &mut Context<Self>, msgid: MsgId, member: &Value) {
+        let name = match member_name("raid_recover", member) {
+            Ok(name) => name,
+            Err(error) => return self.error(msgid, error),
+        };
+        let fut = self.controller.send(ctl::RecoverMember { name, full: false });
+        self.ask(ctx, msgid, fut, |answer| {
+            answer
+                .map(Value::Str)
+                .map_err(|refused| management_error(&refused.to_string()))
+        });
+    }
+
+    fn raid_disable(&mut self, ctx: &mut Context<Self>, msgid: MsgId, member: &Value) {
+        let name = match member_name("raid_disable", member) {
+            Ok(name) => name,
+            Err(error) => return self.error(msgid, error),
+        };
+        let fut = self.controller.send(ctl::DisableMember { name: name.clone() });
+        self.ask(ctx, msgid, fut, move |answer| {
+            answer
+                .map(|_| Value::Str(format!("disabled {name:?}").replace('"', "'")))
+                .map_err(|refused| management_error(&refused.to_string()))
+        });
+    }
+
+    fn raid_reload(&mut self, ctx: &mut Context<Self>, msgid: MsgId) {
+        let Some(reloader) = self.settings.reloader.clone() else {
+            return self.error(
+                msgid,
+                management_error("this zeoraid has no configuration file to reload"),
+            );
+        };
+        let fut = reloader.send(ReloadConfiguration { source: "zeo" });
+        self.ask_actor(ctx, msgid, "reloader", fut, |_, answer| {
+            answer
+                .map(|report| Value::Str(reload_summary(&report)))
+                .map_err(|message| management_error(&message.to_string()))
+        });
+    }
+}
+
+/// `raid_details()` in gocept's shape: `{name: state}`, a degraded member
+/// as `failed: ` and its reason.
+fn raid_details(status: ArrayStatus) -> Value {
+    let members = status.members.into_iter().map(|m| {
+        let state = match (m.state, m.reason) {
+            (MemberState::Optimal, _) => "optimal".to_string(),
+            (MemberState::Recovering, _) => match m.recovery.and_then(|r| r.progress) {
+                Some(p) => format!(
+                    "recovering: {} transaction(s), {:.0}%",
+                    p.copied_transactions,
+                    p.fraction_done * 100.0
+                ),
+                None => "recovering: starting".to_string(),
+            },
+            (_, reason) => format!("failed: {}", reason.unwrap_or_default()),
+        };
+        (Value::Str(m.name), Value::Str(state))
+    });
+    Value::Dict(members.collect())
+}
+
+fn reload_summary(report: &ReloadReport) -> String {
+    format!(
+        "reloaded: added {:?}, removed {:?}, replaced {:?}, needs restart {:?}",
+        report.outcome.added, report.outcome.removed, report.outcome.replaced, report.needs_restart
+    )
+}
+
+/// The member name argument of `method(name)`.
+fn member_name(method: &str, member: &Value) -> Result<String, ZeoError> {
+    member
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ZeoError::ValueError(format!("{method}(name): name must be a str")))
 }
 
 /// A management request that cannot be done: a `RuntimeError` with the

@@ -15,28 +15,34 @@
 //! answered with the revision's end set to that invalidation's tid, so the
 //! client never caches a stale revision as current (protocol doc §4.4.6).
 
+mod answers;
+mod commit;
 mod dispatch;
+mod iteration;
 mod management;
+mod reads;
+mod registration;
 mod snapshot;
-pub mod transaction;
 mod undo_filter;
+mod undo_pack;
 mod voted_read;
 
-use crate::controller::{ClusterMode, Controller, ReloadConfiguration, Serving, SessionClosed, ToSession};
+use crate::controller::{
+    ClusterMode, Controller, ReloadConfiguration, Serving, SessionClosed, SessionId, ToSession,
+};
 use crate::member::MemberActor;
 use crate::metrics::{self, Peer};
+use crate::transaction::{SpooledBlob, TxnBuffer};
 use crate::wire::{self, Lost};
 use actix::prelude::*;
 use bytes::Bytes;
 use slog::{info, warn, Logger};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
-use transaction::TxnBuffer;
 use zeo::callbacks::Callback;
 use zeo::encoding::Encoding;
 use zeo::exceptions::ZeoError;
@@ -45,41 +51,6 @@ use zeo::handshake::{server_announcement, Protocol};
 use zeo::message::{Message, MsgId};
 use zeo::types::{Oid, Tid};
 use zeo::Value;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SessionId(pub u64);
-
-static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
-
-impl SessionId {
-    fn next() -> SessionId {
-        SessionId(NEXT_SESSION.fetch_add(1, Ordering::Relaxed))
-    }
-}
-
-/// The error a client gets when zeoraid cannot serve a call because of its
-/// members (not an application error): a ClientStorage raises it as
-/// `ServerException('ZEO.Exceptions.ClientStorageError', (reason,))`.
-pub fn unavailable(reason: &str) -> ZeoError {
-    ZeoError::Other {
-        class: "ZEO.Exceptions.ClientStorageError".into(),
-        payload: Value::tuple([Value::str(reason)]),
-    }
-}
-
-/// A member's answer as the client gets it: an error reply of the member
-/// is the client's error reply; a member or mailbox failure becomes
-/// [`unavailable`].
-pub(crate) fn member_answer<T>(
-    result: Result<Result<T, crate::member::MemberError>, MailboxError>,
-) -> Result<T, ZeoError> {
-    match result {
-        Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(crate::member::MemberError::Application { error, .. })) => Err(error),
-        Ok(Err(e)) => Err(unavailable(&e.to_string())),
-        Err(e) => Err(unavailable(&format!("member actor unreachable: {e}"))),
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct SessionSettings {
@@ -110,8 +81,6 @@ struct InFlightLoad {
     invalidated_by: Option<Tid>,
 }
 
-pub use snapshot::{SessionSnapshot, SessionSnapshotRequest};
-
 pub struct ClientSession {
     id: SessionId,
     peer: SocketAddr,
@@ -132,7 +101,7 @@ pub struct ClientSession {
     label: Option<String>,
     txn: Option<(TxnBuffer, Phase)>,
     /// The blob upload in progress (between storeBlobStart and storeBlobEnd).
-    blob_spool: Option<transaction::SpooledBlob>,
+    blob_spool: Option<SpooledBlob>,
     readers: Vec<Addr<MemberActor>>,
     next_reader: usize,
     /// What the controller last said the array serves.
@@ -149,7 +118,7 @@ pub struct ClientSession {
     loads: foldhash::HashMap<u64, InFlightLoad>,
     next_load: u64,
     /// Reads relayed to a member and not answered yet, by `Relay` tag.
-    reads: foldhash::HashMap<u64, dispatch::PendingRead>,
+    reads: foldhash::HashMap<u64, reads::PendingRead>,
     next_read: u64,
 }
 
@@ -267,6 +236,11 @@ impl ClientSession {
 
     fn callback(&self, callback: Callback) {
         self.send(callback.to_message());
+    }
+
+    /// The client has been told about `tid`.
+    fn saw(&mut self, tid: Tid) {
+        self.last_seen = self.last_seen.max(tid);
     }
 
     fn on_frame(&mut self, ctx: &mut Context<Self>, frame: Bytes) {

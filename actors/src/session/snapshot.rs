@@ -1,33 +1,7 @@
 //! A client session's observable state, for the debug view.
 
 use super::*;
-use std::time::SystemTime;
-
-#[derive(Debug, Message)]
-#[rtype(result = "SessionSnapshot")]
-pub struct SessionSnapshotRequest;
-
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct SessionSnapshot {
-    pub id: u64,
-    pub peer: String,
-    pub label: Option<String>,
-    /// `Z5` or `M5`, once the client's handshake arrived.
-    pub protocol: Option<&'static str>,
-    pub registered: bool,
-    pub read_only: bool,
-    /// `buffering`, `voting` or `voted`: where the client's transaction is.
-    pub transaction: Option<&'static str>,
-    /// Operations buffered in that transaction.
-    pub buffered_ops: usize,
-    pub loads_in_flight: usize,
-    pub iterators: usize,
-    /// The newest transaction the client has been told about.
-    pub last_seen_tid: String,
-    pub readers: usize,
-    pub serving: String,
-    pub connected_since: SystemTime,
-}
+use crate::controller::{SessionSnapshot, SessionSnapshotRequest};
 
 impl Handler<SessionSnapshotRequest> for ClientSession {
     type Result = MessageResult<SessionSnapshotRequest>;

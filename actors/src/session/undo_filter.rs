@@ -9,7 +9,7 @@
 //! `undoLog` and applies the filter as ZODB's `BaseStorage.undoInfo` and
 //! `ZopeUndo.Prefix` do.
 
-use super::{member_answer, unavailable};
+use super::answers::member_answer;
 use crate::member::{Call, MemberActor};
 use actix::Addr;
 use zeo::exceptions::ZeoError;
@@ -47,7 +47,11 @@ pub(super) async fn undo_info(
                 .await,
         )? {
             Reply::UndoLog(page) => page,
-            other => return Err(unavailable(&format!("unexpected undoLog answer {other:?}"))),
+            other => {
+                return Err(ZeoError::unavailable(&format!(
+                    "unexpected undoLog answer {other:?}"
+                )))
+            }
         };
         let complete = (page.len() as i64) < PAGE;
         matched.extend(page.into_iter().filter(|entry| spec_matches(&spec, entry)));

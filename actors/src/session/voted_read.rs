@@ -12,7 +12,8 @@
 //! revision (`end` is not compared; the newest one known is kept).
 //! Reads of moving state (history, undo logs, iterators) go to one member.
 
-use super::dispatch::{failure, fix_up_load};
+use super::answers::{failure, member_answer};
+use super::reads::fix_up_load;
 use super::*;
 use crate::controller::DegradeKind;
 use crate::member::Call;
@@ -36,11 +37,7 @@ impl ClientSession {
     ) {
         let members = self.readers.clone();
         if members.is_empty() {
-            if load.is_some() {
-                metrics::load(LoadOutcome::Error);
-            }
-            self.finish_load(load);
-            return self.error(msgid, unavailable("no member to read from: the array has failed"));
+            return self.no_reader_for(msgid, load);
         }
         let calls: Vec<_> = members.iter().map(|m| m.send(Call(request.clone()))).collect();
         ctx.spawn(join_all(calls).into_actor(self).map(move |results, act, _| {
@@ -51,7 +48,7 @@ impl ClientSession {
                     act.report(&member, DegradeKind::Failed, format!("{what} failed: {reason}"));
                     continue;
                 }
-                answers.push((member, super::member_answer(result)));
+                answers.push((member, member_answer(result)));
             }
             let result = match voting::decide(answers, same_answer, Rule::StrictMajority, |_| false) {
                 Verdict::Winner {
@@ -69,7 +66,7 @@ impl ClientSession {
                     }
                     newest_end(answer, &agreeing)
                 }
-                Verdict::NoWinner(groups) if groups.is_empty() => Err(unavailable(
+                Verdict::NoWinner(groups) if groups.is_empty() => Err(ZeoError::unavailable(
                     "no member could answer the read: the array has failed",
                 )),
                 Verdict::NoWinner(groups) => {
@@ -79,7 +76,7 @@ impl ClientSession {
                         .collect();
                     error!(act.log, "members disagree on a read and no majority decides"; "read" => &what,
                         "answers" => ?answers);
-                    Err(unavailable(&format!(
+                    Err(ZeoError::unavailable(&format!(
                         "the members disagree on {what} and no majority decides; refusing to guess"
                     )))
                 }

@@ -1,10 +1,16 @@
 //! A client's transaction as buffered between `tpc_begin` and `vote`, as
 //! a ZEO server buffers it: nothing reaches a member before the vote, when
 //! the controller holds the commit lock and has chosen the tid.
+//!
+//! The session fills the buffer, the controller replays it on the members
+//! ([`TxnBuffer::member_requests`]), and recovery spools the blobs it copies
+//! the same way ([`SpooledBlob`]); this module imports none of them.
+
+mod spool;
+
+pub use spool::{BlobChunks, SpooledBlob, SPOOL_PREFIX};
 
 use bytes::Bytes;
-use std::io::{Read, Seek, Write};
-use std::path::Path;
 use std::sync::Arc;
 use zeo::methods::{
     CheckCurrentSerialInTransaction, DeleteObject, Request, Restorea, StoreBlobChunk, StoreBlobEnd, Storea,
@@ -46,54 +52,6 @@ pub enum TxnOp {
         data: Bytes,
         blob: Arc<SpooledBlob>,
     },
-}
-
-/// Chunks of a blob as ClientStorage sends them (and members receive them).
-const BLOB_CHUNK: usize = 59_000;
-
-/// Name prefix of spool files, so a restarted zeoraid can remove the ones a
-/// crashed process left.
-pub const SPOOL_PREFIX: &str = "zeoraid-blob-";
-
-/// A blob upload spooled to a file in the configured spool dir, so an
-/// upload costs disk, not memory, until its transaction votes. The file is
-/// removed when the last reference goes (the transaction finished, was
-/// aborted, or its client went away).
-#[derive(Debug)]
-pub struct SpooledBlob {
-    file: tempfile::NamedTempFile,
-    len: u64,
-}
-
-impl SpooledBlob {
-    pub fn create(dir: &Path) -> std::io::Result<SpooledBlob> {
-        let file = tempfile::Builder::new().prefix(SPOOL_PREFIX).tempfile_in(dir)?;
-        Ok(SpooledBlob { file, len: 0 })
-    }
-
-    /// Appends a chunk. The write goes to the page cache (no fsync): the
-    /// spool only has to outlive the transaction, not a crash.
-    pub fn append(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(chunk)?;
-        self.len += chunk.len() as u64;
-        Ok(())
-    }
-
-    /// Reads the blob back in upload-sized chunks, once per vote: every
-    /// member's write queue shares these buffers.
-    fn chunks(&self) -> std::io::Result<Vec<Bytes>> {
-        let mut file = self.file.reopen()?;
-        file.rewind()?;
-        let mut chunks = Vec::with_capacity((self.len as usize).div_ceil(BLOB_CHUNK));
-        let mut left = self.len as usize;
-        while left > 0 {
-            let mut chunk = vec![0; left.min(BLOB_CHUNK)];
-            file.read_exact(&mut chunk)?;
-            left -= chunk.len();
-            chunks.push(Bytes::from(chunk));
-        }
-        Ok(chunks)
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -182,7 +140,7 @@ impl TxnBuffer {
                 } => {
                     out.push(Request::StoreBlobStart);
                     for chunk in blob.chunks()? {
-                        out.push(Request::StoreBlobChunk(StoreBlobChunk { chunk }));
+                        out.push(Request::StoreBlobChunk(StoreBlobChunk { chunk: chunk? }));
                     }
                     out.push(Request::StoreBlobEnd(StoreBlobEnd {
                         oid: *oid,

@@ -1,0 +1,211 @@
+//! The read family (`zeo/src/methods/reads.rs`): loads, `sendBlob`, and the
+//! relay every single-member read goes through: round-robin over the
+//! readers the controller pushed, failing over to another reader when a
+//! member fails (coop mode's voted reads are in
+//! [`voted_read`](super::voted_read)).
+
+use super::answers::{failure, member_answer, no_reader};
+use super::*;
+use crate::controller::DegradeKind;
+use crate::member::{AnswerSlot, Relay, Relayed, SendBlob};
+use crate::metrics::LoadOutcome;
+use zeo::methods::{LoadBefore, Request};
+use zeo::reply::{LoadBeforeResult, Reply};
+
+/// How a member answer is turned into the client's.
+pub(super) type Shape = fn(&mut ClientSession, &Addr<MemberActor>, Reply) -> Result<Value, ZeoError>;
+
+/// The member's answer is the client's.
+pub(super) fn as_is(_: &mut ClientSession, _: &Addr<MemberActor>, reply: Reply) -> Result<Value, ZeoError> {
+    Ok(reply.to_value())
+}
+
+/// A read relayed to a member, waiting for its `Relayed` answer: what
+/// answering the client, or trying the next member, needs.
+pub(super) struct PendingRead {
+    msgid: MsgId,
+    request: Request,
+    load: Option<u64>,
+    shape: Shape,
+    member: Addr<MemberActor>,
+    tried: Vec<Addr<MemberActor>>,
+}
+
+impl ClientSession {
+    pub(super) fn load_before(&mut self, ctx: &mut Context<Self>, msgid: MsgId, mut load: LoadBefore) {
+        // Never newer than what this client has been told about: between a
+        // commit's first and last member finishing, the members differ on
+        // the current revision, and a client must not see a transaction on
+        // one member and then lose it on the next (it is acknowledged only
+        // when all finished).
+        let newest = Tid::from_u64(self.last_seen.as_u64().saturating_add(1));
+        load.tid = load.tid.min(newest);
+        let seq = self.next_load;
+        self.next_load += 1;
+        self.loads.insert(
+            seq,
+            InFlightLoad {
+                oid: load.oid,
+                invalidated_by: None,
+            },
+        );
+        let request = Request::LoadBefore(load);
+        if self.cluster_mode == ClusterMode::Coop {
+            return self.read_voted(ctx, msgid, request, Some(seq));
+        }
+        self.read(ctx, msgid, request, Some(seq), as_is, Vec::new());
+    }
+
+    /// The next reader round-robin, skipping the members in `tried`.
+    pub(super) fn pick_reader(&mut self, tried: &[Addr<MemberActor>]) -> Option<Addr<MemberActor>> {
+        for _ in 0..self.readers.len() {
+            self.next_reader = (self.next_reader + 1) % self.readers.len();
+            let candidate = &self.readers[self.next_reader];
+            if !tried.contains(candidate) {
+                return Some(candidate.clone());
+            }
+        }
+        None
+    }
+
+    /// A read on one member; on a member failure, the same read on another
+    /// reader of the current list that was not tried yet (the list may have
+    /// changed meanwhile: the failed member has usually left it already).
+    /// The answer comes back as a [`Relayed`] message ([`Self::on_relayed`]).
+    pub(super) fn read(
+        &mut self,
+        ctx: &mut Context<Self>,
+        msgid: MsgId,
+        request: Request,
+        load: Option<u64>,
+        shape: Shape,
+        tried: Vec<Addr<MemberActor>>,
+    ) {
+        let Some(member) = self.pick_reader(&tried) else {
+            return self.no_reader_for(msgid, load);
+        };
+        let tag = self.next_read;
+        self.next_read += 1;
+        let answer = AnswerSlot::new(ctx.address().recipient(), tag);
+        member.do_send(Relay {
+            request: request.clone(),
+            answer,
+        });
+        let read = PendingRead {
+            msgid,
+            request,
+            load,
+            shape,
+            member,
+            tried,
+        };
+        self.reads.insert(tag, read);
+    }
+
+    /// A member answered a relayed read (or failed to).
+    pub(super) fn on_relayed(&mut self, ctx: &mut Context<Self>, relayed: Relayed) {
+        let Some(read) = self.reads.remove(&relayed.tag) else {
+            return;
+        };
+        let PendingRead {
+            msgid,
+            request,
+            load,
+            shape,
+            member,
+            mut tried,
+        } = read;
+        let result = relayed.result;
+        if let Some(reason) = failure(&result) {
+            self.report(
+                &member,
+                DegradeKind::Failed,
+                format!("{} failed: {reason}", request.name()),
+            );
+        }
+        if let Ok(Err(e)) = &result {
+            let untried = self.readers.iter().any(|r| *r != member && !tried.contains(r));
+            if e.is_member_failure() && untried {
+                warn!(self.log, "read failed on a member, trying another"; "error" => %e);
+                tried.push(member);
+                return self.read(ctx, msgid, request, load, shape, tried);
+            }
+        }
+        let result = member_answer(result);
+        if load.is_some() {
+            metrics::load(match (&result, tried.is_empty()) {
+                (Err(_), _) => LoadOutcome::Error,
+                (Ok(_), true) => LoadOutcome::Ok,
+                (Ok(_), false) => LoadOutcome::FailedOver,
+            });
+        }
+        let invalidated_by = self.finish_load(load);
+        let result = result
+            .map(|reply| fix_up_load(reply, invalidated_by, self.last_seen))
+            .and_then(|r| shape(self, &member, r));
+        self.answer(msgid, result);
+    }
+
+    /// Answers a read that has no member left to go to.
+    pub(super) fn no_reader_for(&mut self, msgid: MsgId, load: Option<u64>) {
+        if load.is_some() {
+            metrics::load(LoadOutcome::Error);
+        }
+        self.finish_load(load);
+        self.error(msgid, no_reader());
+    }
+
+    pub(super) fn finish_load(&mut self, load: Option<u64>) -> Option<Tid> {
+        load.and_then(|seq| self.loads.remove(&seq))
+            .and_then(|l| l.invalidated_by)
+    }
+
+    /// `sendBlob`: the blob streams from one member into this session, then
+    /// to the client as `receiveBlobStart/Chunk/Stop`, then the reply.
+    pub(super) fn send_blob(&mut self, ctx: &mut Context<Self>, msgid: MsgId, oid: Oid, serial: Tid) {
+        let Some(member) = self.pick_reader(&[]) else {
+            return self.error(msgid, no_reader());
+        };
+        let (sink, mut chunks) = mpsc::unbounded_channel();
+        let fut = member.send(SendBlob { oid, serial, sink });
+        ctx.spawn(fut.into_actor(self).map(move |result, act, _| {
+            if let Some(reason) = failure(&result) {
+                act.report(&member, DegradeKind::Failed, format!("sendBlob failed: {reason}"));
+            }
+            match member_answer(result) {
+                Ok(()) => {
+                    act.callback(Callback::ReceiveBlobStart { oid, serial });
+                    while let Ok(chunk) = chunks.try_recv() {
+                        act.callback(Callback::ReceiveBlobChunk { oid, serial, chunk });
+                    }
+                    act.callback(Callback::ReceiveBlobStop { oid, serial });
+                    act.reply(msgid, Value::None);
+                }
+                Err(error) => act.error(msgid, error),
+            }
+        }));
+    }
+}
+
+/// A `loadBefore` answer as the client may see it, given the newest
+/// transaction it has been told about (`last_seen`) and the first
+/// invalidation of the object written to it while the load was in flight:
+///
+/// - answered "current" by a member that had not yet committed a
+///   transaction the client has meanwhile been told about: the revision
+///   ended at that transaction;
+/// - ended by a transaction the client has not been told about yet (a
+///   member finished it, zeoraid has not acknowledged it): "current", as a
+///   ZEO server says until it sends the invalidation, which then ends the
+///   cached revision.
+pub(super) fn fix_up_load(reply: Reply, invalidated_by: Option<Tid>, last_seen: Tid) -> Reply {
+    match (reply, invalidated_by) {
+        (Reply::LoadBefore(Some(r)), Some(tid)) if r.end.is_none() && r.start < tid => {
+            Reply::LoadBefore(Some(LoadBeforeResult { end: Some(tid), ..r }))
+        }
+        (Reply::LoadBefore(Some(r)), _) if r.end.is_some_and(|end| end > last_seen) => {
+            Reply::LoadBefore(Some(LoadBeforeResult { end: None, ..r }))
+        }
+        (reply, _) => reply,
+    }
+}

@@ -1,0 +1,109 @@
+//! Blob content spooled to disk: a client's upload until its transaction
+//! votes, and a blob recovery copies between the source's `sendBlob` and
+//! the target's upload.
+
+use bytes::Bytes;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+
+/// The chunk size ZEO uses for blob transfers (both directions): a
+/// ClientStorage uploads in chunks of this size, and members receive them so.
+pub const BLOB_CHUNK: usize = 59_000;
+
+/// Name prefix of spool files, so a restarted zeoraid can remove the ones a
+/// crashed process left.
+pub const SPOOL_PREFIX: &str = "zeoraid-blob-";
+
+/// A blob spooled to a file in the configured spool dir, so a blob costs
+/// disk, not memory, whatever its size. The file is removed when the blob is
+/// dropped (for an upload: its transaction finished, was aborted, or its
+/// client went away).
+#[derive(Debug)]
+pub struct SpooledBlob {
+    file: tempfile::NamedTempFile,
+    size: u64,
+}
+
+impl SpooledBlob {
+    pub fn create(dir: &Path) -> std::io::Result<SpooledBlob> {
+        let file = tempfile::Builder::new().prefix(SPOOL_PREFIX).tempfile_in(dir)?;
+        Ok(SpooledBlob { file, size: 0 })
+    }
+
+    /// Appends a chunk. The write goes to the page cache (no fsync): the
+    /// spool only has to outlive its transaction or copy, not a crash.
+    pub fn append(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(chunk)?;
+        self.size += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// The content's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Reads the content back from the start in chunks of ZEO's blob chunk
+    /// size, through a handle of its own: a blob shared by several votes
+    /// can be read by each.
+    pub fn chunks(&self) -> std::io::Result<BlobChunks> {
+        let mut file = self.file.reopen()?;
+        file.rewind()?;
+        Ok(BlobChunks {
+            file,
+            left: self.size,
+        })
+    }
+}
+
+/// The chunks of a [`SpooledBlob`], read one at a time: a reader holds one
+/// chunk in memory, not the blob.
+pub struct BlobChunks {
+    file: File,
+    left: u64,
+}
+
+impl Iterator for BlobChunks {
+    type Item = std::io::Result<Bytes>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        let n = self.left.min(BLOB_CHUNK as u64) as usize;
+        let mut chunk = vec![0; n];
+        if let Err(e) = self.file.read_exact(&mut chunk) {
+            self.left = 0;
+            return Some(Err(e));
+        }
+        self.left -= n as u64;
+        Some(Ok(Bytes::from(chunk)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spooled_blob_reads_back_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut blob = SpooledBlob::create(dir.path()).unwrap();
+        let data: Vec<u8> = (0..(2 * BLOB_CHUNK + 10)).map(|i| (i % 251) as u8).collect();
+        blob.append(&data[..1000]).unwrap();
+        blob.append(&data[1000..]).unwrap();
+        assert_eq!(blob.size(), data.len() as u64);
+        for _ in 0..2 {
+            let mut back = Vec::new();
+            let mut sizes = Vec::new();
+            for chunk in blob.chunks().unwrap() {
+                let chunk = chunk.unwrap();
+                sizes.push(chunk.len());
+                back.extend_from_slice(&chunk);
+            }
+            assert_eq!(sizes, vec![BLOB_CHUNK, BLOB_CHUNK, 10]);
+            assert!(back == data);
+        }
+    }
+}
