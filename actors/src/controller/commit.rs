@@ -14,8 +14,9 @@
 //!    returned tid is checked against the chosen one; then invalidations
 //!    go to every other session, then the committer's reply; then the vote
 //!    held back behind this commit, if any, is judged.
-//! 3. Packs ([`pack`](super::pack)), reloads and recovery slices hold the
-//!    lock the same way and wait for a finishing commit.
+//! 3. Packs ([`pack`](super::pack)) and recovery slices hold the lock the
+//!    same way; they, and reloads (applied while nothing holds it), wait
+//!    for a finishing commit.
 //!
 //! [`CommitLock`]: super::lock::CommitLock
 
@@ -45,10 +46,6 @@ pub(super) struct Commit {
     /// Each participant's time to answer the vote, added to its
     /// `tpc_finish` time for the slow-member policy (one sample per commit).
     pub vote_took: Vec<(usize, Duration)>,
-    /// Sent behind a finishing commit: each member's time to finish that
-    /// one, which its vote's time includes and the slow-member policy
-    /// must not count twice.
-    pub finish_times_ahead: Option<Vec<(usize, Duration)>>,
     /// When it took the lock.
     pub since: Instant,
 }

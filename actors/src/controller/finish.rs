@@ -4,6 +4,7 @@
 
 use super::commit::Commit;
 use super::fanout::Timed;
+use super::lock::FinishTimes;
 use super::*;
 use crate::member::Call;
 use crate::metrics::{self, CommitOutcome};
@@ -83,8 +84,8 @@ impl Controller {
         msgid: MsgId,
         results: Vec<(usize, Timed)>,
     ) {
-        let held_back = self.lock.finish_answered();
-        let confirmed = self.confirm_finish(&commit, results);
+        let (confirmed, finish_took) = self.confirm_finish(&commit, results);
+        let held_back = self.lock.finish_answered(finish_took);
         // Whatever happened, no later transaction may reuse or undercut this tid.
         self.last_tid = self.last_tid.max(commit.tid);
         if !confirmed.is_empty() {
@@ -116,10 +117,11 @@ impl Controller {
         self.run_next(ctx);
     }
 
-    /// The members that committed the chosen tid; the others are degraded.
-    /// Each member's finishing time goes to the slow-member policy and to
-    /// the commit sent behind this one (its vote's time includes it).
-    fn confirm_finish(&mut self, commit: &Commit, results: Vec<(usize, Timed)>) -> Vec<usize> {
+    /// The members that committed the chosen tid (the others are
+    /// degraded), and each member's time to finish: for the slow-member
+    /// policy, and for the commit sent behind this one (its vote's time
+    /// includes it).
+    fn confirm_finish(&mut self, commit: &Commit, results: Vec<(usize, Timed)>) -> (Vec<usize>, FinishTimes) {
         let expect = |r| match r {
             Reply::TpcFinish(Some(t)) => Ok(t),
             other => Err(Box::new(other)),
@@ -147,13 +149,6 @@ impl Controller {
                 }
             }
         }
-        if let Some(ahead) = self
-            .lock
-            .commit_mut()
-            .and_then(|next| next.finish_times_ahead.as_mut())
-        {
-            *ahead = finish_took;
-        }
-        confirmed
+        (confirmed, finish_took)
     }
 }

@@ -30,6 +30,7 @@ use super::commit::Commit;
 use super::fanout::Timed;
 use super::{Pack, SessionId, Vote};
 use std::collections::VecDeque;
+use std::time::Duration;
 use zeo::message::MsgId;
 use zeo::methods::TxnId;
 use zeo::types::Tid;
@@ -39,12 +40,9 @@ enum Holder {
     /// Nothing holds it; `finishing` is the tid of a commit whose
     /// `tpc_finish` is sent and not yet answered by every member.
     Free { finishing: Option<Tid> },
-    /// A client transaction between its vote and its `tpc_finish`, sent
-    /// behind a finishing commit or not.
-    Commit {
-        commit: Box<Commit>,
-        behind: Option<Behind>,
-    },
+    /// A client transaction between its vote and its `tpc_finish`, and
+    /// what went on ahead of it on the member connections.
+    Commit { commit: Box<Commit>, ahead: Ahead },
     /// A pack on every optimal member.
     Pack,
     /// A slice of the final step of a recovery: no transaction commits
@@ -52,13 +50,22 @@ enum Holder {
     RecoverySlice,
 }
 
-/// The commit still finishing ahead of the one holding the lock.
-struct Behind {
-    finishing: Tid,
-    /// The holder's vote answers, held until the finishing commit is judged
-    /// (a client is told its vote only after the commit before it).
-    answers: Option<VoteAnswers>,
+/// What went on ahead of the commit holding the lock.
+enum Ahead {
+    /// Nothing: it was sent while no commit was finishing.
+    Nothing,
+    /// Its vote went out behind this commit, still finishing; its answers
+    /// are held here until that one is judged (a client is told its vote
+    /// only after the commit before it).
+    Finishing { tid: Tid, answers: Option<VoteAnswers> },
+    /// The commit ahead has finished, in this time on each member: its
+    /// vote's time includes it, which the slow-member policy must not
+    /// count twice.
+    Finished { times: FinishTimes },
 }
+
+/// Each member's time to answer a call.
+pub(super) type FinishTimes = Vec<(usize, Duration)>;
 
 /// The members' answers to a vote, as the controller judges them.
 pub(super) struct VoteAnswers {
@@ -165,7 +172,8 @@ impl CommitLock {
     }
 
     /// The recovery slice that is due now. None while draining: the drain
-    /// stops recoveries (a later one resumes).
+    /// stops recoveries once it is over (a later one resumes), so their
+    /// later slices no longer hold back the waiting votes.
     fn due_slice(&self) -> Option<usize> {
         if self.drain.is_some() {
             return None;
@@ -267,13 +275,13 @@ impl CommitLock {
         let Holder::Free { finishing } = self.holder else {
             unreachable!("a vote starts only while the lock is free");
         };
-        let behind = finishing.map(|finishing| Behind {
-            finishing,
-            answers: None,
-        });
+        let ahead = match finishing {
+            Some(tid) => Ahead::Finishing { tid, answers: None },
+            None => Ahead::Nothing,
+        };
         self.holder = Holder::Commit {
             commit: Box::new(commit),
-            behind,
+            ahead,
         };
     }
 
@@ -297,19 +305,24 @@ impl CommitLock {
 
     /// The pack or recovery slice holding the lock is done.
     pub fn release_exclusive(&mut self) {
-        if matches!(self.holder, Holder::Pack | Holder::RecoverySlice) {
-            self.holder = Holder::Free { finishing: None };
-        }
+        assert!(
+            matches!(self.holder, Holder::Pack | Holder::RecoverySlice),
+            "only a pack or a recovery slice releases the lock this way"
+        );
+        self.holder = Holder::Free { finishing: None };
     }
 
     /// The transaction holding the lock ends without committing (aborted,
     /// refused, or its client went away); a commit finishing ahead of it
     /// goes on finishing.
     pub fn release_commit(&mut self) -> Option<Commit> {
-        let Holder::Commit { behind, .. } = &self.holder else {
+        let Holder::Commit { ahead, .. } = &self.holder else {
             return None;
         };
-        let finishing = behind.as_ref().map(|b| b.finishing);
+        let finishing = match ahead {
+            Ahead::Finishing { tid, .. } => Some(*tid),
+            Ahead::Nothing | Ahead::Finished { .. } => None,
+        };
         match std::mem::replace(&mut self.holder, Holder::Free { finishing }) {
             Holder::Commit { commit, .. } => Some(*commit),
             _ => unreachable!("matched above"),
@@ -320,9 +333,12 @@ impl CommitLock {
     /// free for the next vote. Only a voted commit that is not itself
     /// behind a finishing one gets here (its vote was judged after it).
     pub fn finish_sent(&mut self) -> Option<Commit> {
-        let Holder::Commit { behind: None, .. } = &self.holder else {
+        let Holder::Commit { commit, ahead } = &self.holder else {
             return None;
         };
+        if !commit.voted || matches!(ahead, Ahead::Finishing { .. }) {
+            return None;
+        }
         let Holder::Commit { commit, .. } =
             std::mem::replace(&mut self.holder, Holder::Free { finishing: None })
         else {
@@ -334,16 +350,41 @@ impl CommitLock {
         Some(*commit)
     }
 
-    /// The finishing commit was answered by every member: the vote held
-    /// back behind it, if any, is to be judged now.
-    pub fn finish_answered(&mut self) -> Option<VoteAnswers> {
+    /// The finishing commit was answered by every member, in `times`: the
+    /// vote held back behind it, if any, is to be judged now.
+    pub fn finish_answered(&mut self, times: FinishTimes) -> Option<VoteAnswers> {
         match &mut self.holder {
             Holder::Free { finishing } => {
                 *finishing = None;
                 None
             }
-            Holder::Commit { behind, .. } => behind.take().and_then(|b| b.answers),
+            Holder::Commit { ahead, .. } => match std::mem::replace(ahead, Ahead::Nothing) {
+                Ahead::Finishing { answers, .. } => {
+                    *ahead = Ahead::Finished { times };
+                    answers
+                }
+                other => {
+                    *ahead = other;
+                    None
+                }
+            },
             Holder::Pack | Holder::RecoverySlice => None,
+        }
+    }
+
+    /// How long each member took to finish the commit ahead of the one
+    /// holding the lock, if its vote went out behind one (taken once, when
+    /// the vote is judged).
+    pub fn take_finish_times_ahead(&mut self) -> FinishTimes {
+        match &mut self.holder {
+            Holder::Commit { ahead, .. } => match std::mem::replace(ahead, Ahead::Nothing) {
+                Ahead::Finished { times } => times,
+                other => {
+                    *ahead = other;
+                    Vec::new()
+                }
+            },
+            _ => Vec::new(),
         }
     }
 
@@ -351,18 +392,18 @@ impl CommitLock {
     /// no longer holds the lock (dropped) or a commit ahead of it is still
     /// finishing (held back until [`CommitLock::finish_answered`]).
     pub fn vote_answered(&mut self, answers: VoteAnswers) -> Option<VoteAnswers> {
-        let Holder::Commit { commit, behind } = &mut self.holder else {
+        let Holder::Commit { commit, ahead } = &mut self.holder else {
             return None;
         };
         if commit.member_txn != answers.member_txn {
             return None;
         }
-        match behind {
-            Some(behind) => {
-                behind.answers = Some(answers);
+        match ahead {
+            Ahead::Finishing { answers: held, .. } => {
+                *held = Some(answers);
                 None
             }
-            None => Some(answers),
+            Ahead::Nothing | Ahead::Finished { .. } => Some(answers),
         }
     }
 
@@ -385,7 +426,11 @@ impl CommitLock {
     pub fn finishing(&self) -> Option<Tid> {
         match &self.holder {
             Holder::Free { finishing } => *finishing,
-            Holder::Commit { behind, .. } => behind.as_ref().map(|b| b.finishing),
+            Holder::Commit {
+                ahead: Ahead::Finishing { tid, .. },
+                ..
+            } => Some(*tid),
+            Holder::Commit { .. } => None,
             Holder::Pack | Holder::RecoverySlice => None,
         }
     }
@@ -459,7 +504,6 @@ mod tests {
             voted: false,
             vote_msgid: MsgId(Value::Int(1)),
             vote_took: Vec::new(),
-            finish_times_ahead: None,
             since: Instant::now(),
         }
     }
@@ -534,7 +578,7 @@ mod tests {
         lock.queue_vote(vote(3));
         // The vote would overtake the pack: it waits too.
         assert!(lock.next().is_none());
-        assert!(lock.finish_answered().is_none());
+        assert!(lock.finish_answered(Vec::new()).is_none());
         assert!(matches!(lock.next(), Some(Next::Pack(_))));
         lock.hold_pack();
         assert!(lock.next().is_none(), "a vote waits for the pack");
@@ -555,7 +599,7 @@ mod tests {
         assert!(lock.vote_answered(answers(2)).is_none());
         // Answers of a transaction that no longer holds the lock are dropped.
         assert!(lock.vote_answered(answers(7)).is_none());
-        let held = lock.finish_answered().expect("held back until now");
+        let held = lock.finish_answered(Vec::new()).expect("held back until now");
         assert_eq!(held.member_txn, TxnId::from_i64(2));
         assert_eq!(lock.finishing(), None);
         // Not voted yet: it cannot finish.
@@ -567,8 +611,11 @@ mod tests {
         let mut lock = CommitLock::default();
         finishing(&mut lock, 1, 10);
         lock.hold_commit(commit(2, 11, 2));
+        lock.commit_mut().unwrap().voted = true;
         assert!(lock.finish_sent().is_none());
-        lock.finish_answered();
+        lock.finish_answered(vec![(0, Duration::from_millis(3))]);
+        assert_eq!(lock.take_finish_times_ahead(), [(0, Duration::from_millis(3))]);
+        assert!(lock.take_finish_times_ahead().is_empty(), "taken once");
         assert_eq!(lock.finish_sent().map(|c| c.tid), Some(Tid::from_u64(11)));
         assert_eq!(lock.finishing(), Some(Tid::from_u64(11)));
     }
@@ -582,7 +629,7 @@ mod tests {
         assert_eq!(lock.release_commit().map(|c| c.tid), Some(Tid::from_u64(11)));
         assert_eq!(lock.finishing(), Some(Tid::from_u64(10)));
         // Its held-back answers went with it.
-        assert!(lock.finish_answered().is_none());
+        assert!(lock.finish_answered(Vec::new()).is_none());
         assert_eq!(lock.finishing(), None);
     }
 
@@ -646,7 +693,7 @@ mod tests {
         lock.commit_mut().unwrap().voted = true;
         lock.finish_sent();
         assert!(lock.next().is_none(), "not while a commit is finishing");
-        lock.finish_answered();
+        lock.finish_answered(Vec::new());
         assert_eq!(drain_order(&mut lock), ["drained"]);
         assert!(lock.next().is_none(), "a drain ends once");
     }

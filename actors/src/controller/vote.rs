@@ -102,7 +102,6 @@ impl Controller {
             id: member_txn.clone(),
         });
         let answers = self.fan_out(&participants, CallAfter { oneways, call });
-        let behind = self.lock.finishing().map(|_| Vec::new());
         self.lock.hold_commit(Commit {
             session: vote.session,
             client_txn: vote.txn.id.clone(),
@@ -113,7 +112,6 @@ impl Controller {
             voted: false,
             vote_msgid: vote.msgid.clone(),
             vote_took: Vec::new(),
-            finish_times_ahead: behind,
             since: Instant::now(),
         });
         let msgid = vote.msgid;
@@ -137,12 +135,16 @@ impl Controller {
     /// otherwise are degraded as diverged. With no winner the transaction
     /// is aborted everywhere: a tie is never resolved by luck.
     pub(super) fn judge_vote(&mut self, ctx: &mut Context<Self>, answers: VoteAnswers) {
-        let VoteAnswers { msgid, results, .. } = answers;
-        let Some(commit) = self.lock.commit_mut() else {
+        let VoteAnswers {
+            member_txn,
+            msgid,
+            results,
+        } = answers;
+        let Some(commit) = self.lock.commit().filter(|c| c.member_txn == member_txn) else {
             return;
         };
         let session = commit.session;
-        let ahead = commit.finish_times_ahead.take().unwrap_or_default();
+        let ahead = self.lock.take_finish_times_ahead();
         // A member degraded while voting (a session saw it fail a read):
         // its answer no longer counts.
         let results: Vec<_> = results
