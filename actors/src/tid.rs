@@ -4,7 +4,7 @@
 //! one. Tids must stay time-like: `pack(t)`, `undoLog` and `history` read
 //! times out of them.
 //!
-//! zeoraid chooses every tid itself (design notes §4.2): a ZEO server does
+//! zeoraid chooses every tid itself (`docs/invariants.md#tid-order`): a ZEO server does
 //! not reject a `tpc_begin` tid lower than its last one, it silently commits
 //! out of order.
 

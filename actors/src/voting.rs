@@ -1,4 +1,4 @@
-//! Deciding between members' answers (design notes §4.6): the answer most
+//! Deciding between members' answers (`docs/invariants.md#vote-majority`): the answer most
 //! members gave wins and the members that answered otherwise are the
 //! minority, to be degraded. Used for votes in two-phase commit (by the
 //! controller) and for voted reads in coop mode (by sessions).
@@ -9,7 +9,7 @@
 //! between an answer the caller prefers (an accepted vote) and others is
 //! resolved for the preferred one, so that in single mode a member that
 //! refuses what an equal number of members accept is the one degraded
-//! (design notes §5: "one member errs while the others succeed"); a tie
+//! (one member that errs while the others succeed is the one at fault); a tie
 //! between two preferred answers still has no winner.
 
 /// How a winner is chosen.

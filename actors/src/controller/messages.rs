@@ -6,7 +6,8 @@
 //! the session's mailbox rather than as futures: the controller also sends
 //! invalidations there, and actix keeps the order of one sender's messages
 //! in one mailbox, but not between a response future and a mailbox message
-//! (rust-stack-notes P4). That is what guarantees protocol doc §4.4.2: a
+//! (`docs/invariants.md#mailbox-order`). That is what guarantees
+//! `docs/invariants.md#invalidations-before-vote`: a
 //! client sees `invalidateTransaction(T)` before its own vote reply for a
 //! transaction that commits after T.
 
@@ -161,7 +162,7 @@ pub struct Pack {
 pub struct LastTid;
 
 /// The array as a whole and each member, for status reads (`ruok`, and the
-/// management plane of issue 7).
+/// management plane).
 #[derive(Debug, Message)]
 #[rtype(result = "ArrayStatus")]
 pub struct Status;

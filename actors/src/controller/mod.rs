@@ -392,7 +392,7 @@ impl Controller {
 
     /// Startup is over: members that are not connected now would miss
     /// writes, and members behind the others already did, so they start
-    /// degraded (recovery, issue 8, brings them back).
+    /// degraded (recovery brings them back).
     fn finish_startup(&mut self, ctx: &mut Context<Self>) {
         if self.started {
             return;
@@ -516,7 +516,7 @@ impl Handler<MemberEvent> for Controller {
                 ..
             } => self.last_info = info,
             // Invalidations from a member mean someone else wrote to it;
-            // divergence is detected by the failure semantics (issue 6).
+            // divergence shows in the members' answers to votes and reads.
             MemberEvent::Callback { .. } => {}
         }
     }

@@ -1,4 +1,4 @@
-//! Recovery as the controller runs it (design notes §6): which member is
+//! Recovery as the controller runs it (`docs/invariants.md#recovery-prefix`): which member is
 //! recovering from which source, the final step under the commit lock,
 //! automatic recovery with flap damping. The copying itself is the
 //! recovery actor's (`crate::recovery`); the controller owns what it means:

@@ -1,7 +1,8 @@
 //! Why a member call did not produce a reply. The split matters to the
 //! RAID: an [`MemberError::Application`] error is an *answer* (identical on
 //! all healthy members, passed to the client), everything else means the
-//! member is failing and the controller degrades it (design notes §4.6).
+//! member is failing and the controller degrades it
+//! (`docs/invariants.md#client-errors-are-answers`).
 
 use crate::metrics::CallOutcome;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! stop trying and park the member.
 //!
 //! actix's `Supervisor` restarts an actor each time it stops, immediately,
-//! without limit, and not at all after a panic (rust-stack-notes §4.2: a
+//! without limit, and not at all after a panic (`docs/invariants.md#supervisor-limits`: a
 //! member with its backend down restarted ~129,000 times in 4.7 s). So the
 //! member actor does not lean on it for reconnecting; it asks a
 //! [`RestartTracker`] instead. The tracker is plain, deterministic logic: no

@@ -3,7 +3,7 @@
 //! the target's upload).
 //!
 //! ZEO has no `restoreBlob`: a blob record can only reach another server as
-//! `storeBlobStart/Chunk/End` (protocol doc §5.3). So recovery must know
+//! `storeBlobStart/Chunk/End` (`docs/zeo-protocol.md#restores`). So recovery must know
 //! which records are blobs, and this is the one place where zeoraid looks
 //! into an application record. It decides exactly as ZODB's own
 //! `ZODB.blob.is_blob_record` (what `copyTransactionsFrom` uses): the

@@ -10,7 +10,7 @@
 //! target's last tid is always the last transaction copied, which is what
 //! makes a recovery resumable from the target's `lastTransaction`.
 //!
-//! Replay (protocol doc §5.3): `tpc_begin(id, user, description, extension,
+//! Replay (`docs/zeo-protocol.md#restores`): `tpc_begin(id, user, description, extension,
 //! tid, status)`, `restorea(oid, tid, data, data_txn, id)` per record,
 //! `vote`, `tpc_finish`, and the tid `tpc_finish` answers must be the
 //! original. Blob records cannot be restored over ZEO; they are uploaded

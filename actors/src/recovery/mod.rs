@@ -1,6 +1,6 @@
 //! The recovery actor: brings one member (the target) up to date from an
 //! optimal member (the source), while clients keep committing to the
-//! array (design notes §6, ARCHITECTURE.md §4.4). It talks only to the two
+//! array (`docs/invariants.md#recovery-prefix`, ARCHITECTURE.md §4.5). It talks only to the two
 //! member actors; the controller drives it and owns what it means.
 //!
 //! ```text

@@ -1,4 +1,4 @@
-//! What a session does with each ZEO method (protocol doc §3) and with
+//! What a session does with each ZEO method (`docs/zeo-protocol.md#methods`) and with
 //! each message from the controller: checks that apply to every call, then
 //! a route to the file of the method's family, as `zeo/src/methods/` groups
 //! them: [`registration`](super::registration) (the session family),

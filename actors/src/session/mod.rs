@@ -13,7 +13,7 @@
 //! its invalidations (see `controller::messages`). A load that was sent to a
 //! member before an invalidation of its object reached this client is
 //! answered with the revision's end set to that invalidation's tid, so the
-//! client never caches a stale revision as current (protocol doc §4.4.6).
+//! client never caches a stale revision as current (`docs/invariants.md#load-invalidation-order`).
 
 mod answers;
 mod commit;

@@ -1,6 +1,6 @@
 //! Coop mode's voted reads: a read of a given revision (`loadBefore`,
 //! `loadSerial`) goes to every reader at once and the answers are voted
-//! (design notes §5): the majority's answer is the client's, and a member
+//! (`docs/invariants.md#vote-majority`): the majority's answer is the client's, and a member
 //! that answered otherwise holds different data, so the controller
 //! degrades it. Without a strict majority (two members that disagree) the
 //! read fails with a `ClientStorageError`: which member is right cannot be
