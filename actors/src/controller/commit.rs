@@ -23,32 +23,8 @@
 use super::lock::Next;
 use super::*;
 use crate::metrics::{self, CommitOutcome};
-use std::time::{Duration, Instant};
 use zeo::exceptions::ZeoError;
 use zeo::message::MsgId;
-use zeo::methods::TxnId;
-use zeo::types::Oid;
-
-/// The transaction holding the commit lock, and then finishing.
-pub(super) struct Commit {
-    pub session: SessionId,
-    pub client_txn: TxnId,
-    pub tid: Tid,
-    /// zeoraid's own transaction id on every member connection.
-    pub member_txn: TxnId,
-    /// Members taking part; shrinks when one fails.
-    pub participants: Vec<usize>,
-    /// Oids the other clients must invalidate.
-    pub oids: Vec<Oid>,
-    pub voted: bool,
-    /// The client's `vote` call, answered when the vote is judged.
-    pub vote_msgid: MsgId,
-    /// Each participant's time to answer the vote, added to its
-    /// `tpc_finish` time for the slow-member policy (one sample per commit).
-    pub vote_took: Vec<(usize, Duration)>,
-    /// When it took the lock.
-    pub since: Instant,
-}
 
 impl Controller {
     /// Runs what the commit lock says may start now, until something holds

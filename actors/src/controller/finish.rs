@@ -2,8 +2,8 @@
 //! lock goes on to the next vote at once), its outcome judged member by
 //! member; or `tpc_abort`.
 
-use super::commit::Commit;
 use super::fanout::Timed;
+use super::lock::Commit;
 use super::lock::FinishTimes;
 use super::*;
 use crate::member::Call;

@@ -26,14 +26,34 @@
 //! | recovery slice  | nothing                                             |
 
 use super::admin::{Draining, QueuedReload};
-use super::commit::Commit;
 use super::fanout::Timed;
 use super::{Pack, SessionId, Vote};
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use zeo::message::MsgId;
 use zeo::methods::TxnId;
-use zeo::types::Tid;
+use zeo::types::{Oid, Tid};
+
+/// The transaction holding the commit lock, and then finishing.
+pub(super) struct Commit {
+    pub session: SessionId,
+    pub client_txn: TxnId,
+    pub tid: Tid,
+    /// zeoraid's own transaction id on every member connection.
+    pub member_txn: TxnId,
+    /// Members taking part; shrinks when one fails.
+    pub participants: Vec<usize>,
+    /// Oids the other clients must invalidate.
+    pub oids: Vec<Oid>,
+    pub voted: bool,
+    /// The client's `vote` call, answered when the vote is judged.
+    pub vote_msgid: MsgId,
+    /// Each participant's time to answer the vote, added to its
+    /// `tpc_finish` time for the slow-member policy (one sample per commit).
+    pub vote_took: Vec<(usize, Duration)>,
+    /// When it took the lock.
+    pub since: Instant,
+}
 
 /// Who holds the commit lock.
 enum Holder {

@@ -2,8 +2,8 @@
 //! on every optimal member and votes there, and is judged by the members'
 //! majority (`docs/invariants.md#majority-vote`).
 
-use super::commit::Commit;
 use super::fanout::Answered;
+use super::lock::Commit;
 use super::lock::VoteAnswers;
 use super::*;
 use crate::member::CallAfter;
