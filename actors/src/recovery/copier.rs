@@ -589,35 +589,7 @@ impl Copier {
             }
         }
         let blobs = uploads.len() as u64;
-        // The server stores uploads last, popping them in reverse order.
-        for upload in uploads.into_iter().rev() {
-            let Replay::Blob {
-                oid,
-                serial,
-                data,
-                blob,
-            } = upload
-            else {
-                continue;
-            };
-            bytes += data.len() as u64 + blob.size();
-            out.push(Request::StoreBlobStart);
-            let read_error =
-                |e: std::io::Error| self.fail(Side::Target, format!("reading a spooled blob back: {e}"));
-            for chunk in blob.chunks().map_err(read_error)? {
-                let chunk = chunk.map_err(read_error)?;
-                out.push(Request::StoreBlobChunk(StoreBlobChunk { chunk }));
-                if out.bytes >= UPLOAD_WINDOW {
-                    self.flush(&mut out).await?;
-                }
-            }
-            out.push(Request::StoreBlobEnd(StoreBlobEnd {
-                oid,
-                serial,
-                data,
-                id: id.clone(),
-            }));
-        }
+        bytes += self.upload_blobs(id, uploads, &mut out).await?;
         let vote = Request::Vote(Vote { id: id.clone() });
         let answer = self
             .target
@@ -640,6 +612,49 @@ impl Copier {
             Ok(Err(e)) => Err(self.fail_call(Side::Target, &format!("vote of transaction {tid}"), e)),
             Err(e) => Err(self.fail(Side::Target, format!("member actor gone: {e}"))),
         }
+    }
+
+    /// Batches the blob uploads of a transaction (each `storeBlobStart`,
+    /// its chunks read back from the spool, `storeBlobEnd`), flushing the
+    /// batch whenever it reaches the upload window; answers the bytes
+    /// uploaded. The server stores uploads last, popping them in reverse
+    /// order, so they go in reverse.
+    async fn upload_blobs(
+        &self,
+        id: &TxnId,
+        uploads: Vec<Replay>,
+        out: &mut Batch,
+    ) -> Result<u64, RecoveryError> {
+        let mut bytes = 0u64;
+        for upload in uploads.into_iter().rev() {
+            let Replay::Blob {
+                oid,
+                serial,
+                data,
+                blob,
+            } = upload
+            else {
+                continue;
+            };
+            bytes += data.len() as u64 + blob.size();
+            out.push(Request::StoreBlobStart);
+            let read_error =
+                |e: std::io::Error| self.fail(Side::Target, format!("reading a spooled blob back: {e}"));
+            for chunk in blob.chunks().map_err(read_error)? {
+                let chunk = chunk.map_err(read_error)?;
+                out.push(Request::StoreBlobChunk(StoreBlobChunk { chunk }));
+                if out.bytes >= UPLOAD_WINDOW {
+                    self.flush(out).await?;
+                }
+            }
+            out.push(Request::StoreBlobEnd(StoreBlobEnd {
+                oid,
+                serial,
+                data,
+                id: id.clone(),
+            }));
+        }
+        Ok(bytes)
     }
 
     /// Sends what is batched, then waits for a `ping`: the member has read
