@@ -366,6 +366,11 @@ fn details_text(array: &ArrayStatus, now: SystemTime) -> String {
         "{} commits, {} aborts, {} conflicts, {} clients connected",
         array.commits, array.aborts, array.conflicts, array.clients,
     );
+    let _ = writeln!(
+        out,
+        "array state: generation {}, {}",
+        array.state_generation, array.state_location
+    );
     if let Some(reason) = &array.reason {
         let _ = writeln!(out, "failed because: {reason}");
     }
@@ -593,6 +598,7 @@ mod tests {
             "reason": null, "cluster_mode": "single", "fail_mode": "close", "last_tid": "03ff",
             "optimal": 1, "quorum": 1, "commits": 5, "aborts": 1, "conflicts": 0, "clients": 2,
             "longest_recovery_block_ms": 0,
+            "state_generation": 12, "state_location": "/var/lib/zeoraid/state/array.json",
             "members": [
                 {"name": "zeo1", "address": "127.0.0.1:9001", "state": "optimal", "kind": null,
                  "reason": null, "degraded_since": null, "connected": true, "connection": "ready",
@@ -617,12 +623,16 @@ mod tests {
             lines[2].starts_with("5 commits, 1 aborts, 0 conflicts, 2 clients"),
             "{text}"
         );
-        assert!(lines[3].starts_with("MEMBER"), "{text}");
-        assert!(lines[4].starts_with("zeo1  "), "{text}");
+        assert_eq!(
+            lines[3],
+            "array state: generation 12, /var/lib/zeoraid/state/array.json"
+        );
+        assert!(lines[4].starts_with("MEMBER"), "{text}");
+        assert!(lines[5].starts_with("zeo1  "), "{text}");
         assert!(
-            lines[5].contains("degraded (disabled)")
-                && lines[5].contains("3 txn, 1.2s")
-                && lines[5].ends_with("disabled by operator (for 1m15s)"),
+            lines[6].contains("degraded (disabled)")
+                && lines[6].contains("3 txn, 1.2s")
+                && lines[6].ends_with("disabled by operator (for 1m15s)"),
             "{text}"
         );
     }

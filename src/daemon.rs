@@ -22,7 +22,8 @@ use actix::{Actor, Addr, Recipient};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use zeoraid_actors::controller::{ArrayReady, Controller, Drain, ReloadConfiguration, WaitReady};
+use zeoraid_actors::controller::{ArrayReady, Controller, Drain, DurableState, ReloadConfiguration, WaitReady};
+use zeoraid_actors::state::{FileStore, StateStore};
 use zeoraid_actors::session::SessionSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,8 @@ pub enum DaemonError {
     },
     #[error("the array cannot start: {0}")]
     Array(#[source] actix::MailboxError),
+    #[error("refusing to start: {0}")]
+    State(#[source] zeoraid_actors::state::StateError),
     #[error("the signal handling task failed: {0}")]
     SignalTask(String),
     #[error("cannot use the spool dir {dir}: {source}")]
@@ -98,7 +101,8 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), 
     // not reachable by then start degraded), so "zeoraid started" means
     // ready for clients. The HTTP endpoint opens right after the front
     // listener, before "zeoraid started" (which names both addresses).
-    let controller = Controller::new(crate::members::controller_settings(&config), log.clone()).start();
+    let durable = open_state(&config.state_dir, &log)?;
+    let controller = Controller::new(crate::members::controller_settings(&config), durable, log.clone()).start();
     let array = wait_ready(&controller, config.timeouts.connect * 2).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -168,6 +172,21 @@ fn log_configuration(config: &Config, log: &Logger) {
 
 /// Waits until every member connected or failed a first attempt, or
 /// `within` passed.
+/// Takes the array state's directory for this zeoraid and reads what the
+/// last run wrote: a second zeoraid on it, or a state that is missing or
+/// unreadable, stops the start with what to do.
+fn open_state(dir: &std::path::Path, log: &Logger) -> Result<DurableState, DaemonError> {
+    let mut store = FileStore::open(dir).map_err(DaemonError::State)?;
+    let record = store.load().map_err(DaemonError::State)?;
+    if record.is_none() {
+        info!(log, "first start: no array state yet"; "location" => store.location());
+    }
+    Ok(DurableState {
+        store: Box::new(store),
+        record,
+    })
+}
+
 async fn wait_ready(controller: &Addr<Controller>, within: Duration) -> Result<ArrayReady, DaemonError> {
     let answer = controller
         .send(WaitReady { within })

@@ -83,6 +83,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     check("msgpack", old.msgpack != new.msgpack);
     check("max_frame_size", old.max_frame_size != new.max_frame_size);
     check("spool_dir", old.spool_dir != new.spool_dir);
+    check("state_dir", old.state_dir != new.state_dir);
     check("timeouts", old.timeouts != new.timeouts);
     check("recovery", old.recovery != new.recovery);
     check("http", old.http != new.http);

@@ -18,6 +18,7 @@ pub mod member;
 pub mod metrics;
 pub mod recovery;
 pub mod session;
+pub mod state;
 pub mod status;
 pub mod tid;
 pub mod transaction;

@@ -101,6 +101,25 @@ pub mod hex {
     }
 }
 
+/// `Option<Tid>` as 16 hex digits or nothing (`#[serde(with)]`).
+pub mod opt_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use zeo::types::Tid;
+
+    pub fn serialize<S: Serializer>(tid: &Option<Tid>, s: S) -> Result<S::Ok, S::Error> {
+        match tid {
+            Some(tid) => super::hex::serialize(tid, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Tid>, D::Error> {
+        #[derive(Deserialize)]
+        struct Hex(#[serde(with = "super::hex")] Tid);
+        Ok(Option::<Hex>::deserialize(d)?.map(|Hex(tid)| tid))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

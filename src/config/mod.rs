@@ -84,7 +84,14 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
         path: path.to_owned(),
         source,
     })?;
-    from_toml_str(&text, &path.display().to_string(), env)
+    let mut config = from_toml_str(&text, &path.display().to_string(), env)?;
+    // A relative state_dir belongs to the configuration, wherever zeoraid
+    // is started from.
+    if config.state_dir.is_relative() {
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.state_dir = base.join(&config.state_dir);
+    }
+    Ok(config)
 }
 
 /// `origin` names the source in messages (normally the file path).

@@ -85,6 +85,10 @@ pub struct Config {
     pub max_frame_size: usize,
     /// Where transaction data is spooled while a commit is in flight.
     pub spool_dir: PathBuf,
+    /// Where the array's durable state is kept (relative paths are
+    /// relative to the configuration file's directory once loaded from a
+    /// file; default `state` there).
+    pub state_dir: PathBuf,
     pub timeouts: Timeouts,
     /// Global restart policy; each member carries its effective (merged)
     /// copy in `Member::restart`, so consumers should read that one.

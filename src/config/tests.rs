@@ -249,6 +249,7 @@ fn shipped_reference_config_is_valid_and_shows_the_defaults() {
     assert_eq!(c.msgpack, d.msgpack);
     assert_eq!(c.max_frame_size, d.max_frame_size);
     assert_eq!(c.spool_dir, d.spool_dir);
+    assert_eq!(c.state_dir, d.state_dir);
     assert_eq!(c.timeouts, d.timeouts);
     assert_eq!(c.restart, d.restart);
     assert_eq!(c.recovery, d.recovery);

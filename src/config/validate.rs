@@ -66,6 +66,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
     let fail_mode = fail_mode(&mut p, raw.fail_mode.as_deref());
     let max_frame_size = max_frame_size(&mut p, raw.max_frame_size);
     let spool_dir = spool_dir(&mut p, raw.spool_dir);
+    let state_dir = state_dir(&mut p, raw.state_dir);
     let timeouts = timeouts(&mut p, raw.timeouts.unwrap_or_default());
     let restart = restart_policy(
         &mut p,
@@ -88,6 +89,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
         msgpack: raw.msgpack.unwrap_or(false),
         max_frame_size,
         spool_dir,
+        state_dir,
         timeouts,
         restart,
         recovery,
@@ -172,6 +174,24 @@ fn spool_dir(p: &mut Problems, raw: Option<PathBuf>) -> PathBuf {
         None => std::env::temp_dir(),
     }
 }
+
+fn state_dir(p: &mut Problems, raw: Option<PathBuf>) -> PathBuf {
+    match raw {
+        Some(dir) if dir.as_os_str().is_empty() => {
+            p.push(
+                "state_dir",
+                "must not be empty (remove the key to keep the state in `state` next to the configuration file)",
+            );
+            PathBuf::from(DEFAULT_STATE_DIR)
+        }
+        Some(dir) => dir,
+        None => PathBuf::from(DEFAULT_STATE_DIR),
+    }
+}
+
+/// The array state's directory when `state_dir` is not set: `state`, next
+/// to the configuration file.
+pub const DEFAULT_STATE_DIR: &str = "state";
 
 fn timeouts(p: &mut Problems, raw: RawTimeouts) -> Timeouts {
     Timeouts {

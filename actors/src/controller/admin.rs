@@ -54,6 +54,7 @@ impl Handler<DisableMember> for Controller {
                 d.kind = DegradeKind::Disabled;
                 d.reason = "disabled by operator".into();
             }
+            self.save_state();
             info!(self.log, "member disabled while recovering"; "member" => &msg.name);
             return Ok(format!("{} disabled (its recovery was stopped)", msg.name));
         }
@@ -243,6 +244,7 @@ impl Controller {
         self.slow_policy = msg.slow;
         self.slow = SlowDetector::new(msg.slow, self.members.len());
         outcome.unchanged = keep;
+        self.save_state();
         self.pushed = None;
         self.push_serving();
         info!(self.log, "configuration reloaded"; "added" => ?outcome.added, "removed" => ?outcome.removed,

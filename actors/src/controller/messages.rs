@@ -173,6 +173,9 @@ pub struct ArrayStatus {
     pub status: ArrayState,
     /// The longest time commits waited for a recovery's final step, in ms.
     pub longest_recovery_block_ms: u64,
+    /// The array state: where it lives and how many times it was written.
+    pub state_location: String,
+    pub state_generation: u64,
     /// One line for humans and Nagios, e.g. "degraded: 2 of 3 members
     /// optimal (zeo3 failed)".
     pub summary: String,

@@ -13,6 +13,7 @@
 mod admin;
 mod commit;
 mod debug;
+mod durable;
 mod fanout;
 mod finish;
 mod info;
@@ -26,6 +27,7 @@ mod slow;
 mod vote;
 
 pub use crate::status::DegradeKind;
+pub use durable::DurableState;
 pub use messages::*;
 pub use modes::{ClusterMode, FailMode};
 pub use recovering::{RecoverMember, RecoveryPolicy, RecoveryStatus};
@@ -88,6 +90,9 @@ struct Degraded {
     /// The first transaction this member did not get; `None` while no
     /// transaction committed since it was degraded (set by the next commit).
     first_missed: Option<Tid>,
+    /// The highest oid handed out when it was degraded (its oid counter
+    /// is behind once the array hands out more).
+    max_oid: zeo::types::Oid,
 }
 
 impl Slot {
@@ -161,6 +166,12 @@ pub struct Controller {
     max_oid: zeo::types::Oid,
     /// What sessions were last told (pushed again only when it changes).
     pushed: Option<(Vec<Addr<MemberActor>>, Serving)>,
+    /// The array state's store and what was last written to it.
+    durable: DurableState,
+    /// Rises with every write of the array state.
+    generation: u64,
+    /// The array state could not be written: the array takes no writes.
+    state_failure: Option<String>,
 }
 
 #[derive(Default)]
@@ -172,10 +183,10 @@ struct Stats {
 }
 
 impl Controller {
-    pub fn new(settings: ControllerSettings, log: Logger) -> Controller {
+    pub fn new(settings: ControllerSettings, durable: DurableState, log: Logger) -> Controller {
         let member_count = settings.members.len();
         let members = settings.members.into_iter().map(Slot::new).collect();
-        Controller {
+        let mut controller = Controller {
             storage: settings.storage,
             cluster_mode: settings.cluster_mode,
             fail_mode: settings.fail_mode,
@@ -198,7 +209,14 @@ impl Controller {
             recovery_policy: settings.recovery,
             longest_recovery_block: std::time::Duration::ZERO,
             max_oid: zeo::types::Oid::ZERO,
+            durable,
+            generation: 0,
+            state_failure: None,
+        };
+        if let Some(record) = controller.durable.record.clone() {
+            controller.restore(record);
         }
+        controller
     }
 
     fn slot_index(&self, name: &str) -> Option<usize> {
@@ -219,15 +237,29 @@ impl Controller {
     /// Why the array cannot take writes, if it cannot: fewer optimal
     /// members than the cluster mode's quorum.
     fn failed_reason(&self) -> Option<String> {
+        if let Some(failure) = &self.state_failure {
+            return Some(failure.clone());
+        }
         let optimal = self.optimal_count();
         let quorum = self.cluster_mode.quorum(self.members.len());
-        (optimal < quorum).then(|| match self.cluster_mode {
+        if optimal >= quorum {
+            return None;
+        }
+        let failed = match self.cluster_mode {
             ClusterMode::Single => "no optimal member left: the array has failed".to_string(),
             ClusterMode::Coop => format!(
                 "only {optimal} of {} members are optimal, coop mode needs {quorum}: the array has failed",
                 self.members.len()
             ),
-        })
+        };
+        let awaited = self.awaited();
+        if awaited.is_empty() {
+            return Some(failed);
+        }
+        Some(format!(
+            "{failed}; waiting for {} (holding every acknowledged transaction) to connect",
+            awaited.join(", ")
+        ))
     }
 
     /// What sessions serve, from the array's state and the fail mode.
@@ -337,7 +369,10 @@ impl Controller {
             reason,
             since: SystemTime::now(),
             first_missed,
+            max_oid: self.max_oid,
         });
+        // On disk before the commit that caused it is acknowledged.
+        self.save_state();
         let status = self.array_status();
         match self.failed_reason() {
             Some(why) => error!(self.log, "array status"; "status" => status, "reason" => why,
@@ -366,11 +401,13 @@ impl Controller {
         d.kind = DegradeKind::Behind;
         d.reason = reason;
         d.first_missed = Some(d.first_missed.map_or(first_missed, |t| t.min(first_missed)));
+        self.save_state();
     }
 
     /// A commit stood: every degraded member that had not missed one yet
     /// missed this one.
     fn note_missed(&mut self, tid: Tid, committed_on: &[usize]) {
+        let mut newly_missed = false;
         for (i, slot) in self.members.iter_mut().enumerate() {
             if committed_on.contains(&i) {
                 // Degraded while finishing it (e.g. disabled by an operator
@@ -378,9 +415,15 @@ impl Controller {
                 continue;
             }
             if let Some(d) = slot.degraded.as_mut() {
+                newly_missed |= d.first_missed.is_none();
                 d.first_missed.get_or_insert(tid);
                 slot.missed += 1;
             }
+        }
+        if newly_missed {
+            // On disk before the commit is acknowledged: a restart must
+            // know that member no longer holds every transaction.
+            self.save_state();
         }
     }
 
@@ -398,24 +441,11 @@ impl Controller {
             return;
         }
         self.started = true;
-        // Startup reconciliation: the members with the highest last tid are
-        // optimal; a member behind them missed transactions (while it was
-        // degraded before a restart of zeoraid) and must never be written
-        // on top of. The array's last tid is that highest one, so no client
-        // is ever told a lower one.
         for i in 0..self.members.len() {
-            let slot = &self.members[i];
-            if !slot.connected {
-                self.degrade(i, DegradeKind::Failed, "not reachable at startup".into(), None);
-            } else if let Some(behind) = slot.last_tid.filter(|t| *t < self.last_tid) {
-                let reason = format!(
-                    "missing transactions: last tid {behind}, the array's is {}",
-                    self.last_tid
-                );
-                let first_missed = Some(Tid::from_u64(behind.as_u64() + 1));
-                self.degrade(i, DegradeKind::Behind, reason, first_missed);
-            }
+            self.reconcile_at_startup(i);
         }
+        // A first start writes the state it starts from.
+        self.save_state();
         self.push_serving();
         info!(self.log, "array ready"; "status" => self.array_status(), "last_tid" => self.last_tid.to_hex());
         for i in 0..self.members.len() {
@@ -423,6 +453,52 @@ impl Controller {
         }
         for waiter in self.ready_waiters.drain(..) {
             let _ = waiter.send(());
+        }
+    }
+
+    /// Startup reconciliation of member `i`. The members the state calls
+    /// optimal (all of them on a first start) are the authority: the
+    /// highest last tid among those connected is the array's (never lower
+    /// than the state's), so no client is ever told a lower one. One of
+    /// them behind it missed transactions and is never written on top of;
+    /// one not connected yet holds everything and rejoins when it
+    /// connects. A member the state calls degraded stays degraded: behind,
+    /// it now says so; above the array, it holds a transaction zeoraid
+    /// did not acknowledge (a commit made behind its back, or the tid of
+    /// a transaction its storage dropped) and is diverged.
+    fn reconcile_at_startup(&mut self, i: usize) {
+        let slot = &self.members[i];
+        let Some(last_tid) = slot.last_tid.filter(|_| slot.connected) else {
+            if slot.optimal() {
+                let reason = "not connected since zeoraid started".to_string();
+                self.degrade(i, DegradeKind::Failed, reason, None);
+            }
+            return;
+        };
+        if last_tid < self.last_tid {
+            let reason = format!(
+                "missing transactions: last tid {last_tid}, the array's is {}",
+                self.last_tid
+            );
+            let first_missed = Tid::from_u64(last_tid.as_u64() + 1);
+            self.degrade(i, DegradeKind::Behind, reason.clone(), Some(first_missed));
+            self.now_behind(i, reason, first_missed);
+        } else if last_tid > self.last_tid {
+            let reason = format!(
+                "last tid {last_tid} is above the array's {}: it holds a transaction zeoraid did not \
+                 acknowledge",
+                self.last_tid
+            );
+            error!(self.log, "member diverged"; "member" => &*self.members[i].name, "reason" => &reason);
+            if let Some(d) = self.members[i]
+                .degraded
+                .as_mut()
+                .filter(|d| matches!(d.kind, DegradeKind::Failed | DegradeKind::Slow | DegradeKind::Behind))
+            {
+                d.kind = DegradeKind::Diverged;
+                d.reason = reason;
+                self.save_state();
+            }
         }
     }
 
@@ -453,20 +529,14 @@ impl Controller {
             let slot = &mut self.members[i];
             slot.last_tid = Some(c.last_tid);
             slot.info = Some(c.info);
-            if !self.started && c.last_tid > self.last_tid {
+            // Only the authority (members the state calls optimal) sets
+            // the array's last tid: a degraded member's may be a commit
+            // zeoraid never acknowledged.
+            if !self.started && slot.optimal() && c.last_tid > self.last_tid {
                 self.last_tid = c.last_tid;
             }
-            // A member that comes back with less than the array committed
-            // (its storage was replaced or rolled back) must not be trusted,
-            // nor count as "missed nothing" for read-only reads.
-            if self.started && c.last_tid < self.last_tid {
-                let reason = format!(
-                    "reconnected with last tid {}, behind the array's {}",
-                    c.last_tid, self.last_tid
-                );
-                let first_missed = Tid::from_u64(c.last_tid.as_u64() + 1);
-                self.degrade(i, DegradeKind::Behind, reason.clone(), Some(first_missed));
-                self.now_behind(i, reason, first_missed);
+            if self.started {
+                self.reconnected(i, c.last_tid);
             }
         }
         if was && !self.members[i].connected && self.members[i].optimal() && self.started {
@@ -632,6 +702,8 @@ impl Controller {
             optimal,
             quorum: self.cluster_mode.quorum(self.members.len()),
             longest_recovery_block_ms: self.longest_recovery_block.as_millis() as u64,
+            state_location: self.durable.store.location(),
+            state_generation: self.generation,
             commits: self.stats.commits,
             aborts: self.stats.aborts,
             conflicts: self.stats.conflicts,

@@ -102,6 +102,10 @@ impl Controller {
                 slot.packed_while_degraded =
                     Some(slot.packed_while_degraded.map_or(pack_time, |t| t.max(pack_time)));
             }
+            if self.members.iter().any(|m| !m.optimal()) {
+                // A restart must still know that they missed it.
+                self.save_state();
+            }
         }
         self.lock.release_exclusive();
         self.run_next(ctx);

@@ -259,6 +259,8 @@ impl Controller {
         slot.degraded = None;
         slot.missed = 0;
         slot.packed_while_degraded = None;
+        self.save_state();
+        let slot = &mut self.members[i];
         slot.last_tid = Some(tail.last_tid);
         slot.last_recovery = Some(format!(
             "recovered from {} in {:.1}s: {} transaction(s) copied; the final step copied {} in {} \

@@ -1,0 +1,119 @@
+//! The array's durable state: what zeoraid knows about the array and each
+//! member, written before it is relied on, so that a restart never forgets
+//! who holds the acknowledged transactions (`docs/invariants.md#durable-state`).
+//!
+//! The controller owns the state and writes it through a [`StateStore`]
+//! at every change: a degradation (before the commit that caused it is
+//! acknowledged), the first transaction a degraded member missed, a
+//! recovery's end, an operator's disable, a reload, a missed pack. Not per
+//! commit: between two writes every acknowledged transaction is on every
+//! member the state calls optimal. One backend today ([`FileStore`]: a
+//! JSON file under `state_dir`); several zeoraids will share one on etcd.
+
+mod file;
+
+pub use file::FileStore;
+
+use crate::status::DegradeKind;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use zeo::types::{Oid, Tid};
+
+/// What the array knows, as written.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArrayRecord {
+    /// The layout of this record; a zeoraid refuses one it does not know.
+    pub format: u32,
+    /// Rises by one with every write.
+    pub generation: u64,
+    /// The array's last acknowledged tid when this was written: a
+    /// restarted array never serves a lower one.
+    #[serde(with = "crate::tid::hex")]
+    pub last_tid: Tid,
+    /// The highest oid handed out when this was written.
+    #[serde(with = "crate::tid::hex")]
+    pub max_oid: Oid,
+    /// Every configured member by name.
+    pub members: BTreeMap<String, MemberRecord>,
+}
+
+/// The record layout this zeoraid writes and reads.
+pub const FORMAT: u32 = 1;
+
+/// One member, as written.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// Why it gets no reads or writes; `None`: it holds every acknowledged
+    /// transaction (optimal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<DegradedRecord>,
+    /// The latest pack time the array packed at while it was degraded:
+    /// its recovery compares history before it leniently and packs it the
+    /// same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packed_while_degraded: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DegradedRecord {
+    pub kind: DegradeKind,
+    pub reason: String,
+    /// When (seconds since the Unix epoch).
+    pub since: f64,
+    /// The first transaction it did not get; `None`: none was acknowledged
+    /// since it was degraded.
+    #[serde(default, with = "crate::tid::opt_hex", skip_serializing_if = "Option::is_none")]
+    pub first_missed_tid: Option<Tid>,
+    /// The highest oid handed out when it was degraded: if oids were handed
+    /// out since, its counter is behind and it needs a recovery to rejoin.
+    #[serde(with = "crate::tid::hex")]
+    pub max_oid: Oid,
+}
+
+/// Where the array's state is kept. `load` once at startup, then `save`
+/// at every change; `save` returns only once the record is durable.
+pub trait StateStore: Send {
+    /// The state last written, or `None` on an array's first start.
+    fn load(&mut self) -> Result<Option<ArrayRecord>, StateError>;
+    fn save(&mut self, record: &ArrayRecord) -> Result<(), StateError>;
+    /// Where the state lives, for operators (`/details`, the log).
+    fn location(&self) -> String;
+}
+
+/// Why the state cannot be read or written. Every one stops zeoraid from
+/// trusting anything it would have to guess.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "state_dir {} is in use by another zeoraid ({holder}); each zeoraid needs its own state_dir \
+         (or, for several zeoraids on the same members, the [cluster] configuration)",
+        dir.display()
+    )]
+    Locked { dir: PathBuf, holder: String },
+    #[error("array state {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "array state {} is unreadable ({reason}): zeoraid will not guess which members hold the \
+         acknowledged transactions. Restore the file from a backup; or, only if every member is known \
+         to hold the same transactions, remove {} to start afresh (the members' own last tids are then \
+         trusted as on a first start)",
+        path.display(), dir.display()
+    )]
+    Corrupt {
+        path: PathBuf,
+        dir: PathBuf,
+        reason: String,
+    },
+    #[error(
+        "array state {} is missing, but {} was used before (its lock file exists): zeoraid will not \
+         guess which members hold the acknowledged transactions. Restore the file from a backup; or, \
+         only if every member is known to hold the same transactions, remove {} to start afresh",
+        path.display(), dir.display(), dir.display()
+    )]
+    Missing { path: PathBuf, dir: PathBuf },
+}
