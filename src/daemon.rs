@@ -22,9 +22,11 @@ use actix::{Actor, Addr, Recipient};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use zeoraid_actors::controller::{ArrayReady, Controller, Drain, DurableState, ReloadConfiguration, WaitReady};
-use zeoraid_actors::state::{FileStore, StateStore};
+use zeoraid_actors::controller::{
+    ArrayReady, Controller, Drain, DurableState, ReloadConfiguration, WaitReady,
+};
 use zeoraid_actors::session::SessionSettings;
+use zeoraid_actors::state::{FileStore, StateStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -102,7 +104,8 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), 
     // ready for clients. The HTTP endpoint opens right after the front
     // listener, before "zeoraid started" (which names both addresses).
     let durable = open_state(&config.state_dir, &log)?;
-    let controller = Controller::new(crate::members::controller_settings(&config), durable, log.clone()).start();
+    let controller =
+        Controller::new(crate::members::controller_settings(&config), durable, log.clone()).start();
     let array = wait_ready(&controller, config.timeouts.connect * 2).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

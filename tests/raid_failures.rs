@@ -76,23 +76,9 @@ fn member_status(status: &Json, index: usize) -> &Json {
     &status["members"][index]
 }
 
-/// Polls zeoraid's status until `done` holds for it; panics with the
-/// status and the log after [`STATUS_WAIT`].
+/// Polls zeoraid's status until `done` holds for it, at most [`STATUS_WAIT`].
 fn wait_status(array: &Array, what: &str, done: impl Fn(&Json) -> bool) -> Json {
-    let deadline = Instant::now() + STATUS_WAIT;
-    loop {
-        let status = array.raid_status();
-        if done(&status) {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "{what} not seen within {STATUS_WAIT:?}: {status}\n{}",
-                array.context()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    array.wait_status(what, STATUS_WAIT, done)
 }
 
 fn assert_all_optimal(array: &Array, status: &Json) {

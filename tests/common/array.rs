@@ -360,6 +360,32 @@ impl Array {
         );
     }
 
+    /// Kills zeoraid and tries once to start it again on the same port:
+    /// the reason it did not start, if it did not (for the refusals).
+    pub fn try_restart_zeoraid(&mut self) -> Result<(), String> {
+        self.kill_zeoraid();
+        let port = self.addr.port();
+        self.spawn_zeoraid(Some(port))
+    }
+
+    /// Waits (bounded) until the array status satisfies `pred`; panics
+    /// with the last status and the context otherwise.
+    pub fn wait_status(&self, what: &str, within: Duration, pred: impl Fn(&Json) -> bool) -> Json {
+        let deadline = Instant::now() + within;
+        loop {
+            let status = self.raid_status();
+            if pred(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not {what} within {within:?}: {status}\n{}",
+                self.context()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     // ----- logs ---------------------------------------------------------
 
     /// Every log line so far, all starts.

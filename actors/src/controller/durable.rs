@@ -29,7 +29,8 @@ impl Controller {
             let Some(member) = record.members.get(&*slot.name) else {
                 slot.degraded = Some(Degraded {
                     kind: DegradeKind::Added,
-                    reason: "added to the configuration while zeoraid was stopped: its data is unknown".into(),
+                    reason: "added to the configuration while zeoraid was stopped: its data is unknown"
+                        .into(),
                     since: SystemTime::now(),
                     first_missed: None,
                     max_oid: record.max_oid,

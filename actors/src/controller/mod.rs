@@ -490,11 +490,12 @@ impl Controller {
                 self.last_tid
             );
             error!(self.log, "member diverged"; "member" => &*self.members[i].name, "reason" => &reason);
-            if let Some(d) = self.members[i]
-                .degraded
-                .as_mut()
-                .filter(|d| matches!(d.kind, DegradeKind::Failed | DegradeKind::Slow | DegradeKind::Behind))
-            {
+            if let Some(d) = self.members[i].degraded.as_mut().filter(|d| {
+                matches!(
+                    d.kind,
+                    DegradeKind::Failed | DegradeKind::Slow | DegradeKind::Behind
+                )
+            }) {
                 d.kind = DegradeKind::Diverged;
                 d.reason = reason;
                 self.save_state();

@@ -168,7 +168,10 @@ mod tests {
         let mut store = FileStore::open(&state).unwrap();
         assert_eq!(store.load().unwrap(), Some(record()));
         let text = fs::read_to_string(state.join(STATE_FILE)).unwrap();
-        assert!(text.contains("\"first_missed_tid\": \"03e0000000000002\""), "{text}");
+        assert!(
+            text.contains("\"first_missed_tid\": \"03e0000000000002\""),
+            "{text}"
+        );
     }
 
     #[test]
@@ -191,7 +194,10 @@ mod tests {
         let mut store = FileStore::open(dir.path()).unwrap();
         let error = store.load().err().expect("damaged");
         assert!(matches!(error, StateError::Corrupt { .. }), "{error}");
-        assert!(error.to_string().contains("Restore the file from a backup"), "{error}");
+        assert!(
+            error.to_string().contains("Restore the file from a backup"),
+            "{error}"
+        );
         drop(store);
         fs::remove_file(dir.path().join(STATE_FILE)).unwrap();
         let mut store = FileStore::open(dir.path()).unwrap();
@@ -207,6 +213,11 @@ mod tests {
         future.format = FORMAT + 1;
         store.save(&future).unwrap();
         let error = store.load().err().expect("unknown format");
-        assert!(error.to_string().contains("format 2, this zeoraid reads format 1"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("format 2, this zeoraid reads format 1"),
+            "{error}"
+        );
     }
 }

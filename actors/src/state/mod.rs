@@ -63,7 +63,11 @@ pub struct DegradedRecord {
     pub since: f64,
     /// The first transaction it did not get; `None`: none was acknowledged
     /// since it was degraded.
-    #[serde(default, with = "crate::tid::opt_hex", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "crate::tid::opt_hex",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub first_missed_tid: Option<Tid>,
     /// The highest oid handed out when it was degraded: if oids were handed
     /// out since, its counter is behind and it needs a recovery to rejoin.

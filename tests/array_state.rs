@@ -1,0 +1,221 @@
+//! The array's durable state across restarts of zeoraid, with real
+//! members: a restart never serves a history behind what was acknowledged,
+//! members the state calls degraded stay degraded, the members that hold
+//! everything are waited for and rejoin by themselves, and a state that is
+//! missing, unreadable or used by another zeoraid stops the start with
+//! what to do (`docs/invariants.md#durable-state`).
+
+mod common;
+
+use common::array::Array;
+use common::records::ROOT_RECORD;
+use serde_json::Value as Json;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use zeo::methods::{NewOids, Request};
+use zeo::reply::Reply;
+use zeo::types::{Oid, Tid};
+
+/// Bound for a restarted member to reconnect (its restart policy backs off).
+const REJOIN: Duration = Duration::from_secs(30);
+
+fn new_oid(client: &mut common::rawclient::RawClient) -> Oid {
+    match client.call(Request::NewOids(NewOids { n: Some(1) })) {
+        Ok(Reply::NewOids(oids)) => oids[0],
+        other => panic!("new_oids: {other:?}"),
+    }
+}
+
+fn state_file(array: &Array) -> std::path::PathBuf {
+    array.dir().join("state").join("array.json")
+}
+
+fn state(array: &Array) -> Json {
+    let text = std::fs::read_to_string(state_file(array)).expect("the state file");
+    serde_json::from_str(&text).expect("the state file is JSON")
+}
+
+/// Two members; zeo2 misses t2 while it is down. Returns (oid, t1, t2).
+fn commit_while_zeo2_is_down(array: &mut Array) -> (Oid, Tid, Tid) {
+    let mut client = array.client();
+    let oid = new_oid(&mut client);
+    let t1 = client.commit(&[(oid, Tid::ZERO, ROOT_RECORD)]);
+    array.members_mut()[1].kill9();
+    let t2 = client.commit(&[(oid, t1, ROOT_RECORD)]);
+    (oid, t1, t2)
+}
+
+#[test]
+fn a_degradation_is_written_before_the_commit_that_caused_it_is_acknowledged() {
+    let mut array = Array::start(2);
+    let before = state(&array);
+    assert!(before["members"]["zeo2"].get("degraded").is_none(), "{before}");
+    let (_, _, t2) = commit_while_zeo2_is_down(&mut array);
+    // t2 is acknowledged: the state already says zeo2 missed it.
+    let after = state(&array);
+    let zeo2 = &after["members"]["zeo2"]["degraded"];
+    assert_eq!(zeo2["kind"], "failed", "{after}");
+    assert_eq!(zeo2["first_missed_tid"], t2.to_hex(), "{after}");
+    assert!(
+        after["generation"].as_u64() > before["generation"].as_u64(),
+        "{after}"
+    );
+    assert!(after["members"]["zeo1"].get("degraded").is_none(), "{after}");
+    let details = array.raid_status();
+    assert_eq!(details["state_generation"], after["generation"], "{details}");
+    assert_eq!(
+        details["state_location"].as_str(),
+        state_file(&array).to_str(),
+        "{details}"
+    );
+}
+
+/// The freshest member is down when zeoraid restarts: the array waits for
+/// it and says so, never serving the other member's older history; once
+/// it returns, everything acknowledged is there.
+#[test]
+fn the_freshest_member_down_at_restart_is_waited_for_and_never_served_behind() {
+    let mut array = Array::start(2);
+    let (oid, t1, t2) = commit_while_zeo2_is_down(&mut array);
+    array.kill_zeoraid();
+    array.members_mut()[0].kill9();
+    array.members_mut()[1].restart();
+    array.restart_zeoraid();
+
+    let status = array.raid_status();
+    assert_eq!(status["status"], "failed", "{status}\n{}", array.context());
+    let reason = status["reason"].as_str().unwrap();
+    assert!(reason.contains("waiting for zeo1"), "{reason}");
+    assert_eq!(status["last_tid"], t2.to_hex(), "{status}");
+    assert_eq!(status["members"][1]["state"], "degraded", "{status}");
+    // zeo2 (connected, at t1) got no write.
+    assert_eq!(array.member_client(1).last_transaction(), t1);
+
+    array.members_mut()[0].restart();
+    let status = array.wait_status("serving again", REJOIN, |s| s["status"] != "failed");
+    assert_eq!(status["members"][0]["state"], "optimal", "{status}");
+    assert_eq!(status["members"][1]["state"], "degraded", "{status}");
+    let mut client = array.client();
+    assert_eq!(client.last_transaction(), t2);
+    let loaded = client.load(oid).expect("load").expect("a revision");
+    assert_eq!(loaded.start, t2);
+    let t3 = client.commit(&[(oid, t2, ROOT_RECORD)]);
+    assert_eq!(array.member_client(0).last_transaction(), t3);
+    assert_eq!(array.member_client(1).last_transaction(), t1);
+}
+
+/// zeoraid started before its members (ordinary service ordering): failed,
+/// waiting for them by name, then serving by itself once they come, with
+/// no restart and no copy.
+#[test]
+fn zeoraid_started_before_its_members_serves_once_they_come() {
+    let mut array = Array::start(2);
+    let mut client = array.client();
+    let oid = new_oid(&mut client);
+    let t1 = client.commit(&[(oid, Tid::ZERO, ROOT_RECORD)]);
+    drop(client);
+    array.kill_zeoraid();
+    for member in array.members_mut() {
+        member.kill9();
+    }
+    array.restart_zeoraid();
+    let status = array.raid_status();
+    assert_eq!(status["status"], "failed", "{status}");
+    let reason = status["reason"].as_str().unwrap();
+    assert!(reason.contains("waiting for zeo1, zeo2"), "{reason}");
+
+    let mark = array.log_mark();
+    for member in array.members_mut() {
+        member.restart();
+    }
+    let status = array.wait_status("optimal", REJOIN, |s| s["status"] == "optimal");
+    assert_eq!(status["last_tid"], t1.to_hex(), "{status}");
+    assert!(
+        array
+            .find_log(mark, |l| l["msg"] == "member recovering")
+            .is_none(),
+        "no copy was needed\n{}",
+        array.context()
+    );
+    let mut client = array.client();
+    let t2 = client.commit(&[(oid, t1, ROOT_RECORD)]);
+    for m in 0..2 {
+        assert_eq!(array.member_client(m).last_transaction(), t2, "member {m}");
+    }
+}
+
+/// Every member lost at once (a switch reboot) with no commit between:
+/// they come back optimal when they reconnect, no restart of zeoraid.
+#[test]
+fn every_member_lost_with_no_commit_between_is_optimal_again_without_a_restart() {
+    let mut array = Array::start(2);
+    let mut client = array.client();
+    let oid = new_oid(&mut client);
+    let t1 = client.commit(&[(oid, Tid::ZERO, ROOT_RECORD)]);
+    drop(client);
+    for member in array.members_mut() {
+        member.kill9();
+    }
+    array.wait_status("failed", REJOIN, |s| s["status"] == "failed");
+    for member in array.members_mut() {
+        member.restart();
+    }
+    let status = array.wait_status("optimal", REJOIN, |s| s["status"] == "optimal");
+    assert_eq!(status["last_tid"], t1.to_hex(), "{status}");
+    let mut client = array.client();
+    let t2 = client.commit(&[(oid, t1, ROOT_RECORD)]);
+    for m in 0..2 {
+        assert_eq!(array.member_client(m).last_transaction(), t2, "member {m}");
+    }
+}
+
+#[test]
+fn a_damaged_or_missing_state_stops_zeoraid_with_what_to_do() {
+    let mut array = Array::start(2);
+    array.kill_zeoraid();
+    let file = state_file(&array);
+    std::fs::write(&file, b"{\"format\": 1, \"generation\": ").unwrap();
+    let refused = array
+        .try_restart_zeoraid()
+        .expect_err("a damaged state is refused");
+    assert!(refused.contains("is unreadable"), "{refused}");
+    assert!(refused.contains("Restore the file from a backup"), "{refused}");
+    std::fs::remove_file(&file).unwrap();
+    let refused = array
+        .try_restart_zeoraid()
+        .expect_err("a missing state is refused");
+    assert!(refused.contains("is missing"), "{refused}");
+}
+
+#[test]
+fn a_second_zeoraid_on_the_same_state_dir_is_refused() {
+    let array = Array::start(1);
+    let mut second = Command::new(env!("CARGO_BIN_EXE_zeoraid"))
+        .args(["serve", "--config"])
+        .arg(array.config_path())
+        .env("ZEORAID_LISTEN", "127.0.0.1:0")
+        .env("ZEORAID_HTTP__LISTEN", "127.0.0.1:0")
+        .env_remove("ZEORAID_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn a second zeoraid");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = second.kill();
+            panic!("the second zeoraid did not stop by itself");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("in use by another zeoraid"), "{stderr}");
+    // The first one still serves.
+    assert_eq!(array.raid_status()["status"], "optimal");
+}
