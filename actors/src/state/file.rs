@@ -192,7 +192,7 @@ mod tests {
         drop(store);
         fs::write(dir.path().join(STATE_FILE), b"{\"format\": 1, \"generation\"").unwrap();
         let mut store = FileStore::open(dir.path()).unwrap();
-        let error = store.load().err().expect("damaged");
+        let error = store.load().expect_err("damaged");
         assert!(matches!(error, StateError::Corrupt { .. }), "{error}");
         assert!(
             error.to_string().contains("Restore the file from a backup"),
@@ -201,7 +201,7 @@ mod tests {
         drop(store);
         fs::remove_file(dir.path().join(STATE_FILE)).unwrap();
         let mut store = FileStore::open(dir.path()).unwrap();
-        let error = store.load().err().expect("missing");
+        let error = store.load().expect_err("missing");
         assert!(matches!(error, StateError::Missing { .. }), "{error}");
     }
 
@@ -212,7 +212,7 @@ mod tests {
         let mut future = record();
         future.format = FORMAT + 1;
         store.save(&future).unwrap();
-        let error = store.load().err().expect("unknown format");
+        let error = store.load().expect_err("unknown format");
         assert!(
             error
                 .to_string()
