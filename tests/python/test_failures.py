@@ -506,7 +506,10 @@ def test_kill_members_one_by_one_under_load(raid):
     status = raid.wait_status(lambda s: s["status"] == "failed",
                               "the array failed", timeout=ERROR_WITHIN)
     reason = status["reason"]
-    assert reason == "no optimal member left: the array has failed", status
+    assert reason.startswith("no optimal member left: the array has failed"), \
+        status
+    # m1 still holds every acknowledged transaction: the array waits for it.
+    assert "waiting for m1 " in reason, status
     assert status["fail_mode"] == "close", status
     assert all(m["state"] == "degraded" and m["kind"] == "failed"
                and m["reason"] for m in status["members"]), status
@@ -529,26 +532,21 @@ def test_kill_members_one_by_one_under_load(raid):
 
     close_mode_errors("after the last member died")
 
-    # 4. Start m1 again (same port, same data; it missed nothing): it is
-    # connected again, yet stays degraded and the array stays failed.
+    # 4. Start m1 again (same port, same data). No commit was acknowledged
+    # since it was lost (the votes above were refused), so it still holds
+    # every acknowledged transaction: it is optimal again as soon as it
+    # reconnects, with no copy and no restart of zeoraid. m2 and m3 missed
+    # commits and stay degraded.
     raid.cluster.restart_member("m1")
-    raid.wait_status(lambda s: raid.member_status("m1", s)["connected"],
-                     "m1 connected again")
-    watch_until = time.monotonic() + STAYS_FOR
-    while time.monotonic() < watch_until:
-        status = raid.status()
-        assert status["status"] == "failed", status
-        assert status["reason"] == reason, status
-        assert all(m["state"] == "degraded" for m in status["members"]), \
-            status
-        assert raid.member_status("m1", status)["connected"], status
-        time.sleep(0.1)
-
-    close_mode_errors("after m1 came back")
-    # ...and not one read went to the restarted member.
-    assert raid.member_loads("m1") == 0
+    status = raid.wait_status(lambda s: s["status"] != "failed",
+                              "m1 optimal again")
+    assert states(status) == {"m1": "optimal", "m2": "degraded",
+                              "m3": "degraded"}, status
+    assert status["reason"] is None, status
     conn.transaction_manager.abort()
     conn.close()
+    assert read_values(raid, ["after-m3", "shared"]) == {
+        "after-m3": "written with m1 alone", "shared": len(acked)}
 
 
 @with_logs
