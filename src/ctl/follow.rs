@@ -17,10 +17,10 @@ pub const WAIT_TIMEOUT: Duration = Duration::from_secs(600);
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// While the stage stays the same, a progress line at most this often.
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// Where the followed member stands, from one `/details` answer.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 enum Stage {
     /// Done: the recovery made it optimal (or it was already).
     Optimal { last_recovery: Option<String> },
@@ -59,9 +59,14 @@ impl Stage {
         }
     }
 
-    /// Whether `self` and `other` are the same step (progress aside).
+    /// Whether `self` and `other` are the same step: the same stage and,
+    /// while recovering, the same phase (the counts aside).
     fn same_step(&self, other: &Stage) -> bool {
-        std::mem::discriminant(self) == std::mem::discriminant(other)
+        let phase = |stage: &Stage| match stage {
+            Stage::Recovering { progress, .. } => progress.as_ref().map(|p| p.phase),
+            _ => None,
+        };
+        std::mem::discriminant(self) == std::mem::discriminant(other) && phase(self) == phase(other)
     }
 
     /// One short line for people.
@@ -196,7 +201,15 @@ mod tests {
             copying.line("zeo2"),
             "zeo2: recovering from zeo1: copying, 120 transaction(s) copied, 45% done"
         );
-        assert!(copying.same_step(&started) && copying != started);
+        assert!(!copying.same_step(&started), "a phase is a step");
+        let mut later = copying.clone();
+        if let Stage::Recovering {
+            progress: Some(p), ..
+        } = &mut later
+        {
+            p.copied_transactions += 5;
+        }
+        assert!(later.same_step(&copying) && later != copying);
         assert!(!started.same_step(&waiting));
         let ended = Stage::of(&member(json!({"last_recovery": "refused: diverged"})));
         assert_eq!(ended.line("zeo2"), "zeo2: recovery ended: refused: diverged");
