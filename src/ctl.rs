@@ -7,9 +7,9 @@
 //!
 //! | code | status/details | disable/reload |
 //! |---|---|---|
-//! | 0 OK | optimal | done |
-//! | 1 WARNING | degraded or recovering | |
-//! | 2 CRITICAL | failed | refused (the reason is printed) |
+//! | 0 OK | optimal | done (`recover --wait`: the member is optimal) |
+//! | 1 WARNING | degraded or recovering | `recover --wait`: not optimal within `--timeout` |
+//! | 2 CRITICAL | failed | refused (the reason is printed); `recover --wait`: the recovery ended otherwise |
 //! | 3 UNKNOWN | daemon unreachable, or an answer that makes no sense | daemon unreachable |
 //!
 //! Where the endpoint is: `--url`, else `--config FILE`'s `[http] listen`,
@@ -19,6 +19,8 @@
 //!
 //! Like `cli.rs`, this module writes to stdout/stderr directly: it is
 //! user-facing output of a short-lived command, not the daemon's log.
+
+mod follow;
 
 use crate::config;
 use crate::http::{ErrorBody, MemberActionDone, StatusLine};
@@ -72,7 +74,7 @@ pub struct CtlArgs {
     #[arg(long, global = true)]
     pub json: bool,
     /// Give up after this many seconds [default: 10 for status and details,
-    /// 150 for disable and reload].
+    /// 150 for disable, recover and reload; 600 for the wait of recover --wait].
     #[arg(long, global = true, value_name = "SECONDS")]
     pub timeout: Option<f64>,
     #[command(subcommand)]
@@ -91,14 +93,20 @@ pub enum CtlCommand {
         /// The member's name, as in the config.
         name: String,
     },
-    /// Start recovering a degraded member from an optimal one; progress
-    /// shows in `details`.
+    /// Start recovering a degraded member from an optimal one (one that is
+    /// not connected reconnects now and recovers once connected); progress
+    /// shows in `details`, or with `--wait`.
     Recover {
         /// The member's name, as in the config.
         name: String,
         /// Copy everything (only accepted for an empty member).
         #[arg(long)]
         full: bool,
+        /// Then wait until the member is optimal, showing progress: exit 0
+        /// once it is, 2 if its recovery ended otherwise, 1 if `--timeout`
+        /// (default 600 s) ran out first.
+        #[arg(long)]
+        wait: bool,
     },
     /// Make the daemon re-read its config file (as SIGHUP does) and show
     /// what changed.
@@ -133,17 +141,23 @@ fn run(args: &CtlArgs) -> u8 {
             &format!("disable {name}"),
             admin_message,
         ),
-        CtlCommand::Recover { name, full } => admin(
-            &target,
-            args,
-            &format!(
-                "/members/{}/recover{}",
-                encode_segment(name),
-                if *full { "?full=true" } else { "" }
-            ),
-            &format!("recover {name}"),
-            admin_message,
-        ),
+        CtlCommand::Recover { name, full, wait } => {
+            let accepted = admin(
+                &target,
+                args,
+                &format!(
+                    "/members/{}/recover{}",
+                    encode_segment(name),
+                    if *full { "?full=true" } else { "" }
+                ),
+                &format!("recover {name}"),
+                admin_message,
+            );
+            match accepted {
+                OK if *wait => follow::recovery(&target, name, timeout(args, follow::WAIT_TIMEOUT)),
+                code => code,
+            }
+        }
         CtlCommand::Reload => admin(&target, args, "/reload", "reload", reload_summary),
     }
 }

@@ -19,7 +19,7 @@ use zeo::types::{Oid, Tid, P64};
 use zeo::Value;
 use zeoraid_actors::member::{
     Call, ConnState, Deadlines, MemberActor, MemberAddress, MemberError, MemberEvent, MemberSettings,
-    MemberSnapshot, Oneway, RestartPolicy, SendBlob, Snapshot, Subscribe,
+    MemberSnapshot, Oneway, ReconnectNow, RestartPolicy, SendBlob, Snapshot, Subscribe,
 };
 
 fn settings(server: std::net::SocketAddr) -> MemberSettings {
@@ -701,6 +701,66 @@ async fn beyond_the_restart_intensity_the_member_parks_and_a_probe_restores_it()
     server.restart();
     ready(&member).await;
     assert_eq!(call(&member, Request::Ping).await.unwrap(), Reply::None("ping"));
+}
+
+/// A member whose server was killed and restarted while it waits `wait_state`
+/// (backing off or parked) for far longer than the test: `ReconnectNow`
+/// connects it at once.
+async fn reconnect_now_cuts_the_wait_short(restart: RestartPolicy, wait_state: ConnState) {
+    let mut server = RunZeo::start(RunZeoOptions::new());
+    let mut s = settings(server.addr());
+    s.restart = restart;
+    let member = start(s);
+    ready(&member).await;
+    server.kill9();
+    let snap = wait_until(&member, Duration::from_secs(10), "waiting", |s| {
+        s.state == wait_state
+    })
+    .await;
+    let next_attempt = Duration::from_millis(snap.next_attempt_in_ms.expect("an attempt is scheduled"));
+    assert!(next_attempt > Duration::from_secs(60), "{snap:?}");
+    server.restart();
+    let asked = Instant::now();
+    member.do_send(ReconnectNow {
+        reason: "test".into(),
+    });
+    let snap = ready(&member).await;
+    assert!(asked.elapsed() < Duration::from_secs(15), "{snap:?}");
+    assert_eq!(snap.next_attempt_in_ms, None, "{snap:?}");
+    assert_eq!(call(&member, Request::Ping).await.unwrap(), Reply::None("ping"));
+    // Connected, it ignores the message.
+    member
+        .send(ReconnectNow {
+            reason: "test".into(),
+        })
+        .await
+        .expect("member answers");
+    assert_eq!(call(&member, Request::Ping).await.unwrap(), Reply::None("ping"));
+    assert_eq!(
+        member.send(Snapshot).await.unwrap().total_restarts,
+        snap.total_restarts
+    );
+}
+
+#[actix_rt::test]
+async fn reconnect_now_skips_the_backoff() {
+    let restart = RestartPolicy {
+        backoff_initial: Duration::from_secs(600),
+        backoff_max: Duration::from_secs(600),
+        jitter: 0.0,
+        ..settings("127.0.0.1:1".parse().unwrap()).restart
+    };
+    reconnect_now_cuts_the_wait_short(restart, ConnState::BackingOff).await;
+}
+
+#[actix_rt::test]
+async fn reconnect_now_probes_a_parked_member_at_once() {
+    let restart = RestartPolicy {
+        max_restarts: 0,
+        park_probe_interval: Duration::from_secs(600),
+        ..settings("127.0.0.1:1".parse().unwrap()).restart
+    };
+    reconnect_now_cuts_the_wait_short(restart, ConnState::Parked).await;
 }
 
 #[actix_rt::test]

@@ -31,9 +31,11 @@ pub(super) async fn disable(
 /// `POST /members/{name}/recover[?full=true]`: start recovering a
 /// degraded member from an optimal one (it goes degraded → recovering →
 /// optimal; progress in `/details`). `full=true` copies everything and is
-/// only accepted for an empty member. 200 `{"member", "message"}`; 404 for
-/// an unknown member; 409 when it cannot be recovered now (optimal,
-/// already recovering, not connected, no source); 503 while shutting down.
+/// only accepted for an empty member. A member that is not connected
+/// reconnects now and recovers once connected (the message says so).
+/// 200 `{"member", "message"}`; 404 for an unknown member; 409 when it
+/// cannot be recovered now (optimal, already recovering, no source); 503
+/// while shutting down.
 pub(super) async fn recover(
     state: web::Data<State>,
     req: HttpRequest,

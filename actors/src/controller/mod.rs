@@ -80,6 +80,9 @@ struct Slot {
     /// recovery compares history before that time leniently and packs it
     /// the same way once it has the transactions up to it.
     packed_while_degraded: Option<f64>,
+    /// An operator asked to recover it while it was not connected: the
+    /// recovery starts when its connection is ready.
+    recover_when_connected: Option<recovering::RecoverWhenConnected>,
 }
 
 #[derive(Clone, Debug)]
@@ -113,6 +116,7 @@ impl Slot {
             last_recovery: None,
             connected_since: None,
             packed_while_degraded: None,
+            recover_when_connected: None,
         }
     }
 
@@ -556,6 +560,7 @@ impl Controller {
         } else if self.started && self.members[i].connected && !was {
             self.schedule_auto_recovery(ctx, i);
         }
+        self.recover_if_requested(ctx, i);
     }
 }
 

@@ -6,6 +6,7 @@
 //! commit lock, the oid counter, and when to start or give up.
 
 use super::*;
+use crate::member::ReconnectNow;
 use crate::recovery::{
     CopyTail, Progress, RecoveryActor, RecoveryError, RecoveryEvent, RecoverySettings, Stop, SyncOids,
     TailCopied, Throttle,
@@ -64,8 +65,9 @@ pub struct RecoveryStatus {
 }
 
 /// Start recovering a degraded member now (`POST /members/NAME/recover`,
-/// `zeoraid ctl recover`, `raid_recover`). `full`: copy everything, only
-/// allowed onto an empty member.
+/// `zeoraid ctl recover`, `raid_recover`); one that is not connected
+/// reconnects at once and recovers once it is connected. `full`: copy
+/// everything, only allowed onto an empty member.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<String, AdminError>")]
 pub struct RecoverMember {
@@ -77,6 +79,13 @@ pub struct RecoverMember {
 /// gives up (the member stays degraded; a later recovery resumes).
 const MAX_SOURCE_CHANGES: u32 = 3;
 
+/// An operator's request to recover a member that was not connected, kept
+/// on its slot until the member's connection is ready.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RecoverWhenConnected {
+    pub full: bool,
+}
+
 impl Handler<RecoverMember> for Controller {
     type Result = Result<String, AdminError>;
 
@@ -84,11 +93,94 @@ impl Handler<RecoverMember> for Controller {
         let i = self
             .slot_index(&msg.name)
             .ok_or_else(|| AdminError::UnknownMember(msg.name.clone()))?;
-        self.start_recovery(ctx, i, msg.full, 0)
+        if self.members[i].connected {
+            self.start_recovery(ctx, i, msg.full, 0)
+        } else {
+            self.recover_when_connected(i, msg.full)
+        }
     }
 }
 
+/// A refusal to recover `name`, saying why.
+fn refusal(name: &str, why: &str) -> AdminError {
+    AdminError::Refused(format!("cannot recover {name}: {why}"))
+}
+
 impl Controller {
+    /// Why member `i` cannot be recovered at all now, if it cannot:
+    /// zeoraid is shutting down, or the member is optimal or recovering.
+    fn recovery_refusal(&self, i: usize) -> Result<(), AdminError> {
+        let slot = &self.members[i];
+        if self.lock.draining() {
+            return Err(AdminError::ShuttingDown);
+        }
+        if slot.optimal() {
+            return Err(refusal(&slot.name, "it is optimal"));
+        }
+        if slot.recovery.is_some() {
+            return Err(refusal(&slot.name, "it is already recovering"));
+        }
+        Ok(())
+    }
+
+    /// The member a recovery of member `i` copies from: an optimal,
+    /// connected one.
+    fn recovery_source(&self, i: usize) -> Result<(String, Addr<MemberActor>), AdminError> {
+        self.members
+            .iter()
+            .filter(|m| m.optimal() && m.connected)
+            .find_map(|m| Some((m.name.to_string(), m.addr.clone()?)))
+            .ok_or_else(|| refusal(&self.members[i].name, "no optimal member to copy from"))
+    }
+
+    /// Member `i` is not connected: rather than refuse, it reconnects now
+    /// (its backoff or park probe interval cut short) and its recovery
+    /// starts once it is connected ([`Controller::recover_if_requested`]).
+    /// The other refusals stand.
+    fn recover_when_connected(&mut self, i: usize, full: bool) -> Result<String, AdminError> {
+        self.recovery_refusal(i)?;
+        let name = self.members[i].name.to_string();
+        let Some(member) = self.members[i].addr.clone() else {
+            return Err(refusal(&name, "its member actor is not running"));
+        };
+        self.recovery_source(i)?;
+        member.do_send(ReconnectNow {
+            reason: "an operator asked to recover it".into(),
+        });
+        let slot = &mut self.members[i];
+        slot.recover_when_connected = Some(RecoverWhenConnected { full });
+        // What `ctl recover --wait` watches: no outcome until this one's.
+        slot.last_recovery = None;
+        info!(self.log, "member recovery requested; reconnecting it now"; "member" => &name,
+            "connection" => slot.conn_state.as_str(), "full" => full);
+        Ok(format!(
+            "{name} is not connected ({}): it reconnects now and its recovery starts once it is connected",
+            slot.conn_state
+        ))
+    }
+
+    /// Member `i`'s connection changed: if an operator asked to recover it
+    /// while it was away and it is connected now, the recovery starts. The
+    /// request waits while the member is still away, and lapses once the
+    /// member is optimal or recovering anyway.
+    pub(super) fn recover_if_requested(&mut self, ctx: &mut Context<Self>, i: usize) {
+        let slot = &mut self.members[i];
+        if !slot.connected {
+            return;
+        }
+        let Some(request) = slot.recover_when_connected.take() else {
+            return;
+        };
+        if slot.optimal() || slot.recovery.is_some() {
+            return;
+        }
+        if let Err(e) = self.start_recovery(ctx, i, request.full, 0) {
+            let slot = &mut self.members[i];
+            warn!(self.log, "requested recovery not started"; "member" => &*slot.name, "reason" => %e);
+            slot.last_recovery = Some(format!("not started: {e}"));
+        }
+    }
+
     /// Starts the recovery actor for member `i` from an optimal source.
     fn start_recovery(
         &mut self,
@@ -97,32 +189,19 @@ impl Controller {
         full: bool,
         source_changes: u32,
     ) -> Result<String, AdminError> {
+        self.recovery_refusal(i)?;
         let name = self.members[i].name.to_string();
-        let refuse = |why: String| Err(AdminError::Refused(format!("cannot recover {name}: {why}")));
-        if self.lock.draining() {
-            return Err(AdminError::ShuttingDown);
-        }
         let slot = &self.members[i];
-        if slot.optimal() {
-            return refuse("it is optimal".into());
-        }
-        if slot.recovery.is_some() {
-            return refuse("it is already recovering".into());
-        }
         if !slot.connected {
-            return refuse(format!("it is not connected ({})", slot.conn_state));
+            return Err(refusal(
+                &name,
+                &format!("it is not connected ({})", slot.conn_state),
+            ));
         }
         let Some(target) = slot.addr.clone() else {
-            return refuse("its member actor is not running".into());
+            return Err(refusal(&name, "its member actor is not running"));
         };
-        let Some(source) = self
-            .members
-            .iter()
-            .find(|m| m.optimal() && m.connected && m.addr.is_some())
-        else {
-            return refuse("no optimal member to copy from".into());
-        };
-        let (source_name, source_addr) = (source.name.to_string(), source.addr.clone().expect("checked"));
+        let (source_name, source_addr) = self.recovery_source(i)?;
         let mut settings = RecoverySettings::new(name.clone(), target, source_name.clone(), source_addr);
         settings.throttle = self.recovery_policy.throttle;
         settings.full = full;

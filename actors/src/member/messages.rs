@@ -54,6 +54,20 @@ pub struct Snapshot;
 #[rtype(result = "()")]
 pub struct Subscribe(pub Recipient<MemberEvent>);
 
+/// Reconnect now instead of when the restart policy would: an operator
+/// asked to recover the member and should not wait out its backoff (up to
+/// `backoff_max`) or its park probe interval. Only a member that is
+/// backing off or parked starts an attempt; one that is connected or
+/// connecting already ignores it. The attempt is like any other: its
+/// failure counts as a restart, and a parked member stays parked until it
+/// succeeds.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReconnectNow {
+    /// Who asked, for the log.
+    pub reason: String,
+}
+
 /// Close the connection and stop: the member was removed from the
 /// configuration, or zeoraid is shutting down. Calls in flight fail.
 #[derive(Debug, Message)]

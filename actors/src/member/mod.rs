@@ -11,7 +11,8 @@
 //! at once with a typed error and goes to `backing-off` (reconnect after an
 //! exponential, jittered delay) or, once more than `max_restarts` restarts
 //! happened within `restart_window`, to `parked` (probed every
-//! `park_probe_interval` until a probe succeeds). The policy is ours
+//! `park_probe_interval` until a probe succeeds); [`ReconnectNow`] cuts
+//! either wait short. The policy is ours
 //! ([`policy`]): actix's `Supervisor` restarts without backoff or limit and
 //! never after a panic. Nothing in here awaits the network inside a handler;
 //! the mailbox stays responsive during an outage.
@@ -27,7 +28,8 @@ mod snapshot;
 pub use error::MemberError;
 pub use events::{Connected, MemberEvent};
 pub use messages::{
-    AnswerSlot, Call, CallAfter, Oneway, Relay, Relayed, SendBlob, Shutdown, Snapshot, Subscribe,
+    AnswerSlot, Call, CallAfter, Oneway, ReconnectNow, Relay, Relayed, SendBlob, Shutdown, Snapshot,
+    Subscribe,
 };
 pub use policy::{Decision, RestartPolicy, RestartTracker};
 pub use settings::{Deadlines, MemberAddress, MemberSettings};
@@ -747,6 +749,26 @@ impl Handler<Subscribe> for MemberActor {
 
     fn handle(&mut self, Subscribe(recipient): Subscribe, _ctx: &mut Context<Self>) {
         self.subscriber = Some(recipient);
+    }
+}
+
+impl Handler<ReconnectNow> for MemberActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReconnectNow, ctx: &mut Context<Self>) {
+        // Waiting for the next attempt: backing off, or parked between probes
+        // (a probe in flight leaves the state parked but the wait is over).
+        let waiting = matches!(self.state, ConnState::BackingOff | ConnState::Parked)
+            && self.next_attempt.is_some_and(|at| at > Instant::now());
+        if !waiting {
+            return debug!(self.log, "reconnect now ignored"; "state" => self.state.as_str(),
+                "reason" => &msg.reason);
+        }
+        info!(self.log, "reconnecting now"; "state" => self.state.as_str(), "reason" => &msg.reason);
+        // `connect` starts a new generation: the timer of the wait cut short
+        // finds it stale. No wait is scheduled until this attempt fails.
+        self.next_attempt = None;
+        self.connect(ctx);
     }
 }
 
