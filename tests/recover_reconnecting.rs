@@ -10,44 +10,32 @@
 mod common;
 
 use common::array::{Array, ArrayOptions, Probe};
-use common::http::{get, request};
+use common::http::request;
 use serde_json::Value as Json;
 use std::process::Command;
-use std::thread;
 use std::time::{Duration, Instant};
 
 /// Bound for the array's status to show what a test waits for; well
 /// below the restart policy's minute-long waits.
 const STATUS_WAIT: Duration = Duration::from_secs(30);
 
-/// Member `name` in `GET /details`.
-fn member(array: &Array, name: &str) -> Json {
-    let details = get(array.http_addr(), "/details").json();
-    details["members"]
-        .as_array()
-        .expect("members")
-        .iter()
-        .find(|m| m["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no member {name} in {details}"))
+/// Member `name` in the array status.
+fn member_of<'a>(status: &'a Json, name: &str) -> Option<&'a Json> {
+    status["members"].as_array()?.iter().find(|m| m["name"] == name)
 }
 
-/// Polls member `name` until `done` holds; panics with it and the log.
+fn member(array: &Array, name: &str) -> Json {
+    let status = array.raid_status();
+    member_of(&status, name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no member {name} in {status}"))
+}
+
+/// Polls member `name` until `done` holds, at most [`STATUS_WAIT`].
 fn wait_member(array: &Array, name: &str, what: &str, done: impl Fn(&Json) -> bool) -> Json {
-    let deadline = Instant::now() + STATUS_WAIT;
-    loop {
-        let m = member(array, name);
-        if done(&m) {
-            return m;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "{name} not {what} within {STATUS_WAIT:?}: {m}\n{}",
-                array.context()
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+    let what = format!("{name} {what}");
+    let status = array.wait_status(&what, STATUS_WAIT, |s| member_of(s, name).is_some_and(&done));
+    member_of(&status, name).cloned().expect("checked")
 }
 
 /// Two members (`[restart]` and further tables as given); zeo2 is killed,
