@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::array::Array;
+use common::array::{Array, ArrayOptions};
 use common::records::ROOT_RECORD;
 use serde_json::Value as Json;
 use std::process::{Command, Stdio};
@@ -218,4 +218,73 @@ fn a_second_zeoraid_on_the_same_state_dir_is_refused() {
     assert!(stderr.contains("in use by another zeoraid"), "{stderr}");
     // The first one still serves.
     assert_eq!(array.raid_status()["status"], "optimal");
+}
+
+/// Short deadlines, so that frozen members fail calls quickly.
+fn quick_deadlines() -> ArrayOptions {
+    let mut options = ArrayOptions::new(2);
+    options.tables = "[timeouts]\ncall = \"1s\"\nconnect = \"1s\"\ncommit = \"1s\"\n".into();
+    options
+}
+
+/// Every member frozen past the call deadline (a switch that stalls), then
+/// resumed with no commit between: optimal again by itself, no restart of
+/// zeoraid, no copy.
+#[test]
+fn every_member_frozen_and_resumed_with_no_commit_between_is_optimal_again_without_a_copy() {
+    let mut array = Array::start_with(quick_deadlines());
+    let probe = array.commit_probe();
+    for member in array.members_mut() {
+        member.sigstop();
+    }
+    // A read meets each frozen member in turn: both miss its deadline.
+    let mut client = array.client();
+    assert!(client.load(probe.oid).is_err(), "no member could answer");
+    array.wait_status("failed", REJOIN, |s| s["status"] == "failed");
+    let mark = array.log_mark();
+    for member in array.members_mut() {
+        member.sigcont();
+    }
+    let status = array.wait_status("optimal", REJOIN, |s| s["status"] == "optimal");
+    assert_eq!(status["last_tid"], probe.tid.to_hex(), "{status}");
+    assert!(
+        array
+            .find_log(mark, |l| l["msg"] == "member recovering")
+            .is_none(),
+        "no copy was needed\n{}",
+        array.context()
+    );
+    array.assert_serving(&[&probe]);
+}
+
+/// The same with a commit acknowledged while only zeo1 served: zeo1 holds
+/// everything and is the array's source when both return; zeo2 waits for
+/// a recovery from it, however the two reconnect.
+#[test]
+fn frozen_members_with_a_commit_on_one_of_them_return_with_that_one_as_the_source() {
+    let mut array = Array::start_with(quick_deadlines());
+    let first = array.commit_probe();
+    array.members_mut()[1].sigstop();
+    // zeo2 misses its deadline on this commit's vote and is degraded.
+    let second = array.commit_probe();
+    array.members_mut()[0].sigstop();
+    let mut client = array.client();
+    assert!(client.load(second.oid).is_err(), "no member could answer");
+    array.wait_status("failed", REJOIN, |s| s["status"] == "failed");
+    // zeo2 first: it missed a commit, so the array waits for zeo1.
+    array.members_mut()[1].sigcont();
+    let status = array.wait_status("zeo2 connected", REJOIN, |s| s["members"][1]["connected"] == true);
+    assert_eq!(status["status"], "failed", "{status}");
+    assert!(
+        status["reason"].as_str().unwrap().contains("waiting for zeo1"),
+        "{status}"
+    );
+    array.members_mut()[0].sigcont();
+    let status = array.wait_status("serving", REJOIN, |s| s["members"][0]["state"] == "optimal");
+    assert_eq!(status["last_tid"], second.tid.to_hex(), "{status}");
+    assert_ne!(status["members"][1]["state"], "optimal", "{status}");
+    let recover = common::http::request(array.http_addr(), "POST", "/members/zeo2/recover", None);
+    assert_eq!(recover.code, 200, "{}", recover.body);
+    array.wait_status("optimal", REJOIN, |s| s["status"] == "optimal");
+    array.assert_serving(&[&first, &second]);
 }

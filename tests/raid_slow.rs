@@ -26,10 +26,14 @@ fn policy(enabled: bool) -> String {
 
 /// An array whose last member is slow.
 fn array(members: usize, top_level: &[&str], enabled: bool) -> Array {
+    array_with(members, top_level, &policy(enabled))
+}
+
+fn array_with(members: usize, top_level: &[&str], tables: &str) -> Array {
     let mut options = ArrayOptions::new(members);
     options.relayed = vec![members - 1];
     options.top_level = top_level.iter().map(|s| s.to_string()).collect();
-    options.tables = policy(enabled);
+    options.tables = tables.to_string();
     let array = Array::start_with(options);
     array.relay(members - 1).delay_server_replies(LATENCY);
     array
@@ -109,4 +113,19 @@ fn a_slow_member_the_array_needs_stays() {
     assert_eq!(line["member"], "zeo2", "{line}");
     let status = array.raid_status();
     assert_eq!(status["status"], "optimal", "{status}");
+}
+
+/// A member degraded as slow stays connected: automatic recovery covers it
+/// too, once it stayed connected for `stable_for` (it used to wait for a
+/// reconnection that never came).
+#[test]
+fn a_member_degraded_as_slow_while_connected_is_recovered_automatically() {
+    let tables = format!("{}[recovery]\nauto = true\nstable_for = \"1s\"\n", policy(true));
+    let array = array_with(3, &[], &tables);
+    let mark = array.log_mark();
+    commit_until(&array, 2 * WINDOW, |s| s["members"][2]["kind"] == "slow");
+    let line = array.wait_for_log(mark, Duration::from_secs(30), "zeo3's automatic recovery", |l| {
+        l["msg"] == "member recovering" && l["member"] == "zeo3"
+    });
+    assert_eq!(line["full"], false, "{line}");
 }

@@ -176,6 +176,8 @@ pub struct Controller {
     generation: u64,
     /// The array state could not be written: the array takes no writes.
     state_failure: Option<String>,
+    /// Its own address, for what it must do later (set when it starts).
+    me: Option<Addr<Controller>>,
 }
 
 #[derive(Default)]
@@ -216,6 +218,7 @@ impl Controller {
             durable,
             generation: 0,
             state_failure: None,
+            me: None,
         };
         if let Some(record) = controller.durable.record.clone() {
             controller.restore(record);
@@ -377,6 +380,15 @@ impl Controller {
         });
         // On disk before the commit that caused it is acknowledged.
         self.save_state();
+        if self.started && self.members[index].connected {
+            // Degraded while it stayed connected (slow, a failed call):
+            // automatic recovery covers it too, once it stayed connected
+            // for the flap-damping time. A member that disconnected is
+            // scheduled when it connects again.
+            if let Some(me) = &self.me {
+                me.do_send(RecoverWhenStable(self.members[index].name.clone()));
+            }
+        }
         let status = self.array_status();
         match self.failed_reason() {
             Some(why) => error!(self.log, "array status"; "status" => status, "reason" => why,
@@ -568,11 +580,27 @@ impl Actor for Controller {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.me = Some(ctx.address());
         let me = ctx.address().recipient();
         for slot in &mut self.members {
             slot.start_actor(me.clone(), &self.log);
         }
         info!(self.log, "controller started"; "storage" => &self.storage, "members" => self.members.len());
+    }
+}
+
+/// Schedules the automatic recovery of a member degraded while connected.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RecoverWhenStable(Arc<str>);
+
+impl Handler<RecoverWhenStable> for Controller {
+    type Result = ();
+
+    fn handle(&mut self, RecoverWhenStable(name): RecoverWhenStable, ctx: &mut Context<Self>) {
+        if let Some(i) = self.slot_index(&name) {
+            self.schedule_auto_recovery(ctx, i);
+        }
     }
 }
 
