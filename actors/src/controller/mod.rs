@@ -505,13 +505,14 @@ impl Controller {
                  acknowledge",
                 self.last_tid
             );
-            error!(self.log, "member diverged"; "member" => &*self.members[i].name, "reason" => &reason);
-            if let Some(d) = self.members[i].degraded.as_mut().filter(|d| {
+            let slot = &mut self.members[i];
+            if let Some(d) = slot.degraded.as_mut().filter(|d| {
                 matches!(
                     d.kind,
                     DegradeKind::Failed | DegradeKind::Slow | DegradeKind::Behind
                 )
             }) {
+                error!(self.log, "member diverged"; "member" => &*slot.name, "reason" => &reason);
                 d.kind = DegradeKind::Diverged;
                 d.reason = reason;
                 self.save_state();
