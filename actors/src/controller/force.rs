@@ -29,11 +29,10 @@ impl Handler<ForceOptimal> for Controller {
 
     fn handle(&mut self, msg: ForceOptimal, ctx: &mut Context<Self>) -> Self::Result {
         let plan = self.force_plan(&msg.name)?;
-        let lost = self.what_may_be_lost(&plan);
         if !msg.confirm {
-            return Err(AdminError::Unconfirmed(lost));
+            return Err(AdminError::Unconfirmed(self.what_may_be_lost(&plan)));
         }
-        self.force(ctx, plan, lost)
+        self.force(ctx, plan)
     }
 }
 
@@ -165,12 +164,7 @@ impl Controller {
     /// Carries the plan out: the member optimal at its own last tid, the
     /// members that may hold more diverged, the force written to the
     /// state's history before the array serves from it.
-    fn force(
-        &mut self,
-        ctx: &mut Context<Self>,
-        plan: ForcePlan,
-        lost: String,
-    ) -> Result<String, AdminError> {
+    fn force(&mut self, ctx: &mut Context<Self>, plan: ForcePlan) -> Result<String, AdminError> {
         let name = self.members[plan.member].name.to_string();
         let diverged: Vec<String> = plan
             .diverging
@@ -196,14 +190,15 @@ impl Controller {
         slot.packed_while_degraded = None;
         self.slow.forget(plan.member);
         self.last_tid = plan.from;
-        self.write_state(Some(ForcedRecord {
+        let record = ForcedRecord {
             at: unix_seconds(SystemTime::now()),
             member: name.clone(),
             lost_after_tid: plan.from,
             lost_up_to_at_least_tid: plan.known,
             held_only_by: plan.held_only_by,
             diverged,
-        }));
+        };
+        self.write_state(Some(record.clone()));
         self.push_serving();
         for j in 0..self.members.len() {
             self.schedule_auto_recovery(ctx, j);
@@ -213,7 +208,15 @@ impl Controller {
                 "{name} was forced optimal, but {failure}: the array takes no writes"
             )));
         }
-        Ok(format!("{name} forced optimal; {lost}"))
+        let diverged = match &record.diverged[..] {
+            [] => String::new(),
+            names => format!("; marked diverged: {}", names.join(", ")),
+        };
+        Ok(format!(
+            "{name} forced optimal: the array goes on from its last tid {}, having acknowledged up to \
+             tid {} at least; anything after tid {0} that only other members held may be lost{diverged}",
+            record.lost_after_tid, record.lost_up_to_at_least_tid
+        ))
     }
 }
 
