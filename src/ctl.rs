@@ -111,6 +111,17 @@ pub enum CtlCommand {
     /// Make the daemon re-read its config file (as SIGHUP does) and show
     /// what changed.
     Reload,
+    /// Disaster override: when the members holding every acknowledged
+    /// transaction are gone for good, go on from this connected degraded
+    /// member; the others that may hold more are marked diverged. Without
+    /// `--yes` it only prints what may be lost (and exits 2).
+    ForceOptimal {
+        /// The member's name, as in the config.
+        name: String,
+        /// Do it: the transactions printed without `--yes` may be lost.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// The `message` of a disable or recover answer.
@@ -137,7 +148,7 @@ fn run(args: &CtlArgs) -> u8 {
         CtlCommand::Disable { name } => admin(
             &target,
             args,
-            &format!("/members/{}/disable", encode_segment(name)),
+            &member_path(name, "disable", None),
             &format!("disable {name}"),
             admin_message,
         ),
@@ -145,11 +156,7 @@ fn run(args: &CtlArgs) -> u8 {
             let accepted = admin(
                 &target,
                 args,
-                &format!(
-                    "/members/{}/recover{}",
-                    encode_segment(name),
-                    if *full { "?full=true" } else { "" }
-                ),
+                &member_path(name, "recover", full.then_some("full=true")),
                 &format!("recover {name}"),
                 admin_message,
             );
@@ -159,7 +166,20 @@ fn run(args: &CtlArgs) -> u8 {
             }
         }
         CtlCommand::Reload => admin(&target, args, "/reload", "reload", reload_summary),
+        CtlCommand::ForceOptimal { name, yes } => admin(
+            &target,
+            args,
+            &member_path(name, "force-optimal", yes.then_some("confirm=true")),
+            &format!("force-optimal {name}"),
+            admin_message,
+        ),
     }
+}
+
+/// `/members/NAME/ACTION[?QUERY]`.
+fn member_path(name: &str, action: &str, query: Option<&str>) -> String {
+    let query = query.map_or_else(String::new, |q| format!("?{q}"));
+    format!("/members/{}/{action}{query}", encode_segment(name))
 }
 
 /// Where the daemon is and how to authenticate.
@@ -602,6 +622,11 @@ mod tests {
         assert_eq!(url_for("10.1.2.3:81".parse().unwrap()), "http://10.1.2.3:81");
         assert_eq!(encode_segment("zeo-1.a_b"), "zeo-1.a_b");
         assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(member_path("zeo1", "recover", None), "/members/zeo1/recover");
+        assert_eq!(
+            member_path("zeo 2", "force-optimal", Some("confirm=true")),
+            "/members/zeo%202/force-optimal?confirm=true"
+        );
     }
 
     #[test]

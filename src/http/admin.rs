@@ -1,14 +1,15 @@
 //! The mutating routes: `POST /members/{name}/disable`,
-//! `POST /members/{name}/recover`, `POST /reload`. Each needs the bearer
-//! token when one is configured, and is logged.
+//! `POST /members/{name}/recover`, `POST /members/{name}/force-optimal`,
+//! `POST /reload`. Each needs the bearer token when one is configured, and
+//! is logged.
 
-use super::query::RecoverQuery;
+use super::query::{ForceQuery, RecoverQuery};
 use super::{ApiError, State};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use slog::info;
 use zeoraid_actors::controller::{
-    AdminError, Controller, DisableMember, RecoverMember, ReloadConfiguration, ReloadError,
+    AdminError, Controller, DisableMember, ForceOptimal, RecoverMember, ReloadConfiguration, ReloadError,
 };
 
 /// `POST /members/{name}/disable`: degrade the member now with the reason
@@ -50,6 +51,42 @@ pub(super) async fn recover(
     member_action(&state, name.clone(), RecoverMember { name, full }).await
 }
 
+/// `POST /members/{name}/force-optimal[?confirm=true]`: the disaster
+/// override, for when the members holding every acknowledged transaction
+/// are gone for good: the connected degraded member becomes optimal and
+/// the array goes on from its last tid; members that may hold more are
+/// marked diverged. Without `confirm=true` nothing changes: 409 with what
+/// may be lost. 200 `{"member", "message"}` once done; 404 for an unknown
+/// member; 409 when refused (a member is optimal, it is not connected);
+/// 503 while shutting down.
+pub(super) async fn force_optimal(
+    state: web::Data<State>,
+    req: HttpRequest,
+    name: web::Path<String>,
+    query: web::Query<ForceQuery>,
+) -> Result<HttpResponse, ApiError> {
+    state.authorize(&req)?;
+    let name = name.into_inner();
+    let confirm = query.confirm.unwrap_or(false);
+    info!(state.log, "admin request"; "action" => "force-optimal", "member" => &name,
+        "confirm" => confirm, "peer" => peer(&req));
+    let msg = ForceOptimal {
+        name: name.clone(),
+        confirm,
+    };
+    match ask(&state, msg).await? {
+        Ok(message) => Ok(done(name, message)),
+        Err(AdminError::Unconfirmed(lost)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "{lost} Nothing was changed: to do it, POST again with ?confirm=true \
+                 (zeoraid ctl force-optimal {name} --yes)."
+            ),
+        )),
+        Err(e) => Err(admin_error(&e)),
+    }
+}
+
 /// Asks the controller to do something to a member: 200 `{"member",
 /// "message"}`, or the refusal as its status code.
 async fn member_action<M>(state: &State, member: String, msg: M) -> Result<HttpResponse, ApiError>
@@ -57,19 +94,32 @@ where
     M: actix::Message<Result = Result<String, AdminError>> + Send + 'static,
     Controller: actix::Handler<M>,
 {
-    let answer = state
-        .controller
-        .send(msg)
-        .timeout(state.admin_timeout)
-        .await
-        .map_err(|e| ApiError::unreachable("controller", e))?;
-    match answer {
-        Ok(message) => Ok(HttpResponse::Ok().json(MemberActionDone { member, message })),
+    match ask(state, msg).await? {
+        Ok(message) => Ok(done(member, message)),
         Err(e) => Err(admin_error(&e)),
     }
 }
 
-/// The answer to a disable or recover that was done, which `zeoraid ctl`
+/// The controller's answer to an admin message (503 when it does not
+/// answer within the admin timeout).
+async fn ask<M>(state: &State, msg: M) -> Result<Result<String, AdminError>, ApiError>
+where
+    M: actix::Message<Result = Result<String, AdminError>> + Send + 'static,
+    Controller: actix::Handler<M>,
+{
+    state
+        .controller
+        .send(msg)
+        .timeout(state.admin_timeout)
+        .await
+        .map_err(|e| ApiError::unreachable("controller", e))
+}
+
+fn done(member: String, message: String) -> HttpResponse {
+    HttpResponse::Ok().json(MemberActionDone { member, message })
+}
+
+/// The answer to a disable, recover or force-optimal that was done, which `zeoraid ctl`
 /// reads back.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct MemberActionDone {
@@ -81,7 +131,9 @@ pub struct MemberActionDone {
 fn admin_error(e: &AdminError) -> ApiError {
     let status = match e {
         AdminError::UnknownMember(_) => StatusCode::NOT_FOUND,
-        AdminError::WouldFail(_) | AdminError::Refused(_) => StatusCode::CONFLICT,
+        AdminError::WouldFail(_) | AdminError::Refused(_) | AdminError::Unconfirmed(_) => {
+            StatusCode::CONFLICT
+        }
         AdminError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
     };
     ApiError::new(status, e.to_string())

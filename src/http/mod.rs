@@ -17,6 +17,7 @@
 //! | `GET /readyz` | 200 when the array takes writes (optimal or degraded), else 503 |
 //! | `POST /members/{name}/disable` | degrade the member now ("disabled by operator") |
 //! | `POST /members/{name}/recover[?full=true]` | start recovering a degraded member |
+//! | `POST /members/{name}/force-optimal[?confirm=true]` | disaster override: go on from this member (without `confirm`: 409, what may be lost) |
 //! | `POST /reload` | re-read the configuration file, apply the member list |
 //!
 //! Mutating calls (every `POST`) need `Authorization: Bearer TOKEN` when
@@ -150,12 +151,13 @@ pub fn start(
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(get("/status", status::status))
         .service(get("/details", status::details))
-        .service(get("/actors", status::actors).app_data(query::ActorsQuery::config()))
+        .service(get("/actors", status::actors).app_data(query::config()))
         .service(get("/metrics", status::metrics))
         .service(get("/healthz", status::healthz))
         .service(get("/readyz", status::readyz))
         .service(post("/members/{name}/disable", admin::disable))
         .service(post("/members/{name}/recover", admin::recover))
+        .service(post("/members/{name}/force-optimal", admin::force_optimal).app_data(query::config()))
         .service(post("/reload", admin::reload))
         .default_service(web::to(not_found));
 }

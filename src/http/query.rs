@@ -1,6 +1,7 @@
 //! The query strings the routes take, as typed structs for actix-web's
-//! `Query` extractor: `GET /actors?within_ms=N` and
-//! `POST /members/{name}/recover?full=true`.
+//! `Query` extractor: `GET /actors?within_ms=N`,
+//! `POST /members/{name}/recover?full=true` and
+//! `POST /members/{name}/force-optimal?confirm=true`.
 
 use super::ApiError;
 use actix_web::error::QueryPayloadError;
@@ -29,13 +30,13 @@ impl ActorsQuery {
     pub(super) fn within(&self) -> Duration {
         self.within_ms.map_or(ACTORS_WITHIN, |d| d.min(MAX_ACTORS_WITHIN))
     }
+}
 
-    /// Makes a malformed query a JSON 400 `{"error"}` like every other
-    /// error of the endpoint.
-    pub(super) fn config() -> web::QueryConfig {
-        web::QueryConfig::default()
-            .error_handler(|e, _req| ApiError::new(StatusCode::BAD_REQUEST, problem(&e)).into())
-    }
+/// Makes a malformed query a JSON 400 `{"error"}` like every other error
+/// of the endpoint (for the routes that refuse unknown parameters).
+pub(super) fn config() -> web::QueryConfig {
+    web::QueryConfig::default()
+        .error_handler(|e, _req| ApiError::new(StatusCode::BAD_REQUEST, problem(&e)).into())
 }
 
 /// What is wrong with a query, without actix's "Query deserialize error: "
@@ -63,6 +64,15 @@ pub(super) struct RecoverQuery {
     pub(super) full: Option<bool>,
 }
 
+/// `POST /members/{name}/force-optimal[?confirm=true]`. Any other
+/// parameter is refused: a misspelt confirmation is said so, not taken
+/// for a question.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ForceQuery {
+    pub(super) confirm: Option<bool>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +81,22 @@ mod tests {
         web::Query::<ActorsQuery>::from_query(query)
             .map(|q| q.within())
             .map_err(|e| problem(&e))
+    }
+
+    #[test]
+    fn force_query() {
+        let confirm = |query| {
+            web::Query::<ForceQuery>::from_query(query)
+                .map(|q| q.confirm)
+                .map_err(|e| problem(&e))
+        };
+        assert_eq!(confirm(""), Ok(None));
+        assert_eq!(confirm("confirm=true"), Ok(Some(true)));
+        assert_eq!(confirm("confirm=false"), Ok(Some(false)));
+        assert_eq!(
+            confirm("confrim=true"),
+            Err("unknown field `confrim`, expected `confirm`".to_string())
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! everything come back by themselves when their connection does.
 
 use super::*;
-use crate::state::{ArrayRecord, DegradedRecord, MemberRecord, StateStore, FORMAT};
+use crate::state::{ArrayRecord, DegradedRecord, ForcedRecord, MemberRecord, StateStore, FORMAT};
 
 /// The array state's store and what the controller last wrote to it.
 pub struct DurableState {
@@ -48,6 +48,7 @@ impl Controller {
         }
         info!(self.log, "array state restored"; "location" => self.durable.store.location(),
             "generation" => record.generation, "last_tid" => record.last_tid.to_hex(),
+            "forced" => record.forced.len(),
             "degraded" => ?self.members.iter().filter(|m| !m.optimal()).map(|m| &*m.name).collect::<Vec<_>>());
     }
 
@@ -76,6 +77,12 @@ impl Controller {
             last_tid: self.last_tid,
             max_oid: self.max_oid,
             members,
+            // The operators' forces are history: each write carries them on.
+            forced: self
+                .durable
+                .record
+                .as_ref()
+                .map_or_else(Vec::new, |r| r.forced.clone()),
         }
     }
 
@@ -83,12 +90,19 @@ impl Controller {
     /// A state that cannot be written fails the array (writes are refused
     /// with the reason): a restart would not know what this run decided.
     pub(super) fn save_state(&mut self) {
+        self.write_state(None);
+    }
+
+    /// [`Controller::save_state`], adding an operator's force to the
+    /// history the state keeps.
+    pub(super) fn write_state(&mut self, forced: Option<ForcedRecord>) {
         if !self.started && self.durable.record.is_none() {
             // A first start writes once it knows who is optimal.
             return;
         }
         self.generation += 1;
-        let record = self.record();
+        let mut record = self.record();
+        record.forced.extend(forced);
         match self.durable.store.save(&record) {
             Ok(()) => self.durable.record = Some(record),
             Err(e) => {

@@ -300,6 +300,10 @@ pub enum AdminError {
     /// Refused for a reason of the member's or the array's state.
     #[error("{0}")]
     Refused(String),
+    /// Not done: it may lose acknowledged transactions and was not
+    /// confirmed. The message says what may be lost; nothing changed.
+    #[error("{0}")]
+    Unconfirmed(String),
 }
 
 /// Take a member out of the array now (reason "disabled by operator"). It
@@ -309,6 +313,22 @@ pub enum AdminError {
 #[rtype(result = "Result<String, AdminError>")]
 pub struct DisableMember {
     pub name: String,
+}
+
+/// The disaster override, in the spirit of `mdadm --assemble --force`:
+/// the members holding every acknowledged transaction are gone for good,
+/// so the connected degraded member `name` becomes the array's only source
+/// and the array goes on from its last tid. Refused while any member is
+/// optimal. Without `confirm` it changes nothing and answers
+/// [`AdminError::Unconfirmed`] with the transactions that may be lost;
+/// with it, the force is written to the array state (its `forced` history)
+/// and logged at error level, and every member that may hold more than
+/// `name` is marked diverged.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<String, AdminError>")]
+pub struct ForceOptimal {
+    pub name: String,
+    pub confirm: bool,
 }
 
 /// A reloaded configuration's member list and modes. Members are matched

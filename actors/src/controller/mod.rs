@@ -16,6 +16,7 @@ mod debug;
 mod durable;
 mod fanout;
 mod finish;
+mod force;
 mod info;
 mod lock;
 pub mod messages;

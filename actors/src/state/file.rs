@@ -139,6 +139,7 @@ mod tests {
             last_tid: Tid::from_u64(0x03e0_0000_0000_0001),
             max_oid: Tid::from_u64(42),
             members: Default::default(),
+            forced: Vec::new(),
         };
         record.members.insert("zeo1".into(), MemberRecord::default());
         record.members.insert(

@@ -36,6 +36,36 @@ pub struct ArrayRecord {
     pub max_oid: Oid,
     /// Every configured member by name.
     pub members: BTreeMap<String, MemberRecord>,
+    /// Every time an operator forced a member optimal, oldest first: the
+    /// array then went on from that member's history, and what only other
+    /// members held may be lost (absent in files written before forcing
+    /// existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forced: Vec<ForcedRecord>,
+}
+
+/// One `force-optimal`, as written: the array's history went on from
+/// `member`'s last tid, so the transactions after `lost_after_tid` up to
+/// `lost_up_to_at_least_tid` (and possibly later ones, acknowledged after
+/// the state was last written before the force) may be gone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForcedRecord {
+    /// When (seconds since the Unix epoch).
+    pub at: f64,
+    /// The member made optimal.
+    pub member: String,
+    /// Its last tid: the array's new last tid.
+    #[serde(with = "crate::tid::hex")]
+    pub lost_after_tid: Tid,
+    /// The array's last acknowledged tid before the force, as zeoraid knew it.
+    #[serde(with = "crate::tid::hex")]
+    pub lost_up_to_at_least_tid: Tid,
+    /// The members that held every acknowledged transaction, whose return
+    /// the array had been waiting for.
+    pub held_only_by: Vec<String>,
+    /// The members marked diverged by the force: they may hold
+    /// transactions the array no longer has.
+    pub diverged: Vec<String>,
 }
 
 /// The record layout this zeoraid writes and reads.
@@ -120,4 +150,39 @@ pub enum StateError {
         path.display(), dir.display(), dir.display()
     )]
     Missing { path: PathBuf, dir: PathBuf },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_written_before_forcing_existed_loads_with_no_force() {
+        let old = r#"{"format": 1, "generation": 3, "last_tid": "03e0000000000001",
+            "max_oid": "0000000000000002", "members": {"zeo1": {}}}"#;
+        let record: ArrayRecord = serde_json::from_str(old).unwrap();
+        assert!(record.forced.is_empty());
+        let text = serde_json::to_string(&record).unwrap();
+        assert!(!text.contains("forced"), "{text}");
+    }
+
+    #[test]
+    fn a_force_is_written_with_the_range_it_may_have_lost() {
+        let mut record = ArrayRecord::default();
+        record.forced.push(ForcedRecord {
+            at: 1.5,
+            member: "zeo2".into(),
+            lost_after_tid: Tid::from_u64(0x03e0_0000_0000_0001),
+            lost_up_to_at_least_tid: Tid::from_u64(0x03e0_0000_0000_0002),
+            held_only_by: vec!["zeo1".into()],
+            diverged: vec!["zeo1".into()],
+        });
+        let text = serde_json::to_string(&record).unwrap();
+        assert!(
+            text.contains(r#""lost_after_tid":"03e0000000000001""#)
+                && text.contains(r#""lost_up_to_at_least_tid":"03e0000000000002""#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<ArrayRecord>(&text).unwrap(), record);
+    }
 }
