@@ -12,19 +12,10 @@ use common::records::ROOT_RECORD;
 use serde_json::Value as Json;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use zeo::methods::{NewOids, Request};
-use zeo::reply::Reply;
 use zeo::types::{Oid, Tid};
 
 /// Bound for a restarted member to reconnect (its restart policy backs off).
 const REJOIN: Duration = Duration::from_secs(30);
-
-fn new_oid(client: &mut common::rawclient::RawClient) -> Oid {
-    match client.call(Request::NewOids(NewOids { n: Some(1) })) {
-        Ok(Reply::NewOids(oids)) => oids[0],
-        other => panic!("new_oids: {other:?}"),
-    }
-}
 
 fn state_file(array: &Array) -> std::path::PathBuf {
     array.dir().join("state").join("array.json")
@@ -35,10 +26,26 @@ fn state(array: &Array) -> Json {
     serde_json::from_str(&text).expect("the state file is JSON")
 }
 
+/// One object committed through zeoraid: (oid, its tid).
+fn commit_one(array: &Array) -> (Oid, Tid) {
+    let mut client = array.client();
+    let oid = client.new_oid();
+    (oid, client.commit(&[(oid, Tid::ZERO, ROOT_RECORD)]))
+}
+
+/// A new revision of `oid` after `previous`, through zeoraid, is on both
+/// members.
+fn assert_commits_on_both(array: &Array, oid: Oid, previous: Tid) {
+    let tid = array.client().commit(&[(oid, previous, ROOT_RECORD)]);
+    for m in 0..2 {
+        assert_eq!(array.member_client(m).last_transaction(), tid, "member {m}");
+    }
+}
+
 /// Two members; zeo2 misses t2 while it is down. Returns (oid, t1, t2).
 fn commit_while_zeo2_is_down(array: &mut Array) -> (Oid, Tid, Tid) {
     let mut client = array.client();
-    let oid = new_oid(&mut client);
+    let oid = client.new_oid();
     let t1 = client.commit(&[(oid, Tid::ZERO, ROOT_RECORD)]);
     array.members_mut()[1].kill9();
     let t2 = client.commit(&[(oid, t1, ROOT_RECORD)]);
@@ -110,10 +117,7 @@ fn the_freshest_member_down_at_restart_is_waited_for_and_never_served_behind() {
 #[test]
 fn zeoraid_started_before_its_members_serves_once_they_come() {
     let mut array = Array::start(2);
-    let mut client = array.client();
-    let oid = new_oid(&mut client);
-    let t1 = client.commit(&[(oid, Tid::ZERO, ROOT_RECORD)]);
-    drop(client);
+    let (oid, t1) = commit_one(&array);
     array.kill_zeoraid();
     for member in array.members_mut() {
         member.kill9();
@@ -137,11 +141,7 @@ fn zeoraid_started_before_its_members_serves_once_they_come() {
         "no copy was needed\n{}",
         array.context()
     );
-    let mut client = array.client();
-    let t2 = client.commit(&[(oid, t1, ROOT_RECORD)]);
-    for m in 0..2 {
-        assert_eq!(array.member_client(m).last_transaction(), t2, "member {m}");
-    }
+    assert_commits_on_both(&array, oid, t1);
 }
 
 /// Every member lost at once (a switch reboot) with no commit between:
@@ -149,10 +149,7 @@ fn zeoraid_started_before_its_members_serves_once_they_come() {
 #[test]
 fn every_member_lost_with_no_commit_between_is_optimal_again_without_a_restart() {
     let mut array = Array::start(2);
-    let mut client = array.client();
-    let oid = new_oid(&mut client);
-    let t1 = client.commit(&[(oid, Tid::ZERO, ROOT_RECORD)]);
-    drop(client);
+    let (oid, t1) = commit_one(&array);
     for member in array.members_mut() {
         member.kill9();
     }
@@ -162,11 +159,7 @@ fn every_member_lost_with_no_commit_between_is_optimal_again_without_a_restart()
     }
     let status = array.wait_status("optimal", REJOIN, |s| s["status"] == "optimal");
     assert_eq!(status["last_tid"], t1.to_hex(), "{status}");
-    let mut client = array.client();
-    let t2 = client.commit(&[(oid, t1, ROOT_RECORD)]);
-    for m in 0..2 {
-        assert_eq!(array.member_client(m).last_transaction(), t2, "member {m}");
-    }
+    assert_commits_on_both(&array, oid, t1);
 }
 
 #[test]
