@@ -247,17 +247,17 @@ impl Controller {
     }
 
     /// The pack holding the commit lock has ended: the recoveries asked for
-    /// meanwhile start (each one that still applies).
+    /// meanwhile start (each one that still applies: an automatic one
+    /// lapses once its member disconnected, as its timer would, or was
+    /// disabled).
     pub(super) fn start_recoveries_after_pack(&mut self, ctx: &mut Context<Self>) {
         for request in self.lock.take_recoveries_after_pack() {
             let Some(i) = self.slot_index(&request.member) else {
                 continue;
             };
             let slot = &self.members[i];
-            let lapsed = slot.optimal()
-                || slot.recovery.is_some()
-                || (!request.by_operator && !auto_recovery_applies(slot));
-            if !lapsed {
+            let still_wanted = request.by_operator || (slot.connected && auto_recovery_applies(slot));
+            if still_wanted && !slot.optimal() && slot.recovery.is_none() {
                 self.recover_as_requested(ctx, i, request.full, request.by_operator);
             }
         }
