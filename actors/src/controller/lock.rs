@@ -24,6 +24,11 @@
 //! | commit          | nothing                                             |
 //! | pack            | nothing                                             |
 //! | recovery slice  | nothing                                             |
+//!
+//! A recovery does not start while a pack holds the lock (the pack would
+//! remove history the copy reads, and a member the pack missed would be
+//! recovered without its pack time): one asked for then waits here
+//! ([`RecoveryAfterPack`]) and starts once the pack has released the lock.
 
 use super::admin::{Draining, QueuedReload};
 use super::fanout::Timed;
@@ -109,6 +114,17 @@ pub(super) enum Next {
     Drained,
 }
 
+/// A recovery asked for while a pack held the lock: it starts once the
+/// pack has ended.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct RecoveryAfterPack {
+    pub member: String,
+    pub full: bool,
+    /// An operator asked (the outcome is shown to them), not the
+    /// automatic-recovery timer.
+    pub by_operator: bool,
+}
+
 /// A recovery whose final step copied part of the tail: its next slice is
 /// due once `votes_before` of the votes that waited have had their turn (or
 /// none waits), so commits and the final step take turns.
@@ -125,6 +141,7 @@ pub(super) struct CommitLock {
     /// Recoveries that caught up: their first final slice.
     caught_up: VecDeque<String>,
     slices: Vec<SliceDue>,
+    recoveries_after_pack: Vec<RecoveryAfterPack>,
     drain: Option<Draining>,
 }
 
@@ -137,6 +154,7 @@ impl Default for CommitLock {
             reloads: VecDeque::new(),
             caught_up: VecDeque::new(),
             slices: Vec::new(),
+            recoveries_after_pack: Vec::new(),
             drain: None,
         }
     }
@@ -237,6 +255,33 @@ impl CommitLock {
     pub fn forget_recovery(&mut self, member: &str) {
         self.caught_up.retain(|m| m != member);
         self.slices.retain(|s| s.member != member);
+    }
+
+    /// A recovery asked for while a pack holds the lock waits for it. A
+    /// second request for the same member joins the first: one recovery
+    /// starts, a full copy if either asked for one, shown to the operator
+    /// if either was theirs.
+    pub fn recover_after_pack(&mut self, request: RecoveryAfterPack) {
+        match self
+            .recoveries_after_pack
+            .iter_mut()
+            .find(|r| r.member == request.member)
+        {
+            Some(earlier) => {
+                earlier.full |= request.full;
+                earlier.by_operator |= request.by_operator;
+            }
+            None => self.recoveries_after_pack.push(request),
+        }
+    }
+
+    /// The recoveries that waited for a pack, once no pack holds the lock
+    /// (nothing while one does).
+    pub fn take_recoveries_after_pack(&mut self) -> Vec<RecoveryAfterPack> {
+        if self.packing() {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.recoveries_after_pack)
     }
 
     /// The session is gone: its waiting votes and packs go too.
@@ -455,6 +500,7 @@ impl CommitLock {
         }
     }
 
+    /// A pack holds the lock: no recovery may start.
     pub fn packing(&self) -> bool {
         matches!(self.holder, Holder::Pack)
     }
@@ -716,6 +762,33 @@ mod tests {
         lock.finish_answered(Vec::new());
         assert_eq!(drain_order(&mut lock), ["drained"]);
         assert!(lock.next().is_none(), "a drain ends once");
+    }
+
+    fn after_pack(member: &str, full: bool, by_operator: bool) -> RecoveryAfterPack {
+        RecoveryAfterPack {
+            member: member.into(),
+            full,
+            by_operator,
+        }
+    }
+
+    #[test]
+    fn recoveries_asked_for_during_a_pack_are_handed_out_once_it_has_ended() {
+        let mut lock = CommitLock::default();
+        lock.hold_pack();
+        lock.recover_after_pack(after_pack("zeo2", false, false));
+        lock.recover_after_pack(after_pack("zeo3", false, true));
+        lock.recover_after_pack(after_pack("zeo2", true, true));
+        assert!(
+            lock.take_recoveries_after_pack().is_empty(),
+            "not while the pack holds the lock"
+        );
+        lock.release_exclusive();
+        assert_eq!(
+            lock.take_recoveries_after_pack(),
+            [after_pack("zeo2", true, true), after_pack("zeo3", false, true)]
+        );
+        assert!(lock.take_recoveries_after_pack().is_empty(), "handed out once");
     }
 
     #[test]

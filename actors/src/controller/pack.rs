@@ -75,7 +75,8 @@ impl Controller {
     /// The pack ended: every client gets the new sizes, the packing client
     /// its answer, and every member not in step now (also one the pack
     /// itself degraded) is marked as having missed the pack at
-    /// `pack_time`, so that its recovery knows.
+    /// `pack_time`, so that its recovery knows. Then the recoveries asked
+    /// for during the pack start.
     fn packed(
         &mut self,
         ctx: &mut Context<Self>,
@@ -108,6 +109,7 @@ impl Controller {
             }
         }
         self.lock.release_exclusive();
+        self.start_recoveries_after_pack(ctx);
         self.run_next(ctx);
     }
 }

@@ -5,6 +5,7 @@
 //! the member's state (degraded → recovering(progress) → optimal), the
 //! commit lock, the oid counter, and when to start or give up.
 
+use super::lock::RecoveryAfterPack;
 use super::*;
 use crate::member::ReconnectNow;
 use crate::recovery::{
@@ -66,8 +67,9 @@ pub struct RecoveryStatus {
 
 /// Start recovering a degraded member now (`POST /members/NAME/recover`,
 /// `zeoraid ctl recover`, `raid_recover`); one that is not connected
-/// reconnects at once and recovers once it is connected. `full`: copy
-/// everything, only allowed onto an empty member.
+/// reconnects at once and recovers once it is connected; during a pack,
+/// the recovery starts once the pack has ended. `full`: copy everything,
+/// only allowed onto an empty member.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<String, AdminError>")]
 pub struct RecoverMember {
@@ -94,7 +96,7 @@ impl Handler<RecoverMember> for Controller {
             .slot_index(&msg.name)
             .ok_or_else(|| AdminError::UnknownMember(msg.name.clone()))?;
         if self.members[i].connected {
-            self.start_recovery(ctx, i, msg.full, 0)
+            self.request_recovery(ctx, i, msg.full, true)
         } else {
             self.recover_when_connected(i, msg.full)
         }
@@ -104,6 +106,23 @@ impl Handler<RecoverMember> for Controller {
 /// A refusal to recover `name`, saying why.
 fn refusal(name: &str, why: &str) -> AdminError {
     AdminError::Refused(format!("cannot recover {name}: {why}"))
+}
+
+/// What a recovery copies onto and from.
+struct RecoveryPlan {
+    target: Addr<MemberActor>,
+    source_name: String,
+    source_addr: Addr<MemberActor>,
+}
+
+/// Whether automatic recovery may bring this degraded member back: not
+/// one an operator disabled, nor one that diverged (its history must be
+/// looked at first).
+fn auto_recovery_applies(slot: &Slot) -> bool {
+    !matches!(
+        slot.degraded_kind(),
+        Some(DegradeKind::Disabled | DegradeKind::Diverged)
+    )
 }
 
 impl Controller {
@@ -174,14 +193,102 @@ impl Controller {
         if slot.optimal() || slot.recovery.is_some() {
             return;
         }
-        if let Err(e) = self.start_recovery(ctx, i, request.full, 0) {
-            let slot = &mut self.members[i];
+        self.recover_as_requested(ctx, i, request.full, true);
+    }
+
+    /// Recovers member `i` as asked earlier (by an operator, or by the
+    /// automatic-recovery timer): now, or after the pack running now. A
+    /// request that cannot be met is logged, and an operator's says why in
+    /// `last_recovery`.
+    fn recover_as_requested(&mut self, ctx: &mut Context<Self>, i: usize, full: bool, by_operator: bool) {
+        let Err(e) = self.request_recovery(ctx, i, full, by_operator) else {
+            return;
+        };
+        let slot = &mut self.members[i];
+        if by_operator {
             warn!(self.log, "requested recovery not started"; "member" => &*slot.name, "reason" => %e);
             slot.last_recovery = Some(format!("not started: {e}"));
+        } else {
+            warn!(self.log, "automatic recovery not started"; "member" => &*slot.name, "reason" => %e);
         }
     }
 
+    /// Starts recovering member `i` now, or, while a pack holds the commit
+    /// lock, once the pack has ended (the refusals that would stop it now
+    /// stop it already): started during the pack, the copy would read
+    /// history the pack removes, and a member the pack missed would be
+    /// recovered without that pack.
+    fn request_recovery(
+        &mut self,
+        ctx: &mut Context<Self>,
+        i: usize,
+        full: bool,
+        by_operator: bool,
+    ) -> Result<String, AdminError> {
+        if !self.lock.packing() {
+            return self.start_recovery(ctx, i, full, 0);
+        }
+        self.recovery_plan(i)?;
+        let name = self.members[i].name.to_string();
+        self.lock.recover_after_pack(RecoveryAfterPack {
+            member: name.clone(),
+            full,
+            by_operator,
+        });
+        if by_operator {
+            // What `ctl recover --wait` watches: no outcome until this one's.
+            self.members[i].last_recovery = None;
+        }
+        info!(self.log, "member recovery waits for the pack running now"; "member" => &name,
+            "full" => full, "by_operator" => by_operator);
+        Ok(format!(
+            "a pack is running: the recovery of {name} starts once it has finished"
+        ))
+    }
+
+    /// The pack holding the commit lock has ended: the recoveries asked for
+    /// meanwhile start (each one that still applies: an automatic one
+    /// lapses once its member disconnected, as its timer would, or was
+    /// disabled).
+    pub(super) fn start_recoveries_after_pack(&mut self, ctx: &mut Context<Self>) {
+        for request in self.lock.take_recoveries_after_pack() {
+            let Some(i) = self.slot_index(&request.member) else {
+                continue;
+            };
+            let slot = &self.members[i];
+            let still_wanted = request.by_operator || (slot.connected && auto_recovery_applies(slot));
+            if still_wanted && !slot.optimal() && slot.recovery.is_none() {
+                self.recover_as_requested(ctx, i, request.full, request.by_operator);
+            }
+        }
+    }
+
+    /// What a recovery of member `i` would copy onto and from, or why it
+    /// cannot be recovered: it must be degraded, not recovering, connected,
+    /// and an optimal member must be there to copy from.
+    fn recovery_plan(&self, i: usize) -> Result<RecoveryPlan, AdminError> {
+        self.recovery_refusal(i)?;
+        let slot = &self.members[i];
+        if !slot.connected {
+            return Err(refusal(
+                &slot.name,
+                &format!("it is not connected ({})", slot.conn_state),
+            ));
+        }
+        let Some(target) = slot.addr.clone() else {
+            return Err(refusal(&slot.name, "its member actor is not running"));
+        };
+        let (source_name, source_addr) = self.recovery_source(i)?;
+        Ok(RecoveryPlan {
+            target,
+            source_name,
+            source_addr,
+        })
+    }
+
     /// Starts the recovery actor for member `i` from an optimal source.
+    /// Never while a pack holds the commit lock
+    /// ([`Controller::request_recovery`] waits for it instead).
     fn start_recovery(
         &mut self,
         ctx: &mut Context<Self>,
@@ -189,19 +296,18 @@ impl Controller {
         full: bool,
         source_changes: u32,
     ) -> Result<String, AdminError> {
-        self.recovery_refusal(i)?;
+        let RecoveryPlan {
+            target,
+            source_name,
+            source_addr,
+        } = self.recovery_plan(i)?;
         let name = self.members[i].name.to_string();
-        let slot = &self.members[i];
-        if !slot.connected {
+        if self.lock.packing() {
             return Err(refusal(
                 &name,
-                &format!("it is not connected ({})", slot.conn_state),
+                "a pack is running; recover again when it has finished",
             ));
         }
-        let Some(target) = slot.addr.clone() else {
-            return Err(refusal(&name, "its member actor is not running"));
-        };
-        let (source_name, source_addr) = self.recovery_source(i)?;
         let mut settings = RecoverySettings::new(name.clone(), target, source_name.clone(), source_addr);
         settings.throttle = self.recovery_policy.throttle;
         settings.full = full;
@@ -372,10 +478,7 @@ impl Controller {
             || slot.optimal()
             || slot.recovery.is_some()
             || !slot.connected
-            || matches!(
-                slot.degraded_kind(),
-                Some(DegradeKind::Disabled | DegradeKind::Diverged)
-            )
+            || !auto_recovery_applies(slot)
         {
             return;
         }
@@ -391,9 +494,7 @@ impl Controller {
             if act.members[i].optimal() || act.members[i].recovery.is_some() {
                 return;
             }
-            if let Err(e) = act.start_recovery(ctx, i, false, 0) {
-                warn!(act.log, "automatic recovery not started"; "member" => &*name, "reason" => %e);
-            }
+            act.recover_as_requested(ctx, i, false, false);
         });
     }
 
