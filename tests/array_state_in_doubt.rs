@@ -271,3 +271,48 @@ fn a_member_killed_between_vote_and_finish_stays_degraded_across_a_restart_and_i
         assert_eq!(array.member_client(m).last_transaction(), t3, "member {m}");
     }
 }
+
+/// zeoraid and zeo2 die together while the commit is in doubt (one host
+/// lost): zeo2 held the vote, and its FileStorage, reopened, drops the
+/// transaction yet reports its tid. The state calls both members optimal
+/// and knows nothing of the commit, so only zeo2's own history can tell:
+/// its connection finds that transaction missing, so zeo2 starts behind
+/// zeo1 instead of serving the older revision beside it, and is recovered.
+#[test]
+fn zeoraid_and_the_voting_member_lost_together_the_member_starts_behind() {
+    let mut array = relayed_array();
+    let mut doubt = finish_in_doubt(&array);
+    array.kill_zeoraid();
+    doubt.client.expect_closed(CLOSED_WITHIN);
+    array.members_mut()[1].kill9();
+    array.relay(1).cut();
+    array.relay(1).resume();
+    array.members_mut()[1].restart();
+    assert_eq!(
+        array.member_client(1).last_transaction(),
+        doubt.t2,
+        "FileStorage reports the dropped transaction's tid"
+    );
+
+    array.restart_zeoraid();
+    let status = array.wait_status("zeo2 behind", REJOIN, |s| {
+        member(s, 1)["kind"] == "behind" && member(s, 0)["connected"] == true
+    });
+    assert_eq!(status["last_tid"], doubt.t2.to_hex(), "{status}");
+    assert_eq!(member(&status, 0)["state"], "optimal", "{status}");
+    assert_eq!(
+        member(&status, 1)["first_missed_tid"],
+        doubt.t2.to_hex(),
+        "{status}"
+    );
+    every_reader_sees(&array, doubt.oid, doubt.t2);
+
+    recover(&array, "zeo2");
+    every_reader_sees(&array, doubt.oid, doubt.t2);
+    let loaded = array
+        .member_client(1)
+        .load(doubt.oid)
+        .expect("load")
+        .expect("a revision");
+    assert_eq!(loaded.start, doubt.t2, "zeo2 got the transaction back");
+}

@@ -19,7 +19,7 @@ use zeo::exceptions::ZeoError;
 use zeo::framing::{encode_frame, FrameCodec};
 use zeo::handshake::{client_reply, Protocol};
 use zeo::message::{Message, MsgId};
-use zeo::methods::{Register, Request};
+use zeo::methods::{IteratorGc, IteratorNext, IteratorStart, Register, Request};
 use zeo::reply::Reply;
 use zeo::types::Tid;
 use zeo::{CodecError, Value};
@@ -31,7 +31,11 @@ pub(crate) struct Established {
     pub reader: FrameReader,
     pub writer: ByteWriter,
     pub protocol: Protocol,
+    /// Where the member's history ends (see [`history_end`]).
     pub last_tid: Tid,
+    /// What its `register()` said, when that is a transaction it does not
+    /// have.
+    pub dropped_tid: Option<Tid>,
     pub info: Value,
 }
 
@@ -132,13 +136,130 @@ pub(crate) async fn handshake(
             _ => {}
         }
     }
+    let mut raw = RawCalls {
+        member,
+        encoding,
+        reader: &mut reader,
+        writer: &mut writer,
+    };
+    let reported = last_tid.expect("loop ends with a tid");
+    let last_tid = history_end(&mut raw, reported).await?;
     Ok(Established {
         reader,
         writer,
         protocol,
-        last_tid: last_tid.expect("loop ends with a tid"),
+        last_tid,
+        dropped_tid: (last_tid != reported).then_some(reported),
         info: info.expect("loop ends with info"),
     })
+}
+
+/// Where a member's history ends. `register()` names the last transaction
+/// it committed, except after its FileStorage was killed between a vote
+/// and `tpc_finish`: reopened, it drops that transaction yet still reports
+/// its tid. Taken at its word, such a member would count as holding a
+/// transaction it does not have, and serve the older revision beside a
+/// member that has it. So that transaction is looked up: when it is not
+/// there, the tid just below is reported, which puts the member behind any
+/// member that has the transaction and level with those that dropped it
+/// too (recovery finds where its history really ends). A member that
+/// cannot iterate is taken at its word.
+async fn history_end(raw: &mut RawCalls<'_>, reported: Tid) -> Result<Tid, MemberError> {
+    if reported == Tid::ZERO {
+        return Ok(reported);
+    }
+    let start = Request::IteratorStart(IteratorStart {
+        start: Some(reported),
+        stop: Some(reported),
+    });
+    let iid = match raw.call(3, start).await? {
+        Ok(Reply::IteratorStart(iid)) => iid,
+        _ => return Ok(reported),
+    };
+    let found = match raw.call(4, Request::IteratorNext(IteratorNext { iid })).await? {
+        Ok(Reply::IteratorNext(Some(txn))) => {
+            // The server keeps an iterator until it is exhausted or freed.
+            raw.oneway(Request::IteratorGc(IteratorGc { iids: vec![iid] }))
+                .await?;
+            txn.tid == reported
+        }
+        Ok(Reply::IteratorNext(None)) => false,
+        _ => return Ok(reported),
+    };
+    Ok(if found {
+        reported
+    } else {
+        Tid::from_u64(reported.as_u64() - 1)
+    })
+}
+
+/// Calls on a connection that is still being established (no reader and
+/// writer tasks yet): one at a time, each waiting for its own reply.
+struct RawCalls<'a> {
+    member: &'a str,
+    encoding: Encoding,
+    reader: &'a mut FrameReader,
+    writer: &'a mut ByteWriter,
+}
+
+impl RawCalls<'_> {
+    fn protocol_error(&self, error: CodecError) -> MemberError {
+        MemberError::Protocol {
+            member: self.member.to_owned(),
+            error,
+        }
+    }
+
+    async fn send(&mut self, msgid: MsgId, request: Request) -> Result<(), MemberError> {
+        let frame = self
+            .encoding
+            .encode_frame(&request.to_message(msgid).into_value())
+            .map_err(|e| self.protocol_error(e))?;
+        self.writer
+            .write_all(&frame)
+            .await
+            .map_err(|e| io_error(self.member, e))?;
+        metrics::bytes_out(Peer::Member).inc_by(frame.len() as u64);
+        Ok(())
+    }
+
+    async fn oneway(&mut self, request: Request) -> Result<(), MemberError> {
+        self.send(MsgId::ASYNC, request).await
+    }
+
+    /// The member's answer to `request` (its error reply as `Err`); a
+    /// closed connection or an undecodable answer is the `MemberError`.
+    async fn call(&mut self, id: i64, request: Request) -> Result<Result<Reply, ZeoError>, MemberError> {
+        let name = request.name().to_owned();
+        self.send(MsgId::int(id), request).await?;
+        loop {
+            let closed = || MemberError::Unavailable {
+                member: self.member.to_owned(),
+                reason: "connection closed during the handshake".into(),
+            };
+            let frame = self
+                .reader
+                .next()
+                .await
+                .ok_or_else(closed)?
+                .map_err(|e| self.protocol_error(e))?;
+            metrics::bytes_in(Peer::Member).inc_by(frame.len() as u64 + metrics::FRAME_HEADER);
+            let value = self.encoding.decode(&frame).map_err(|e| self.protocol_error(e))?;
+            match Message::from_value(value).map_err(|e| self.protocol_error(e))? {
+                Message::Reply { msgid, result } if msgid == MsgId::int(id) => {
+                    let reply = Reply::decode(&name, &result).map_err(|e| self.protocol_error(e))?;
+                    return Ok(Ok(reply));
+                }
+                Message::ErrorReply { msgid, error } if msgid == MsgId::int(id) => {
+                    let error = ZeoError::from_value(&error).map_err(|e| self.protocol_error(e))?;
+                    return Ok(Err(error));
+                }
+                // Callbacks (invalidations of other clients' commits) are
+                // harmless here, as during the handshake.
+                _ => {}
+            }
+        }
+    }
 }
 
 pub(crate) fn io_error(member: &str, e: io::Error) -> MemberError {
