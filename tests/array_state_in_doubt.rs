@@ -272,6 +272,40 @@ fn a_member_killed_between_vote_and_finish_stays_degraded_across_a_restart_and_i
     }
 }
 
+/// The holder of the commit in doubt is down at the restart and the array
+/// takes a commit before it returns: it comes back behind the array's last
+/// tid, so it is marked behind; its recovery finds the transaction the
+/// source lacks and refuses, never overwriting it.
+#[test]
+fn an_in_doubt_holder_back_after_a_new_commit_is_behind_and_its_recovery_refuses() {
+    let mut array = relayed_array();
+    let mut doubt = finish_in_doubt(&array);
+    array.kill_zeoraid();
+    doubt.client.expect_closed(CLOSED_WITHIN);
+    array.members_mut()[0].kill9();
+    array.relay(1).cut();
+    array.relay(1).resume();
+    array.restart_zeoraid();
+    array.wait_status("serving from zeo2", REJOIN, |s| {
+        s["status"] == "degraded" && member(s, 1)["connected"] == true
+    });
+    let t3 = array.client().commit(&[(doubt.oid, doubt.t1, ROOT_RECORD)]);
+    assert!(t3 > doubt.t2, "{t3} is not above zeo1's {}", doubt.t2);
+
+    array.members_mut()[0].restart();
+    let status = array.wait_status("zeo1 back", REJOIN, |s| member(s, 0)["connected"] == true);
+    assert_eq!(member(&status, 0)["kind"], "behind", "{status}");
+    let answer = http::request(array.http_addr(), "POST", "/members/zeo1/recover", None);
+    assert_eq!(answer.code, 200, "{}", answer.body);
+    let status = array.wait_status("the recovery ended", REJOIN, |s| {
+        member(s, 0)["state"] == "degraded" && !member(s, 0)["last_recovery"].is_null()
+    });
+    let outcome = member(&status, 0)["last_recovery"].as_str().unwrap();
+    assert!(outcome.contains("refused"), "{outcome}");
+    assert_eq!(array.member_client(0).last_transaction(), doubt.t2);
+    every_reader_sees(&array, doubt.oid, t3);
+}
+
 /// zeoraid and zeo2 die together while the commit is in doubt (one host
 /// lost): zeo2 held the vote, and its FileStorage, reopened, drops the
 /// transaction yet reports its tid. The state calls both members optimal
