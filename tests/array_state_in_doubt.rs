@@ -121,6 +121,76 @@ fn recover(array: &Array, name: &str) -> Json {
     array.wait_status("optimal after the recovery", REJOIN, |s| s["status"] == "optimal")
 }
 
+/// Kills zeoraid while the commit is in doubt: the client's `tpc_finish`
+/// never gets an answer, its connection just closes.
+fn kill_zeoraid_in_doubt(array: &mut Array, doubt: &mut InDoubt) {
+    array.kill_zeoraid();
+    let seen = doubt.client.expect_closed(CLOSED_WITHIN);
+    assert!(
+        seen.iter()
+            .all(|m| !matches!(m, zeo::message::Message::Reply { .. })),
+        "the client got an answer to its tpc_finish: {seen:?}"
+    );
+}
+
+/// Closes zeo2's held connection (zeo2 aborts the vote if it still runs)
+/// and lets zeo2's relay forward again.
+fn release_zeo2(array: &Array) {
+    array.relay(1).cut();
+    array.relay(1).resume();
+}
+
+/// After [`kill_zeoraid_in_doubt`]: zeo1, the only member that has the
+/// transaction in doubt, is down when zeoraid restarts; the array serves
+/// zeo2, which the state calls optimal.
+fn restart_without_zeo1(array: &mut Array) -> Json {
+    array.members_mut()[0].kill9();
+    release_zeo2(array);
+    array.restart_zeoraid();
+    array.wait_status("serving from zeo2", REJOIN, |s| {
+        s["status"] == "degraded" && member(s, 1)["connected"] == true
+    })
+}
+
+/// zeo2 restarted after it was killed holding the vote of the transaction
+/// in doubt, which zeo1 has: it reports that transaction's tid though its
+/// FileStorage dropped it. zeoraid restarts now, before any recovery: zeo2
+/// must start degraded, behind, with that transaction as its first missed,
+/// no reader may see the older revision, and its recovery gives it back.
+fn zeoraid_restarts_before_zeo2_is_recovered(array: &mut Array, doubt: &InDoubt) {
+    let mut direct = array.member_client(1);
+    assert_eq!(
+        direct.last_transaction(),
+        doubt.t2,
+        "FileStorage reports the dropped transaction's tid"
+    );
+    let loaded = direct.load(doubt.oid).expect("load").expect("a revision");
+    assert_eq!(loaded.start, doubt.t1, "zeo2 dropped the transaction");
+
+    array.restart_zeoraid();
+    let status = array.wait_status("zeo2 connected and degraded", REJOIN, |s| {
+        s["status"] == "degraded" && member(s, 0)["connected"] == true && member(s, 1)["connected"] == true
+    });
+    assert_eq!(status["last_tid"], doubt.t2.to_hex(), "{status}");
+    assert_eq!(member(&status, 1)["state"], "degraded", "{status}");
+    assert_eq!(member(&status, 1)["kind"], "behind", "{status}");
+    assert_eq!(
+        member(&status, 1)["first_missed_tid"],
+        doubt.t2.to_hex(),
+        "{status}"
+    );
+    every_reader_sees(array, doubt.oid, doubt.t2);
+
+    recover(array, "zeo2");
+    every_reader_sees(array, doubt.oid, doubt.t2);
+    let loaded = array
+        .member_client(1)
+        .load(doubt.oid)
+        .expect("load")
+        .expect("a revision");
+    assert_eq!(loaded.start, doubt.t2, "zeo2 got the transaction back");
+}
+
 /// zeoraid is killed while the commit is in doubt and restarted with both
 /// members reachable: the client never got an answer; the transaction that
 /// reached zeo1 is served, zeo2 (which aborted its vote when its
@@ -131,21 +201,14 @@ fn an_in_doubt_commit_that_reached_an_optimal_member_is_served_after_a_restart()
     let mut array = relayed_array();
     let mut doubt = finish_in_doubt(&array);
     let before = state(&array);
-    array.kill_zeoraid();
-    let seen = doubt.client.expect_closed(CLOSED_WITHIN);
-    assert!(
-        seen.iter()
-            .all(|m| !matches!(m, zeo::message::Message::Reply { .. })),
-        "the client got an answer to its tpc_finish: {seen:?}"
-    );
+    kill_zeoraid_in_doubt(&mut array, &mut doubt);
     // Nothing about the commit in doubt was written: the state still calls
     // both members optimal, its last tid a floor below it.
     assert!(before["members"]["zeo2"].get("degraded").is_none(), "{before}");
     let floor = before["last_tid"].as_str().expect("a last tid");
     assert!(floor <= doubt.t1.to_hex().as_str(), "{before}");
     // zeo2's connection closes: it aborts the vote.
-    array.relay(1).cut();
-    array.relay(1).resume();
+    release_zeo2(&array);
     assert_eq!(array.member_client(1).last_transaction(), doubt.t1);
 
     array.restart_zeoraid();
@@ -181,16 +244,8 @@ fn an_in_doubt_commit_that_reached_an_optimal_member_is_served_after_a_restart()
 fn an_in_doubt_commit_whose_only_holder_is_down_at_restart_is_not_served_and_it_diverges() {
     let mut array = relayed_array();
     let mut doubt = finish_in_doubt(&array);
-    array.kill_zeoraid();
-    doubt.client.expect_closed(CLOSED_WITHIN);
-    array.members_mut()[0].kill9();
-    array.relay(1).cut();
-    array.relay(1).resume();
-
-    array.restart_zeoraid();
-    let status = array.wait_status("serving from zeo2", REJOIN, |s| {
-        s["status"] == "degraded" && member(s, 1)["connected"] == true
-    });
+    kill_zeoraid_in_doubt(&mut array, &mut doubt);
+    let status = restart_without_zeo1(&mut array);
     assert_eq!(status["last_tid"], doubt.t1.to_hex(), "{status}");
     assert_eq!(member(&status, 1)["state"], "optimal", "{status}");
     every_reader_sees(&array, doubt.oid, doubt.t1);
@@ -210,11 +265,12 @@ fn an_in_doubt_commit_whose_only_holder_is_down_at_restart_is_not_served_and_it_
     assert_eq!(array.member_client(0).last_transaction(), doubt.t2);
 }
 
-/// The scenario: a member killed after its vote, before its
-/// `tpc_finish` arrived, reports after its restart the tid of the
-/// transaction its FileStorage dropped. zeoraid restarted right away keeps
-/// it degraded (the state says it missed that tid), recovers it from where
-/// its history really ends, and no read ever returns the old revision.
+/// A member killed after its vote, before its `tpc_finish` arrived,
+/// reports after its restart the tid of the transaction its FileStorage
+/// dropped. zeoraid restarted right away keeps it degraded (the state says
+/// it missed that tid, and its connection finds its history ends below
+/// it), recovers it from where its history really ends, and no read ever
+/// returns the old revision.
 #[test]
 fn a_member_killed_between_vote_and_finish_stays_degraded_across_a_restart_and_is_recovered() {
     let mut array = relayed_array();
@@ -230,42 +286,13 @@ fn a_member_killed_between_vote_and_finish_stays_degraded_across_a_restart_and_i
         "tpc_finish: {answer:?}\n{}",
         array.context()
     );
-    array.relay(1).resume();
+    release_zeo2(&array);
     let written = state(&array);
     let zeo2 = &written["members"]["zeo2"]["degraded"];
     assert_eq!(zeo2["first_missed_tid"], doubt.t2.to_hex(), "{written}");
 
     array.members_mut()[1].restart();
-    let mut direct = array.member_client(1);
-    assert_eq!(
-        direct.last_transaction(),
-        doubt.t2,
-        "FileStorage reports the dropped transaction's tid"
-    );
-    let loaded = direct.load(doubt.oid).expect("load").expect("a revision");
-    assert_eq!(loaded.start, doubt.t1, "zeo2 dropped the transaction");
-
-    array.restart_zeoraid();
-    let status = array.wait_status("zeo2 connected", REJOIN, |s| {
-        s["status"] == "degraded" && member(s, 1)["connected"] == true
-    });
-    assert_eq!(status["last_tid"], doubt.t2.to_hex(), "{status}");
-    assert_eq!(member(&status, 1)["state"], "degraded", "{status}");
-    assert_eq!(
-        member(&status, 1)["first_missed_tid"],
-        doubt.t2.to_hex(),
-        "{status}"
-    );
-    every_reader_sees(&array, doubt.oid, doubt.t2);
-
-    recover(&array, "zeo2");
-    every_reader_sees(&array, doubt.oid, doubt.t2);
-    let loaded = array
-        .member_client(1)
-        .load(doubt.oid)
-        .expect("load")
-        .expect("a revision");
-    assert_eq!(loaded.start, doubt.t2, "zeo2 got the transaction back");
+    zeoraid_restarts_before_zeo2_is_recovered(&mut array, &doubt);
     let t3 = array.client().commit(&[(doubt.oid, doubt.t2, ROOT_RECORD)]);
     for m in 0..2 {
         assert_eq!(array.member_client(m).last_transaction(), t3, "member {m}");
@@ -280,15 +307,8 @@ fn a_member_killed_between_vote_and_finish_stays_degraded_across_a_restart_and_i
 fn an_in_doubt_holder_back_after_a_new_commit_is_behind_and_its_recovery_refuses() {
     let mut array = relayed_array();
     let mut doubt = finish_in_doubt(&array);
-    array.kill_zeoraid();
-    doubt.client.expect_closed(CLOSED_WITHIN);
-    array.members_mut()[0].kill9();
-    array.relay(1).cut();
-    array.relay(1).resume();
-    array.restart_zeoraid();
-    array.wait_status("serving from zeo2", REJOIN, |s| {
-        s["status"] == "degraded" && member(s, 1)["connected"] == true
-    });
+    kill_zeoraid_in_doubt(&mut array, &mut doubt);
+    restart_without_zeo1(&mut array);
     let t3 = array.client().commit(&[(doubt.oid, doubt.t1, ROOT_RECORD)]);
     assert!(t3 > doubt.t2, "{t3} is not above zeo1's {}", doubt.t2);
 
@@ -316,37 +336,9 @@ fn an_in_doubt_holder_back_after_a_new_commit_is_behind_and_its_recovery_refuses
 fn zeoraid_and_the_voting_member_lost_together_the_member_starts_behind() {
     let mut array = relayed_array();
     let mut doubt = finish_in_doubt(&array);
-    array.kill_zeoraid();
-    doubt.client.expect_closed(CLOSED_WITHIN);
+    kill_zeoraid_in_doubt(&mut array, &mut doubt);
     array.members_mut()[1].kill9();
-    array.relay(1).cut();
-    array.relay(1).resume();
+    release_zeo2(&array);
     array.members_mut()[1].restart();
-    assert_eq!(
-        array.member_client(1).last_transaction(),
-        doubt.t2,
-        "FileStorage reports the dropped transaction's tid"
-    );
-
-    array.restart_zeoraid();
-    let status = array.wait_status("zeo2 behind", REJOIN, |s| {
-        member(s, 1)["kind"] == "behind" && member(s, 0)["connected"] == true
-    });
-    assert_eq!(status["last_tid"], doubt.t2.to_hex(), "{status}");
-    assert_eq!(member(&status, 0)["state"], "optimal", "{status}");
-    assert_eq!(
-        member(&status, 1)["first_missed_tid"],
-        doubt.t2.to_hex(),
-        "{status}"
-    );
-    every_reader_sees(&array, doubt.oid, doubt.t2);
-
-    recover(&array, "zeo2");
-    every_reader_sees(&array, doubt.oid, doubt.t2);
-    let loaded = array
-        .member_client(1)
-        .load(doubt.oid)
-        .expect("load")
-        .expect("a revision");
-    assert_eq!(loaded.start, doubt.t2, "zeo2 got the transaction back");
+    zeoraid_restarts_before_zeo2_is_recovered(&mut array, &doubt);
 }

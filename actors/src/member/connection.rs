@@ -65,7 +65,8 @@ pub(crate) async fn open(settings: &MemberSettings) -> io::Result<(FrameReader, 
 }
 
 /// The client side of the handshake, then `register` and `get_info`
-/// pipelined (as ClientStorage does).
+/// pipelined (as ClientStorage does), then where the member's history
+/// really ends ([`history_end`]).
 pub(crate) async fn handshake(
     settings: &MemberSettings,
     mut reader: FrameReader,
@@ -76,11 +77,11 @@ pub(crate) async fn handshake(
         member: member.to_owned(),
         error,
     };
-    let closed = || MemberError::Unavailable {
-        member: member.to_owned(),
-        reason: "connection closed during the handshake".into(),
-    };
-    let announcement = reader.next().await.ok_or_else(closed)?.map_err(protocol_error)?;
+    let announcement = reader
+        .next()
+        .await
+        .ok_or_else(|| closed_during_handshake(member))?
+        .map_err(protocol_error)?;
     metrics::bytes_in(Peer::Member).inc_by(announcement.len() as u64 + metrics::FRAME_HEADER);
     let (protocol, answer) = client_reply(&announcement, settings.allow_msgpack).map_err(protocol_error)?;
     let encoding = Encoding::from(protocol);
@@ -98,16 +99,18 @@ pub(crate) async fn handshake(
     writer.write_all(&out).await.map_err(|e| io_error(member, e))?;
     metrics::bytes_out(Peer::Member).inc_by(out.len() as u64);
 
-    let (mut last_tid, mut info) = (None, None);
-    while last_tid.is_none() || info.is_none() {
-        let frame = reader.next().await.ok_or_else(closed)?.map_err(protocol_error)?;
-        metrics::bytes_in(Peer::Member).inc_by(frame.len() as u64 + metrics::FRAME_HEADER);
-        let msg =
-            Message::from_value(encoding.decode(&frame).map_err(protocol_error)?).map_err(protocol_error)?;
-        match msg {
+    let mut raw = RawCalls {
+        member,
+        encoding,
+        reader: &mut reader,
+        writer: &mut writer,
+    };
+    let (mut reported, mut info) = (None, None);
+    while reported.is_none() || info.is_none() {
+        match raw.next_message().await? {
             Message::Reply { msgid, result } if msgid == MsgId::int(1) => {
                 match Reply::decode("register", &result).map_err(protocol_error)? {
-                    Reply::Register(Some(tid)) => last_tid = Some(tid),
+                    Reply::Register(Some(tid)) => reported = Some(tid),
                     other => {
                         return Err(protocol_error(CodecError::Reply {
                             method: "register".into(),
@@ -136,13 +139,7 @@ pub(crate) async fn handshake(
             _ => {}
         }
     }
-    let mut raw = RawCalls {
-        member,
-        encoding,
-        reader: &mut reader,
-        writer: &mut writer,
-    };
-    let reported = last_tid.expect("loop ends with a tid");
+    let reported = reported.expect("loop ends with a tid");
     let last_tid = history_end(&mut raw, reported).await?;
     Ok(Established {
         reader,
@@ -152,6 +149,13 @@ pub(crate) async fn handshake(
         dropped_tid: (last_tid != reported).then_some(reported),
         info: info.expect("loop ends with info"),
     })
+}
+
+fn closed_during_handshake(member: &str) -> MemberError {
+    MemberError::Unavailable {
+        member: member.to_owned(),
+        reason: "connection closed during the handshake".into(),
+    }
 }
 
 /// Where a member's history ends. `register()` names the last transaction
@@ -193,8 +197,9 @@ async fn history_end(raw: &mut RawCalls<'_>, reported: Tid) -> Result<Tid, Membe
     })
 }
 
-/// Calls on a connection that is still being established (no reader and
-/// writer tasks yet): one at a time, each waiting for its own reply.
+/// Messages on a connection that is still being established (no reader
+/// and writer tasks yet); calls go one at a time, each waiting for its
+/// own reply.
 struct RawCalls<'a> {
     member: &'a str,
     encoding: Encoding,
@@ -208,6 +213,19 @@ impl RawCalls<'_> {
             member: self.member.to_owned(),
             error,
         }
+    }
+
+    /// The next message from the member.
+    async fn next_message(&mut self) -> Result<Message, MemberError> {
+        let frame = self
+            .reader
+            .next()
+            .await
+            .ok_or_else(|| closed_during_handshake(self.member))?
+            .map_err(|e| self.protocol_error(e))?;
+        metrics::bytes_in(Peer::Member).inc_by(frame.len() as u64 + metrics::FRAME_HEADER);
+        let value = self.encoding.decode(&frame).map_err(|e| self.protocol_error(e))?;
+        Message::from_value(value).map_err(|e| self.protocol_error(e))
     }
 
     async fn send(&mut self, msgid: MsgId, request: Request) -> Result<(), MemberError> {
@@ -233,19 +251,7 @@ impl RawCalls<'_> {
         let name = request.name().to_owned();
         self.send(MsgId::int(id), request).await?;
         loop {
-            let closed = || MemberError::Unavailable {
-                member: self.member.to_owned(),
-                reason: "connection closed during the handshake".into(),
-            };
-            let frame = self
-                .reader
-                .next()
-                .await
-                .ok_or_else(closed)?
-                .map_err(|e| self.protocol_error(e))?;
-            metrics::bytes_in(Peer::Member).inc_by(frame.len() as u64 + metrics::FRAME_HEADER);
-            let value = self.encoding.decode(&frame).map_err(|e| self.protocol_error(e))?;
-            match Message::from_value(value).map_err(|e| self.protocol_error(e))? {
+            match self.next_message().await? {
                 Message::Reply { msgid, result } if msgid == MsgId::int(id) => {
                     let reply = Reply::decode(&name, &result).map_err(|e| self.protocol_error(e))?;
                     return Ok(Ok(reply));
