@@ -19,7 +19,7 @@ use zeo::exceptions::ZeoError;
 use zeo::framing::{encode_frame, FrameCodec};
 use zeo::handshake::{client_reply, Protocol};
 use zeo::message::{Message, MsgId};
-use zeo::methods::{Register, Request};
+use zeo::methods::{IteratorGc, IteratorNext, IteratorStart, Register, Request};
 use zeo::reply::Reply;
 use zeo::types::Tid;
 use zeo::{CodecError, Value};
@@ -31,7 +31,11 @@ pub(crate) struct Established {
     pub reader: FrameReader,
     pub writer: ByteWriter,
     pub protocol: Protocol,
+    /// Where the member's history ends (see [`history_end`]).
     pub last_tid: Tid,
+    /// What its `register()` said, when that is a transaction it does not
+    /// have.
+    pub dropped_tid: Option<Tid>,
     pub info: Value,
 }
 
@@ -61,7 +65,8 @@ pub(crate) async fn open(settings: &MemberSettings) -> io::Result<(FrameReader, 
 }
 
 /// The client side of the handshake, then `register` and `get_info`
-/// pipelined (as ClientStorage does).
+/// pipelined (as ClientStorage does), then where the member's history
+/// really ends ([`history_end`]).
 pub(crate) async fn handshake(
     settings: &MemberSettings,
     mut reader: FrameReader,
@@ -72,11 +77,11 @@ pub(crate) async fn handshake(
         member: member.to_owned(),
         error,
     };
-    let closed = || MemberError::Unavailable {
-        member: member.to_owned(),
-        reason: "connection closed during the handshake".into(),
-    };
-    let announcement = reader.next().await.ok_or_else(closed)?.map_err(protocol_error)?;
+    let announcement = reader
+        .next()
+        .await
+        .ok_or_else(|| closed_during_handshake(member))?
+        .map_err(protocol_error)?;
     metrics::bytes_in(Peer::Member).inc_by(announcement.len() as u64 + metrics::FRAME_HEADER);
     let (protocol, answer) = client_reply(&announcement, settings.allow_msgpack).map_err(protocol_error)?;
     let encoding = Encoding::from(protocol);
@@ -94,16 +99,18 @@ pub(crate) async fn handshake(
     writer.write_all(&out).await.map_err(|e| io_error(member, e))?;
     metrics::bytes_out(Peer::Member).inc_by(out.len() as u64);
 
-    let (mut last_tid, mut info) = (None, None);
-    while last_tid.is_none() || info.is_none() {
-        let frame = reader.next().await.ok_or_else(closed)?.map_err(protocol_error)?;
-        metrics::bytes_in(Peer::Member).inc_by(frame.len() as u64 + metrics::FRAME_HEADER);
-        let msg =
-            Message::from_value(encoding.decode(&frame).map_err(protocol_error)?).map_err(protocol_error)?;
-        match msg {
+    let mut raw = RawCalls {
+        member,
+        encoding,
+        reader: &mut reader,
+        writer: &mut writer,
+    };
+    let (mut reported, mut info) = (None, None);
+    while reported.is_none() || info.is_none() {
+        match raw.next_message().await? {
             Message::Reply { msgid, result } if msgid == MsgId::int(1) => {
                 match Reply::decode("register", &result).map_err(protocol_error)? {
-                    Reply::Register(Some(tid)) => last_tid = Some(tid),
+                    Reply::Register(Some(tid)) => reported = Some(tid),
                     other => {
                         return Err(protocol_error(CodecError::Reply {
                             method: "register".into(),
@@ -132,13 +139,133 @@ pub(crate) async fn handshake(
             _ => {}
         }
     }
+    let reported = reported.expect("loop ends with a tid");
+    let last_tid = history_end(&mut raw, reported).await?;
     Ok(Established {
         reader,
         writer,
         protocol,
-        last_tid: last_tid.expect("loop ends with a tid"),
+        last_tid,
+        dropped_tid: (last_tid != reported).then_some(reported),
         info: info.expect("loop ends with info"),
     })
+}
+
+fn closed_during_handshake(member: &str) -> MemberError {
+    MemberError::Unavailable {
+        member: member.to_owned(),
+        reason: "connection closed during the handshake".into(),
+    }
+}
+
+/// Where a member's history ends. `register()` names the last transaction
+/// it committed, except after its FileStorage was killed between a vote
+/// and `tpc_finish`: reopened, it drops that transaction yet still reports
+/// its tid. Taken at its word, such a member would count as holding a
+/// transaction it does not have, and serve the older revision beside a
+/// member that has it. So that transaction is looked up: when it is not
+/// there, the tid just below is reported, which puts the member behind any
+/// member that has the transaction and level with those that dropped it
+/// too (recovery finds where its history really ends). A member that
+/// cannot iterate is taken at its word.
+async fn history_end(raw: &mut RawCalls<'_>, reported: Tid) -> Result<Tid, MemberError> {
+    if reported == Tid::ZERO {
+        return Ok(reported);
+    }
+    let start = Request::IteratorStart(IteratorStart {
+        start: Some(reported),
+        stop: Some(reported),
+    });
+    let iid = match raw.call(3, start).await? {
+        Ok(Reply::IteratorStart(iid)) => iid,
+        _ => return Ok(reported),
+    };
+    let found = match raw.call(4, Request::IteratorNext(IteratorNext { iid })).await? {
+        Ok(Reply::IteratorNext(Some(txn))) => {
+            // The server keeps an iterator until it is exhausted or freed.
+            raw.oneway(Request::IteratorGc(IteratorGc { iids: vec![iid] }))
+                .await?;
+            txn.tid == reported
+        }
+        Ok(Reply::IteratorNext(None)) => false,
+        _ => return Ok(reported),
+    };
+    Ok(if found {
+        reported
+    } else {
+        Tid::from_u64(reported.as_u64() - 1)
+    })
+}
+
+/// Messages on a connection that is still being established (no reader
+/// and writer tasks yet); calls go one at a time, each waiting for its
+/// own reply.
+struct RawCalls<'a> {
+    member: &'a str,
+    encoding: Encoding,
+    reader: &'a mut FrameReader,
+    writer: &'a mut ByteWriter,
+}
+
+impl RawCalls<'_> {
+    fn protocol_error(&self, error: CodecError) -> MemberError {
+        MemberError::Protocol {
+            member: self.member.to_owned(),
+            error,
+        }
+    }
+
+    /// The next message from the member.
+    async fn next_message(&mut self) -> Result<Message, MemberError> {
+        let frame = self
+            .reader
+            .next()
+            .await
+            .ok_or_else(|| closed_during_handshake(self.member))?
+            .map_err(|e| self.protocol_error(e))?;
+        metrics::bytes_in(Peer::Member).inc_by(frame.len() as u64 + metrics::FRAME_HEADER);
+        let value = self.encoding.decode(&frame).map_err(|e| self.protocol_error(e))?;
+        Message::from_value(value).map_err(|e| self.protocol_error(e))
+    }
+
+    async fn send(&mut self, msgid: MsgId, request: Request) -> Result<(), MemberError> {
+        let frame = self
+            .encoding
+            .encode_frame(&request.to_message(msgid).into_value())
+            .map_err(|e| self.protocol_error(e))?;
+        self.writer
+            .write_all(&frame)
+            .await
+            .map_err(|e| io_error(self.member, e))?;
+        metrics::bytes_out(Peer::Member).inc_by(frame.len() as u64);
+        Ok(())
+    }
+
+    async fn oneway(&mut self, request: Request) -> Result<(), MemberError> {
+        self.send(MsgId::ASYNC, request).await
+    }
+
+    /// The member's answer to `request` (its error reply as `Err`); a
+    /// closed connection or an undecodable answer is the `MemberError`.
+    async fn call(&mut self, id: i64, request: Request) -> Result<Result<Reply, ZeoError>, MemberError> {
+        let name = request.name().to_owned();
+        self.send(MsgId::int(id), request).await?;
+        loop {
+            match self.next_message().await? {
+                Message::Reply { msgid, result } if msgid == MsgId::int(id) => {
+                    let reply = Reply::decode(&name, &result).map_err(|e| self.protocol_error(e))?;
+                    return Ok(Ok(reply));
+                }
+                Message::ErrorReply { msgid, error } if msgid == MsgId::int(id) => {
+                    let error = ZeoError::from_value(&error).map_err(|e| self.protocol_error(e))?;
+                    return Ok(Err(error));
+                }
+                // Callbacks (invalidations of other clients' commits) are
+                // harmless here, as during the handshake.
+                _ => {}
+            }
+        }
+    }
 }
 
 pub(crate) fn io_error(member: &str, e: io::Error) -> MemberError {

@@ -266,10 +266,16 @@ impl MemberActor {
         } else {
             "registered"
         };
-        let reason = format!(
+        let mut reason = format!(
             "{how}: storage {:?}, last tid {}, protocol {}",
             self.settings.storage, est.last_tid, est.protocol
         );
+        if let Some(dropped) = est.dropped_tid {
+            reason.push_str(&format!(
+                " (it reports {dropped}, a transaction it does not have: killed between a vote and \
+                 tpc_finish)"
+            ));
+        }
         let connected = Connected {
             last_tid: est.last_tid,
             info: est.info,
