@@ -26,7 +26,7 @@ use zeoraid_actors::controller::{
     ArrayReady, Controller, Drain, DurableState, ReloadConfiguration, WaitReady,
 };
 use zeoraid_actors::session::SessionSettings;
-use zeoraid_actors::state::{FileStore, StateStore};
+use zeoraid_actors::state::{ArrayRecord, FileStore, StateStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -103,7 +103,8 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), 
     // not reachable by then start degraded), so "zeoraid started" means
     // ready for clients. The HTTP endpoint opens right after the front
     // listener, before "zeoraid started" (which names both addresses).
-    let durable = open_state(&config.state_dir, &log)?;
+    let members = config.members.iter().map(|m| m.name.as_str());
+    let durable = open_state(&config.state_dir, members, &log)?;
     let controller =
         Controller::new(crate::members::controller_settings(&config), durable, log.clone()).start();
     let array = wait_ready(&controller, config.timeouts.connect * 2).await?;
@@ -178,15 +179,24 @@ fn log_configuration(config: &Config, log: &Logger) {
 /// Takes the array state's directory for this zeoraid and reads what the
 /// last run wrote: a second zeoraid on it, or a state that is missing or
 /// unreadable, stops the start with what to do.
-fn open_state(dir: &std::path::Path, log: &Logger) -> Result<DurableState, DaemonError> {
+fn open_state<'a>(
+    dir: &std::path::Path,
+    members: impl IntoIterator<Item = &'a str>,
+    log: &Logger,
+) -> Result<DurableState, DaemonError> {
     let mut store = FileStore::open(dir).map_err(DaemonError::State)?;
-    let record = store.load().map_err(DaemonError::State)?;
-    if record.is_none() {
-        info!(log, "first start: no array state yet"; "location" => store.location());
-    }
+    let record = match store.load().map_err(DaemonError::State)? {
+        Some(record) => record,
+        None => {
+            info!(log, "first start: no array state yet"; "location" => store.location());
+            let record = ArrayRecord::first_start(members);
+            store.save(&record).map_err(DaemonError::State)?;
+            record
+        }
+    };
     Ok(DurableState {
         store: Box::new(store),
-        record,
+        record: Some(record),
     })
 }
 

@@ -281,3 +281,59 @@ fn frozen_members_with_a_commit_on_one_of_them_return_with_that_one_as_the_sourc
     array.wait_status("optimal", REJOIN, |s| s["status"] == "optimal");
     array.assert_serving(&[&first, &second]);
 }
+
+/// Every member lost (each degraded, holding everything), then zeoraid
+/// restarted once they are back: it serves at once, with no copy.
+#[test]
+fn members_that_hold_everything_and_are_back_when_zeoraid_restarts_serve_at_once() {
+    let mut array = Array::start(2);
+    let (oid, t1) = commit_one(&array);
+    for member in array.members_mut() {
+        member.kill9();
+    }
+    array.wait_status("failed", REJOIN, |s| s["status"] == "failed");
+    array.kill_zeoraid();
+    for member in array.members_mut() {
+        member.restart();
+    }
+    array.restart_zeoraid();
+    let status = array.wait_status("optimal", REJOIN, |s| s["status"] == "optimal");
+    assert_eq!(status["last_tid"], t1.to_hex(), "{status}");
+    assert_commits_on_both(&array, oid, t1);
+}
+
+/// A degradation that cannot be written: the commit that caused it is not
+/// acknowledged (a restart would not know that the member missed it), and
+/// the array takes no more writes, saying why.
+#[test]
+fn a_commit_whose_degradation_cannot_be_written_is_not_acknowledged() {
+    let mut array = Array::start(2);
+    let (oid, t1) = commit_one(&array);
+    let mut client = array.client();
+    let txn = client.begin();
+    client.store(&txn, oid, t1, ROOT_RECORD);
+    client.vote(&txn).expect("voted on both members");
+    // The state's temporary file cannot be created: every write fails.
+    std::fs::create_dir(array.dir().join("state").join("array.json.tmp")).unwrap();
+    // zeo2 is lost between the vote and tpc_finish: the commit goes on
+    // with zeo1 alone, and zeo2's degradation is not on disk.
+    array.members_mut()[1].kill9();
+    array.wait_status("zeo2 degraded", REJOIN, |s| {
+        s["members"][1]["state"] == "degraded"
+    });
+    let answer = client.finish(&txn);
+    let refused = answer.expect_err("not acknowledged");
+    assert!(
+        format!("{refused:?}").contains("the array state cannot be written"),
+        "{refused:?}"
+    );
+    let status = array.raid_status();
+    assert_eq!(status["status"], "failed", "{status}");
+    assert!(
+        status["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the array state cannot be written"),
+        "{status}"
+    );
+}

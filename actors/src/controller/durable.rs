@@ -41,7 +41,10 @@ impl Controller {
             slot.degraded = member.degraded.as_ref().map(|d| Degraded {
                 kind: d.kind,
                 reason: d.reason.clone(),
-                since: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(d.since.max(0.0)),
+                since: std::time::Duration::try_from_secs_f64(d.since)
+                    .ok()
+                    .and_then(|since| SystemTime::UNIX_EPOCH.checked_add(since))
+                    .unwrap_or(SystemTime::UNIX_EPOCH),
                 first_missed: d.first_missed_tid,
                 max_oid: d.max_oid,
             });
@@ -158,7 +161,7 @@ impl Controller {
             return;
         }
         let slot = &self.members[i];
-        let can_heal = slot.degraded_kind() == Some(DegradeKind::Failed) && self.holds_everything(slot);
+        let can_heal = self.holds_everything(slot);
         if !can_heal || slot.recovery.is_some() {
             return;
         }

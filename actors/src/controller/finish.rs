@@ -108,7 +108,16 @@ impl Controller {
                     });
                 }
             }
-            Ok((commit.tid, self.last_info.clone()))
+            match &self.state_failure {
+                // What this commit changed (a member degraded, a first
+                // missed transaction) is not on disk: a restart would not
+                // know it, so the commit is not acknowledged (it is in
+                // doubt, as if zeoraid had stopped before answering).
+                Some(failure) => Err(ZeoError::unavailable(&format!(
+                    "the transaction reached the members but is not acknowledged: {failure}"
+                ))),
+                None => Ok((commit.tid, self.last_info.clone())),
+            }
         };
         self.reply(commit.session, ToSession::Finished { msgid, result });
         if let Some(answers) = held_back {

@@ -458,8 +458,24 @@ impl Controller {
             return;
         }
         self.started = true;
+        // Without a member of the authority the array's last tid is only
+        // the state's floor: a degraded member above it may just hold what
+        // was acknowledged after the last write (or what its recovery
+        // copied), and is not judged until the authority is back.
+        let authority_connected = self.members.iter().any(|m| m.optimal() && m.connected);
         for i in 0..self.members.len() {
-            self.reconcile_at_startup(i);
+            self.reconcile_at_startup(i, authority_connected);
+        }
+        // Members that hold everything and are connected already (every
+        // member lost, then zeoraid restarted) rejoin as they would on
+        // reconnecting: the highest first, so it sets the array's last tid.
+        let mut rejoining: Vec<(usize, Tid)> = (0..self.members.len())
+            .filter(|&i| self.members[i].connected && self.holds_everything(&self.members[i]))
+            .filter_map(|i| Some((i, self.members[i].last_tid?)))
+            .collect();
+        rejoining.sort_by_key(|&(_, tid)| std::cmp::Reverse(tid));
+        for (i, last_tid) in rejoining {
+            self.reconnected(i, last_tid);
         }
         // A first start writes the state it starts from.
         self.save_state();
@@ -483,7 +499,7 @@ impl Controller {
     /// it now says so; above the array, it holds a transaction zeoraid
     /// did not acknowledge (a commit made behind its back, or the tid of
     /// a transaction its storage dropped) and is diverged.
-    fn reconcile_at_startup(&mut self, i: usize) {
+    fn reconcile_at_startup(&mut self, i: usize, authority_connected: bool) {
         let slot = &self.members[i];
         let Some(last_tid) = slot.last_tid.filter(|_| slot.connected) else {
             if slot.optimal() {
@@ -500,7 +516,7 @@ impl Controller {
             let first_missed = Tid::from_u64(last_tid.as_u64() + 1);
             self.degrade(i, DegradeKind::Behind, reason.clone(), Some(first_missed));
             self.now_behind(i, reason, first_missed);
-        } else if last_tid > self.last_tid {
+        } else if last_tid > self.last_tid && authority_connected {
             let reason = format!(
                 "last tid {last_tid} is above the array's {}: it holds a transaction zeoraid did not \
                  acknowledge",

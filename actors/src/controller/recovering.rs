@@ -517,8 +517,15 @@ impl Controller {
 
     /// The highest oid handed out so far (for the final step's oid sync).
     pub(super) fn note_oids(&mut self, oids: &[Oid]) {
-        if let Some(last) = oids.iter().max() {
-            self.max_oid = self.max_oid.max(*last);
+        let Some(&last) = oids.iter().max().filter(|&&last| last > self.max_oid) else {
+            return;
+        };
+        // A degraded member that still held everything no longer does (its
+        // oid counter is behind): on disk before the oids are handed out.
+        let could_heal = self.members.iter().any(|m| self.holds_everything(m));
+        self.max_oid = last;
+        if could_heal {
+            self.save_state();
         }
     }
 

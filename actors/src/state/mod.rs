@@ -68,6 +68,24 @@ pub struct ForcedRecord {
     pub diverged: Vec<String>,
 }
 
+impl ArrayRecord {
+    /// An array's first state: every member holds every acknowledged
+    /// transaction (there is none yet); the members' own last tids decide
+    /// the array's at startup. Written before the first start waits for
+    /// its members, so that a first start interrupted there is still a
+    /// first start the next time (not a removed state).
+    pub fn first_start<'a>(members: impl IntoIterator<Item = &'a str>) -> ArrayRecord {
+        ArrayRecord {
+            format: FORMAT,
+            members: members
+                .into_iter()
+                .map(|name| (name.to_string(), MemberRecord::default()))
+                .collect(),
+            ..ArrayRecord::default()
+        }
+    }
+}
+
 /// The record layout this zeoraid writes and reads.
 pub const FORMAT: u32 = 1;
 
