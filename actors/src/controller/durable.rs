@@ -155,10 +155,7 @@ impl Controller {
                 "reconnected with last tid {last_tid}, behind the array's {}",
                 self.last_tid
             );
-            let first_missed = Tid::from_u64(last_tid.as_u64() + 1);
-            self.degrade(i, DegradeKind::Behind, reason.clone(), Some(first_missed));
-            self.now_behind(i, reason, first_missed);
-            return;
+            return self.behind(i, reason, last_tid);
         }
         let slot = &self.members[i];
         let can_heal = self.holds_everything(slot);
@@ -171,12 +168,7 @@ impl Controller {
                  zeoraid did not acknowledge",
                 self.last_tid
             );
-            error!(self.log, "member diverged"; "member" => &*self.members[i].name, "reason" => &reason);
-            let d = self.members[i].degraded.as_mut().expect("degraded");
-            d.kind = DegradeKind::Diverged;
-            d.reason = reason;
-            self.save_state();
-            return;
+            return self.now_diverged(i, reason);
         }
         self.last_tid = last_tid;
         let slot = &mut self.members[i];

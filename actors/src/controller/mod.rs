@@ -400,6 +400,15 @@ impl Controller {
         self.push_serving();
     }
 
+    /// Member `index` holds less than the array (`last_tid`, its own last
+    /// tid, is below the array's): it is degraded as behind, or, degraded
+    /// already as merely not answering, now known to be behind.
+    fn behind(&mut self, index: usize, reason: String, last_tid: Tid) {
+        let first_missed = Tid::from_u64(last_tid.as_u64() + 1);
+        self.degrade(index, DegradeKind::Behind, reason.clone(), Some(first_missed));
+        self.now_behind(index, reason, first_missed);
+    }
+
     /// A degraded member turned out to be behind the array (its storage was
     /// replaced while it was away): that is now why it is degraded.
     fn now_behind(&mut self, index: usize, reason: String, first_missed: Tid) {
@@ -418,6 +427,25 @@ impl Controller {
         d.kind = DegradeKind::Behind;
         d.reason = reason;
         d.first_missed = Some(d.first_missed.map_or(first_missed, |t| t.min(first_missed)));
+        self.save_state();
+    }
+
+    /// A degraded member holds a transaction zeoraid did not acknowledge:
+    /// it is now diverged (one added, disabled or diverged already keeps
+    /// saying so).
+    fn now_diverged(&mut self, index: usize, reason: String) {
+        let slot = &mut self.members[index];
+        let Some(d) = slot.degraded.as_mut().filter(|d| {
+            matches!(
+                d.kind,
+                DegradeKind::Failed | DegradeKind::Slow | DegradeKind::Behind
+            )
+        }) else {
+            return;
+        };
+        error!(self.log, "member diverged"; "member" => &*slot.name, "reason" => &reason);
+        d.kind = DegradeKind::Diverged;
+        d.reason = reason;
         self.save_state();
     }
 
@@ -513,27 +541,14 @@ impl Controller {
                 "missing transactions: last tid {last_tid}, the array's is {}",
                 self.last_tid
             );
-            let first_missed = Tid::from_u64(last_tid.as_u64() + 1);
-            self.degrade(i, DegradeKind::Behind, reason.clone(), Some(first_missed));
-            self.now_behind(i, reason, first_missed);
+            self.behind(i, reason, last_tid);
         } else if last_tid > self.last_tid && authority_connected {
             let reason = format!(
                 "last tid {last_tid} is above the array's {}: it holds a transaction zeoraid did not \
                  acknowledge",
                 self.last_tid
             );
-            let slot = &mut self.members[i];
-            if let Some(d) = slot.degraded.as_mut().filter(|d| {
-                matches!(
-                    d.kind,
-                    DegradeKind::Failed | DegradeKind::Slow | DegradeKind::Behind
-                )
-            }) {
-                error!(self.log, "member diverged"; "member" => &*slot.name, "reason" => &reason);
-                d.kind = DegradeKind::Diverged;
-                d.reason = reason;
-                self.save_state();
-            }
+            self.now_diverged(i, reason);
         }
     }
 
