@@ -42,6 +42,26 @@ fn assert_commits_on_both(array: &Array, oid: Oid, previous: Tid) {
     }
 }
 
+fn kill_every_member(array: &mut Array) {
+    for member in array.members_mut() {
+        member.kill9();
+    }
+}
+
+fn restart_every_member(array: &mut Array) {
+    for member in array.members_mut() {
+        member.restart();
+    }
+}
+
+/// The array becomes optimal again at `t1` (bounded wait), and a new
+/// revision of `oid` reaches both members.
+fn assert_optimal_again_at(array: &Array, oid: Oid, t1: Tid) {
+    let status = array.wait_status("optimal", REJOIN, |s| s["status"] == "optimal");
+    assert_eq!(status["last_tid"], t1.to_hex(), "{status}");
+    assert_commits_on_both(array, oid, t1);
+}
+
 /// Two members; zeo2 misses t2 while it is down. Returns (oid, t1, t2).
 fn commit_while_zeo2_is_down(array: &mut Array) -> (Oid, Tid, Tid) {
     let mut client = array.client();
@@ -119,9 +139,7 @@ fn zeoraid_started_before_its_members_serves_once_they_come() {
     let mut array = Array::start(2);
     let (oid, t1) = commit_one(&array);
     array.kill_zeoraid();
-    for member in array.members_mut() {
-        member.kill9();
-    }
+    kill_every_member(&mut array);
     array.restart_zeoraid();
     let status = array.raid_status();
     assert_eq!(status["status"], "failed", "{status}");
@@ -129,9 +147,7 @@ fn zeoraid_started_before_its_members_serves_once_they_come() {
     assert!(reason.contains("waiting for zeo1, zeo2"), "{reason}");
 
     let mark = array.log_mark();
-    for member in array.members_mut() {
-        member.restart();
-    }
+    restart_every_member(&mut array);
     let status = array.wait_status("optimal", REJOIN, |s| s["status"] == "optimal");
     assert_eq!(status["last_tid"], t1.to_hex(), "{status}");
     assert!(
@@ -150,16 +166,10 @@ fn zeoraid_started_before_its_members_serves_once_they_come() {
 fn every_member_lost_with_no_commit_between_is_optimal_again_without_a_restart() {
     let mut array = Array::start(2);
     let (oid, t1) = commit_one(&array);
-    for member in array.members_mut() {
-        member.kill9();
-    }
+    kill_every_member(&mut array);
     array.wait_status("failed", REJOIN, |s| s["status"] == "failed");
-    for member in array.members_mut() {
-        member.restart();
-    }
-    let status = array.wait_status("optimal", REJOIN, |s| s["status"] == "optimal");
-    assert_eq!(status["last_tid"], t1.to_hex(), "{status}");
-    assert_commits_on_both(&array, oid, t1);
+    restart_every_member(&mut array);
+    assert_optimal_again_at(&array, oid, t1);
 }
 
 #[test]
@@ -288,18 +298,12 @@ fn frozen_members_with_a_commit_on_one_of_them_return_with_that_one_as_the_sourc
 fn members_that_hold_everything_and_are_back_when_zeoraid_restarts_serve_at_once() {
     let mut array = Array::start(2);
     let (oid, t1) = commit_one(&array);
-    for member in array.members_mut() {
-        member.kill9();
-    }
+    kill_every_member(&mut array);
     array.wait_status("failed", REJOIN, |s| s["status"] == "failed");
     array.kill_zeoraid();
-    for member in array.members_mut() {
-        member.restart();
-    }
+    restart_every_member(&mut array);
     array.restart_zeoraid();
-    let status = array.wait_status("optimal", REJOIN, |s| s["status"] == "optimal");
-    assert_eq!(status["last_tid"], t1.to_hex(), "{status}");
-    assert_commits_on_both(&array, oid, t1);
+    assert_optimal_again_at(&array, oid, t1);
 }
 
 /// A degradation that cannot be written: the commit that caused it is not
