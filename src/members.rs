@@ -42,6 +42,7 @@ pub fn controller_settings(config: &Config) -> ControllerSettings {
             auto: config.recovery.auto,
             stable_for: config.recovery.stable_for,
             final_step_slice: config.recovery.final_step_slice,
+            final_step_timeout: config.recovery.final_step_timeout,
             spool_dir: Some(config.spool_dir.clone()),
         },
         slow: config.slow_member,

@@ -53,6 +53,7 @@ pub const DEFAULT_RECOVERY: Recovery = Recovery {
     auto: true,
     stable_for: Duration::from_secs(30),
     final_step_slice: Duration::from_millis(50),
+    final_step_timeout: Duration::from_secs(10),
 };
 
 /// Conservative on purpose: degrading a healthy member costs a recovery,
@@ -139,6 +140,11 @@ pub struct Recovery {
     /// recovery copies under the commit lock; a longer tail is copied in
     /// slices with the waiting commits let through between them.
     pub final_step_slice: Duration,
+    /// The longest one slice of the final step may hold the commit lock
+    /// whatever happens (a hung source or target, one huge transaction, a
+    /// long oid catch-up): past it the step is abandoned, the commits go
+    /// on, and the recovery is tried again later.
+    pub final_step_timeout: Duration,
 }
 
 #[derive(Clone, PartialEq, Eq)]

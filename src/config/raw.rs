@@ -85,6 +85,7 @@ pub struct RawRecovery {
     pub auto: Option<bool>,
     pub stable_for: Option<String>,
     pub final_step_slice: Option<String>,
+    pub final_step_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -124,6 +124,7 @@ fn full_config_parses_every_option() {
         auto = false
         stable_for = "0s"
         final_step_slice = "20ms"
+        final_step_timeout = "3s"
 
         [slow_member]
         enabled = false
@@ -193,6 +194,7 @@ fn full_config_parses_every_option() {
             auto: false,
             stable_for: Duration::ZERO,
             final_step_slice: Duration::from_millis(20),
+            final_step_timeout: Duration::from_secs(3),
         }
     );
     assert_eq!(
@@ -989,6 +991,10 @@ fn recovery_zero_rates_mean_unthrottled() {
     assert_problem(
         &with_members("[recovery]\nfinal_step_slice = \"0s\""),
         "recovery.final_step_slice: must be greater than 0s",
+    );
+    assert_problem(
+        &with_members("[recovery]\nfinal_step_slice = \"2s\"\nfinal_step_timeout = \"2s\""),
+        "recovery.final_step_timeout: must be longer than recovery.final_step_slice",
     );
 }
 

@@ -213,7 +213,7 @@ fn timeouts(p: &mut Problems, raw: RawTimeouts) -> Timeouts {
 }
 
 fn recovery(p: &mut Problems, raw: RawRecovery) -> Recovery {
-    Recovery {
+    let recovery = Recovery {
         max_transactions_per_second: raw.max_transactions_per_second.and_then(NonZeroU64::new),
         max_bytes_per_second: raw.max_bytes_per_second.and_then(NonZeroU64::new),
         auto: raw.auto.unwrap_or(DEFAULT_RECOVERY.auto),
@@ -229,7 +229,20 @@ fn recovery(p: &mut Problems, raw: RawRecovery) -> Recovery {
             raw.final_step_slice.as_deref(),
             DEFAULT_RECOVERY.final_step_slice,
         ),
+        final_step_timeout: positive_duration(
+            p,
+            "recovery.final_step_timeout",
+            raw.final_step_timeout.as_deref(),
+            DEFAULT_RECOVERY.final_step_timeout,
+        ),
+    };
+    if recovery.final_step_timeout <= recovery.final_step_slice {
+        p.push(
+            "recovery.final_step_timeout",
+            "must be longer than recovery.final_step_slice (it bounds a slice that overran its budget)",
+        );
     }
+    recovery
 }
 
 /// `[http]`; `valid_listen` is the ZEO listen address when it is valid,

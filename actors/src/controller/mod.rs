@@ -84,6 +84,9 @@ struct Slot {
     /// An operator asked to recover it while it was not connected: the
     /// recovery starts when its connection is ready.
     recover_when_connected: Option<recovering::RecoverWhenConnected>,
+    /// Final steps of its recoveries abandoned in a row (they overran
+    /// `[recovery] final_step_timeout`); cleared once it is recovered.
+    abandoned_final_steps: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -118,6 +121,7 @@ impl Slot {
             connected_since: None,
             packed_while_degraded: None,
             recover_when_connected: None,
+            abandoned_final_steps: 0,
         }
     }
 

@@ -28,6 +28,8 @@ pub struct RecoveryPolicy {
     pub spool_dir: Option<PathBuf>,
     /// The longest the final step holds the commit lock at a time.
     pub final_step_slice: Duration,
+    /// The hard bound on one slice (see [`Controller::final_step_abandoned`]).
+    pub final_step_timeout: Duration,
 }
 
 impl Default for RecoveryPolicy {
@@ -38,6 +40,7 @@ impl Default for RecoveryPolicy {
             stable_for: Duration::from_secs(30),
             spool_dir: None,
             final_step_slice: Duration::from_millis(50),
+            final_step_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -55,6 +58,10 @@ pub(super) struct Recovering {
     pub final_slices: u32,
     pub final_transactions: u64,
     pub longest_slice: Duration,
+    /// The target's oid counter was brought up to the array's before the
+    /// final step (outside the commit lock), so that the step itself has
+    /// only the oids handed out since to catch up with.
+    pub oids_synced: bool,
 }
 
 /// The recovery of a member as shown in status.
@@ -81,6 +88,10 @@ pub struct RecoverMember {
 /// gives up (the member stays degraded; a later recovery resumes).
 const MAX_SOURCE_CHANGES: u32 = 3;
 
+/// Final steps abandoned in a row after which a member's recovery is no
+/// longer retried by itself (an operator's `recover` still starts one).
+const MAX_ABANDONED_FINAL_STEPS: u32 = 3;
+
 /// An operator's request to recover a member that was not connected, kept
 /// on its slot until the member's connection is ready.
 #[derive(Clone, Copy, Debug)]
@@ -95,6 +106,8 @@ impl Handler<RecoverMember> for Controller {
         let i = self
             .slot_index(&msg.name)
             .ok_or_else(|| AdminError::UnknownMember(msg.name.clone()))?;
+        // An operator's request starts afresh after abandoned final steps.
+        self.members[i].abandoned_final_steps = 0;
         if self.members[i].connected {
             self.request_recovery(ctx, i, msg.full, true)
         } else {
@@ -328,6 +341,7 @@ impl Controller {
             final_slices: 0,
             final_transactions: 0,
             longest_slice: Duration::ZERO,
+            oids_synced: false,
         });
         self.members[i].last_recovery = None;
         self.push_serving();
@@ -383,6 +397,7 @@ impl Controller {
                 "slice_ms" => budget.as_millis() as u64);
         }
         let this_recovery = actor.clone();
+        let bound = self.recovery_policy.final_step_timeout;
         let step = async move {
             let tail = actor.send(CopyTail {
                 until,
@@ -397,6 +412,7 @@ impl Controller {
             actor.send(SyncOids { at_least }).await.map_err(unreachable)??;
             Ok(tail)
         };
+        let step = tokio::time::timeout(bound, step);
         ctx.spawn(step.into_actor(self).map(move |result, act, ctx| {
             let blocked = locked.elapsed();
             act.lock.release_exclusive();
@@ -410,6 +426,14 @@ impl Controller {
                     .as_ref()
                     .is_some_and(|r| r.addr == this_recovery)
             });
+            let result = match (result, recovering) {
+                (Err(_elapsed), Some(i)) => {
+                    act.final_step_abandoned(ctx, i, blocked);
+                    return act.run_next(ctx);
+                }
+                (Err(_elapsed), None) => return act.run_next(ctx),
+                (Ok(result), _) => result,
+            };
             match (result, recovering) {
                 (Ok(tail), Some(i)) => {
                     let waiting = act.lock.votes_waiting();
@@ -436,12 +460,116 @@ impl Controller {
         }));
     }
 
+    /// Member `i`'s recovery has copied everything up to the array's
+    /// last tid but what commits meanwhile: the rest is copied under the
+    /// commit lock. The first time, the target's oid counter is first
+    /// brought up to the array's outside the lock (oids are only handed
+    /// out, never stored: harmless), so a counter far behind cannot hold
+    /// the commits up in the final step.
+    fn caught_up(&mut self, ctx: &mut Context<Self>, i: usize, member: String) {
+        let Some(recovery) = self.members[i].recovery.as_ref() else {
+            return;
+        };
+        if recovery.oids_synced {
+            self.lock.recovery_caught_up(member);
+            return self.run_next(ctx);
+        }
+        let this_recovery = recovery.addr.clone();
+        let sync = this_recovery.send(SyncOids {
+            at_least: self.max_oid,
+        });
+        ctx.spawn(sync.into_actor(self).map(move |synced, act, ctx| {
+            let Some(i) = act.slot_index(&member) else { return };
+            let Some(recovery) = act.members[i].recovery.as_mut() else {
+                return;
+            };
+            if recovery.addr != this_recovery {
+                return;
+            }
+            match synced {
+                Ok(Ok(_)) => {
+                    recovery.oids_synced = true;
+                    act.lock.recovery_caught_up(member);
+                    act.run_next(ctx);
+                }
+                Ok(Err(e)) => act.recovery_ended(i, format!("could not bring the oid counter in step: {e}")),
+                Err(e) => act.recovery_ended(i, format!("recovery actor unreachable: {e}")),
+            }
+        }));
+    }
+
+    /// One slice of member `i`'s final step held the commit lock for
+    /// `[recovery] final_step_timeout` without finishing (a hung source or
+    /// target, one transaction too large for the bound): the commits must
+    /// not wait for it. The recovery stops (its actor aborts what it had
+    /// begun on the member, which gets no commits while degraded) and is
+    /// tried again later, at most [`MAX_ABANDONED_FINAL_STEPS`] times in a
+    /// row.
+    fn final_step_abandoned(&mut self, ctx: &mut Context<Self>, i: usize, blocked: Duration) {
+        let Some(recovery) = self.members[i].recovery.as_ref() else {
+            return;
+        };
+        let abandoned_actor = recovery.addr.clone();
+        let slot = &mut self.members[i];
+        slot.abandoned_final_steps += 1;
+        let attempts = slot.abandoned_final_steps;
+        let retry = attempts < MAX_ABANDONED_FINAL_STEPS;
+        let bound = self.recovery_policy.final_step_timeout;
+        let then = if retry {
+            format!(
+                "tried again once the member has been connected for {:?}",
+                self.recovery_policy.stable_for
+            )
+        } else {
+            format!("{attempts} final steps in a row overran it: not retried; recover it when the writers are quieter")
+        };
+        let outcome = format!(
+            "final step abandoned: it held the commit lock for {} ms, past [recovery] final_step_timeout \
+             ({bound:?}); {then}",
+            blocked.as_millis()
+        );
+        self.recovery_ended(i, outcome);
+        if retry {
+            let slot = &self.members[i];
+            let since = slot.degraded.as_ref().map(|d| d.since);
+            self.retry_recovery(ctx, slot.name.clone(), since, abandoned_actor);
+        }
+    }
+
+    /// Starts member `name`'s recovery again after `stable_for`, once the
+    /// abandoned one's actor has stopped (it may still be finishing a
+    /// transaction on the member) and the member is connected, if it still
+    /// needs it: not once it is optimal or recovering, nor once it was
+    /// degraded anew (e.g. an operator disabled it) since `since`.
+    fn retry_recovery(
+        &mut self,
+        ctx: &mut Context<Self>,
+        name: Arc<str>,
+        since: Option<SystemTime>,
+        abandoned: Addr<RecoveryActor>,
+    ) {
+        ctx.run_later(self.recovery_policy.stable_for, move |act, ctx| {
+            let Some(i) = act.slot_index(&name) else { return };
+            let slot = &act.members[i];
+            if slot.recovery.is_some() || slot.degraded.as_ref().map(|d| d.since) != since || since.is_none()
+            {
+                return;
+            }
+            if abandoned.connected() || !slot.connected {
+                return act.retry_recovery(ctx, name, since, abandoned);
+            }
+            info!(act.log, "recovery tried again after an abandoned final step"; "member" => &*name);
+            act.recover_as_requested(ctx, i, false, false);
+        });
+    }
+
     /// The final step of member `i`'s recovery reached the array's last
     /// tid: the member is optimal.
     fn recovered(&mut self, i: usize, tail: &TailCopied) {
         let recovery = self.stop_recovery(i, "recovered").expect("recovering");
         let slot = &mut self.members[i];
         slot.degraded = None;
+        slot.abandoned_final_steps = 0;
         slot.missed = 0;
         slot.packed_while_degraded = None;
         self.save_state();
@@ -566,12 +694,7 @@ impl Handler<RecoveryEvent> for Controller {
                     r.progress = Some(progress);
                 }
             }
-            RecoveryEvent::CaughtUp { member, .. } => {
-                // The rest is copied under the commit lock, as soon as the
-                // transaction holding it (if any) is done.
-                self.lock.recovery_caught_up(member);
-                self.run_next(ctx);
-            }
+            RecoveryEvent::CaughtUp { member, .. } => self.caught_up(ctx, i, member),
             RecoveryEvent::Refused { reason, .. } => {
                 let advice = if self.members[i].packed_while_degraded.is_some() {
                     "; the array was packed while this member was degraded (its history before the \
