@@ -30,6 +30,18 @@ impl Controller {
             return self.reply(msg.session, ToSession::Packed { msgid, result });
         }
         self.lock.hold_pack();
+        if !msg.wait.is_truthy() {
+            // The client does not wait (ZEO answers such a pack at once),
+            // but zeoraid does: see `methods::Pack` below.
+            let msgid = msg.msgid.clone();
+            self.reply(
+                msg.session,
+                ToSession::Packed {
+                    msgid,
+                    result: Ok(()),
+                },
+            );
+        }
         // A pack time in the future (a client whose clock is ahead) packs
         // the same as now, but a member recovered later would be packed at
         // that time too, over transactions committed after this pack: so
@@ -37,9 +49,13 @@ impl Controller {
         let pack_time = msg.t.min(unix_seconds(SystemTime::now()));
         info!(self.log, "pack started"; "pack_time" => pack_time, "asked_pack_time" => msg.t,
             "commits_waiting" => self.lock.votes_waiting());
+        // Always `wait`, whatever the client asked: a member answering at
+        // once would pack in a thread beside the commits that follow the
+        // release of the lock, and its result would depend on where its
+        // pack found the end of its file.
         let request = Request::Pack(methods::Pack {
             t: pack_time,
-            wait: msg.wait,
+            wait: Value::Int(1),
         });
         let answers = self.fan_out(&self.writers(), Call(request));
         ctx.spawn(answers.into_actor(self).then(move |results, act, _| {
@@ -60,14 +76,8 @@ impl Controller {
                 }
             };
             sizes.into_actor(act).map(move |info, act, ctx| {
-                act.packed(
-                    ctx,
-                    msg.session,
-                    msg.msgid,
-                    outcome,
-                    info,
-                    packed_somewhere.then_some(pack_time),
-                )
+                let answer = msg.wait.is_truthy().then_some((msg.session, msg.msgid));
+                act.packed(ctx, answer, outcome, info, packed_somewhere.then_some(pack_time))
             })
         }));
     }
@@ -80,8 +90,7 @@ impl Controller {
     fn packed(
         &mut self,
         ctx: &mut Context<Self>,
-        session: SessionId,
-        msgid: zeo::message::MsgId,
+        answer: Option<(SessionId, zeo::message::MsgId)>,
         result: Result<(), ZeoError>,
         info: Option<Value>,
         pack_time: Option<f64>,
@@ -96,8 +105,16 @@ impl Controller {
                 s.do_send(ToSession::Info(self.last_info.clone()));
             }
         }
-        info!(self.log, "pack finished"; "ok" => result.is_ok());
-        self.reply(session, ToSession::Packed { msgid, result });
+        match (&result, answer) {
+            (_, Some((session, msgid))) => {
+                info!(self.log, "pack finished"; "ok" => result.is_ok());
+                self.reply(session, ToSession::Packed { msgid, result });
+            }
+            (Ok(()), None) => info!(self.log, "pack finished"; "ok" => true),
+            (Err(e), None) => {
+                warn!(self.log, "pack finished"; "ok" => false, "error" => %e, "client_waited" => false)
+            }
+        }
         if let Some(pack_time) = pack_time {
             for slot in self.members.iter_mut().filter(|m| !m.optimal()) {
                 slot.packed_while_degraded =

@@ -21,7 +21,14 @@ impl ClientSession {
         );
     }
 
+    /// A pack changes every member: refused on a read-only registration
+    /// (a plain ZEO server lets read-only clients pack; a RAID serving
+    /// many read-only clients must not let any of them do that).
     pub(super) fn pack(&mut self, msgid: MsgId, pack: Pack) {
+        if self.read_only {
+            warn!(self.log, "pack refused: the client registered read-only");
+            return self.error(msgid, ZeoError::ReadOnlyError);
+        }
         self.controller.do_send(ctl::Pack {
             session: self.id,
             msgid,
