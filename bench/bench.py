@@ -2,7 +2,7 @@
 
     bench/run [--members 1,2,3] [--rounds 5] [--duration 1.2] [--workloads a,b]
               [--idle-clients 100] [--soak 0] [--recovery 2000] [--floor]
-              [--out DIR]
+              [--blob-memory] [--out DIR]
 
 For each member count it starts, on tmpfs, one plain `runzeo` (the
 reference), N `runzeo` members and zeoraid in front of them (the target),
@@ -27,7 +27,11 @@ Then, with the last member count:
   * with --recovery K: K one-object commits written to a 1-member array,
     an empty member added by reload and recovered, unthrottled, while 4
     raw writers keep committing: recovery transactions/s and MB/s, and
-    the writers' commits/s during recovery against before it.
+    the writers' commits/s during recovery against before it;
+  * with --blob-memory: zeoraid's peak memory for a 1 GB blob commit with
+    2 members and for 100 clients reading a 100 MB blob at once
+    (bench/blob_memory.py; `--members "" --idle-clients 0 --blob-memory`
+    runs only that).
 
 Everything is written to --out (default bench/results/<time>/): each
 zeo_bench JSON, and summary.json / summary.md with one table per member
@@ -51,6 +55,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import zeo_bench  # noqa: E402  (the side-by-side driver, also used as a library)
+import blob_memory  # noqa: E402
 
 WORKLOADS = list(zeo_bench.WORKLOADS)
 
@@ -445,7 +450,7 @@ def markdown(results):
     if "floor" in results:
         out.append("### relay floor (do-nothing byte relay in front of 1 runzeo)\n")
         out += table(results["floor"]["summary"], "relay")
-    for key in ("idle_clients", "soak", "recovery"):
+    for key in ("idle_clients", "soak", "recovery", "blob_memory"):
         if key in results:
             out.append("%s: `%s`\n" % (key, json.dumps(results[key])))
     return "\n".join(out)
@@ -486,6 +491,10 @@ def main():
     ap.add_argument("--idle-clients", type=int, default=100)
     ap.add_argument("--soak", type=int, default=0, metavar="S")
     ap.add_argument("--recovery", type=int, default=0, metavar="K")
+    ap.add_argument("--blob-memory", action="store_true")
+    ap.add_argument("--blob-commit-mb", type=int, default=1024)
+    ap.add_argument("--blob-read-mb", type=int, default=100)
+    ap.add_argument("--blob-readers", type=int, default=100)
     ap.add_argument("--floor", action="store_true",
                     help="also measure a do-nothing byte relay in front of 1 runzeo")
     ap.add_argument("--zeoraid", default=os.path.join(ROOT, "target/release/zeoraid"))
@@ -537,6 +546,15 @@ def main():
             procs.stop_all()
             results["recovery"] = recovery_cost(procs, python, a.zeoraid, workdir, a.recovery)
             log("recovery: %s" % results["recovery"])
+        if a.blob_memory:
+            procs.stop_all()
+            blob_dir = "/tmp/zeoraid-blob-memory-%d" % os.getpid()
+            os.makedirs(blob_dir)
+            try:
+                results["blob_memory"] = blob_memory.measure(procs, python, a.zeoraid, blob_dir, a)
+            finally:
+                shutil.rmtree(blob_dir, ignore_errors=True)
+            save(results, a.out)
     finally:
         procs.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
