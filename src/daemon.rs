@@ -27,6 +27,7 @@ use zeoraid_actors::controller::{
 };
 use zeoraid_actors::session::SessionSettings;
 use zeoraid_actors::state::{ArrayRecord, FileStore, StateStore};
+use zeoraid_actors::transaction;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -292,7 +293,8 @@ async fn shut_down(
 }
 
 /// Creates the spool dir and removes blob spools a crashed zeoraid left
-/// (their transactions died with it).
+/// (their transactions died with it); the spools of other zeoraids sharing
+/// the directory are locked and stay.
 fn prepare_spool(dir: &std::path::Path, log: &Logger) -> Result<(), DaemonError> {
     let spool_error = |source| DaemonError::Spool {
         dir: dir.to_owned(),
@@ -301,15 +303,18 @@ fn prepare_spool(dir: &std::path::Path, log: &Logger) -> Result<(), DaemonError>
     std::fs::create_dir_all(dir).map_err(spool_error)?;
     for entry in std::fs::read_dir(dir).map_err(spool_error)?.flatten() {
         let name = entry.file_name();
-        if name
-            .to_string_lossy()
-            .starts_with(zeoraid_actors::transaction::SPOOL_PREFIX)
-        {
-            match std::fs::remove_file(entry.path()) {
+        if !name.to_string_lossy().starts_with(transaction::SPOOL_PREFIX) {
+            continue;
+        }
+        match transaction::is_stale_spool(&entry.path()) {
+            Ok(true) => match std::fs::remove_file(entry.path()) {
                 Ok(()) => info!(log, "removed a stale blob spool"; "path" => %entry.path().display()),
                 Err(e) => slog::warn!(log, "cannot remove a stale blob spool";
                     "path" => %entry.path().display(), "error" => %e),
-            }
+            },
+            Ok(false) => {}
+            Err(e) => slog::warn!(log, "cannot tell whether a blob spool is stale";
+                "path" => %entry.path().display(), "error" => %e),
         }
     }
     Ok(())

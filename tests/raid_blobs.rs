@@ -76,14 +76,28 @@ fn download(client: &mut RawClient, oid: Oid, serial: Tid) -> Vec<u8> {
 #[test]
 fn blob_uploads_are_spooled_once_sent_to_every_member_and_cleaned_up() {
     let spool = tempfile::tempdir().unwrap();
-    // A spool a crashed zeoraid left behind is removed at startup.
-    std::fs::write(spool.path().join("zeoraid-blob-stale"), b"from a crash").unwrap();
+    let a_while_ago = std::time::SystemTime::now() - Duration::from_secs(600);
+    let old_spool = |name: &str| {
+        let path = spool.path().join(name);
+        std::fs::write(&path, name).unwrap();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(a_while_ago).unwrap();
+        file
+    };
+    // A spool a crashed zeoraid left behind is removed at startup; one
+    // that another zeoraid sharing the directory holds (locked) is not.
+    drop(old_spool("zeoraid-blob-stale"));
+    let held = old_spool("zeoraid-blob-held");
+    held.try_lock().unwrap();
     let mut options = ArrayOptions::new(2);
     options
         .top_level
         .push(format!("spool_dir = {:?}", spool.path().to_str().unwrap()));
     let array = Array::start_with(options);
-    assert!(spools(spool.path()).is_empty(), "the stale spool was not removed");
+    let left: Vec<String> = spools(spool.path()).into_iter().map(|(name, _)| name).collect();
+    assert_eq!(left, ["zeoraid-blob-held"], "only the stale spool goes");
+    drop(held);
+    std::fs::remove_file(spool.path().join("zeoraid-blob-held")).unwrap();
 
     let mut client = array.client();
     let oids = match client.call(Request::NewOids(NewOids { n: Some(2) })) {

@@ -3,9 +3,10 @@
 //! the target's upload.
 
 use bytes::Bytes;
-use std::fs::File;
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::Path;
+use std::time::Duration;
 
 /// The chunk size ZEO uses for blob transfers (both directions): a
 /// ClientStorage uploads in chunks of this size, and members receive them so.
@@ -14,6 +15,10 @@ pub const BLOB_CHUNK: usize = 59_000;
 /// Name prefix of spool files, so a restarted zeoraid can remove the ones a
 /// crashed process left.
 pub const SPOOL_PREFIX: &str = "zeoraid-blob-";
+
+/// A spool file younger than this is never judged stale: it may be between
+/// its creation and its lock.
+const FRESH: Duration = Duration::from_secs(60);
 
 /// A blob spooled to a file in the configured spool dir, so a blob costs
 /// disk, not memory, whatever its size. The file is removed when the blob is
@@ -26,8 +31,12 @@ pub struct SpooledBlob {
 }
 
 impl SpooledBlob {
+    /// A new spool file in `dir`, locked (`flock`) for as long as it
+    /// lives, so another zeoraid sharing the directory (the default is the
+    /// system temporary directory) never takes it for a crashed one's.
     pub fn create(dir: &Path) -> std::io::Result<SpooledBlob> {
         let file = tempfile::Builder::new().prefix(SPOOL_PREFIX).tempfile_in(dir)?;
+        file.as_file().try_lock().map_err(std::io::Error::from)?;
         Ok(SpooledBlob { file, size: 0 })
     }
 
@@ -54,6 +63,21 @@ impl SpooledBlob {
             file,
             left: self.size,
         })
+    }
+}
+
+/// Whether `path`, named like a spool file, was left by a zeoraid that is
+/// gone: nobody holds its lock, and it is not brand new.
+pub fn is_stale_spool(path: &Path) -> std::io::Result<bool> {
+    let file = File::open(path)?;
+    let age = file.metadata()?.modified()?.elapsed().unwrap_or_default();
+    if age < FRESH {
+        return Ok(false);
+    }
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(e)) => Err(e),
     }
 }
 
