@@ -59,23 +59,59 @@ pub(crate) fn spawn_reader(
     })
 }
 
+/// Frames made one at a time, as the socket takes them.
+pub(crate) type LazyFrames = Box<dyn Iterator<Item = Result<Bytes, Lost>> + Send>;
+
+/// What a writer task writes: a frame, or a sequence of frames made only
+/// when the ones before have gone out (a transaction replayed with its
+/// blobs read from the spool), so a large upload is never whole in memory.
+pub(crate) enum Outgoing {
+    Frame(Bytes),
+    Frames(LazyFrames),
+}
+
+impl From<Bytes> for Outgoing {
+    fn from(frame: Bytes) -> Outgoing {
+        Outgoing::Frame(frame)
+    }
+}
+
+/// Up to this many bytes go out in one write.
+const BATCH: usize = 256 * 1024;
+
 /// Writes queued frames in order; frames that are ready together go out in
-/// one `write_all`, so pipelined stores cost one syscall, not one each.
-pub(crate) fn spawn_writer(
+/// one `write_all`, so pipelined stores cost one syscall, not one each. A
+/// lazy sequence is drawn on one batch at a time, and what was queued after
+/// it waits until it is done.
+pub(crate) fn spawn_writer<T: Into<Outgoing> + 'static>(
     mut writer: ByteWriter,
-    mut queue: mpsc::UnboundedReceiver<Bytes>,
+    mut queue: mpsc::UnboundedReceiver<T>,
     peer: Peer,
     on_error: impl FnOnce(Lost) + 'static,
 ) -> JoinHandle<()> {
     let bytes_out = metrics::bytes_out(peer);
     tokio::task::spawn_local(async move {
         let mut batch = Vec::new();
-        while let Some(frame) = queue.recv().await {
+        let mut lazy: Option<LazyFrames> = None;
+        loop {
             batch.clear();
-            batch.extend_from_slice(&frame);
-            while batch.len() < 256 * 1024 {
+            if lazy.is_none() {
+                match queue.recv().await {
+                    Some(item) => lazy = add(&mut batch, item.into()),
+                    None => break,
+                }
+            }
+            while batch.len() < BATCH {
+                if let Some(frames) = lazy.as_mut() {
+                    match frames.next() {
+                        Some(Ok(frame)) => batch.extend_from_slice(&frame),
+                        Some(Err(lost)) => return on_error(lost),
+                        None => lazy = None,
+                    }
+                    continue;
+                }
                 match queue.try_recv() {
-                    Ok(more) => batch.extend_from_slice(&more),
+                    Ok(more) => lazy = add(&mut batch, more.into()),
                     Err(_) => break,
                 }
             }
@@ -86,4 +122,15 @@ pub(crate) fn spawn_writer(
         }
         let _ = writer.shutdown().await;
     })
+}
+
+/// Appends a frame to `batch`, or hands back a lazy sequence to draw on.
+fn add(batch: &mut Vec<u8>, item: Outgoing) -> Option<LazyFrames> {
+    match item {
+        Outgoing::Frame(frame) => {
+            batch.extend_from_slice(&frame);
+            None
+        }
+        Outgoing::Frames(frames) => Some(frames),
+    }
 }

@@ -6,7 +6,7 @@ use super::fanout::Answered;
 use super::lock::Commit;
 use super::lock::VoteAnswers;
 use super::*;
-use crate::member::CallAfter;
+use crate::member::{CallAfter, Oneways};
 use crate::metrics::{self, CommitOutcome};
 use crate::tid::next_tid;
 use crate::voting::{self, Rule, Verdict};
@@ -91,12 +91,15 @@ impl Controller {
         let participants = self.writers();
         let member_txn = TxnId::from_i64(self.next_member_txn);
         self.next_member_txn += 1;
-        let oneways = match vote.txn.member_requests(&member_txn, tid) {
-            Ok(requests) => requests,
-            Err(e) => {
-                let error = ZeoError::unavailable(&format!("cannot read a spooled blob back: {e}"));
-                return self.refuse_vote(vote.session, vote.msgid, error);
-            }
+        if let Err(e) = vote.txn.check_spool() {
+            let error = ZeoError::unavailable(&format!("cannot read a spooled blob back: {e}"));
+            return self.refuse_vote(vote.session, vote.msgid, error);
+        }
+        let txn = Arc::new(vote.txn);
+        let oneways = Oneways::Replay {
+            txn: txn.clone(),
+            id: member_txn.clone(),
+            tid,
         };
         let call = Request::Vote(methods::Vote {
             id: member_txn.clone(),
@@ -104,11 +107,11 @@ impl Controller {
         let answers = self.fan_out(&participants, CallAfter { oneways, call });
         self.lock.hold_commit(Commit {
             session: vote.session,
-            client_txn: vote.txn.id.clone(),
+            client_txn: txn.id.clone(),
             tid,
             member_txn: member_txn.clone(),
             participants,
-            oids: vote.txn.changed_oids(),
+            oids: txn.changed_oids(),
             voted: false,
             vote_msgid: vote.msgid.clone(),
             vote_took: Vec::new(),

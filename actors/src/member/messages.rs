@@ -4,10 +4,12 @@
 use super::error::MemberError;
 use super::events::MemberEvent;
 use super::snapshot::MemberSnapshot;
+use crate::transaction::TxnBuffer;
 use actix::{MailboxError, Message, Recipient};
 use bytes::Bytes;
+use std::sync::Arc;
 use tokio::sync::mpsc;
-use zeo::methods::Request;
+use zeo::methods::{Request, TxnId};
 use zeo::reply::Reply;
 use zeo::types::{Oid, Tid};
 
@@ -29,8 +31,33 @@ pub struct Oneway(pub Request);
 #[derive(Clone, Debug, Message)]
 #[rtype(result = "Result<Reply, MemberError>")]
 pub struct CallAfter {
-    pub oneways: Vec<Request>,
+    pub oneways: Oneways,
     pub call: Request,
+}
+
+/// The asynchronous calls of a [`CallAfter`].
+#[derive(Clone)]
+pub enum Oneways {
+    /// Made already (recovery batches its own, flushed by size).
+    Requests(Vec<Request>),
+    /// A client's transaction, replayed as the connection takes it: its
+    /// blobs are read from the spool chunk by chunk, never whole.
+    Replay {
+        txn: Arc<TxnBuffer>,
+        id: TxnId,
+        tid: Tid,
+    },
+}
+
+impl std::fmt::Debug for Oneways {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Oneways::Requests(requests) => write!(f, "{} request(s)", requests.len()),
+            Oneways::Replay { txn, tid, .. } => {
+                write!(f, "replay of {} operation(s) as {}", txn.ops.len(), tid.to_hex())
+            }
+        }
+    }
 }
 
 /// `sendBlob(oid, serial)`: the member streams the blob through

@@ -28,7 +28,7 @@ mod snapshot;
 pub use error::MemberError;
 pub use events::{Connected, MemberEvent};
 pub use messages::{
-    AnswerSlot, Call, CallAfter, Oneway, ReconnectNow, Relay, Relayed, SendBlob, Shutdown, Snapshot,
+    AnswerSlot, Call, CallAfter, Oneway, Oneways, ReconnectNow, Relay, Relayed, SendBlob, Shutdown, Snapshot,
     Subscribe,
 };
 pub use policy::{Decision, RestartPolicy, RestartTracker};
@@ -36,7 +36,8 @@ pub use settings::{Deadlines, MemberAddress, MemberSettings};
 pub use snapshot::{ConnState, LastError, MemberSnapshot};
 
 use crate::metrics::{self, Peer};
-use crate::wire::{self, Lost};
+use crate::transaction::Replay;
+use crate::wire::{self, Lost, Outgoing};
 use actix::prelude::*;
 use bytes::Bytes;
 use connection::Established;
@@ -91,7 +92,7 @@ pub struct MemberActor {
 
 /// The ready connection's write side and tasks.
 struct Live {
-    queue: mpsc::UnboundedSender<Bytes>,
+    queue: mpsc::UnboundedSender<Outgoing>,
     encoding: Encoding,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
@@ -446,7 +447,9 @@ impl MemberActor {
             .encoding
             .encode_frame(&msg.into_value())
             .map_err(protocol_error)?;
-        live.queue.send(frame).map_err(|_| self.unavailable())
+        live.queue
+            .send(Outgoing::Frame(frame))
+            .map_err(|_| self.unavailable())
     }
 
     /// Sends a call and returns a future for its reply, bounded by the call's deadline.
@@ -678,10 +681,12 @@ impl Handler<CallAfter> for MemberActor {
     type Result = ResponseFuture<Result<Reply, MemberError>>;
 
     fn handle(&mut self, msg: CallAfter, ctx: &mut Context<Self>) -> Self::Result {
-        for request in msg.oneways {
-            if let Err(e) = self.oneway(request) {
-                return Box::pin(futures::future::ready(Err(e)));
-            }
+        let queued = match msg.oneways {
+            Oneways::Requests(requests) => requests.into_iter().try_for_each(|r| self.oneway(r)),
+            Oneways::Replay { txn, id, tid } => self.replay(Replay::new(txn, id, tid)),
+        };
+        if let Err(e) = queued {
+            return Box::pin(futures::future::ready(Err(e)));
         }
         self.call(ctx, msg.call, None)
     }
@@ -696,6 +701,25 @@ impl Handler<Oneway> for MemberActor {
 }
 
 impl MemberActor {
+    /// Queues a transaction's replay as one item: the writer task makes
+    /// its frames one at a time as the socket takes them, so the
+    /// transaction's blobs go out from the spool in windows instead of
+    /// being read into memory whole, once per member.
+    fn replay(&mut self, replay: Replay) -> Result<(), MemberError> {
+        let live = self.conn.as_ref().filter(|_| self.state == ConnState::Ready);
+        let live = live.ok_or_else(|| self.unavailable())?;
+        let encoding = live.encoding;
+        let frames = replay.map(move |request| {
+            let request = request.map_err(|e| Lost::Io(format!("reading a spooled blob back: {e}")))?;
+            encoding
+                .encode_frame(&request.to_message(MsgId::ASYNC).into_value())
+                .map_err(Lost::Protocol)
+        });
+        live.queue
+            .send(Outgoing::Frames(Box::new(frames)))
+            .map_err(|_| self.unavailable())
+    }
+
     fn oneway(&mut self, request: Request) -> Result<(), MemberError> {
         if !request.is_oneway() {
             let problem = format!("{} expects a reply: send it as a Call", request.name());

@@ -25,7 +25,7 @@
 
 use super::blob::is_blob_record;
 use super::error::RecoveryError;
-use crate::member::{Call, CallAfter, MemberActor, MemberError, Oneway, SendBlob, Snapshot};
+use crate::member::{Call, CallAfter, MemberActor, MemberError, Oneway, Oneways, SendBlob, Snapshot};
 use crate::transaction::SpooledBlob;
 use actix::Addr;
 use bytes::Bytes;
@@ -594,7 +594,7 @@ impl Copier {
         let answer = self
             .target
             .send(CallAfter {
-                oneways: out.take(),
+                oneways: Oneways::Requests(out.take()),
                 call: vote,
             })
             .await;
@@ -663,7 +663,7 @@ impl Copier {
         let answer = self
             .target
             .send(CallAfter {
-                oneways: out.take(),
+                oneways: Oneways::Requests(out.take()),
                 call: Request::Ping,
             })
             .await;

@@ -3,19 +3,18 @@
 //! the controller holds the commit lock and has chosen the tid.
 //!
 //! The session fills the buffer, the controller replays it on the members
-//! ([`TxnBuffer::member_requests`]), and recovery spools the blobs it copies
+//! (a [`Replay`] each), and recovery spools the blobs it copies
 //! the same way ([`SpooledBlob`]); this module imports none of them.
 
+mod replay;
 mod spool;
 
-pub use spool::{BlobChunks, SpooledBlob, SPOOL_PREFIX};
+pub use replay::Replay;
+pub use spool::{is_stale_spool, BlobChunks, SpooledBlob, SPOOL_PREFIX};
 
 use bytes::Bytes;
 use std::sync::Arc;
-use zeo::methods::{
-    CheckCurrentSerialInTransaction, DeleteObject, Request, Restorea, StoreBlobChunk, StoreBlobEnd, Storea,
-    TpcBegin, TxnId, Undoa,
-};
+use zeo::methods::{TpcBegin, TxnId};
 use zeo::types::{Oid, Tid};
 use zeo::Value;
 
@@ -80,78 +79,16 @@ impl TxnBuffer {
         }
     }
 
-    /// The asynchronous calls that replay this transaction on one member:
-    /// `tpc_begin` with the tid zeoraid chose (so every member commits the
-    /// same tid), then the operations in order. `id` is zeoraid's own
-    /// transaction id on that member connection. Spooled blobs are read
-    /// back here, once for all members (their chunks are shared buffers).
-    pub fn member_requests(&self, id: &TxnId, tid: Tid) -> std::io::Result<Vec<Request>> {
-        let mut out = Vec::with_capacity(self.ops.len() + 1);
-        out.push(Request::TpcBegin(TpcBegin {
-            id: id.clone(),
-            user: self.user.clone(),
-            description: self.description.clone(),
-            extension: self.extension.clone(),
-            tid: Some(tid),
-            status: self.status.clone(),
-        }));
+    /// Opens every spooled blob once, so that a spool file gone missing
+    /// refuses the vote here instead of failing the members' connections
+    /// halfway through their [`Replay`]s.
+    pub fn check_spool(&self) -> std::io::Result<()> {
         for op in &self.ops {
-            let id = id.clone();
-            match op {
-                TxnOp::Store { oid, serial, data } => out.push(Request::Storea(Storea {
-                    oid: *oid,
-                    serial: *serial,
-                    data: data.clone(),
-                    id,
-                })),
-                TxnOp::Restore {
-                    oid,
-                    serial,
-                    data,
-                    prev_txn,
-                } => out.push(Request::Restorea(Restorea {
-                    oid: *oid,
-                    serial: *serial,
-                    data: data.clone(),
-                    prev_txn: *prev_txn,
-                    id,
-                })),
-                TxnOp::CheckCurrent { oid, serial } => out.push(Request::CheckCurrentSerialInTransaction(
-                    CheckCurrentSerialInTransaction {
-                        oid: *oid,
-                        serial: *serial,
-                        id,
-                    },
-                )),
-                TxnOp::Delete { oid, serial } => out.push(Request::DeleteObject(DeleteObject {
-                    oid: *oid,
-                    serial: *serial,
-                    id,
-                })),
-                TxnOp::Undo { trans_id } => out.push(Request::Undoa(Undoa {
-                    trans_id: trans_id.clone(),
-                    id,
-                })),
-                TxnOp::Blob {
-                    oid,
-                    serial,
-                    data,
-                    blob,
-                } => {
-                    out.push(Request::StoreBlobStart);
-                    for chunk in blob.chunks()? {
-                        out.push(Request::StoreBlobChunk(StoreBlobChunk { chunk: chunk? }));
-                    }
-                    out.push(Request::StoreBlobEnd(StoreBlobEnd {
-                        oid: *oid,
-                        serial: *serial,
-                        data: data.clone(),
-                        id,
-                    }));
-                }
+            if let TxnOp::Blob { blob, .. } = op {
+                blob.chunks()?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The oids this transaction changes, for other clients' invalidations.

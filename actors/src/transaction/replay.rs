@@ -1,0 +1,147 @@
+//! A buffered transaction replayed on one member, one request at a time:
+//! `tpc_begin` with the tid zeoraid chose, then the client's operations in
+//! order, a spooled blob read back chunk by chunk only as the member's
+//! connection takes it. Each member gets its own [`Replay`] (its own
+//! handles on the spool files), so a blob costs one chunk of memory per
+//! member while it goes out, whatever its size.
+
+use super::{BlobChunks, TxnBuffer, TxnOp};
+use std::io;
+use std::sync::Arc;
+use zeo::methods::{
+    CheckCurrentSerialInTransaction, DeleteObject, Request, Restorea, StoreBlobChunk, StoreBlobEnd, Storea,
+    TpcBegin, TxnId, Undoa,
+};
+use zeo::types::Tid;
+
+/// The requests that replay `txn` on one member as transaction `id` with
+/// tid `tid`; an iterator, so nothing is made before it is sent.
+pub struct Replay {
+    txn: Arc<TxnBuffer>,
+    id: TxnId,
+    tid: Tid,
+    /// `tpc_begin` went out.
+    begun: bool,
+    /// The next operation to send.
+    next_op: usize,
+    /// The blob of operation `next_op - 1`, while its chunks go out.
+    blob: Option<BlobChunks>,
+}
+
+impl Replay {
+    pub fn new(txn: Arc<TxnBuffer>, id: TxnId, tid: Tid) -> Replay {
+        Replay {
+            txn,
+            id,
+            tid,
+            begun: false,
+            next_op: 0,
+            blob: None,
+        }
+    }
+
+    fn begin(&self) -> Request {
+        let txn = &self.txn;
+        Request::TpcBegin(TpcBegin {
+            id: self.id.clone(),
+            user: txn.user.clone(),
+            description: txn.description.clone(),
+            extension: txn.extension.clone(),
+            tid: Some(self.tid),
+            status: txn.status.clone(),
+        })
+    }
+
+    /// The next chunk of the blob going out, or its `storeBlobEnd`.
+    fn blob_chunk(&mut self) -> io::Result<Request> {
+        let chunks = self.blob.as_mut().expect("a blob is going out");
+        if let Some(chunk) = chunks.next() {
+            return Ok(Request::StoreBlobChunk(StoreBlobChunk { chunk: chunk? }));
+        }
+        self.blob = None;
+        let TxnOp::Blob {
+            oid, serial, data, ..
+        } = &self.txn.ops[self.next_op - 1]
+        else {
+            unreachable!("only a blob operation has chunks");
+        };
+        Ok(Request::StoreBlobEnd(StoreBlobEnd {
+            oid: *oid,
+            serial: *serial,
+            data: data.clone(),
+            id: self.id.clone(),
+        }))
+    }
+
+    /// The request for operation `next_op` (a blob's `storeBlobStart`,
+    /// its chunks following).
+    fn operation(&mut self) -> io::Result<Request> {
+        let id = self.id.clone();
+        let op = &self.txn.ops[self.next_op];
+        self.next_op += 1;
+        Ok(match op {
+            TxnOp::Store { oid, serial, data } => Request::Storea(Storea {
+                oid: *oid,
+                serial: *serial,
+                data: data.clone(),
+                id,
+            }),
+            TxnOp::Restore {
+                oid,
+                serial,
+                data,
+                prev_txn,
+            } => Request::Restorea(Restorea {
+                oid: *oid,
+                serial: *serial,
+                data: data.clone(),
+                prev_txn: *prev_txn,
+                id,
+            }),
+            TxnOp::CheckCurrent { oid, serial } => {
+                Request::CheckCurrentSerialInTransaction(CheckCurrentSerialInTransaction {
+                    oid: *oid,
+                    serial: *serial,
+                    id,
+                })
+            }
+            TxnOp::Delete { oid, serial } => Request::DeleteObject(DeleteObject {
+                oid: *oid,
+                serial: *serial,
+                id,
+            }),
+            TxnOp::Undo { trans_id } => Request::Undoa(Undoa {
+                trans_id: trans_id.clone(),
+                id,
+            }),
+            TxnOp::Blob { blob, .. } => {
+                self.blob = Some(blob.chunks()?);
+                Request::StoreBlobStart
+            }
+        })
+    }
+}
+
+impl Iterator for Replay {
+    type Item = io::Result<Request>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if !self.begun {
+            self.begun = true;
+            return Some(Ok(self.begin()));
+        }
+        let request = if self.blob.is_some() {
+            self.blob_chunk()
+        } else if self.next_op == self.txn.ops.len() {
+            return None;
+        } else {
+            self.operation()
+        };
+        if request.is_err() {
+            // Nothing more of this transaction can be sent right.
+            self.blob = None;
+            self.next_op = self.txn.ops.len();
+        }
+        Some(request)
+    }
+}
