@@ -9,6 +9,8 @@
 use crate::metrics::{self, Peer};
 use bytes::Bytes;
 use futures::StreamExt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -59,12 +61,57 @@ pub(crate) fn spawn_reader(
     })
 }
 
+/// What a connection's writer has not written yet, and how far it got: the
+/// sender adds each frame it queues ([`Backlog::queued`]), the writer takes
+/// off what the socket accepted. A peer that stops reading shows as a
+/// backlog that grows while `written` stands still.
+#[derive(Debug, Default)]
+pub(crate) struct Backlog {
+    queued: AtomicUsize,
+    written: AtomicU64,
+}
+
+impl Backlog {
+    /// A frame of `len` bytes was queued.
+    pub fn queued(&self, len: usize) {
+        self.queued.fetch_add(len, Ordering::Relaxed);
+    }
+
+    /// Bytes queued and not written yet.
+    pub fn bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Bytes written since the connection opened.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    fn wrote(&self, len: usize) {
+        self.queued.fetch_sub(len, Ordering::Relaxed);
+        self.written.fetch_add(len as u64, Ordering::Relaxed);
+    }
+}
+
 /// Writes queued frames in order; frames that are ready together go out in
-/// one `write_all`, so pipelined stores cost one syscall, not one each.
+/// one batch, so pipelined stores cost one syscall, not one each.
 pub(crate) fn spawn_writer(
+    writer: ByteWriter,
+    queue: mpsc::UnboundedReceiver<Bytes>,
+    peer: Peer,
+    on_error: impl FnOnce(Lost) + 'static,
+) -> JoinHandle<()> {
+    spawn_counted_writer(writer, queue, peer, Arc::default(), on_error)
+}
+
+/// [`spawn_writer`] that keeps `backlog` up to date as the socket accepts
+/// each part of a batch (a large frame counts as progress while it goes
+/// out, not only once it is whole).
+pub(crate) fn spawn_counted_writer(
     mut writer: ByteWriter,
     mut queue: mpsc::UnboundedReceiver<Bytes>,
     peer: Peer,
+    backlog: Arc<Backlog>,
     on_error: impl FnOnce(Lost) + 'static,
 ) -> JoinHandle<()> {
     let bytes_out = metrics::bytes_out(peer);
@@ -79,8 +126,16 @@ pub(crate) fn spawn_writer(
                     Err(_) => break,
                 }
             }
-            if let Err(e) = writer.write_all(&batch).await {
-                return on_error(Lost::Io(e.to_string()));
+            let mut sent = 0;
+            while sent < batch.len() {
+                match writer.write(&batch[sent..]).await {
+                    Ok(0) => return on_error(Lost::Io("the connection accepts no more bytes".into())),
+                    Ok(n) => {
+                        sent += n;
+                        backlog.wrote(n);
+                    }
+                    Err(e) => return on_error(Lost::Io(e.to_string())),
+                }
             }
             bytes_out.inc_by(batch.len() as u64);
         }

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use super::duration::{parse_duration, HumanDuration};
 use super::model::*;
-use super::raw::{RawConfig, RawHttp, RawMember, RawRecovery, RawRestart, RawSlowMember, RawTimeouts};
+use super::raw::{
+    RawConfig, RawHttp, RawLimits, RawMember, RawRecovery, RawRestart, RawSlowMember, RawTimeouts,
+};
 
 /// One thing wrong with the settings, located by its key path
 /// (`members[1].address`, `restart.jitter`, `ZEORAID_LOG`).
@@ -68,6 +70,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
     let spool_dir = spool_dir(&mut p, raw.spool_dir);
     let state_dir = state_dir(&mut p, raw.state_dir);
     let timeouts = timeouts(&mut p, raw.timeouts.unwrap_or_default());
+    let limits = limits(&mut p, raw.limits.unwrap_or_default());
     let restart = restart_policy(
         &mut p,
         "restart",
@@ -91,6 +94,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
         spool_dir,
         state_dir,
         timeouts,
+        limits,
         restart,
         recovery,
         slow_member,
@@ -209,6 +213,47 @@ fn timeouts(p: &mut Problems, raw: RawTimeouts) -> Timeouts {
             DEFAULT_TIMEOUTS.commit,
         ),
         pack: positive_duration(p, "timeouts.pack", raw.pack.as_deref(), DEFAULT_TIMEOUTS.pack),
+        transaction: positive_duration(
+            p,
+            "timeouts.transaction",
+            raw.transaction.as_deref(),
+            DEFAULT_TIMEOUTS.transaction,
+        ),
+        handshake: positive_duration(
+            p,
+            "timeouts.handshake",
+            raw.handshake.as_deref(),
+            DEFAULT_TIMEOUTS.handshake,
+        ),
+    }
+}
+
+fn limits(p: &mut Problems, raw: RawLimits) -> Limits {
+    let max_client_connections = match raw.max_client_connections {
+        None => DEFAULT_LIMITS.max_client_connections,
+        Some(n) if (1..=MAX_CLIENT_CONNECTIONS).contains(&n) => n as usize,
+        Some(n) => {
+            p.push(
+                "limits.max_client_connections",
+                format!("must be between 1 and {MAX_CLIENT_CONNECTIONS}, got {n}"),
+            );
+            DEFAULT_LIMITS.max_client_connections
+        }
+    };
+    let client_backlog = match raw.client_backlog {
+        None => DEFAULT_LIMITS.client_backlog,
+        Some(n) if n >= MIN_CLIENT_BACKLOG && usize::try_from(n).is_ok() => n as usize,
+        Some(n) => {
+            p.push(
+                "limits.client_backlog",
+                format!("must be at least {MIN_CLIENT_BACKLOG} bytes, got {n}"),
+            );
+            DEFAULT_LIMITS.client_backlog
+        }
+    };
+    Limits {
+        max_client_connections,
+        client_backlog,
     }
 }
 

@@ -37,6 +37,10 @@ pub struct ControllerSettings {
     /// waits for every optimal member.
     pub slow: SlowPolicy,
     pub recovery: super::RecoveryPolicy,
+    /// How long a client that voted may take to send `tpc_finish` before
+    /// its transaction is aborted on every member (it holds the commit lock
+    /// meanwhile).
+    pub transaction_timeout: std::time::Duration,
 }
 
 /// Resolves once every member connected or failed a first attempt, or
