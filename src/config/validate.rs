@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -229,31 +230,41 @@ fn timeouts(p: &mut Problems, raw: RawTimeouts) -> Timeouts {
 }
 
 fn limits(p: &mut Problems, raw: RawLimits) -> Limits {
-    let max_client_connections = match raw.max_client_connections {
-        None => DEFAULT_LIMITS.max_client_connections,
-        Some(n) if (1..=MAX_CLIENT_CONNECTIONS).contains(&n) => n as usize,
-        Some(n) => {
-            p.push(
-                "limits.max_client_connections",
-                format!("must be between 1 and {MAX_CLIENT_CONNECTIONS}, got {n}"),
-            );
-            DEFAULT_LIMITS.max_client_connections
-        }
-    };
-    let client_backlog = match raw.client_backlog {
-        None => DEFAULT_LIMITS.client_backlog,
-        Some(n) if n >= MIN_CLIENT_BACKLOG && usize::try_from(n).is_ok() => n as usize,
-        Some(n) => {
-            p.push(
-                "limits.client_backlog",
-                format!("must be at least {MIN_CLIENT_BACKLOG} bytes, got {n}"),
-            );
-            DEFAULT_LIMITS.client_backlog
-        }
-    };
     Limits {
-        max_client_connections,
-        client_backlog,
+        max_client_connections: count(
+            p,
+            "limits.max_client_connections",
+            raw.max_client_connections,
+            1..=MAX_CLIENT_CONNECTIONS,
+            DEFAULT_LIMITS.max_client_connections,
+        ),
+        client_backlog: count(
+            p,
+            "limits.client_backlog",
+            raw.client_backlog,
+            MIN_CLIENT_BACKLOG..=usize::MAX as u64,
+            DEFAULT_LIMITS.client_backlog,
+        ),
+    }
+}
+
+/// A number (of connections, of bytes) within `range`, or `default` when
+/// the key is left out.
+fn count(
+    p: &mut Problems,
+    key: &str,
+    value: Option<u64>,
+    range: RangeInclusive<u64>,
+    default: usize,
+) -> usize {
+    match value {
+        None => default,
+        Some(n) if range.contains(&n) => n as usize,
+        Some(n) => {
+            let (min, max) = range.into_inner();
+            p.push(key, format!("must be between {min} and {max}, got {n}"));
+            default
+        }
     }
 }
 
