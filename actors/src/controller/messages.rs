@@ -412,6 +412,10 @@ pub struct SessionSnapshot {
     /// Operations buffered in that transaction.
     pub buffered_ops: usize,
     pub loads_in_flight: usize,
+    /// Bytes queued for the client and not written to it yet: a client
+    /// that stops reading shows here before `[limits] client_backlog`
+    /// disconnects it.
+    pub backlog_bytes: usize,
     pub iterators: usize,
     /// The newest transaction the client has been told about.
     pub last_seen_tid: String,

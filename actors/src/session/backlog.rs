@@ -45,22 +45,20 @@ impl ClientSession {
             self.stall.over_at = None;
             return;
         }
-        match self.stall.over_at.replace(written) {
-            Some(before) if before == written => {
-                // Its writer is stuck on a client that reads nothing: the
-                // connection is dropped now, not drained.
-                if let Some(writer) = self.writer.take() {
-                    writer.abort();
-                }
-                let reason = format!(
-                    "the client stopped reading: {queued} bytes queued for it (over [limits] \
-                     client_backlog, {} bytes) and none read in {STALL_CHECK:?}",
-                    self.settings.client_backlog
-                );
-                self.close(ctx, &reason);
-            }
-            _ => {}
+        if self.stall.over_at.replace(written) != Some(written) {
+            return;
         }
+        // Its writer is stuck on a client that reads nothing: the
+        // connection is dropped now, not drained.
+        if let Some(writer) = self.writer.take() {
+            writer.abort();
+        }
+        let reason = format!(
+            "the client stopped reading: {queued} bytes queued for it (over [limits] client_backlog, \
+             {} bytes) and none read in {STALL_CHECK:?}",
+            self.settings.client_backlog
+        );
+        self.close(ctx, &reason);
     }
 }
 
