@@ -111,10 +111,10 @@ fn a_client_that_stores_without_voting_holds_nothing() {
     let txn = idle.begin();
     idle.store(&txn, oid, Tid::ZERO, ROOT_RECORD);
     // Buffered in its session until it votes: another writer is not held
-    // back, not even for the transaction timeout.
-    let (outcome, took) = commit_elsewhere(&array)
+    // back (the transaction timeout applies only to voted transactions, so
+    // a lock held here would never be given up).
+    let (outcome, _) = commit_elsewhere(&array)
         .recv_timeout(SLACK)
         .expect("a commit beside an open, unvoted transaction completes");
     outcome.expect("it commits");
-    assert!(took < TRANSACTION_TIMEOUT, "held back for {took:?}");
 }
