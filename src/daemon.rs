@@ -128,10 +128,15 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), 
         max_frame: config.max_frame_size,
         spool_dir: config.spool_dir.clone(),
         reloader: Some(reloader.clone().recipient()),
+        handshake_timeout: config.timeouts.handshake,
+        client_backlog: config.limits.client_backlog,
     });
+    let max_clients = config.limits.max_client_connections;
+    crate::front::fit_descriptor_limit(max_clients, crate::config::RESERVED_DESCRIPTORS, &log);
     let front = actix_rt::spawn(crate::front::serve(
         listener,
         sessions,
+        max_clients,
         controller.clone(),
         log.clone(),
     ));

@@ -1,24 +1,56 @@
 //! The front ZEO listener: accepts application connections and hands each
-//! to its own client-session actor. The listener itself holds no state.
+//! to its own client-session actor, within `[limits] max_client_connections`.
+//!
+//! A connection over the limit is closed as soon as it is accepted, so
+//! clients cannot take the descriptors the members' reconnects and the HTTP
+//! endpoint need (neither is counted). Each session holds one permit of the
+//! limit until it ends. Accepted sockets get TCP keepalive, so a client
+//! whose host vanished (a half-open connection) is noticed and its session
+//! ends (a transaction it left voted is aborted by `[timeouts] transaction`
+//! long before).
 
-use slog::{error, Logger};
+use slog::{error, info, warn, Logger};
+use socket2::{SockRef, TcpKeepalive};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::TcpListener;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use zeoraid_actors::controller::Controller;
 use zeoraid_actors::session::{ClientSession, SessionSettings};
+
+/// Keepalive probes start after a minute of silence, every 10 s, and 6
+/// unanswered ones end the connection: a vanished client is noticed in
+/// about two minutes (ZEO clients send heartbeats far more often, so a
+/// live one is never probed for long).
+const KEEPALIVE: TcpKeepalive = TcpKeepalive::new()
+    .with_time(Duration::from_secs(60))
+    .with_interval(Duration::from_secs(10))
+    .with_retries(6);
+
+/// At most one log line per this interval about refused connections.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 pub async fn serve(
     listener: TcpListener,
     settings: Arc<SessionSettings>,
+    max_connections: usize,
     controller: actix::Addr<Controller>,
     log: Logger,
 ) {
+    let admission = Arc::new(Semaphore::new(max_connections));
+    let mut refusals = Refusals::default();
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                ClientSession::start(stream, peer, settings.clone(), controller.clone(), &log);
-            }
+            Ok((stream, peer)) => match admission.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    keep_alive(&stream, &log);
+                    ClientSession::start(stream, peer, settings.clone(), controller.clone(), permit, &log);
+                }
+                Err(_) => {
+                    drop(stream);
+                    refusals.refused(max_connections, &log);
+                }
+            },
             // Out of file descriptors and the like: keep serving the
             // connections we have and try again shortly.
             Err(e) => {
@@ -27,4 +59,65 @@ pub async fn serve(
             }
         }
     }
+}
+
+fn keep_alive(stream: &TcpStream, log: &Logger) {
+    if let Err(e) = SockRef::from(stream).set_tcp_keepalive(&KEEPALIVE) {
+        warn!(log, "cannot set TCP keepalive on a client connection"; "error" => %e);
+    }
+}
+
+/// Connections refused over the limit, logged at most once per
+/// [`REFUSAL_LOG_INTERVAL`] with how many were refused since the last line.
+#[derive(Default)]
+struct Refusals {
+    last_logged: Option<Instant>,
+    unlogged: u64,
+}
+
+impl Refusals {
+    fn refused(&mut self, limit: usize, log: &Logger) {
+        self.unlogged += 1;
+        if self
+            .last_logged
+            .is_some_and(|at| at.elapsed() < REFUSAL_LOG_INTERVAL)
+        {
+            return;
+        }
+        warn!(log, "client connection refused: [limits] max_client_connections reached";
+            "max_client_connections" => limit, "refused" => self.unlogged);
+        self.last_logged = Some(Instant::now());
+        self.unlogged = 0;
+    }
+}
+
+/// Raises the soft descriptor limit (up to the hard one) so that
+/// `max_connections` clients plus `reserved` other descriptors fit; warns
+/// when they cannot, since clients at the limit would then leave no
+/// descriptor for a member's reconnect.
+pub fn fit_descriptor_limit(max_connections: usize, reserved: u64, log: &Logger) {
+    let wanted = max_connections as u64 + reserved;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given and nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return warn!(log, "cannot read the descriptor limit"; "error" => %std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur >= wanted {
+        return;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: wanted.min(limit.rlim_max),
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit reads the struct it is given; lowering or raising
+    // the soft limit within the hard one affects only this process.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 && raised.rlim_cur >= wanted {
+        return info!(log, "descriptor limit raised for the client limit"; "from" => limit.rlim_cur, "to" => raised.rlim_cur);
+    }
+    warn!(log, "the descriptor limit is too low for [limits] max_client_connections: members may fail to reconnect while clients use every connection";
+        "soft_limit" => limit.rlim_cur, "hard_limit" => limit.rlim_max, "wanted" => wanted,
+        "max_client_connections" => max_connections);
 }

@@ -9,6 +9,8 @@
 use crate::metrics::{self, Peer};
 use bytes::Bytes;
 use futures::StreamExt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -59,6 +61,38 @@ pub(crate) fn spawn_reader(
     })
 }
 
+/// What a connection's writer has not written yet, and how far it got: the
+/// sender adds each frame it queues ([`Backlog::queued`]), the writer takes
+/// off what the socket accepted. A peer that stops reading shows as a
+/// backlog that grows while `written` stands still.
+#[derive(Debug, Default)]
+pub(crate) struct Backlog {
+    queued: AtomicUsize,
+    written: AtomicU64,
+}
+
+impl Backlog {
+    /// A frame of `len` bytes was queued.
+    pub fn queued(&self, len: usize) {
+        self.queued.fetch_add(len, Ordering::Relaxed);
+    }
+
+    /// Bytes queued and not written yet.
+    pub fn bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Bytes written since the connection opened.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    fn wrote(&self, len: usize) {
+        self.queued.fetch_sub(len, Ordering::Relaxed);
+        self.written.fetch_add(len as u64, Ordering::Relaxed);
+    }
+}
+
 /// Frames made one at a time, as the socket takes them.
 pub(crate) type LazyFrames = Box<dyn Iterator<Item = Result<Bytes, Lost>> + Send>;
 
@@ -80,13 +114,26 @@ impl From<Bytes> for Outgoing {
 const BATCH: usize = 256 * 1024;
 
 /// Writes queued frames in order; frames that are ready together go out in
-/// one `write_all`, so pipelined stores cost one syscall, not one each. A
-/// lazy sequence is drawn on one batch at a time, and what was queued after
-/// it waits until it is done.
+/// one batch, so pipelined stores cost one syscall, not one each.
 pub(crate) fn spawn_writer<T: Into<Outgoing> + 'static>(
+    writer: ByteWriter,
+    queue: mpsc::UnboundedReceiver<T>,
+    peer: Peer,
+    on_error: impl FnOnce(Lost) + 'static,
+) -> JoinHandle<()> {
+    spawn_counted_writer(writer, queue, peer, Arc::default(), on_error)
+}
+
+/// [`spawn_writer`] that keeps `backlog` up to date as the socket accepts
+/// each part of a batch (a large frame counts as progress while it goes
+/// out, not only once it is whole). A lazy sequence is drawn on one batch
+/// at a time (its frames count as queued when they are made), and what
+/// was queued after it waits until it is done.
+pub(crate) fn spawn_counted_writer<T: Into<Outgoing> + 'static>(
     mut writer: ByteWriter,
     mut queue: mpsc::UnboundedReceiver<T>,
     peer: Peer,
+    backlog: Arc<Backlog>,
     on_error: impl FnOnce(Lost) + 'static,
 ) -> JoinHandle<()> {
     let bytes_out = metrics::bytes_out(peer);
@@ -104,7 +151,10 @@ pub(crate) fn spawn_writer<T: Into<Outgoing> + 'static>(
             while batch.len() < BATCH {
                 if let Some(frames) = lazy.as_mut() {
                     match frames.next() {
-                        Some(Ok(frame)) => batch.extend_from_slice(&frame),
+                        Some(Ok(frame)) => {
+                            backlog.queued(frame.len());
+                            batch.extend_from_slice(&frame);
+                        }
                         Some(Err(lost)) => return on_error(lost),
                         None => lazy = None,
                     }
@@ -115,8 +165,16 @@ pub(crate) fn spawn_writer<T: Into<Outgoing> + 'static>(
                     Err(_) => break,
                 }
             }
-            if let Err(e) = writer.write_all(&batch).await {
-                return on_error(Lost::Io(e.to_string()));
+            let mut sent = 0;
+            while sent < batch.len() {
+                match writer.write(&batch[sent..]).await {
+                    Ok(0) => return on_error(Lost::Io("the connection accepts no more bytes".into())),
+                    Ok(n) => {
+                        sent += n;
+                        backlog.wrote(n);
+                    }
+                    Err(e) => return on_error(Lost::Io(e.to_string())),
+                }
             }
             bytes_out.inc_by(batch.len() as u64);
         }

@@ -36,7 +36,24 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
     call: Duration::from_secs(60),
     commit: Duration::from_secs(120),
     pack: Duration::from_secs(6 * 3600),
+    transaction: Duration::from_secs(30),
+    handshake: Duration::from_secs(10),
 };
+
+/// What one client may hold of zeoraid: enough for any real application
+/// server, far from the process's descriptors and memory.
+pub const DEFAULT_LIMITS: Limits = Limits {
+    max_client_connections: 1000,
+    client_backlog: 16 * 1024 * 1024,
+};
+/// Descriptors kept for members, the HTTP endpoint, the state and spool
+/// files beyond the client connections.
+pub const RESERVED_DESCRIPTORS: u64 = 64;
+/// A client connection is a descriptor and a session: more than this is a
+/// typo, not a deployment.
+pub const MAX_CLIENT_CONNECTIONS: u64 = 1_000_000;
+/// A floor that catches a unit mistake (16 meant as MiB).
+pub const MIN_CLIENT_BACKLOG: u64 = 64 * 1024;
 
 pub const DEFAULT_RESTART: RestartPolicy = RestartPolicy::DEFAULT;
 
@@ -91,6 +108,7 @@ pub struct Config {
     /// file; default `state` there).
     pub state_dir: PathBuf,
     pub timeouts: Timeouts,
+    pub limits: Limits,
     /// Global restart policy; each member carries its effective (merged)
     /// copy in `Member::restart`, so consumers should read that one.
     pub restart: RestartPolicy,
@@ -112,6 +130,25 @@ pub struct Timeouts {
     pub commit: Duration,
     /// A pack on a member, which can legitimately take very long.
     pub pack: Duration,
+    /// How long a client that voted may take to send `tpc_finish`: it
+    /// holds the commit lock meanwhile, so after this its transaction is
+    /// aborted on every member and the next writer goes on.
+    pub transaction: Duration,
+    /// How long a new client connection may take to send its protocol
+    /// handshake before it is closed.
+    pub handshake: Duration,
+}
+
+/// Bounds on what clients may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Client connections served at once; more are closed at once (the
+    /// HTTP endpoint and the members' connections are not counted).
+    pub max_client_connections: usize,
+    /// Bytes queued for a client beyond the frame being written: a client
+    /// whose backlog passes it and that reads nothing for a while is
+    /// disconnected.
+    pub client_backlog: usize,
 }
 
 /// How reads are served, what clients get once the array has failed, and

@@ -75,6 +75,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.max_frame_size, 256 * 1024 * 1024);
     assert_eq!(c.spool_dir, std::env::temp_dir());
     assert_eq!(c.timeouts, DEFAULT_TIMEOUTS);
+    assert_eq!(c.limits, DEFAULT_LIMITS);
     assert_eq!(c.restart, DEFAULT_RESTART);
     assert_eq!(c.recovery, DEFAULT_RECOVERY);
     assert_eq!(c.slow_member, DEFAULT_SLOW_MEMBER);
@@ -109,6 +110,12 @@ fn full_config_parses_every_option() {
         call = "250ms"
         commit = "1m30s"
         pack = "2h"
+        transaction = "20s"
+        handshake = "3s"
+
+        [limits]
+        max_client_connections = 50
+        client_backlog = 1048576
 
         [restart]
         max_restarts = 3
@@ -173,6 +180,15 @@ fn full_config_parses_every_option() {
             call: Duration::from_millis(250),
             commit: Duration::from_secs(90),
             pack: Duration::from_secs(7200),
+            transaction: Duration::from_secs(20),
+            handshake: Duration::from_secs(3),
+        }
+    );
+    assert_eq!(
+        c.limits,
+        Limits {
+            max_client_connections: 50,
+            client_backlog: 1_048_576,
         }
     );
     assert_eq!(
@@ -253,6 +269,7 @@ fn shipped_reference_config_is_valid_and_shows_the_defaults() {
     assert_eq!(c.spool_dir, d.spool_dir);
     assert_eq!(c.state_dir, d.state_dir);
     assert_eq!(c.timeouts, d.timeouts);
+    assert_eq!(c.limits, d.limits);
     assert_eq!(c.restart, d.restart);
     assert_eq!(c.recovery, d.recovery);
     assert_eq!(c.slow_member, d.slow_member);
@@ -1162,6 +1179,22 @@ fn log_format_and_level_are_checked() {
         let c = ok(&with_members(&format!("[log]\nlevel = \"{text}\"")));
         assert_eq!(c.log.level, level, "{text}");
     }
+}
+
+#[test]
+fn client_limits_refuse_zero_connections_and_a_backlog_in_the_wrong_unit() {
+    let found = problems(&with_members(
+        "[limits]\nmax_client_connections = 0\nclient_backlog = 16\n[timeouts]\ntransaction = \"0s\"",
+    ));
+    let keys: Vec<&str> = found.iter().map(|p| p.split(": ").next().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "timeouts.transaction",
+            "limits.max_client_connections",
+            "limits.client_backlog"
+        ]
+    );
 }
 
 #[test]

@@ -11,12 +11,15 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::duration::{parse_duration, HumanDuration};
 use super::model::*;
-use super::raw::{RawConfig, RawHttp, RawMember, RawRecovery, RawRestart, RawSlowMember, RawTimeouts};
+use super::raw::{
+    RawConfig, RawHttp, RawLimits, RawMember, RawRecovery, RawRestart, RawSlowMember, RawTimeouts,
+};
 
 /// One thing wrong with the settings, located by its key path
 /// (`members[1].address`, `restart.jitter`, `ZEORAID_LOG`).
@@ -68,6 +71,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
     let spool_dir = spool_dir(&mut p, raw.spool_dir);
     let state_dir = state_dir(&mut p, raw.state_dir);
     let timeouts = timeouts(&mut p, raw.timeouts.unwrap_or_default());
+    let limits = limits(&mut p, raw.limits.unwrap_or_default());
     let restart = restart_policy(
         &mut p,
         "restart",
@@ -91,6 +95,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
         spool_dir,
         state_dir,
         timeouts,
+        limits,
         restart,
         recovery,
         slow_member,
@@ -209,6 +214,57 @@ fn timeouts(p: &mut Problems, raw: RawTimeouts) -> Timeouts {
             DEFAULT_TIMEOUTS.commit,
         ),
         pack: positive_duration(p, "timeouts.pack", raw.pack.as_deref(), DEFAULT_TIMEOUTS.pack),
+        transaction: positive_duration(
+            p,
+            "timeouts.transaction",
+            raw.transaction.as_deref(),
+            DEFAULT_TIMEOUTS.transaction,
+        ),
+        handshake: positive_duration(
+            p,
+            "timeouts.handshake",
+            raw.handshake.as_deref(),
+            DEFAULT_TIMEOUTS.handshake,
+        ),
+    }
+}
+
+fn limits(p: &mut Problems, raw: RawLimits) -> Limits {
+    Limits {
+        max_client_connections: count(
+            p,
+            "limits.max_client_connections",
+            raw.max_client_connections,
+            1..=MAX_CLIENT_CONNECTIONS,
+            DEFAULT_LIMITS.max_client_connections,
+        ),
+        client_backlog: count(
+            p,
+            "limits.client_backlog",
+            raw.client_backlog,
+            MIN_CLIENT_BACKLOG..=usize::MAX as u64,
+            DEFAULT_LIMITS.client_backlog,
+        ),
+    }
+}
+
+/// A number (of connections, of bytes) within `range`, or `default` when
+/// the key is left out.
+fn count(
+    p: &mut Problems,
+    key: &str,
+    value: Option<u64>,
+    range: RangeInclusive<u64>,
+    default: usize,
+) -> usize {
+    match value {
+        None => default,
+        Some(n) if range.contains(&n) => n as usize,
+        Some(n) => {
+            let (min, max) = range.into_inner();
+            p.push(key, format!("must be between {min} and {max}, got {n}"));
+            default
+        }
     }
 }
 

@@ -30,6 +30,12 @@ the same data. What is checked:
       commit in between: a read gets an error at once (no member to read
       from); one restarted: reads come from it again, writes get
       ReadOnlyError, the array stays failed.
+  test_stopped_client_after_its_vote
+      a ClientStorage votes and SIGSTOPs itself: another client's commit
+      completes within [timeouts] transaction (2 s) plus slack, the
+      members stay optimal and identical; after SIGCONT the stopped
+      client's tpc_finish raises StorageTransactionError naming the
+      setting.
   test_close_coop_fails_when_the_majority_is_lost
       fail_mode "close" + cluster_mode "coop", 3 members: one killed,
       writes go on; a second killed: the array has failed, calls get the
@@ -42,6 +48,9 @@ tail of zeoraid's log and the array status (`with_logs`).
 import functools
 import json
 import logging
+import signal
+import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -95,13 +104,14 @@ enabled = false
 
 
 def zeoraid_options(cluster_mode="single", fail_mode="close",
-                    call="10s", commit="10s"):
+                    call="10s", commit="10s", transaction="30s"):
     """zeoraid.toml lines for a test. The 10 s deadlines (the SIGSTOP test
     sets 2 s) are far below the defaults, yet long enough that a busy
     machine never trips them: a kill -9 is noticed at once anyway."""
     return (f'cluster_mode = "{cluster_mode}"\n'
             f'fail_mode = "{fail_mode}"\n\n'
-            f'[timeouts]\ncall = "{call}"\ncommit = "{commit}"\n\n'
+            f'[timeouts]\ncall = "{call}"\ncommit = "{commit}"\n'
+            f'transaction = "{transaction}"\n\n'
             + BASE_OPTIONS)
 
 
@@ -751,3 +761,70 @@ def test_close_coop_fails_when_the_majority_is_lost(raid):
     # m1 is up, optimal and holds the data, but a failed array in close
     # mode serves nothing: no read went to it.
     assert raid.member_loads("m1") == loads
+
+
+# A client that votes and then stops itself (SIGSTOP) in the middle of
+# two-phase commit; after SIGCONT it tries to finish and prints what
+# happened.
+STOPPED_CLIENT = """
+import os, signal, sys
+from ZEO.ClientStorage import ClientStorage
+from ZODB.Connection import TransactionMetaData
+from ZODB.utils import z64
+host, port = sys.argv[1].rsplit(":", 1)
+storage = ClientStorage((host, int(port)), storage="1", wait_timeout=20)
+oid = storage.new_oid()
+txn = TransactionMetaData()
+storage.tpc_begin(txn)
+storage.store(oid, z64, b"stopped client", "", txn)
+storage.tpc_vote(txn)
+print("voted", flush=True)
+os.kill(os.getpid(), signal.SIGSTOP)
+try:
+    storage.tpc_finish(txn)
+    print("finished")
+except Exception as err:
+    print("refused", type(err).__name__, err)
+    storage.tpc_abort(txn)
+storage.close()
+"""
+
+
+def process_stopped(pid):
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+@with_logs
+def test_stopped_client_after_its_vote(raid):
+    raid.start(2, transaction=f"{SHORT_DEADLINE}s")
+    host, port = raid.addr
+    stopped = subprocess.Popen(
+        [sys.executable, "-c", STOPPED_CLIENT, f"{host}:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        poll(lambda: process_stopped(stopped.pid), bool,
+             "the client to vote and stop itself", CALL_TIMEOUT, "stopped")
+        # Opening the DB commits the root object: held back too.
+        started = time.monotonic()
+        db = raid.db()
+        tid = bounded(lambda: _commit_change(db, "other", 1),
+                      "a commit beside the stopped client",
+                      SHORT_DEADLINE + DEADLINE_SLACK + 10)
+        took = time.monotonic() - started
+        print(f"the other commit took {took:.2f}s "
+              f"([timeouts] transaction {SHORT_DEADLINE}s)")
+        assert took < SHORT_DEADLINE + DEADLINE_SLACK + 10
+    finally:
+        stopped.send_signal(signal.SIGCONT)
+        try:
+            output, _ = stopped.communicate(timeout=CALL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            stopped.kill()
+            raise
+    assert "voted" in output, output
+    assert "refused StorageTransactionError" in output, output
+    assert "[timeouts] transaction" in output, output
+    status = raid.status()
+    assert status["status"] == "optimal", status
+    check_members_hold(raid, ["m1", "m2"], [(tid, {})])

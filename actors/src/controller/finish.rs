@@ -17,6 +17,11 @@ impl Handler<Finish> for Controller {
     type Result = ();
 
     fn handle(&mut self, msg: Finish, ctx: &mut Context<Self>) {
+        if self.lock.take_expired(msg.session, &msg.txn) {
+            let result = Err(self.expired_error());
+            let msgid = msg.msgid;
+            return self.reply(msg.session, ToSession::Finished { msgid, result });
+        }
         let current = self
             .lock
             .commit()
@@ -43,6 +48,7 @@ impl Handler<Finish> for Controller {
         // At most one commit finishes at a time: the next one's vote is
         // judged (and so its client can ask to finish) only once this is.
         let mut commit = self.lock.finish_sent().expect("a voted commit holds the lock");
+        Self::disarm_expiry(ctx, &mut commit);
         commit.participants = finishing;
         let msgid = msg.msgid;
         ctx.spawn(answers.into_actor(self).map(move |results, act, ctx| {
@@ -65,6 +71,8 @@ impl Handler<Abort> for Controller {
             return self.abort_locked(ctx, msg.msgid);
         }
         self.lock.withdraw_vote(msg.session, &msg.txn);
+        // Aborting a transaction that expired ends it: nothing to tell.
+        self.lock.take_expired(msg.session, &msg.txn);
         if let Some(msgid) = msg.msgid {
             self.reply(msg.session, ToSession::Aborted { msgid });
         }

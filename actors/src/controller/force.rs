@@ -242,6 +242,7 @@ mod tests {
             fail_mode: FailMode::Close,
             slow: SlowPolicy::default(),
             recovery: RecoveryPolicy::default(),
+            transaction_timeout: std::time::Duration::from_secs(30),
         };
         let durable = DurableState {
             store: Box::new(FileStore::open(dir).unwrap()),

@@ -33,6 +33,7 @@
 use super::admin::{Draining, QueuedReload};
 use super::fanout::Timed;
 use super::{Pack, SessionId, Vote};
+use actix::SpawnHandle;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use zeo::message::MsgId;
@@ -58,6 +59,10 @@ pub(super) struct Commit {
     pub vote_took: Vec<(usize, Duration)>,
     /// When it took the lock.
     pub since: Instant,
+    /// The timer that aborts it if its client, having voted, does not
+    /// finish within `[timeouts] transaction`; cancelled when it leaves
+    /// the lock (one pending timer, not one per commit).
+    pub expiry: Option<SpawnHandle>,
 }
 
 /// Who holds the commit lock.
@@ -143,6 +148,10 @@ pub(super) struct CommitLock {
     slices: Vec<SliceDue>,
     recoveries_after_pack: Vec<RecoveryAfterPack>,
     drain: Option<Draining>,
+    /// Voted transactions aborted because their client did not finish in
+    /// time: its later `tpc_finish` is told why (at most one per session,
+    /// forgotten once the client finishes, aborts or goes away).
+    expired: Vec<(SessionId, TxnId)>,
 }
 
 impl Default for CommitLock {
@@ -156,6 +165,7 @@ impl Default for CommitLock {
             slices: Vec::new(),
             recoveries_after_pack: Vec::new(),
             drain: None,
+            expired: Vec::new(),
         }
     }
 }
@@ -288,6 +298,7 @@ impl CommitLock {
     pub fn forget_session(&mut self, session: SessionId) {
         self.votes.retain(|v| v.session != session);
         self.packs.retain(|p| p.session != session);
+        self.expired.retain(|(s, _)| *s != session);
     }
 
     /// The client aborted a transaction that is still waiting.
@@ -392,6 +403,30 @@ impl CommitLock {
             Holder::Commit { commit, .. } => Some(*commit),
             _ => unreachable!("matched above"),
         }
+    }
+
+    /// The voted transaction `member_txn` still holds the lock and its
+    /// client has not finished it in time: it leaves the lock (to be
+    /// aborted on its members) and its client's `tpc_finish` will be
+    /// refused ([`CommitLock::take_expired`]). `None` when that transaction
+    /// no longer holds the lock or has not been voted yet.
+    pub fn expire_commit(&mut self, member_txn: &TxnId) -> Option<Commit> {
+        let held = self.commit()?;
+        if held.member_txn != *member_txn || !held.voted {
+            return None;
+        }
+        let commit = self.release_commit()?;
+        self.expired.retain(|(s, _)| *s != commit.session);
+        self.expired.push((commit.session, commit.client_txn.clone()));
+        Some(commit)
+    }
+
+    /// Whether the client's transaction `txn` expired; it is forgotten
+    /// here (the client's `tpc_finish` or `tpc_abort` ends it).
+    pub fn take_expired(&mut self, session: SessionId, txn: &TxnId) -> bool {
+        let before = self.expired.len();
+        self.expired.retain(|(s, t)| !(*s == session && t == txn));
+        self.expired.len() != before
     }
 
     /// The holder's `tpc_finish` is sent: it finishes while the lock is
@@ -571,6 +606,7 @@ mod tests {
             vote_msgid: MsgId(Value::Int(1)),
             vote_took: Vec::new(),
             since: Instant::now(),
+            expiry: None,
         }
     }
 
@@ -807,5 +843,37 @@ mod tests {
         );
         lock.withdraw_vote(SessionId(2), &TxnId::from_i64(2));
         assert_eq!(drain_order(&mut lock), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_expired_commit_frees_the_lock_and_is_remembered_for_its_client() {
+        let mut lock = CommitLock::default();
+        lock.queue_vote(vote(2));
+        lock.hold_commit(commit(1, 10, 1));
+        assert!(
+            lock.expire_commit(&TxnId::from_i64(1)).is_none(),
+            "not before its vote was judged"
+        );
+        lock.commit_mut().unwrap().voted = true;
+        assert!(
+            lock.expire_commit(&TxnId::from_i64(9)).is_none(),
+            "another transaction"
+        );
+        let expired = lock
+            .expire_commit(&TxnId::from_i64(1))
+            .expect("voted and holding the lock");
+        assert_eq!(expired.tid, Tid::from_u64(10));
+        assert_eq!(drain_order(&mut lock), ["vote 2"], "the next voter goes on");
+        assert!(!lock.take_expired(SessionId(1), &TxnId::from_i64(2)));
+        assert!(lock.take_expired(SessionId(1), &TxnId::from_i64(1)));
+        assert!(!lock.take_expired(SessionId(1), &TxnId::from_i64(1)), "told once");
+        lock.hold_commit(commit(3, 11, 3));
+        lock.commit_mut().unwrap().voted = true;
+        lock.expire_commit(&TxnId::from_i64(3));
+        lock.forget_session(SessionId(3));
+        assert!(
+            !lock.take_expired(SessionId(3), &TxnId::from_i64(3)),
+            "its session went away"
+        );
     }
 }

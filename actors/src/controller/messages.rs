@@ -37,6 +37,10 @@ pub struct ControllerSettings {
     /// waits for every optimal member.
     pub slow: SlowPolicy,
     pub recovery: super::RecoveryPolicy,
+    /// How long a client that voted may take to send `tpc_finish` before
+    /// its transaction is aborted on every member (it holds the commit lock
+    /// meanwhile).
+    pub transaction_timeout: std::time::Duration,
 }
 
 /// Resolves once every member connected or failed a first attempt, or
@@ -408,6 +412,10 @@ pub struct SessionSnapshot {
     /// Operations buffered in that transaction.
     pub buffered_ops: usize,
     pub loads_in_flight: usize,
+    /// Bytes queued for the client and not written to it yet: a client
+    /// that stops reading shows here before `[limits] client_backlog`
+    /// disconnects it.
+    pub backlog_bytes: usize,
     pub iterators: usize,
     /// The newest transaction the client has been told about.
     pub last_seen_tid: String,

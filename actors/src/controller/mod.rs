@@ -14,6 +14,7 @@ mod admin;
 mod commit;
 mod debug;
 mod durable;
+mod expiry;
 mod fanout;
 mod finish;
 mod force;
@@ -169,6 +170,9 @@ pub struct Controller {
     slow: SlowDetector,
     slow_policy: SlowPolicy,
     recovery_policy: RecoveryPolicy,
+    /// How long a voted transaction may wait for its client's
+    /// `tpc_finish` (`expiry.rs`).
+    transaction_timeout: std::time::Duration,
     /// The longest time commits waited for a recovery's final step.
     longest_recovery_block: std::time::Duration,
     /// The highest oid handed out (a recovered member's counter must pass it).
@@ -218,6 +222,7 @@ impl Controller {
             slow: SlowDetector::new(settings.slow, member_count),
             slow_policy: settings.slow,
             recovery_policy: settings.recovery,
+            transaction_timeout: settings.transaction_timeout,
             longest_recovery_block: std::time::Duration::ZERO,
             max_oid: zeo::types::Oid::ZERO,
             durable,

@@ -116,6 +116,7 @@ impl Controller {
             vote_msgid: vote.msgid.clone(),
             vote_took: Vec::new(),
             since: Instant::now(),
+            expiry: None,
         });
         let msgid = vote.msgid;
         ctx.spawn(answers.into_actor(self).map(move |results, act, ctx| {
@@ -291,6 +292,7 @@ impl Controller {
         }
         let result = Ok(answer);
         self.reply(session, ToSession::Voted { msgid, result });
+        self.arm_expiry(ctx);
     }
 
     /// The vote failed: the transaction is aborted on every member and the
@@ -322,7 +324,8 @@ impl Controller {
         let Some(commit) = self.lock.commit() else { return };
         let participants = commit.participants.clone();
         self.abort_on(&participants, &[]);
-        let commit = self.lock.release_commit().expect("held");
+        let mut commit = self.lock.release_commit().expect("held");
+        Self::disarm_expiry(ctx, &mut commit);
         self.stats.aborts += 1;
         if let Some(msgid) = msgid {
             self.reply(commit.session, ToSession::Aborted { msgid });

@@ -16,6 +16,7 @@
 //! client never caches a stale revision as current (`docs/invariants.md#load-invalidation-order`).
 
 mod answers;
+mod backlog;
 mod commit;
 mod dispatch;
 mod iteration;
@@ -33,14 +34,15 @@ use crate::controller::{
 use crate::member::MemberActor;
 use crate::metrics::{self, Peer};
 use crate::transaction::{SpooledBlob, TxnBuffer};
-use crate::wire::{self, Lost};
+use crate::wire::{self, Backlog, Lost};
 use actix::prelude::*;
 use bytes::Bytes;
 use slog::{info, warn, Logger};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 use zeo::callbacks::Callback;
@@ -64,6 +66,13 @@ pub struct SessionSettings {
     /// Who re-reads the configuration (`raid_reload`); `None` in tests
     /// without a configuration file.
     pub reloader: Option<Recipient<ReloadConfiguration>>,
+    /// A client that has not sent its protocol handshake by then is
+    /// disconnected.
+    pub handshake_timeout: Duration,
+    /// Bytes queued for the client, beyond the frame being written, that
+    /// a client which reads nothing may leave before it is disconnected
+    /// (`backlog.rs`).
+    pub client_backlog: usize,
 }
 
 /// Where the client's transaction is in two-phase commit.
@@ -89,12 +98,23 @@ pub struct ClientSession {
     controller: Addr<Controller>,
     log: Logger,
     queue: mpsc::UnboundedSender<Bytes>,
+    /// What the writer has not written to the client yet.
+    backlog: Arc<Backlog>,
+    /// Whether the client stopped reading (`backlog.rs`).
+    stall: backlog::StallWatch,
     /// `None` until the client's handshake frame arrived.
     encoding: Option<Encoding>,
+    /// Closes the connection unless the handshake arrives in time.
+    handshake_timer: Option<SpawnHandle>,
     /// Stopped when the session ends; the writer is not: it drains what is
     /// queued (a last error reply, the `ruok` answer) and ends when the
-    /// queue's sender is dropped with the session.
+    /// queue's sender is dropped with the session, or at most
+    /// `backlog::CLOSE_GRACE` later.
     reader: JoinHandle<()>,
+    writer: Option<JoinHandle<()>>,
+    /// This connection's place in `[limits] max_client_connections`,
+    /// given back when the session ends.
+    _admission: OwnedSemaphorePermit,
     registered: bool,
     registering: bool,
     read_only: bool,
@@ -134,6 +154,7 @@ impl ClientSession {
         peer: SocketAddr,
         settings: Arc<SessionSettings>,
         controller: Addr<Controller>,
+        admission: OwnedSemaphorePermit,
         log: &Logger,
     ) -> Addr<ClientSession> {
         let id = SessionId::next();
@@ -149,24 +170,19 @@ impl ClientSession {
             let me = ctx.address();
             let reader = wire::spawn_reader(reader, Peer::Client, move |item| me.do_send(FromClient(item)));
             let me = ctx.address();
-            // Detached: see the `reader` field.
-            drop(wire::spawn_writer(
-                Box::new(w),
-                queued,
-                Peer::Client,
-                move |lost| me.do_send(FromClient(Err(lost))),
-            ));
-            let protocol = if settings.msgpack {
-                Protocol::M5
-            } else {
-                Protocol::Z5
-            };
-            if let Ok(frame) = encode_frame(&server_announcement(protocol)) {
-                let _ = queue.send(frame);
-            }
+            let backlog = Arc::<Backlog>::default();
+            // See the `reader` field.
+            let writer =
+                wire::spawn_counted_writer(Box::new(w), queued, Peer::Client, backlog.clone(), move |lost| {
+                    me.do_send(FromClient(Err(lost)))
+                });
+            let handshake_timer = ctx.run_later(settings.handshake_timeout, |act, ctx| {
+                act.close(ctx, "no protocol handshake within [timeouts] handshake")
+            });
+            backlog::watch(ctx);
             info!(log, "client connected");
             metrics::client_connected();
-            ClientSession {
+            let session = ClientSession {
                 id,
                 peer,
                 connected_since: std::time::SystemTime::now(),
@@ -174,7 +190,12 @@ impl ClientSession {
                 controller,
                 log,
                 queue,
+                backlog,
+                stall: backlog::StallWatch::default(),
                 encoding: None,
+                handshake_timer: Some(handshake_timer),
+                writer: Some(writer),
+                _admission: admission,
                 reader,
                 registered: false,
                 registering: false,
@@ -193,8 +214,27 @@ impl ClientSession {
                 next_load: 0,
                 reads: foldhash::HashMap::default(),
                 next_read: 0,
+            };
+            let protocol = if session.settings.msgpack {
+                Protocol::M5
+            } else {
+                Protocol::Z5
+            };
+            if let Ok(frame) = encode_frame(&server_announcement(protocol)) {
+                session.push(frame);
             }
+            session
         })
+    }
+
+    /// Queues a frame for the client, counted in its backlog.
+    fn push(&self, frame: Bytes) {
+        let len = frame.len();
+        // The writer runs on this thread: it cannot take the frame off
+        // before it is counted.
+        if self.queue.send(frame).is_ok() {
+            self.backlog.queued(len);
+        }
     }
 
     /// Ends the session with one log line saying why.
@@ -206,9 +246,7 @@ impl ClientSession {
     fn send(&self, msg: Message) {
         let Some(encoding) = self.encoding else { return };
         match encoding.encode_frame(&msg.into_value()) {
-            Ok(frame) => {
-                let _ = self.queue.send(frame);
-            }
+            Ok(frame) => self.push(frame),
             Err(e) => warn!(self.log, "cannot encode a message for the client"; "error" => %e),
         }
     }
@@ -267,6 +305,9 @@ impl ClientSession {
     }
 
     fn handshake(&mut self, ctx: &mut Context<Self>, frame: &[u8]) {
+        if let Some(timer) = self.handshake_timer.take() {
+            ctx.cancel_future(timer);
+        }
         match zeo::handshake::server_accept(frame) {
             Ok(zeo::handshake::ClientHello::Speak(protocol)) => self.encoding = Some(protocol.into()),
             Ok(zeo::handshake::ClientHello::Ruok) => {
@@ -279,7 +320,7 @@ impl ClientSession {
                 };
                 ctx.spawn(fut.into_actor(self).map(|json, act, ctx| {
                     if let Ok(frame) = encode_frame(json.as_bytes()) {
-                        let _ = act.queue.send(frame);
+                        act.push(frame);
                     }
                     act.close(ctx, "ruok answered");
                 }));
@@ -325,6 +366,9 @@ impl Actor for ClientSession {
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         self.reader.abort();
+        if let Some(writer) = self.writer.take() {
+            backlog::end_writer_within(writer, backlog::CLOSE_GRACE);
+        }
         // The controller aborts a transaction this client left in the
         // commit lock and forgets the session.
         self.controller.do_send(SessionClosed { session: self.id });

@@ -24,6 +24,7 @@ impl Handler<SessionSnapshotRequest> for ClientSession {
             }),
             buffered_ops: self.txn.as_ref().map_or(0, |(t, _)| t.ops.len()),
             loads_in_flight: self.loads.len(),
+            backlog_bytes: self.backlog.bytes(),
             iterators: self.iterators.len(),
             last_seen_tid: self.last_seen.to_hex(),
             readers: self.readers.len(),
