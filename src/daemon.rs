@@ -126,6 +126,7 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), 
         msgpack: config.msgpack,
         max_frame: config.max_frame_size,
         spool_dir: config.spool_dir.clone(),
+        explicit_tid_skew: config.limits.explicit_tid_skew,
         reloader: Some(reloader.clone().recipient()),
     });
     let front = actix_rt::spawn(crate::front::serve(

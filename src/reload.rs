@@ -85,6 +85,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     check("spool_dir", old.spool_dir != new.spool_dir);
     check("state_dir", old.state_dir != new.state_dir);
     check("timeouts", old.timeouts != new.timeouts);
+    check("limits", old.limits != new.limits);
     check("recovery", old.recovery != new.recovery);
     check("http", old.http != new.http);
     check("log", old.log != new.log);

@@ -40,6 +40,12 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
 
 pub const DEFAULT_RESTART: RestartPolicy = RestartPolicy::DEFAULT;
 
+/// ZEO clients ask for a tid only to restore or copy history, i.e. tids in
+/// the past; an hour leaves room for a source whose clock runs ahead.
+pub const DEFAULT_LIMITS: Limits = Limits {
+    explicit_tid_skew: Duration::from_secs(3600),
+};
+
 // `restart_policy` only checks backoff pairs the operator touched, which
 // is sound only while the defaults themselves are coherent.
 const _: () = assert!(
@@ -90,6 +96,7 @@ pub struct Config {
     /// file; default `state` there).
     pub state_dir: PathBuf,
     pub timeouts: Timeouts,
+    pub limits: Limits,
     /// Global restart policy; each member carries its effective (merged)
     /// copy in `Member::restart`, so consumers should read that one.
     pub restart: RestartPolicy,
@@ -111,6 +118,16 @@ pub struct Timeouts {
     pub commit: Duration,
     /// A pack on a member, which can legitimately take very long.
     pub pack: Duration,
+}
+
+/// Bounds on what one client may ask of the array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How far past the present a tid a client asks for in `tpc_begin`
+    /// may lie: every later commit must get a higher tid, so one far in
+    /// the future would pin the array's tids there (and near 2^64 leave
+    /// none).
+    pub explicit_tid_skew: Duration,
 }
 
 /// How reads are served, what clients get once the array has failed, and

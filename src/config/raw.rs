@@ -27,6 +27,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "spool_dir",
     "state_dir",
     "timeouts",
+    "limits",
     "restart",
     "recovery",
     "slow_member",
@@ -47,6 +48,7 @@ pub struct RawConfig {
     pub spool_dir: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
     pub timeouts: Option<RawTimeouts>,
+    pub limits: Option<RawLimits>,
     pub restart: Option<RawRestart>,
     pub recovery: Option<RawRecovery>,
     pub slow_member: Option<RawSlowMember>,
@@ -62,6 +64,12 @@ pub struct RawTimeouts {
     pub call: Option<String>,
     pub commit: Option<String>,
     pub pack: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub explicit_tid_skew: Option<String>,
 }
 
 /// Used both for the global `[restart]` table and for a member's

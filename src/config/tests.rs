@@ -251,6 +251,7 @@ fn shipped_reference_config_is_valid_and_shows_the_defaults() {
     assert_eq!(c.spool_dir, d.spool_dir);
     assert_eq!(c.state_dir, d.state_dir);
     assert_eq!(c.timeouts, d.timeouts);
+    assert_eq!(c.limits, d.limits);
     assert_eq!(c.restart, d.restart);
     assert_eq!(c.recovery, d.recovery);
     assert_eq!(c.slow_member, d.slow_member);
@@ -916,6 +917,17 @@ fn timeouts_must_be_valid_positive_durations() {
     assert_problem(
         &with_members("[timeouts]\npack = \"0ms\""),
         "timeouts.pack: must be greater than 0s",
+    );
+}
+
+#[test]
+fn explicit_tid_skew_is_a_duration_an_hour_by_default() {
+    assert_eq!(ok(MEMBERS).limits.explicit_tid_skew, Duration::from_secs(3600));
+    let none = ok(&with_members("[limits]\nexplicit_tid_skew = \"0s\""));
+    assert_eq!(none.limits.explicit_tid_skew, Duration::ZERO);
+    assert_problem(
+        &with_members("[limits]\nexplicit_tid_skew = \"60\""),
+        "limits.explicit_tid_skew: invalid duration \"60\": missing unit after 60",
     );
 }
 

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use super::duration::{parse_duration, HumanDuration};
 use super::model::*;
-use super::raw::{RawConfig, RawHttp, RawMember, RawRecovery, RawRestart, RawSlowMember, RawTimeouts};
+use super::raw::{
+    RawConfig, RawHttp, RawLimits, RawMember, RawRecovery, RawRestart, RawSlowMember, RawTimeouts,
+};
 
 /// One thing wrong with the settings, located by its key path
 /// (`members[1].address`, `restart.jitter`, `ZEORAID_LOG`).
@@ -68,6 +70,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
     let spool_dir = spool_dir(&mut p, raw.spool_dir);
     let state_dir = state_dir(&mut p, raw.state_dir);
     let timeouts = timeouts(&mut p, raw.timeouts.unwrap_or_default());
+    let limits = limits(&mut p, raw.limits.unwrap_or_default());
     let restart = restart_policy(
         &mut p,
         "restart",
@@ -91,6 +94,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
         spool_dir,
         state_dir,
         timeouts,
+        limits,
         restart,
         recovery,
         slow_member,
@@ -209,6 +213,17 @@ fn timeouts(p: &mut Problems, raw: RawTimeouts) -> Timeouts {
             DEFAULT_TIMEOUTS.commit,
         ),
         pack: positive_duration(p, "timeouts.pack", raw.pack.as_deref(), DEFAULT_TIMEOUTS.pack),
+    }
+}
+
+fn limits(p: &mut Problems, raw: RawLimits) -> Limits {
+    Limits {
+        explicit_tid_skew: duration(
+            p,
+            "limits.explicit_tid_skew",
+            raw.explicit_tid_skew.as_deref(),
+            DEFAULT_LIMITS.explicit_tid_skew,
+        ),
     }
 }
 

@@ -8,7 +8,7 @@ use super::lock::VoteAnswers;
 use super::*;
 use crate::member::CallAfter;
 use crate::metrics::{self, CommitOutcome};
-use crate::tid::next_tid;
+use crate::tid;
 use crate::voting::{self, Rule, Verdict};
 use std::time::Instant;
 use zeo::exceptions::ZeoError;
@@ -57,22 +57,34 @@ enum Judged {
 impl Controller {
     /// The tid for a transaction: the one the client asked for (restores,
     /// copies) if it is after every committed and committing tid, else the
-    /// next time-like one after them.
+    /// next time-like one after them. Either is at most
+    /// [`tid::LAST_USABLE`]: when no such tid is left the commit is
+    /// refused rather than given a tid that repeats or wraps.
     fn choose_tid(&self, asked: Option<Tid>) -> Result<Tid, ZeoError> {
         let floor = self.lock.tid_floor(self.last_tid);
-        match asked {
-            Some(asked) if asked <= floor => {
-                // Not naming the floor: it may be a commit no client was
-                // told about yet.
-                let problem = format!(
-                    "tpc_begin asked for tid {asked}, which is not after the last committed or \
-                     committing tid: refused, a lower tid would commit out of order"
-                );
-                Err(ZeoError::StorageTransactionError(vec![Value::Str(problem)]))
-            }
-            Some(asked) => Ok(asked),
-            None => Ok(next_tid(SystemTime::now(), floor)),
-        }
+        // Not naming the floor: it may be a commit no client was told
+        // about yet.
+        let problem = match asked {
+            Some(asked) if asked <= floor => format!(
+                "tpc_begin asked for tid {asked}, which is not after the last committed or \
+                 committing tid: refused, a lower tid would commit out of order"
+            ),
+            Some(asked) if asked > tid::LAST_USABLE => format!(
+                "tpc_begin asked for tid {asked}, above the last usable tid {}: refused, \
+                 ZODB clients cannot read a transaction there",
+                tid::LAST_USABLE
+            ),
+            Some(asked) => return Ok(asked),
+            None => match tid::next_tid(SystemTime::now(), floor) {
+                Some(tid) => return Ok(tid),
+                None => format!(
+                    "no tid is left for a new transaction: the last committed or committing \
+                     tid is at or past the last usable tid {}",
+                    tid::LAST_USABLE
+                ),
+            },
+        };
+        Err(ZeoError::StorageTransactionError(vec![Value::Str(problem)]))
     }
 
     /// Takes the commit lock for `vote` and sends its transaction to every
