@@ -8,7 +8,9 @@ use super::lock::VoteAnswers;
 use super::*;
 use crate::member::CallAfter;
 use crate::metrics::{self, CommitOutcome};
+use crate::recovery::has_interface;
 use crate::tid;
+use crate::transaction::{TxnBuffer, TxnOp};
 use crate::voting::{self, Rule, Verdict};
 use std::time::Instant;
 use zeo::exceptions::ZeoError;
@@ -87,6 +89,30 @@ impl Controller {
         Err(ZeoError::StorageTransactionError(vec![Value::Str(problem)]))
     }
 
+    /// Why a transaction that stores blobs cannot go to `participants`: one
+    /// of them has no blob support (its `get_info` lacks `IBlobStorage`).
+    /// A ZEO server closes the connection on which a blob upload fails (the
+    /// upload is asynchronous), so sending it would cost the array that
+    /// member, and every other one that lacks blobs too, for one client's
+    /// mistake.
+    fn blob_refusal(&self, txn: &TxnBuffer, participants: &[usize]) -> Option<ZeoError> {
+        if !txn.ops.iter().any(|op| matches!(op, TxnOp::Blob { .. })) {
+            return None;
+        }
+        let without: Vec<&str> = participants
+            .iter()
+            .map(|&i| &self.members[i])
+            .filter(|m| !m.info.as_ref().is_some_and(|i| has_interface(i, "IBlobStorage")))
+            .map(|m| &*m.name)
+            .collect();
+        (!without.is_empty()).then(|| {
+            ZeoError::unsupported(&format!(
+                "this transaction stores blobs, but these members have no blob support: {}",
+                without.join(", ")
+            ))
+        })
+    }
+
     /// Takes the commit lock for `vote` and sends its transaction to every
     /// optimal member, or refuses it.
     pub(super) fn start_vote(&mut self, ctx: &mut Context<Self>, vote: Vote) {
@@ -101,6 +127,9 @@ impl Controller {
             return self.refuse_vote(vote.session, vote.msgid, error);
         }
         let participants = self.writers();
+        if let Some(error) = self.blob_refusal(&vote.txn, &participants) {
+            return self.refuse_vote(vote.session, vote.msgid, error);
+        }
         let member_txn = TxnId::from_i64(self.next_member_txn);
         self.next_member_txn += 1;
         let oneways = match vote.txn.member_requests(&member_txn, tid) {
