@@ -12,38 +12,17 @@ use common::rawclient::RawClient;
 use common::records::ROOT_RECORD;
 use std::time::{Duration, SystemTime};
 use zeo::exceptions::ZeoError;
-use zeo::methods::{Request, TpcAbort, TpcBegin};
-use zeo::reply::VoteResult;
 use zeo::types::{Oid, Tid, P64};
-use zeo::Value;
 use zeoraid_actors::tid::{timestamp, LAST_USABLE};
 
 /// One transaction storing a new object, begun with `tid` and `status`:
-/// the object and the tid `tpc_finish` returned, or the vote's error (the
-/// transaction then aborted, as a ZODB client aborts it).
+/// the object and its tid, or the vote's error.
 fn commit_with(client: &mut RawClient, tid: Option<Tid>, status: &str) -> Result<(Oid, Tid), ZeoError> {
     let oid = client.new_oid();
-    let txn = client.next_txn();
-    client.oneway(Request::TpcBegin(TpcBegin {
-        id: txn.clone(),
-        user: Value::bytes(&b"/ raw-client"[..]),
-        description: Value::bytes(&b"tpc_begin arguments under test"[..]),
-        extension: Value::Dict(vec![]),
-        tid,
-        status: status.into(),
-    }));
-    client.store(&txn, oid, Tid::ZERO, ROOT_RECORD);
-    match client.vote(&txn) {
-        Ok(VoteResult::Oids(oids)) if oids.is_empty() => {}
-        Ok(other) => panic!("vote: unexpected answer {other:?}"),
-        Err(error) => {
-            client
-                .call(Request::TpcAbort(TpcAbort { id: txn }))
-                .expect("tpc_abort of the refused transaction");
-            return Err(error);
-        }
-    }
-    client.finish(&txn).map(|tid| (oid, tid))
+    let stores = [(oid, Tid::ZERO, ROOT_RECORD)];
+    client
+        .try_commit_as(tid, status, b"tpc_begin arguments under test", &stores)
+        .map(|tid| (oid, tid))
 }
 
 /// `result` is a refusal with `StorageTransactionError` whose message
