@@ -849,7 +849,7 @@ async fn member_killed_after_its_vote_is_recovered_from_where_it_really_ends() {
 
     // The array's next transaction: committed on the source, only voted on
     // the target when it dies.
-    let tid = zeoraid_actors::tid::next_tid(SystemTime::now(), really_last);
+    let tid = zeoraid_actors::tid::next_tid(SystemTime::now(), really_last).expect("a tid after the last");
     let oid = 0x10_0000;
     commit_raw(&source, 1, tid, &[(oid, P64::ZERO, A)]).await;
     let id = TxnId::from_i64(7);

@@ -8,17 +8,33 @@
 //! not reject a `tpc_begin` tid lower than its last one, it silently commits
 //! out of order.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-use zeo::types::Tid;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use zeo::types::{Tid, P64};
 
-/// The tid for a transaction committing at `now`, strictly greater than `last`.
-pub fn next_tid(now: SystemTime, last: Tid) -> Tid {
+/// The highest tid a transaction may commit with: just below ZODB's
+/// `maxtid` (`7fff..ff`). A client loads the current revision with
+/// `loadBefore(oid, maxtid)`, which never sees a revision at or above
+/// `maxtid`, and reads "as of" a transaction at its tid + 1.
+pub const LAST_USABLE: Tid = P64([0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]);
+
+/// The tid for a transaction committing at `now`, strictly greater than
+/// `last`; `None` when no usable tid is greater than `last`. Never wraps
+/// and never repeats a tid: the array's tids only grow.
+pub fn next_tid(now: SystemTime, last: Tid) -> Option<Tid> {
     let candidate = timestamp(now);
-    if candidate > last {
+    let next = if candidate > last {
         candidate
     } else {
-        Tid::from_u64(last.as_u64().saturating_add(1))
-    }
+        Tid::from_u64(last.as_u64().checked_add(1)?)
+    };
+    (next <= LAST_USABLE).then_some(next)
+}
+
+/// The latest tid a client may ask for at `now`: `skew` in the future.
+/// A time past what a tid can express (the year 10 000 and beyond) allows
+/// every tid.
+pub fn latest_explicit(now: SystemTime, skew: Duration) -> Tid {
+    now.checked_add(skew).map_or(Tid::from_u64(u64::MAX), timestamp)
 }
 
 /// ZODB's `TimeStamp(*time.gmtime(t)[:5] + (t % 60,))`.
@@ -32,7 +48,12 @@ pub fn timestamp(now: SystemTime) -> Tid {
     let seconds = (of_day % 60) as f64 + since_epoch.subsec_nanos() as f64 / 1e9;
     // ZODB: sec / SCONV with SCONV = 60 / 2^32, truncated.
     let fraction = ((seconds / 60.0) * 4_294_967_296.0) as u64;
-    Tid::from_u64(((minutes & 0xffff_ffff) << 32) | fraction.min(0xffff_ffff))
+    if minutes > 0xffff_ffff {
+        // Past the last minute a tid can express: the highest tid, never a
+        // wrapped (low) one.
+        return Tid::from_u64(u64::MAX);
+    }
+    Tid::from_u64((minutes << 32) | fraction.min(0xffff_ffff))
 }
 
 /// When `tid` was committed, in seconds since the Unix epoch (the inverse
@@ -171,11 +192,31 @@ mod tests {
     #[test]
     fn next_tid_is_strictly_increasing_even_when_the_clock_is_behind() {
         let now = at(1_700_000_000, 0);
-        let t1 = next_tid(now, Tid::ZERO);
+        let t1 = next_tid(now, Tid::ZERO).unwrap();
         assert_eq!(t1, timestamp(now));
-        let t2 = next_tid(now, t1);
+        let t2 = next_tid(now, t1).unwrap();
         assert_eq!(t2.as_u64(), t1.as_u64() + 1);
         let future = Tid::from_u64(timestamp(at(1_800_000_000, 0)).as_u64());
-        assert_eq!(next_tid(now, future).as_u64(), future.as_u64() + 1);
+        assert_eq!(next_tid(now, future).unwrap().as_u64(), future.as_u64() + 1);
+    }
+
+    #[test]
+    fn next_tid_runs_out_instead_of_wrapping_or_repeating() {
+        let now = at(1_700_000_000, 0);
+        let near_the_end = Tid::from_u64(LAST_USABLE.as_u64() - 1);
+        assert_eq!(next_tid(now, near_the_end), Some(LAST_USABLE));
+        assert_eq!(next_tid(now, LAST_USABLE), None);
+        assert_eq!(next_tid(now, P64::MAX_TID), None);
+        assert_eq!(next_tid(now, Tid::from_u64(u64::MAX)), None);
+    }
+
+    #[test]
+    fn times_past_the_last_tid_saturate() {
+        let year_20000 = at(18_000 * 365 * 86_400, 0);
+        assert_eq!(timestamp(year_20000), Tid::from_u64(u64::MAX));
+        let now = at(1_700_000_000, 0);
+        assert_eq!(latest_explicit(now, Duration::MAX), Tid::from_u64(u64::MAX));
+        let hour_ahead = latest_explicit(now, Duration::from_secs(3600));
+        assert_eq!(hour_ahead, timestamp(at(1_700_003_600, 0)));
     }
 }

@@ -14,11 +14,32 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::{Decoder, FramedRead};
 use zeo::framing::FrameCodec;
+use zeo::oversized::{Frame, SkippingFrameCodec};
 use zeo::CodecError;
 
 pub(crate) type FrameReader = FramedRead<Box<dyn AsyncRead + Unpin>, FrameCodec>;
+/// A member connection's frames: one over the limit is read past and
+/// answers its call with an error, the connection stays (`zeo::oversized`).
+pub(crate) type MemberFrameReader = FramedRead<Box<dyn AsyncRead + Unpin>, SkippingFrameCodec>;
+
+/// A decoded frame's size on the wire, for the byte counters.
+pub(crate) trait WireLen {
+    fn wire_len(&self) -> u64;
+}
+
+impl WireLen for Bytes {
+    fn wire_len(&self) -> u64 {
+        self.len() as u64 + metrics::FRAME_HEADER
+    }
+}
+
+impl WireLen for Frame {
+    fn wire_len(&self) -> u64 {
+        Frame::wire_len(self) as u64
+    }
+}
 pub(crate) type ByteWriter = Box<dyn AsyncWrite + Unpin>;
 
 /// Why the reader or writer task ended.
@@ -40,17 +61,21 @@ impl std::fmt::Display for Lost {
 }
 
 /// Forwards every frame (or the reason the stream ended) to `deliver`, in order.
-pub(crate) fn spawn_reader(
-    mut reader: FrameReader,
+pub(crate) fn spawn_reader<D>(
+    mut reader: FramedRead<Box<dyn AsyncRead + Unpin>, D>,
     peer: Peer,
-    deliver: impl Fn(Result<Bytes, Lost>) + 'static,
-) -> JoinHandle<()> {
+    deliver: impl Fn(Result<D::Item, Lost>) + 'static,
+) -> JoinHandle<()>
+where
+    D: Decoder<Error = CodecError> + 'static,
+    D::Item: WireLen,
+{
     let bytes_in = metrics::bytes_in(peer);
     tokio::task::spawn_local(async move {
         loop {
             match reader.next().await {
                 Some(Ok(frame)) => {
-                    bytes_in.inc_by(frame.len() as u64 + metrics::FRAME_HEADER);
+                    bytes_in.inc_by(frame.wire_len());
                     deliver(Ok(frame))
                 }
                 Some(Err(CodecError::Io(e))) => return deliver(Err(Lost::Io(e))),

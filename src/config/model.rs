@@ -41,10 +41,13 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
 };
 
 /// What one client may hold of zeoraid: enough for any real application
-/// server, far from the process's descriptors and memory.
+/// server, far from the process's descriptors and memory. ZEO clients ask
+/// for a tid only to restore or copy history, i.e. tids in the past; an
+/// hour leaves room for a source whose clock runs ahead.
 pub const DEFAULT_LIMITS: Limits = Limits {
     max_client_connections: 1000,
     client_backlog: 16 * 1024 * 1024,
+    explicit_tid_skew: Duration::from_secs(3600),
 };
 /// Descriptors kept for members, the HTTP endpoint, the state and spool
 /// files beyond the client connections.
@@ -139,7 +142,7 @@ pub struct Timeouts {
     pub handshake: Duration,
 }
 
-/// Bounds on what clients may hold.
+/// Bounds on what clients may hold and ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Client connections served at once; more are closed at once (the
@@ -149,6 +152,11 @@ pub struct Limits {
     /// whose backlog passes it and that reads nothing for a while is
     /// disconnected.
     pub client_backlog: usize,
+    /// How far past the present a tid a client asks for in `tpc_begin`
+    /// may lie: every later commit must get a higher tid, so one far in
+    /// the future would pin the array's tids there (and near 2^64 leave
+    /// none).
+    pub explicit_tid_skew: Duration,
 }
 
 /// How reads are served, what clients get once the array has failed, and

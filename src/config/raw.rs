@@ -73,6 +73,7 @@ pub struct RawTimeouts {
 pub struct RawLimits {
     pub max_client_connections: Option<u64>,
     pub client_backlog: Option<u64>,
+    pub explicit_tid_skew: Option<String>,
 }
 
 /// Used both for the global `[restart]` table and for a member's

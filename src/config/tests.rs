@@ -116,6 +116,7 @@ fn full_config_parses_every_option() {
         [limits]
         max_client_connections = 50
         client_backlog = 1048576
+        explicit_tid_skew = "5m"
 
         [restart]
         max_restarts = 3
@@ -189,6 +190,7 @@ fn full_config_parses_every_option() {
         Limits {
             max_client_connections: 50,
             client_backlog: 1_048_576,
+            explicit_tid_skew: Duration::from_secs(300),
         }
     );
     assert_eq!(
@@ -935,6 +937,17 @@ fn timeouts_must_be_valid_positive_durations() {
     assert_problem(
         &with_members("[timeouts]\npack = \"0ms\""),
         "timeouts.pack: must be greater than 0s",
+    );
+}
+
+#[test]
+fn explicit_tid_skew_is_a_duration_an_hour_by_default() {
+    assert_eq!(ok(MEMBERS).limits.explicit_tid_skew, Duration::from_secs(3600));
+    let none = ok(&with_members("[limits]\nexplicit_tid_skew = \"0s\""));
+    assert_eq!(none.limits.explicit_tid_skew, Duration::ZERO);
+    assert_problem(
+        &with_members("[limits]\nexplicit_tid_skew = \"60\""),
+        "limits.explicit_tid_skew: invalid duration \"60\": missing unit after 60",
     );
 }
 

@@ -245,6 +245,12 @@ fn limits(p: &mut Problems, raw: RawLimits) -> Limits {
             MIN_CLIENT_BACKLOG..=usize::MAX as u64,
             DEFAULT_LIMITS.client_backlog,
         ),
+        explicit_tid_skew: duration(
+            p,
+            "limits.explicit_tid_skew",
+            raw.explicit_tid_skew.as_deref(),
+            DEFAULT_LIMITS.explicit_tid_skew,
+        ),
     }
 }
 

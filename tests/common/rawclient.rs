@@ -30,7 +30,9 @@ use zeo::encoding::Encoding;
 use zeo::exceptions::ZeoError;
 use zeo::handshake::client_reply;
 use zeo::message::{Message, MsgId};
-use zeo::methods::{LoadBefore, NewOids, Register, Request, Storea, TpcBegin, TpcFinish, TxnId, Vote};
+use zeo::methods::{
+    LoadBefore, NewOids, Register, Request, Storea, TpcAbort, TpcBegin, TpcFinish, TxnId, Vote,
+};
 use zeo::reply::{LoadBeforeResult, Reply, VoteResult};
 use zeo::types::{Oid, Tid, P64};
 use zeo::Value;
@@ -430,16 +432,48 @@ impl RawClient {
 
     /// `tpc_begin` of a new transaction (user `/ raw-client`); returns its id.
     pub fn begin(&mut self) -> TxnId {
+        self.begin_as(None, " ", b"from a zeoraid test")
+    }
+
+    /// [`RawClient::begin`] asking for `tid` and `status`, described by
+    /// `description`.
+    pub fn begin_as(&mut self, tid: Option<Tid>, status: &str, description: &[u8]) -> TxnId {
         let txn = self.next_txn();
         self.oneway(Request::TpcBegin(TpcBegin {
             id: txn.clone(),
             user: Value::bytes(&b"/ raw-client"[..]),
-            description: Value::bytes(&b"from a zeoraid test"[..]),
+            description: Value::bytes(description.to_vec()),
             extension: Value::Dict(vec![]),
-            tid: None,
-            status: " ".into(),
+            tid,
+            status: status.into(),
         }));
         txn
+    }
+
+    /// One transaction begun with [`RawClient::begin_as`] storing
+    /// `stores`: the tid `tpc_finish` returned, or the vote's error (the
+    /// transaction then aborted, as a ZODB client aborts it). Panics on
+    /// conflicts.
+    pub fn try_commit_as(
+        &mut self,
+        tid: Option<Tid>,
+        status: &str,
+        description: &[u8],
+        stores: &[(Oid, Tid, &[u8])],
+    ) -> Result<Tid, ZeoError> {
+        let txn = self.begin_as(tid, status, description);
+        for (oid, serial, data) in stores {
+            self.store(&txn, *oid, *serial, data);
+        }
+        match self.vote(&txn) {
+            Ok(VoteResult::Oids(oids)) if oids.is_empty() => self.finish(&txn),
+            Ok(other) => panic!("vote: unexpected answer {other:?}"),
+            Err(error) => {
+                self.call(Request::TpcAbort(TpcAbort { id: txn }))
+                    .expect("tpc_abort of the refused transaction");
+                Err(error)
+            }
+        }
     }
 
     /// `storea` in transaction `txn`.

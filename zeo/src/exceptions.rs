@@ -345,6 +345,15 @@ impl ZeoError {
         }
     }
 
+    /// The error ZODB raises for a feature its storage lacks (a blob store
+    /// on a storage without blobs): `ZODB.POSException.Unsupported`.
+    pub fn unsupported(reason: &str) -> ZeoError {
+        ZeoError::Other {
+            class: "ZODB.POSException.Unsupported".into(),
+            payload: Value::tuple([Value::str(reason)]),
+        }
+    }
+
     /// Types an error reply's `(class_name, payload)` value.
     pub fn from_value(v: &Value) -> Result<ZeoError, CodecError> {
         let (class, payload) = match v.as_seq() {

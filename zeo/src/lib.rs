@@ -3,7 +3,8 @@
 //! captures (`tests/fixtures/zeo-capture`).
 //!
 //! Layers, bottom up:
-//! - [`framing`]: 4-byte big-endian length prefix, bounded frame size.
+//! - [`framing`]: 4-byte big-endian length prefix, bounded frame size;
+//!   [`oversized`]: frames over the bound read past, for member connections.
 //! - [`handshake`]: the `Z5`/`M5` protocol negotiation and the `ruok` probe.
 //! - [`value`]: the codec-neutral value model.
 //! - [`pickle`] (Z5) and [`msgpack`] (M5): value <-> bytes; [`encoding`] picks one.
@@ -22,6 +23,7 @@ pub mod handshake;
 pub mod message;
 pub mod methods;
 pub mod msgpack;
+pub mod oversized;
 pub mod pickle;
 pub mod reply;
 pub mod types;

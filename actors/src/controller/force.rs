@@ -112,7 +112,7 @@ impl Controller {
         }
         match (slot.last_tid.filter(|_| slot.connected), degraded.first_missed) {
             (Some(last), _) => last > tid,
-            (None, Some(first_missed)) => first_missed.as_u64() > tid.as_u64() + 1,
+            (None, Some(first_missed)) => first_missed.as_u64() > tid.as_u64().saturating_add(1),
             (None, None) => self.last_tid > tid,
         }
     }

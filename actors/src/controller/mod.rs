@@ -413,7 +413,7 @@ impl Controller {
     /// tid, is below the array's): it is degraded as behind, or, degraded
     /// already as merely not answering, now known to be behind.
     fn behind(&mut self, index: usize, reason: String, last_tid: Tid) {
-        let first_missed = Tid::from_u64(last_tid.as_u64() + 1);
+        let first_missed = Tid::from_u64(last_tid.as_u64().saturating_add(1));
         self.degrade(index, DegradeKind::Behind, reason.clone(), Some(first_missed));
         self.now_behind(index, reason, first_missed);
     }

@@ -8,7 +8,9 @@ use super::lock::VoteAnswers;
 use super::*;
 use crate::member::{CallAfter, Oneways};
 use crate::metrics::{self, CommitOutcome};
-use crate::tid::next_tid;
+use crate::recovery::has_interface;
+use crate::tid;
+use crate::transaction::{TxnBuffer, TxnOp};
 use crate::voting::{self, Rule, Verdict};
 use std::time::Instant;
 use zeo::exceptions::ZeoError;
@@ -57,22 +59,58 @@ enum Judged {
 impl Controller {
     /// The tid for a transaction: the one the client asked for (restores,
     /// copies) if it is after every committed and committing tid, else the
-    /// next time-like one after them.
+    /// next time-like one after them. Either is at most
+    /// [`tid::LAST_USABLE`]: when no such tid is left the commit is
+    /// refused rather than given a tid that repeats or wraps.
     fn choose_tid(&self, asked: Option<Tid>) -> Result<Tid, ZeoError> {
         let floor = self.lock.tid_floor(self.last_tid);
-        match asked {
-            Some(asked) if asked <= floor => {
-                // Not naming the floor: it may be a commit no client was
-                // told about yet.
-                let problem = format!(
-                    "tpc_begin asked for tid {asked}, which is not after the last committed or \
-                     committing tid: refused, a lower tid would commit out of order"
-                );
-                Err(ZeoError::StorageTransactionError(vec![Value::Str(problem)]))
-            }
-            Some(asked) => Ok(asked),
-            None => Ok(next_tid(SystemTime::now(), floor)),
+        // Not naming the floor: it may be a commit no client was told
+        // about yet.
+        let problem = match asked {
+            Some(asked) if asked <= floor => format!(
+                "tpc_begin asked for tid {asked}, which is not after the last committed or \
+                 committing tid: refused, a lower tid would commit out of order"
+            ),
+            Some(asked) if asked > tid::LAST_USABLE => format!(
+                "tpc_begin asked for tid {asked}, above the last usable tid {}: refused, \
+                 ZODB clients cannot read a transaction there",
+                tid::LAST_USABLE
+            ),
+            Some(asked) => return Ok(asked),
+            None => match tid::next_tid(SystemTime::now(), floor) {
+                Some(tid) => return Ok(tid),
+                None => format!(
+                    "no tid is left for a new transaction: the last committed or committing \
+                     tid is at or past the last usable tid {}",
+                    tid::LAST_USABLE
+                ),
+            },
+        };
+        Err(ZeoError::StorageTransactionError(vec![Value::Str(problem)]))
+    }
+
+    /// Why a transaction that stores blobs cannot go to `participants`: one
+    /// of them has no blob support (its `get_info` lacks `IBlobStorage`).
+    /// A ZEO server closes the connection on which a blob upload fails (the
+    /// upload is asynchronous), so sending it would cost the array that
+    /// member, and every other one that lacks blobs too, for one client's
+    /// mistake.
+    fn blob_refusal(&self, txn: &TxnBuffer, participants: &[usize]) -> Option<ZeoError> {
+        if !txn.ops.iter().any(|op| matches!(op, TxnOp::Blob { .. })) {
+            return None;
         }
+        let without: Vec<&str> = participants
+            .iter()
+            .map(|&i| &self.members[i])
+            .filter(|m| !m.info.as_ref().is_some_and(|i| has_interface(i, "IBlobStorage")))
+            .map(|m| &*m.name)
+            .collect();
+        (!without.is_empty()).then(|| {
+            ZeoError::unsupported(&format!(
+                "this transaction stores blobs, but these members have no blob support: {}",
+                without.join(", ")
+            ))
+        })
     }
 
     /// Takes the commit lock for `vote` and sends its transaction to every
@@ -89,6 +127,9 @@ impl Controller {
             return self.refuse_vote(vote.session, vote.msgid, error);
         }
         let participants = self.writers();
+        if let Some(error) = self.blob_refusal(&vote.txn, &participants) {
+            return self.refuse_vote(vote.session, vote.msgid, error);
+        }
         let member_txn = TxnId::from_i64(self.next_member_txn);
         self.next_member_txn += 1;
         if let Err(e) = vote.txn.check_spool() {

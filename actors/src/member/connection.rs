@@ -16,19 +16,20 @@ use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio_util::codec::FramedRead;
 use zeo::encoding::Encoding;
 use zeo::exceptions::ZeoError;
-use zeo::framing::{encode_frame, FrameCodec};
+use zeo::framing::encode_frame;
 use zeo::handshake::{client_reply, Protocol};
 use zeo::message::{Message, MsgId};
 use zeo::methods::{IteratorGc, IteratorNext, IteratorStart, Register, Request};
+use zeo::oversized::{Frame, SkippingFrameCodec};
 use zeo::reply::Reply;
 use zeo::types::Tid;
 use zeo::{CodecError, Value};
 
-pub(crate) use crate::wire::{ByteWriter, FrameReader};
+pub(crate) use crate::wire::{ByteWriter, MemberFrameReader};
 
 /// A connected, registered member.
 pub(crate) struct Established {
-    pub reader: FrameReader,
+    pub reader: MemberFrameReader,
     pub writer: ByteWriter,
     pub protocol: Protocol,
     /// Where the member's history ends (see [`history_end`]).
@@ -41,8 +42,8 @@ pub(crate) struct Established {
 
 /// Opens the socket (TCP with `TCP_NODELAY`: every ZEO call is a small
 /// request waiting for a reply, Nagle would add latency to each).
-pub(crate) async fn open(settings: &MemberSettings) -> io::Result<(FrameReader, ByteWriter)> {
-    let codec = FrameCodec::new(settings.max_frame);
+pub(crate) async fn open(settings: &MemberSettings) -> io::Result<(MemberFrameReader, ByteWriter)> {
+    let codec = SkippingFrameCodec::new(settings.max_frame);
     match &settings.address {
         MemberAddress::Tcp(hostport) => {
             let stream = tokio::net::TcpStream::connect(hostport.as_str()).await?;
@@ -69,7 +70,7 @@ pub(crate) async fn open(settings: &MemberSettings) -> io::Result<(FrameReader, 
 /// really ends ([`history_end`]).
 pub(crate) async fn handshake(
     settings: &MemberSettings,
-    mut reader: FrameReader,
+    mut reader: MemberFrameReader,
     mut writer: ByteWriter,
 ) -> Result<Established, MemberError> {
     let member = settings.name.as_str();
@@ -77,10 +78,12 @@ pub(crate) async fn handshake(
         member: member.to_owned(),
         error,
     };
+    let max_frame = reader.decoder().max_frame();
     let announcement = reader
         .next()
         .await
         .ok_or_else(|| closed_during_handshake(member))?
+        .and_then(|frame| frame.into_whole(max_frame))
         .map_err(protocol_error)?;
     metrics::bytes_in(Peer::Member).inc_by(announcement.len() as u64 + metrics::FRAME_HEADER);
     let (protocol, answer) = client_reply(&announcement, settings.allow_msgpack).map_err(protocol_error)?;
@@ -141,6 +144,10 @@ pub(crate) async fn handshake(
     }
     let reported = reported.expect("loop ends with a tid");
     let last_tid = history_end(&mut raw, reported).await?;
+    // From now on the member answers calls that may be larger than
+    // max_frame_size (`member/oversized.rs`); before, such a frame is a
+    // broken server, refused from its header.
+    reader.decoder_mut().read_past_oversized();
     Ok(Established {
         reader,
         writer,
@@ -203,7 +210,7 @@ async fn history_end(raw: &mut RawCalls<'_>, reported: Tid) -> Result<Tid, Membe
 struct RawCalls<'a> {
     member: &'a str,
     encoding: Encoding,
-    reader: &'a mut FrameReader,
+    reader: &'a mut MemberFrameReader,
     writer: &'a mut ByteWriter,
 }
 
@@ -217,11 +224,13 @@ impl RawCalls<'_> {
 
     /// The next message from the member.
     async fn next_message(&mut self) -> Result<Message, MemberError> {
+        let max_frame = self.reader.decoder().max_frame();
         let frame = self
             .reader
             .next()
             .await
             .ok_or_else(|| closed_during_handshake(self.member))?
+            .and_then(|frame: Frame| frame.into_whole(max_frame))
             .map_err(|e| self.protocol_error(e))?;
         metrics::bytes_in(Peer::Member).inc_by(frame.len() as u64 + metrics::FRAME_HEADER);
         let value = self.encoding.decode(&frame).map_err(|e| self.protocol_error(e))?;

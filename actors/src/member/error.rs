@@ -2,7 +2,9 @@
 //! RAID: an [`MemberError::Application`] error is an *answer* (identical on
 //! all healthy members, passed to the client), everything else means the
 //! member is failing and the controller degrades it
-//! (`docs/invariants.md#client-errors-are-answers`).
+//! (`docs/invariants.md#client-errors-are-answers`). A reply too large to
+//! keep ([`MemberError::ReplyTooLarge`]) is the client's problem too: the
+//! member answered what it was asked.
 
 use crate::metrics::CallOutcome;
 use std::time::Duration;
@@ -30,6 +32,19 @@ pub enum MemberError {
     /// The member sent something that is not valid ZEO; the connection is dropped.
     #[error("member {member}: protocol error: {error}")]
     Protocol { member: String, error: CodecError },
+    /// The member's reply was larger than `max_frame_size`: read past and
+    /// dropped, the connection is fine. What the client asked for (an
+    /// `undoLog` of every transaction, ...) is too much for one reply.
+    #[error(
+        "member {member}: the reply to {method} has {len} bytes, more than max_frame_size \
+         ({max} bytes): ask for less"
+    )]
+    ReplyTooLarge {
+        member: String,
+        method: String,
+        len: usize,
+        max: usize,
+    },
     /// `register` was refused (unknown storage, read-only server, ...).
     #[error("member {member}: register refused: {error}")]
     Register { member: String, error: ZeoError },
@@ -38,14 +53,19 @@ pub enum MemberError {
 impl MemberError {
     /// True for the failures that make a member unhealthy (not answers).
     pub fn is_member_failure(&self) -> bool {
-        !matches!(self, MemberError::Application { .. })
+        !matches!(
+            self,
+            MemberError::Application { .. } | MemberError::ReplyTooLarge { .. }
+        )
     }
 
     /// The `outcome` label of a call to the member that ended with `result`.
     pub(crate) fn call_outcome<T>(result: &Result<T, MemberError>) -> CallOutcome {
         match result {
             Ok(_) => CallOutcome::Ok,
-            Err(MemberError::Application { .. }) => CallOutcome::ErrorReply,
+            Err(MemberError::Application { .. } | MemberError::ReplyTooLarge { .. }) => {
+                CallOutcome::ErrorReply
+            }
             Err(MemberError::Protocol { .. } | MemberError::Register { .. }) => CallOutcome::Broken,
             Err(MemberError::Timeout { .. }) => CallOutcome::Timeout,
             Err(MemberError::Unavailable { .. }) => CallOutcome::Disconnected,
@@ -86,5 +106,13 @@ mod tests {
             reason: "gone".into(),
         };
         assert_eq!(outcome(lost), CallOutcome::Disconnected);
+        let too_large = MemberError::ReplyTooLarge {
+            member: member(),
+            method: "undoLog".into(),
+            len: 2000,
+            max: 1024,
+        };
+        assert!(!too_large.is_member_failure());
+        assert_eq!(outcome(too_large), CallOutcome::ErrorReply);
     }
 }

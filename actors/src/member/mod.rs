@@ -21,6 +21,7 @@ mod connection;
 mod error;
 mod events;
 mod messages;
+mod oversized;
 pub mod policy;
 mod settings;
 mod snapshot;
@@ -54,6 +55,7 @@ use zeo::exceptions::ZeoError;
 use zeo::handshake::Protocol;
 use zeo::message::{Message, MsgId};
 use zeo::methods::{Request, SendBlob as SendBlobArgs};
+use zeo::oversized::Frame;
 use zeo::reply::Reply;
 use zeo::types::{Oid, Tid};
 
@@ -119,7 +121,7 @@ enum ReplyTo {
 #[rtype(result = "()")]
 struct FromMember {
     generation: u64,
-    item: Result<Bytes, Lost>,
+    item: Result<Frame, Lost>,
 }
 
 impl MemberActor {
@@ -211,7 +213,7 @@ impl MemberActor {
     fn handshake(
         &mut self,
         ctx: &mut Context<Self>,
-        reader: connection::FrameReader,
+        reader: connection::MemberFrameReader,
         writer: connection::ByteWriter,
     ) {
         let generation = self.generation;
@@ -655,7 +657,8 @@ impl Handler<FromMember> for MemberActor {
             return;
         }
         match msg.item {
-            Ok(frame) => self.on_frame(ctx, frame),
+            Ok(Frame::Whole(frame)) => self.on_frame(ctx, frame),
+            Ok(Frame::TooLarge { len, prefix }) => self.on_frame_too_large(ctx, len, &prefix),
             Err(lost) => self.fail(ctx, lost.to_string()),
         }
     }

@@ -51,6 +51,7 @@ pub use messages::{
     TailCopied, VerifyWindow,
 };
 pub use pace::Throttle;
+pub(crate) use verify::has_interface;
 
 use crate::member::{Call, MemberActor};
 use crate::tid::unix_seconds;

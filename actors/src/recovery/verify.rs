@@ -131,7 +131,7 @@ async fn check_blob_support(c: &Copier) -> Result<(), RecoveryError> {
     Ok(())
 }
 
-fn has_interface(info: &Value, name: &str) -> bool {
+pub(crate) fn has_interface(info: &Value, name: &str) -> bool {
     let Some(interfaces) = info.dict_get("interfaces").and_then(Value::as_seq) else {
         return false;
     };

@@ -8,7 +8,9 @@
 use super::dispatch::Refusal;
 use super::*;
 use crate::controller as ctl;
+use crate::tid;
 use crate::transaction::TxnOp;
+use std::time::SystemTime;
 use zeo::methods::{Request, StoreBlobEnd, TpcBegin, TxnId};
 use zeo::reply::{Reply, VoteResult};
 
@@ -151,6 +153,10 @@ impl ClientSession {
         match current {
             Some((current, Phase::Buffering)) if current == id => {
                 let (txn, phase) = self.txn.as_mut().expect("checked above");
+                if let Some(problem) = begin_refusal(txn, self.settings.explicit_tid_skew) {
+                    let error = ZeoError::StorageTransactionError(vec![Value::Str(problem)]);
+                    return self.error(msgid, error);
+                }
                 *phase = Phase::Voting;
                 let vote = ctl::Vote {
                     session: self.id,
@@ -236,4 +242,33 @@ impl ClientSession {
         self.blob_spool = None;
         self.reply(msgid, Value::None)
     }
+}
+
+/// Statuses a client may give `tpc_begin`: `' '` for a normal transaction
+/// and `'p'` for one restored from packed history. FileStorage's iterator
+/// stops at a `'c'` (checkpoint) transaction and skips a `'u'` one, so
+/// either would end every later backup and recovery there, or be missing
+/// from them.
+const ACCEPTED_STATUSES: [&str; 2] = [" ", "p"];
+
+/// Why the vote of `txn` is refused before anything reaches a member, for
+/// what its `tpc_begin` asked (`tpc_begin` is asynchronous: its refusal
+/// can only be the vote's answer); `None` when it is acceptable.
+fn begin_refusal(txn: &TxnBuffer, explicit_tid_skew: std::time::Duration) -> Option<String> {
+    if !ACCEPTED_STATUSES.contains(&txn.status.as_str()) {
+        return Some(format!(
+            "tpc_begin with transaction status {:?} refused: only ' ' and 'p' (a restore of \
+             packed history) are accepted",
+            txn.status
+        ));
+    }
+    let asked = txn.tid?;
+    let latest = tid::latest_explicit(SystemTime::now(), explicit_tid_skew);
+    (asked > latest).then(|| {
+        format!(
+            "tpc_begin asked for tid {asked}, more than [limits] explicit_tid_skew ({}s) in the \
+             future: refused, every later commit would need a higher tid",
+            explicit_tid_skew.as_secs()
+        )
+    })
 }

@@ -63,6 +63,9 @@ pub struct SessionSettings {
     pub max_frame: usize,
     /// Where blob uploads are spooled until their transaction votes.
     pub spool_dir: std::path::PathBuf,
+    /// How far in the future a tid asked for in `tpc_begin` may lie
+    /// (`[limits] explicit_tid_skew`).
+    pub explicit_tid_skew: std::time::Duration,
     /// Who re-reads the configuration (`raid_reload`); `None` in tests
     /// without a configuration file.
     pub reloader: Option<Recipient<ReloadConfiguration>>,
