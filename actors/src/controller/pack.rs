@@ -41,7 +41,7 @@ impl Controller {
             t: pack_time,
             wait: msg.wait,
         });
-        let answers = self.fan_out(&self.writers(), Call(request));
+        let answers = self.fan_out(&self.ids(&self.writers()), Call(request));
         ctx.spawn(answers.into_actor(self).then(move |results, act, _| {
             let mut outcome = Ok(());
             let mut packed = None;
