@@ -27,6 +27,7 @@ use zeoraid_actors::controller::{
 };
 use zeoraid_actors::session::SessionSettings;
 use zeoraid_actors::state::{ArrayRecord, FileStore, StateStore};
+use zeoraid_actors::token::Token;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -127,6 +128,8 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), 
         max_frame: config.max_frame_size,
         spool_dir: config.spool_dir.clone(),
         reloader: Some(reloader.clone().recipient()),
+        admin_calls: config.zeo_admin_calls,
+        admin_token: config.http.token.clone().map(Token::new),
     });
     let front = actix_rt::spawn(crate::front::serve(
         listener,
@@ -163,6 +166,8 @@ fn log_configuration(config: &Config, log: &Logger) {
         "msgpack" => config.msgpack,
         "http" => %config.http.listen,
         "http_token" => config.http.token.is_some(),
+        "http_token_for_reads" => config.http.token_for_reads,
+        "zeo_admin_calls" => config.zeo_admin_calls.as_str(),
         "members" => config.members.len(),
     );
     for member in &config.members {
@@ -218,7 +223,8 @@ fn start_http(
     crate::http::start(
         crate::http::Settings {
             listen: config.http.listen,
-            token: config.http.token.clone(),
+            token: config.http.token.clone().map(Token::new),
+            token_for_reads: config.http.token_for_reads,
             reloader,
             admin_timeout: config.timeouts.commit + HTTP_ADMIN_SLACK,
         },

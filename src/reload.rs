@@ -87,6 +87,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     check("timeouts", old.timeouts != new.timeouts);
     check("recovery", old.recovery != new.recovery);
     check("http", old.http != new.http);
+    check("zeo_admin_calls", old.zeo_admin_calls != new.zeo_admin_calls);
     check("log", old.log != new.log);
     check(
         "restart",

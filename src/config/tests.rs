@@ -1135,6 +1135,34 @@ fn token_must_not_be_empty_when_set() {
 }
 
 #[test]
+fn zeo_admin_calls_defaults_to_status_and_takes_three_values() {
+    assert_eq!(ok(&with_members("")).zeo_admin_calls, ZeoAdminCalls::Status);
+    for (text, mode) in [
+        ("status", ZeoAdminCalls::Status),
+        ("all", ZeoAdminCalls::All),
+        ("none", ZeoAdminCalls::None),
+    ] {
+        let config = ok(&with_members(&format!("zeo_admin_calls = \"{text}\"")));
+        assert_eq!(config.zeo_admin_calls, mode);
+    }
+    assert_problem(
+        &with_members("zeo_admin_calls = \"yes\""),
+        "zeo_admin_calls: expected \"status\", \"all\" or \"none\", got \"yes\"",
+    );
+}
+
+#[test]
+fn token_for_reads_needs_a_token() {
+    assert!(!ok(&with_members("")).http.token_for_reads);
+    let c = ok(&with_members("[http]\ntoken = \"t\"\ntoken_for_reads = true"));
+    assert!(c.http.token_for_reads);
+    assert_problem(
+        &with_members("[http]\ntoken_for_reads = true"),
+        "http.token_for_reads: needs http.token",
+    );
+}
+
+#[test]
 fn log_format_and_level_are_checked() {
     assert_problem(
         &with_members("[log]\nformat = \"xml\""),

@@ -27,6 +27,8 @@ mod undo_filter;
 mod undo_pack;
 mod voted_read;
 
+pub use management::ZeoAdminCalls;
+
 use crate::controller::{
     ClusterMode, Controller, ReloadConfiguration, Serving, SessionClosed, SessionId, ToSession,
 };
@@ -64,6 +66,11 @@ pub struct SessionSettings {
     /// Who re-reads the configuration (`raid_reload`); `None` in tests
     /// without a configuration file.
     pub reloader: Option<Recipient<ReloadConfiguration>>,
+    /// Which `raid_*` calls clients may make (`zeo_admin_calls`).
+    pub admin_calls: ZeoAdminCalls,
+    /// The token the mutating `raid_*` calls must carry as their last
+    /// argument (`[http] token`); `None`: they carry none.
+    pub admin_token: Option<crate::token::Token>,
 }
 
 /// Where the client's transaction is in two-phase commit.
