@@ -81,6 +81,11 @@ fn status_by_default_answers_the_reads_and_refuses_the_mutating_calls() {
         "zeo_admin_calls = \"status\"",
     );
     assert_refused(&mut client, "raid_reload", &[], "zeo_admin_calls = \"status\"");
+    // The tests' panic trigger is an unknown name unless ZEORAID_TEST_PANICS=1.
+    match call(&mut client, "raid_panic_for_tests", &[]) {
+        Err(ZeoError::Other { class, .. }) => assert_eq!(class, "builtins.AttributeError"),
+        other => panic!("raid_panic_for_tests: {other:?}"),
+    }
     assert_untouched(&array, &mut client);
 }
 

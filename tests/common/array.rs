@@ -797,3 +797,22 @@ fn spawn_log_reader(stderr: ChildStderr, log: Arc<LogShared>) -> JoinHandle<()> 
         })
         .expect("spawn the zeoraid stderr reader")
 }
+
+/// `config` (a zeoraid.toml) without the `[[members]]` table of `name`.
+pub fn without_member(config: &str, name: &str) -> String {
+    // Blocks: a table header and the lines up to the next header.
+    let mut blocks: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in config.lines() {
+        if line.starts_with('[') {
+            blocks.push(Vec::new());
+        }
+        blocks.last_mut().expect("a block").push(line);
+    }
+    let named = format!("name = \"{name}\"");
+    blocks
+        .into_iter()
+        .filter(|b| !(b.first() == Some(&"[[members]]") && b.contains(&named.as_str())))
+        .flatten()
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
