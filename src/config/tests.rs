@@ -255,6 +255,7 @@ fn shipped_reference_config_is_valid_and_shows_the_defaults() {
     assert_eq!(c.recovery, d.recovery);
     assert_eq!(c.slow_member, d.slow_member);
     assert_eq!(c.http, d.http);
+    assert_eq!(c.zeo_admin_calls, d.zeo_admin_calls);
     assert_eq!(c.log, d.log);
     // Its second member demonstrates the override merge.
     assert_eq!(c.members[0].restart, DEFAULT_RESTART);
