@@ -30,9 +30,12 @@ pub fn install(log: Logger, guard: LogGuard) {
         let thread = thread.name().unwrap_or("unnamed");
         let location = info.location().map(|l| l.to_string()).unwrap_or_default();
         let message = panic_message(info.payload());
-        crit!(log, "panic: zeoraid exits"; "thread" => thread, "location" => &location,
-            "message" => &message, "exit_status" => EXIT_PANIC);
-        flush_log();
+        // The logging thread itself cannot log and wait for its own flush.
+        if thread != crate::logging::LOG_THREAD {
+            crit!(log, "panic: zeoraid exits"; "thread" => thread, "location" => &location,
+                "message" => &message, "exit_status" => EXIT_PANIC);
+            flush_log();
+        }
         // Also where a supervisor captures it, in case the log goes nowhere.
         eprintln!(
             "zeoraid: panic in thread {thread} at {location}: {message}; exiting with status {EXIT_PANIC}"
