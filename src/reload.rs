@@ -133,4 +133,12 @@ mod tests {
         let moved = config("address = \"127.0.0.1:9003\"\nmsgpack = false");
         assert!(needs_restart(&old, &moved).is_empty());
     }
+
+    #[test]
+    fn zeo_admin_calls_needs_a_restart() {
+        let old = config("address = \"127.0.0.1:9002\"");
+        let mut all = old.clone();
+        all.zeo_admin_calls = crate::config::ZeoAdminCalls::All;
+        assert_eq!(needs_restart(&old, &all), ["zeo_admin_calls"]);
+    }
 }
