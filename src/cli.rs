@@ -2,8 +2,8 @@
 //! `zeoraid ctl` (talking to a running daemon; see [`crate::ctl`]).
 //!
 //! This module and [`crate::ctl`] are the only ones that write to
-//! stdout/stderr directly; once logging is up, everything else goes
-//! through slog. Exit codes follow the usual convention that 2 means "you
+//! stdout/stderr directly (and [`crate::panics`], a panic's last line);
+//! once logging is up, everything else goes through slog. Exit codes follow the usual convention that 2 means "you
 //! called me wrong": bad arguments (clap's own code) and an invalid config
 //! both exit 2, so scripts can tell a configuration mistake from a runtime
 //! failure (1). `ctl` has its own: those of a Nagios plugin (0 OK,
@@ -88,22 +88,24 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
-    let (log, _guard) = match logging::init(&config.log) {
+    let (log, guard) = match logging::init(&config.log) {
         Ok(logging) => logging,
         Err(err) => {
             eprintln!("zeoraid: {err}");
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    crate::panics::install(log.clone(), guard);
     info!(log, "config loaded"; "path" => %args.config.display());
-    match daemon::run(config, args.config.clone(), &log) {
+    let code = match daemon::run(config, args.config.clone(), &log) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             crit!(log, "zeoraid failed"; "error" => %err);
             ExitCode::from(EXIT_FAILURE)
         }
-    }
-    // `_guard` drops here, flushing the log before the process exits.
+    };
+    crate::panics::flush_log();
+    code
 }
 
 fn report_config_error(err: &ConfigError) {

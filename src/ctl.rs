@@ -14,7 +14,8 @@
 //!
 //! Where the endpoint is: `--url`, else `--config FILE`'s `[http] listen`,
 //! else `$ZEORAID_URL`, else `http://127.0.0.1:8101` (the default listen).
-//! The token for disable/reload: `--token` / `$ZEORAID_TOKEN`, else the
+//! The token (for disable/reload, and for every read when the daemon has
+//! `[http] token_for_reads`): `--token` / `$ZEORAID_TOKEN`, else the
 //! config file's `[http] token`.
 //!
 //! Like `cli.rs`, this module writes to stdout/stderr directly: it is
@@ -274,15 +275,23 @@ fn request(target: &Target, method: &str, path: &str, timeout: Duration) -> Resu
         .build()
         .into();
     let url = format!("{}{path}", target.base);
+    // The token goes with reads too: `[http] token_for_reads` may ask for it.
+    let authorization = target.token.as_ref().map(|token| format!("Bearer {token}"));
     let result = match method {
         "POST" => {
             let mut request = agent.post(&url);
-            if let Some(token) = &target.token {
-                request = request.header("Authorization", &format!("Bearer {token}"));
+            if let Some(value) = &authorization {
+                request = request.header("Authorization", value);
             }
             request.send_empty()
         }
-        _ => agent.get(&url).call(),
+        _ => {
+            let mut request = agent.get(&url);
+            if let Some(value) = &authorization {
+                request = request.header("Authorization", value);
+            }
+            request.call()
+        }
     };
     let mut response = result.map_err(|e| format!("cannot reach zeoraid at {}: {e}", target.base))?;
     let code = response.status().as_u16();

@@ -27,6 +27,7 @@ use zeoraid_actors::controller::{
 };
 use zeoraid_actors::session::SessionSettings;
 use zeoraid_actors::state::{ArrayRecord, FileStore, StateStore};
+use zeoraid_actors::token::Token;
 use zeoraid_actors::transaction;
 
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +132,8 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), 
         reloader: Some(reloader.clone().recipient()),
         handshake_timeout: config.timeouts.handshake,
         client_backlog: config.limits.client_backlog,
+        admin_calls: config.zeo_admin_calls,
+        admin_token: config.http.token.clone().map(Token::new),
     });
     let max_clients = config.limits.max_client_connections;
     crate::front::fit_descriptor_limit(max_clients, crate::config::RESERVED_DESCRIPTORS, &log);
@@ -170,6 +173,8 @@ fn log_configuration(config: &Config, log: &Logger) {
         "msgpack" => config.msgpack,
         "http" => %config.http.listen,
         "http_token" => config.http.token.is_some(),
+        "http_token_for_reads" => config.http.token_for_reads,
+        "zeo_admin_calls" => config.zeo_admin_calls.as_str(),
         "members" => config.members.len(),
     );
     for member in &config.members {
@@ -225,7 +230,8 @@ fn start_http(
     crate::http::start(
         crate::http::Settings {
             listen: config.http.listen,
-            token: config.http.token.clone(),
+            token: config.http.token.clone().map(Token::new),
+            token_for_reads: config.http.token_for_reads,
             reloader,
             admin_timeout: config.timeouts.commit + HTTP_ADMIN_SLACK,
         },

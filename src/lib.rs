@@ -13,4 +13,5 @@ pub mod front;
 pub mod http;
 pub mod logging;
 pub mod members;
+pub mod panics;
 pub mod reload;

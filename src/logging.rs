@@ -18,6 +18,9 @@ use crate::config::{LogFormat, LogSettings};
 /// reports how many, which beats blocking the actors on log I/O.
 const CHANNEL_SIZE: usize = 8192;
 
+/// The name of the thread that writes the log records.
+pub(crate) const LOG_THREAD: &str = "zeoraid-log";
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoggingError {
     #[error("cannot route the log crate into slog (a logger is already installed): {0}")]
@@ -92,7 +95,7 @@ pub(crate) fn build(settings: &LogSettings, sink: Sink) -> (Logger, slog_async::
     };
     let (async_drain, guard) = slog_async::Async::new(format)
         .chan_size(CHANNEL_SIZE)
-        .thread_name("zeoraid-log".to_owned())
+        .thread_name(LOG_THREAD.to_owned())
         .build_with_guard();
     // Filtering before the channel keeps suppressed debug/trace records
     // from costing a serialisation and a send each.

@@ -88,6 +88,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     check("limits", old.limits != new.limits);
     check("recovery", old.recovery != new.recovery);
     check("http", old.http != new.http);
+    check("zeo_admin_calls", old.zeo_admin_calls != new.zeo_admin_calls);
     check("log", old.log != new.log);
     check(
         "restart",
@@ -132,5 +133,13 @@ mod tests {
         // A member with a new address is replaced: its settings apply now.
         let moved = config("address = \"127.0.0.1:9003\"\nmsgpack = false");
         assert!(needs_restart(&old, &moved).is_empty());
+    }
+
+    #[test]
+    fn zeo_admin_calls_needs_a_restart() {
+        let old = config("address = \"127.0.0.1:9002\"");
+        let mut all = old.clone();
+        all.zeo_admin_calls = crate::config::ZeoAdminCalls::All;
+        assert_eq!(needs_restart(&old, &all), ["zeo_admin_calls"]);
     }
 }

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::array::{Array, ArrayOptions, LOG_WAIT};
+use common::array::{without_member, Array, ArrayOptions, LOG_WAIT};
 use common::http::{request, Answer};
 use common::rawclient::RawClient;
 use common::records::ROOT_RECORD;
@@ -546,24 +546,6 @@ fn disable_under_write_load_loses_nothing_and_stops_writes_to_the_member() {
 // ----- reload ----------------------------------------------------------------
 
 /// The config with the `[[members]]` table of `name` removed.
-fn without_member(config: &str, name: &str) -> String {
-    // Blocks: a table header and the lines up to the next header.
-    let mut blocks: Vec<Vec<&str>> = vec![Vec::new()];
-    for line in config.lines() {
-        if line.starts_with('[') {
-            blocks.push(Vec::new());
-        }
-        blocks.last_mut().expect("a block").push(line);
-    }
-    let named = format!("name = \"{name}\"");
-    blocks
-        .into_iter()
-        .filter(|b| !(b.first() == Some(&"[[members]]") && b.contains(&named.as_str())))
-        .flatten()
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
-
 fn with_member(config: &str, name: &str, addr: SocketAddr) -> String {
     format!(
         "{}\n[[members]]\nname = \"{name}\"\naddress = \"{addr}\"\n",

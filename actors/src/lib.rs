@@ -21,6 +21,7 @@ pub mod session;
 pub mod state;
 pub mod status;
 pub mod tid;
+pub mod token;
 pub mod transaction;
 pub mod voting;
 mod wire;

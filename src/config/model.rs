@@ -119,6 +119,8 @@ pub struct Config {
     /// When a member far slower than its peers at committing is degraded.
     pub slow_member: SlowPolicy,
     pub http: Http,
+    /// Which `raid_*` management calls ZEO clients may make.
+    pub zeo_admin_calls: ZeoAdminCalls,
     pub log: LogSettings,
     pub members: Vec<Member>,
 }
@@ -167,6 +169,8 @@ pub use zeoraid_actors::controller::{ClusterMode, FailMode, SlowPolicy};
 /// (degraded) and only probed occasionally: the member actor's own policy
 /// type, so config and actors share one definition and one set of defaults.
 pub use zeoraid_actors::member::RestartPolicy;
+/// Which management calls the ZEO port answers: the session's own type.
+pub use zeoraid_actors::session::ZeoAdminCalls;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recovery {
@@ -198,6 +202,9 @@ pub struct Http {
     /// Bearer token required for admin requests; `None` leaves them open
     /// (only sensible when `listen` is loopback).
     pub token: Option<String>,
+    /// The `GET` routes need the token too, except `/healthz` and
+    /// `/readyz` (probes of load balancers and service managers).
+    pub token_for_reads: bool,
 }
 
 // Hand-written so the token never ends up in a log line or panic message.
@@ -206,6 +213,7 @@ impl fmt::Debug for Http {
         f.debug_struct("Http")
             .field("listen", &self.listen)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_for_reads", &self.token_for_reads)
             .finish()
     }
 }

@@ -32,6 +32,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "recovery",
     "slow_member",
     "http",
+    "zeo_admin_calls",
     "log",
     "members",
 ];
@@ -53,6 +54,7 @@ pub struct RawConfig {
     pub recovery: Option<RawRecovery>,
     pub slow_member: Option<RawSlowMember>,
     pub http: Option<RawHttp>,
+    pub zeo_admin_calls: Option<String>,
     pub log: Option<RawLog>,
     pub members: Option<Vec<RawMember>>,
 }
@@ -114,6 +116,7 @@ pub struct RawSlowMember {
 pub struct RawHttp {
     pub listen: Option<String>,
     pub token: Option<String>,
+    pub token_for_reads: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -276,6 +276,7 @@ fn shipped_reference_config_is_valid_and_shows_the_defaults() {
     assert_eq!(c.recovery, d.recovery);
     assert_eq!(c.slow_member, d.slow_member);
     assert_eq!(c.http, d.http);
+    assert_eq!(c.zeo_admin_calls, d.zeo_admin_calls);
     assert_eq!(c.log, d.log);
     // Its second member demonstrates the override merge.
     assert_eq!(c.members[0].restart, DEFAULT_RESTART);
@@ -1168,6 +1169,34 @@ fn token_must_not_be_empty_when_set() {
             "http.token: must not be empty when set",
         );
     }
+}
+
+#[test]
+fn zeo_admin_calls_defaults_to_status_and_takes_three_values() {
+    assert_eq!(ok(&with_members("")).zeo_admin_calls, ZeoAdminCalls::Status);
+    for (text, mode) in [
+        ("status", ZeoAdminCalls::Status),
+        ("all", ZeoAdminCalls::All),
+        ("none", ZeoAdminCalls::None),
+    ] {
+        let config = ok(&with_members(&format!("zeo_admin_calls = \"{text}\"")));
+        assert_eq!(config.zeo_admin_calls, mode);
+    }
+    assert_problem(
+        &with_members("zeo_admin_calls = \"yes\""),
+        "zeo_admin_calls: expected \"status\", \"all\" or \"none\", got \"yes\"",
+    );
+}
+
+#[test]
+fn token_for_reads_needs_a_token() {
+    assert!(!ok(&with_members("")).http.token_for_reads);
+    let c = ok(&with_members("[http]\ntoken = \"t\"\ntoken_for_reads = true"));
+    assert!(c.http.token_for_reads);
+    assert_problem(
+        &with_members("[http]\ntoken_for_reads = true"),
+        "http.token_for_reads: needs http.token",
+    );
 }
 
 #[test]

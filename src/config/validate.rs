@@ -82,6 +82,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
     let recovery = recovery(&mut p, raw.recovery.unwrap_or_default());
     let slow_member = slow_member_policy(&mut p, raw.slow_member.unwrap_or_default());
     let http = http(&mut p, raw.http.unwrap_or_default(), valid_listen);
+    let zeo_admin_calls = zeo_admin_calls(&mut p, raw.zeo_admin_calls.as_deref());
     let log = log_settings(&mut p, raw.log.unwrap_or_default(), log_env);
     let members = members(&mut p, raw.members.unwrap_or_default(), &restart, valid_listen);
 
@@ -100,6 +101,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
         recovery,
         slow_member,
         http,
+        zeo_admin_calls,
         log,
         members,
     };
@@ -132,6 +134,19 @@ fn cluster_mode(p: &mut Problems, raw: Option<&str>) -> ClusterMode {
             );
             ClusterMode::Single
         }
+    }
+}
+
+fn zeo_admin_calls(p: &mut Problems, raw: Option<&str>) -> ZeoAdminCalls {
+    match raw {
+        None => ZeoAdminCalls::default(),
+        Some(text) => ZeoAdminCalls::parse(text).unwrap_or_else(|| {
+            p.push(
+                "zeo_admin_calls",
+                format!("expected {}, got {text:?}", ZeoAdminCalls::NAMES),
+            );
+            ZeoAdminCalls::default()
+        }),
     }
 }
 
@@ -323,7 +338,14 @@ fn http(p: &mut Problems, raw: RawHttp, valid_listen: Option<SocketAddr>) -> Htt
             }
             other => other,
         },
+        token_for_reads: raw.token_for_reads.unwrap_or(false),
     };
+    if http.token_for_reads && http.token.is_none() {
+        p.push(
+            "http.token_for_reads",
+            "needs http.token (the token the reads must carry)",
+        );
+    }
     // Port 0 asks the OS for a free port: the two never collide.
     if http_listen.is_some() && http_listen == valid_listen && valid_listen.is_some_and(|l| l.port() != 0) {
         p.push(

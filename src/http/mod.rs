@@ -22,7 +22,8 @@
 //!
 //! Mutating calls (every `POST`) need `Authorization: Bearer TOKEN` when
 //! `[http] token` is set (401 otherwise; the token is compared in constant
-//! time and never logged). Reads need no token.
+//! time and never logged). Reads need it only with `[http]
+//! token_for_reads`, and `/healthz` and `/readyz` never (see `status.rs`).
 //!
 //! Route handlers live one file per family: `status.rs` (reads) and
 //! `admin.rs` (mutations); the query strings they take are in `query.rs`.
@@ -48,6 +49,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use zeoraid_actors::controller::{Controller, ReloadConfiguration};
+use zeoraid_actors::token::Token;
 
 /// How long a read route waits for the controller before it answers 503.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -58,7 +60,9 @@ const STOP_TIMEOUT_SECS: u64 = 5;
 /// What the endpoint needs from the daemon.
 pub struct Settings {
     pub listen: SocketAddr,
-    pub token: Option<String>,
+    pub token: Option<Token>,
+    /// The read routes need the token too (not `/healthz`, `/readyz`).
+    pub token_for_reads: bool,
     /// Answers `POST /reload`.
     pub reloader: Recipient<ReloadConfiguration>,
     /// How long an admin call may wait for the controller: a reload waits
@@ -70,7 +74,8 @@ pub struct Settings {
 pub(crate) struct State {
     controller: actix::Addr<Controller>,
     reloader: Recipient<ReloadConfiguration>,
-    token: Option<String>,
+    token: Option<Token>,
+    token_for_reads: bool,
     admin_timeout: Duration,
     /// Set when the daemon starts shutting down: `/readyz` answers 503.
     draining: Arc<AtomicBool>,
@@ -119,6 +124,7 @@ pub fn start(
         controller,
         reloader: settings.reloader,
         token: settings.token,
+        token_for_reads: settings.token_for_reads,
         admin_timeout: settings.admin_timeout,
         draining: Arc::clone(&draining),
         log: log.clone(),
@@ -270,9 +276,18 @@ impl actix_web::Responder for ApiError {
 }
 
 impl State {
-    /// Checks the bearer token of a mutating request, when one is
-    /// configured. The comparison takes the same time wherever the given
-    /// token differs; a refusal is logged without the token.
+    /// Checks the bearer token of a read, when `token_for_reads` is set.
+    pub(crate) fn authorize_read(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        if self.token_for_reads {
+            self.authorize(req)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Checks the bearer token of a request, when one is configured. The
+    /// comparison takes the same time wherever the given token differs; a
+    /// refusal is logged without the token.
     pub(crate) fn authorize(&self, req: &HttpRequest) -> Result<(), ApiError> {
         let Some(expected) = &self.token else {
             return Ok(());
@@ -283,7 +298,7 @@ impl State {
             .and_then(|v| v.to_str().ok())
             .and_then(bearer_token);
         let why = match given {
-            Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => return Ok(()),
+            Some(given) if expected.accepts(given) => return Ok(()),
             Some(_) => "wrong bearer token",
             None => "missing bearer token (Authorization: Bearer TOKEN)",
         };
@@ -304,31 +319,9 @@ fn bearer_token(value: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Equality whose time depends only on `expected`'s length, not on where
-/// `given` differs (nor on `given`'s length).
-fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
-    let mut diff = u8::from(given.len() != expected.len());
-    for (i, e) in expected.iter().enumerate() {
-        let g = given.get(i).copied().unwrap_or(!e);
-        diff |= std::hint::black_box(g ^ e);
-    }
-    diff == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secreT", b"secret"));
-        assert!(!constant_time_eq(b"secret2", b"secret"));
-        assert!(!constant_time_eq(b"secre", b"secret"));
-        assert!(!constant_time_eq(b"", b"secret"));
-        // A missing byte is never taken for a match, whatever its value.
-        assert!(!constant_time_eq(b"\xff", b"\x00\x00"));
-    }
 
     #[test]
     fn bearer_header() {

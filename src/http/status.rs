@@ -1,10 +1,14 @@
 //! The read routes: `/status`, `/details`, `/actors`, `/metrics`,
-//! `/healthz`, `/readyz`. None needs the token; none changes anything.
+//! `/healthz`, `/readyz`. None changes anything. With `[http]
+//! token_for_reads` the first four need the token; `/healthz` and
+//! `/readyz` never do (the probes of load balancers and service managers
+//! seldom carry one), and `/readyz` then leaves out the summary, which
+//! names members and why they are degraded.
 
 use super::query::ActorsQuery;
 use super::{ApiError, State, READ_TIMEOUT};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use zeoraid_actors::controller::{ActorsSnapshot, ArrayStatus, Status};
@@ -34,7 +38,8 @@ pub struct StatusLine {
 
 /// `GET /status`: the array's [`StatusLine`]. 200 whatever the status is:
 /// the answer is the status (`/readyz` is the probe that fails).
-pub(super) async fn status(state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn status(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    state.authorize_read(&req)?;
     let s = state.array_status().await?;
     Ok(HttpResponse::Ok().json(StatusLine {
         status: s.status,
@@ -46,7 +51,8 @@ pub(super) async fn status(state: web::Data<State>) -> Result<HttpResponse, ApiE
 /// optimal members and quorum, commits/aborts/conflicts, clients) and every
 /// member (state, kind and reason of a degradation and since when, first
 /// missed tid, connection, last tid, lag, failures).
-pub(super) async fn details(state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn details(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    state.authorize_read(&req)?;
     Ok(HttpResponse::Ok().json(state.array_status().await?))
 }
 
@@ -56,7 +62,9 @@ pub(super) async fn details(state: web::Data<State>) -> Result<HttpResponse, Api
 pub(super) async fn actors(
     state: web::Data<State>,
     query: web::Query<ActorsQuery>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    state.authorize_read(&req)?;
     let within = query.within();
     let view = state
         .controller
@@ -68,10 +76,11 @@ pub(super) async fn actors(
 }
 
 /// `GET /metrics`: every metric in the Prometheus text format.
-pub(super) async fn metrics() -> HttpResponse {
-    HttpResponse::Ok()
+pub(super) async fn metrics(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    state.authorize_read(&req)?;
+    Ok(HttpResponse::Ok()
         .content_type(METRICS_CONTENT_TYPE)
-        .body(zeoraid_actors::metrics::render())
+        .body(zeoraid_actors::metrics::render()))
 }
 
 /// `GET /healthz`: the process is alive and its HTTP endpoint answers; it
@@ -96,10 +105,11 @@ pub(super) async fn readyz(state: web::Data<State>) -> Result<HttpResponse, ApiE
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let summary = (!state.token_for_reads).then_some(s.summary);
     Ok(HttpResponse::build(code).json(json!({
         "ready": ready,
         "status": s.status,
-        "summary": s.summary,
+        "summary": summary,
         "draining": draining,
     })))
 }

@@ -84,6 +84,11 @@ pub struct ArrayOptions {
     pub relayed: Vec<usize>,
     /// `[http] token`: admin requests need `Authorization: Bearer TOKEN`.
     pub http_token: Option<String>,
+    /// `[http] token_for_reads`: the read routes need the token too.
+    pub http_token_for_reads: bool,
+    /// Environment variables zeoraid is started with (besides the
+    /// test's own, less every `ZEORAID_*` one).
+    pub env: Vec<(String, String)>,
 }
 
 impl ArrayOptions {
@@ -101,6 +106,8 @@ impl ArrayOptions {
             member_storages: Vec::new(),
             relayed: Vec::new(),
             http_token: None,
+            http_token_for_reads: false,
+            env: Vec::new(),
         }
     }
 }
@@ -636,6 +643,9 @@ impl Array {
         if let Some(token) = &o.http_token {
             config.push_str(&format!("token = \"{token}\"\n"));
         }
+        if o.http_token_for_reads {
+            config.push_str("token_for_reads = true\n");
+        }
         config.push_str(&format!(
             "\n[log]\nformat = \"json\"\nlevel = \"{}\"\n",
             o.log_level
@@ -681,6 +691,7 @@ impl Array {
                 command.env_remove(key);
             }
         }
+        command.envs(self.options.env.iter().map(|(k, v)| (k, v)));
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot spawn {}: {e}", self.options.binary.display()))?;
@@ -785,4 +796,23 @@ fn spawn_log_reader(stderr: ChildStderr, log: Arc<LogShared>) -> JoinHandle<()> 
             }
         })
         .expect("spawn the zeoraid stderr reader")
+}
+
+/// `config` (a zeoraid.toml) without the `[[members]]` table of `name`.
+pub fn without_member(config: &str, name: &str) -> String {
+    // Blocks: a table header and the lines up to the next header.
+    let mut blocks: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in config.lines() {
+        if line.starts_with('[') {
+            blocks.push(Vec::new());
+        }
+        blocks.last_mut().expect("a block").push(line);
+    }
+    let named = format!("name = \"{name}\"");
+    blocks
+        .into_iter()
+        .filter(|b| !(b.first() == Some(&"[[members]]") && b.contains(&named.as_str())))
+        .flatten()
+        .map(|l| format!("{l}\n"))
+        .collect()
 }

@@ -49,7 +49,13 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) 
             }
             request.send_empty()
         }
-        "GET" => agent.get(&url).call(),
+        "GET" => {
+            let mut request = agent.get(&url);
+            if let Some(token) = token {
+                request = request.header("Authorization", &format!("Bearer {token}"));
+            }
+            request.call()
+        }
         "DELETE" => agent.delete(&url).call(),
         other => panic!("method {other}"),
     };

@@ -104,12 +104,15 @@ enabled = false
 
 
 def zeoraid_options(cluster_mode="single", fail_mode="close",
-                    call="10s", commit="10s", transaction="30s"):
+                    call="10s", commit="10s", transaction="30s",
+                    zeo_admin_calls="status"):
     """zeoraid.toml lines for a test. The 10 s deadlines (the SIGSTOP test
     sets 2 s) are far below the defaults, yet long enough that a busy
-    machine never trips them: a kill -9 is noticed at once anyway."""
+    machine never trips them: a kill -9 is noticed at once anyway.
+    zeo_admin_calls = "all" lets the test call raid_disable & co. over ZEO."""
     return (f'cluster_mode = "{cluster_mode}"\n'
-            f'fail_mode = "{fail_mode}"\n\n'
+            f'fail_mode = "{fail_mode}"\n'
+            f'zeo_admin_calls = "{zeo_admin_calls}"\n\n'
             f'[timeouts]\ncall = "{call}"\ncommit = "{commit}"\n'
             f'transaction = "{transaction}"\n\n'
             + BASE_OPTIONS)

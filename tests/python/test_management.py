@@ -5,7 +5,11 @@ real runzeo members, through the daemon binary:
       the gocept.zeoraid management calls as old tooling makes them,
       through ClientStorage._call: raid_status, raid_details,
       raid_disable('m2') and the status after it, raid_reload; the HTTP
-      endpoint agrees; raid_recover('m2') brings it back.
+      endpoint agrees; raid_recover('m2') brings it back (with
+      zeo_admin_calls = "all").
+  test_mutating_raid_calls_refused_by_default
+      without zeo_admin_calls, raid_disable through ClientStorage._call is
+      refused with an error naming the setting; the member stays optimal.
   test_disable_under_clientstorage_write_load
       4 ZODB writers (ClientStorage + DB) commit while m2 is disabled
       through POST /members/m2/disable: no writer sees an error, every
@@ -58,7 +62,9 @@ def member_last_transaction(raid, name):
 
 @with_logs
 def test_raid_calls_through_client_storage(raid):
-    raid.start(2)
+    # The mutating calls over ZEO need zeo_admin_calls = "all" (the
+    # default answers only raid_status and raid_details).
+    raid.start(2, zeo_admin_calls="all")
     storage = raid.storage()
 
     def call(*args):
@@ -109,6 +115,19 @@ def test_raid_calls_through_client_storage(raid):
         assert time.monotonic() < deadline, call("raid_details")
         time.sleep(0.05)
     assert call("raid_details") == {"m1": "optimal", "m2": "optimal"}
+
+
+@with_logs
+def test_mutating_raid_calls_refused_by_default(raid):
+    raid.start(2)
+    storage = raid.storage()
+    assert bounded(lambda: storage._call("raid_status"), "raid_status") \
+        == "optimal"
+    with pytest.raises(Exception) as info:
+        bounded(lambda: storage._call("raid_disable", "m2"), "raid_disable")
+    assert "zeo_admin_calls" in str(info.value), repr(info.value)
+    assert bounded(lambda: storage._call("raid_details"), "raid_details") \
+        == {"m1": "optimal", "m2": "optimal"}
 
 
 @with_logs

@@ -648,7 +648,7 @@ def test_full_copy_of_an_added_member_with_blobs_and_undo(raid, tmp_path,
 
 @with_logs
 def test_diverged_member_is_refused(raid):
-    raid.start(2, recovery="auto = false")
+    raid.start(2, recovery="auto = false", zeo_admin_calls="all")
     db = raid.db()
     acked = commit_many(db, "a", 5)
     acked += miss_commits(raid, db, "m2", "b", 3)

@@ -167,7 +167,8 @@ impl Controller {
     }
 
     /// Applies a reload; runs only while no transaction holds the commit
-    /// lock (member indexes change).
+    /// lock. Member indexes change: calls still out (`new_oids`, a finish
+    /// the lock no longer waits for) carry member ids, not indexes.
     pub(super) fn apply_reload(&mut self, ctx: &mut Context<Self>, queued: QueuedReload) {
         let result = self.reload(ctx, queued.msg);
         let _ = queued.reply.send(result);
@@ -228,7 +229,7 @@ impl Controller {
         self.members.retain(|s| !gone.iter().any(|g| *g == *s.name));
         let me = ctx.address().recipient();
         for settings in msg.members.iter().filter(|m| !keep.contains(&m.name)) {
-            let mut slot = Slot::new(settings.clone());
+            let mut slot = Slot::new(self.new_member_id(), settings.clone());
             slot.settled = true;
             slot.start_actor(me.clone(), &self.log);
             self.members.push(slot);

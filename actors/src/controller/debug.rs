@@ -89,7 +89,7 @@ impl Controller {
                 participants: c
                     .participants
                     .iter()
-                    .map(|&i| self.members[i].name.to_string())
+                    .filter_map(|&id| Some(self.members[self.index_of(id)?].name.to_string()))
                     .collect(),
                 held_for_ms: c.since.elapsed().as_millis() as u64,
             }),

@@ -4,11 +4,12 @@
 //! caller to judge) and failures (the member is degraded here, with the
 //! reason, so no caller forgets to).
 
-use super::{Controller, DegradeKind};
+use super::{Controller, DegradeKind, MemberId};
 use crate::member::{MemberActor, MemberError};
 use actix::dev::ToEnvelope;
 use actix::{Addr, Handler, MailboxError, Message};
 use futures::future::join_all;
+use slog::debug;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use zeo::exceptions::ZeoError;
@@ -23,7 +24,10 @@ pub(super) type Timed = (MemberResult, Duration);
 
 /// One member's sorted answer: a reply or the member's application error.
 pub(super) struct Answered<T> {
-    pub member: usize,
+    pub member: MemberId,
+    /// Where the member is in `members` when its answer is sorted: valid
+    /// until the handler that sorted it returns (a reload may move it).
+    pub index: usize,
     pub answer: Result<T, ZeoError>,
     pub took: Duration,
 }
@@ -42,35 +46,40 @@ impl Controller {
     /// message at once (only a sender parked by an earlier send waits to be
     /// polled), so the order of the controller's sends is the order on the
     /// member's connection, which the pipelined commit relies on.
-    pub(super) fn member(&self, index: usize) -> Option<Addr<MemberActor>> {
-        self.members[index].addr.clone()
+    pub(super) fn member(&self, id: MemberId) -> Option<Addr<MemberActor>> {
+        let slot = self.members.iter().find(|m| m.id == id)?;
+        slot.addr.clone()
     }
 
     /// Sends `msg` to each of `members` now (the last one takes `msg`
     /// itself, the others a clone: the vote's requests are value trees) and
     /// resolves with each member's answer, timed. A member without an
     /// actor is left out of the answers.
-    pub(super) fn fan_out<M>(&self, members: &[usize], msg: M) -> impl Future<Output = Vec<(usize, Timed)>>
+    pub(super) fn fan_out<M>(
+        &self,
+        members: &[MemberId],
+        msg: M,
+    ) -> impl Future<Output = Vec<(MemberId, Timed)>>
     where
         M: Message<Result = Result<Reply, MemberError>> + Clone + Send + 'static,
         MemberActor: Handler<M>,
         <MemberActor as actix::Actor>::Context: ToEnvelope<MemberActor, M>,
     {
-        let reachable: Vec<(usize, Addr<MemberActor>)> = members
+        let reachable: Vec<(MemberId, Addr<MemberActor>)> = members
             .iter()
-            .filter_map(|&i| Some((i, self.member(i)?)))
+            .filter_map(|&id| Some((id, self.member(id)?)))
             .collect();
         let mut calls = Vec::with_capacity(reachable.len());
-        let mut indexes = Vec::with_capacity(reachable.len());
-        if let Some(((last_index, last), others)) = reachable.split_last() {
-            for (i, member) in others {
-                indexes.push(*i);
+        let mut ids = Vec::with_capacity(reachable.len());
+        if let Some(((last_id, last), others)) = reachable.split_last() {
+            for (id, member) in others {
+                ids.push(*id);
                 calls.push(timed(member.send(msg.clone())));
             }
-            indexes.push(*last_index);
+            ids.push(*last_id);
             calls.push(timed(last.send(msg)));
         }
-        async move { indexes.into_iter().zip(join_all(calls).await).collect() }
+        async move { ids.into_iter().zip(join_all(calls).await).collect() }
     }
 
     /// Sorts fanned-out answers: `expect` takes the reply it wants (and
@@ -78,20 +87,28 @@ impl Controller {
     /// cost 2 % of the commit path's CPU); a member that failed, or gave a
     /// reply `expect` does not take, is degraded as failed with "`what`
     /// failed: reason" and `first_missed`, and is left out of the result.
+    /// The answer of a member that a reload removed meanwhile is dropped:
+    /// the caller judges as if that member had not been asked.
     pub(super) fn sort_answers<T>(
         &mut self,
-        answers: Vec<(usize, Timed)>,
+        answers: Vec<(MemberId, Timed)>,
         what: &str,
         expect: impl Fn(Reply) -> Result<T, Box<Reply>>,
         first_missed: Option<Tid>,
     ) -> Vec<Answered<T>> {
         let mut sorted = Vec::with_capacity(answers.len());
         for (member, (result, took)) in answers {
+            let Some(index) = self.index_of(member) else {
+                debug!(self.log, "answer of a member removed meanwhile dropped"; "call" => what,
+                    "member_id" => member.0);
+                continue;
+            };
             let failure = match result {
                 Ok(Ok(reply)) => match expect(reply) {
                     Ok(value) => {
                         sorted.push(Answered {
                             member,
+                            index,
                             answer: Ok(value),
                             took,
                         });
@@ -102,6 +119,7 @@ impl Controller {
                 Ok(Err(MemberError::Application { error, .. })) => {
                     sorted.push(Answered {
                         member,
+                        index,
                         answer: Err(error),
                         took,
                     });
@@ -111,7 +129,7 @@ impl Controller {
                 Err(e) => format!("member actor unreachable: {e}"),
             };
             let reason = format!("{what} failed: {failure}");
-            self.degrade(member, DegradeKind::Failed, reason, first_missed);
+            self.degrade(index, DegradeKind::Failed, reason, first_missed);
         }
         sorted
     }

@@ -38,10 +38,10 @@ impl Handler<Finish> for Controller {
         // A member degraded since the vote (a session saw it fail) gets
         // no more writes: its vote is aborted instead.
         let voters = commit.participants.clone();
-        let finishing: Vec<usize> = voters
+        let finishing: Vec<MemberId> = voters
             .iter()
             .copied()
-            .filter(|&i| self.members[i].optimal())
+            .filter(|&id| self.index_of(id).is_some_and(|i| self.members[i].optimal()))
             .collect();
         self.abort_on(&voters, &finishing);
         let answers = self.fan_out(&finishing, Call(finish));
@@ -90,7 +90,7 @@ impl Controller {
         ctx: &mut Context<Self>,
         commit: Commit,
         msgid: MsgId,
-        results: Vec<(usize, Timed)>,
+        results: Vec<(MemberId, Timed)>,
     ) {
         let (confirmed, finish_took) = self.confirm_finish(&commit, results);
         let held_back = self.lock.finish_answered(finish_took);
@@ -138,7 +138,11 @@ impl Controller {
     /// degraded), and each member's time to finish: for the slow-member
     /// policy, and for the commit sent behind this one (its vote's time
     /// includes it).
-    fn confirm_finish(&mut self, commit: &Commit, results: Vec<(usize, Timed)>) -> (Vec<usize>, FinishTimes) {
+    fn confirm_finish(
+        &mut self,
+        commit: &Commit,
+        results: Vec<(MemberId, Timed)>,
+    ) -> (Vec<usize>, FinishTimes) {
         let expect = |r| match r {
             Reply::TpcFinish(Some(t)) => Ok(t),
             other => Err(Box::new(other)),
@@ -147,12 +151,16 @@ impl Controller {
         let mut confirmed = Vec::new();
         let mut finish_took = Vec::with_capacity(answered.len());
         for a in answered {
-            let i = a.member;
-            finish_took.push((i, a.took));
+            let i = a.index;
+            finish_took.push((a.member, a.took));
             match a.answer {
                 Ok(t) if t == commit.tid => {
                     confirmed.push(i);
-                    let voting = commit.vote_took.iter().find(|(m, _)| *m == i).map(|(_, d)| *d);
+                    let voting = commit
+                        .vote_took
+                        .iter()
+                        .find(|(m, _)| *m == a.member)
+                        .map(|(_, d)| *d);
                     self.slow.record(i, a.took + voting.unwrap_or_default());
                     self.members[i].last_tid = Some(t);
                 }

@@ -32,7 +32,7 @@
 
 use super::admin::{Draining, QueuedReload};
 use super::fanout::Timed;
-use super::{Pack, SessionId, Vote};
+use super::{MemberId, Pack, SessionId, Vote};
 use actix::SpawnHandle;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -48,7 +48,7 @@ pub(super) struct Commit {
     /// zeoraid's own transaction id on every member connection.
     pub member_txn: TxnId,
     /// Members taking part; shrinks when one fails.
-    pub participants: Vec<usize>,
+    pub participants: Vec<MemberId>,
     /// Oids the other clients must invalidate.
     pub oids: Vec<Oid>,
     pub voted: bool,
@@ -56,7 +56,7 @@ pub(super) struct Commit {
     pub vote_msgid: MsgId,
     /// Each participant's time to answer the vote, added to its
     /// `tpc_finish` time for the slow-member policy (one sample per commit).
-    pub vote_took: Vec<(usize, Duration)>,
+    pub vote_took: Vec<(MemberId, Duration)>,
     /// When it took the lock.
     pub since: Instant,
     /// The timer that aborts it if its client, having voted, does not
@@ -95,14 +95,14 @@ enum Ahead {
 }
 
 /// Each member's time to answer a call.
-pub(super) type FinishTimes = Vec<(usize, Duration)>;
+pub(super) type FinishTimes = Vec<(MemberId, Duration)>;
 
 /// The members' answers to a vote, as the controller judges them.
 pub(super) struct VoteAnswers {
     pub member_txn: TxnId,
     pub msgid: MsgId,
     /// Each participant and its answer.
-    pub results: Vec<(usize, Timed)>,
+    pub results: Vec<(MemberId, Timed)>,
 }
 
 /// What the controller does next, taken off its queue.
@@ -600,7 +600,7 @@ mod tests {
             client_txn: TxnId::from_i64(session as i64),
             tid: Tid::from_u64(tid),
             member_txn: TxnId::from_i64(member_txn),
-            participants: vec![0],
+            participants: vec![MemberId(0)],
             oids: Vec::new(),
             voted: false,
             vote_msgid: MsgId(Value::Int(1)),
@@ -715,8 +715,11 @@ mod tests {
         lock.hold_commit(commit(2, 11, 2));
         lock.commit_mut().unwrap().voted = true;
         assert!(lock.finish_sent().is_none());
-        lock.finish_answered(vec![(0, Duration::from_millis(3))]);
-        assert_eq!(lock.take_finish_times_ahead(), [(0, Duration::from_millis(3))]);
+        lock.finish_answered(vec![(MemberId(0), Duration::from_millis(3))]);
+        assert_eq!(
+            lock.take_finish_times_ahead(),
+            [(MemberId(0), Duration::from_millis(3))]
+        );
         assert!(lock.take_finish_times_ahead().is_empty(), "taken once");
         assert_eq!(lock.finish_sent().map(|c| c.tid), Some(Tid::from_u64(11)));
         assert_eq!(lock.finishing(), Some(Tid::from_u64(11)));

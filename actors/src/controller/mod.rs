@@ -51,8 +51,17 @@ use zeo::exceptions::ZeoError;
 use zeo::types::Tid;
 use zeo::Value;
 
+/// A member slot's identity for as long as the slot exists: what the
+/// controller carries across an await instead of a position in `members`,
+/// which a reload may shift or shrink meanwhile. A member that a reload
+/// removes and adds again (or replaces) gets a new slot and a new id, so a
+/// late answer from its old connection is never taken for the new one's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct MemberId(u64);
+
 /// One member as the controller sees it.
 struct Slot {
+    id: MemberId,
     name: Arc<str>,
     settings: MemberSettings,
     addr: Option<Addr<MemberActor>>,
@@ -104,8 +113,9 @@ struct Degraded {
 }
 
 impl Slot {
-    fn new(settings: MemberSettings) -> Slot {
+    fn new(id: MemberId, settings: MemberSettings) -> Slot {
         Slot {
+            id,
             name: Arc::from(settings.name.as_str()),
             settings,
             addr: None,
@@ -156,6 +166,8 @@ pub struct Controller {
     fail_mode: FailMode,
     log: Logger,
     members: Vec<Slot>,
+    /// The id the next new slot gets (ids are never reused).
+    next_member_id: u64,
     last_tid: Tid,
     /// What holds the commit lock, what waits for it, and what runs next.
     lock: CommitLock,
@@ -200,13 +212,18 @@ struct Stats {
 impl Controller {
     pub fn new(settings: ControllerSettings, durable: DurableState, log: Logger) -> Controller {
         let member_count = settings.members.len();
-        let members = settings.members.into_iter().map(Slot::new).collect();
+        let members: Vec<Slot> = (0u64..)
+            .zip(settings.members)
+            .map(|(id, m)| Slot::new(MemberId(id), m))
+            .collect();
+        let next_member_id = members.len() as u64;
         let mut controller = Controller {
             storage: settings.storage,
             cluster_mode: settings.cluster_mode,
             fail_mode: settings.fail_mode,
             log,
             members,
+            next_member_id,
             last_tid: Tid::ZERO,
             lock: CommitLock::default(),
             sessions: HashMap::new(),
@@ -240,11 +257,28 @@ impl Controller {
         self.members.iter().position(|m| &*m.name == name)
     }
 
+    /// Where the slot `id` is now; `None` once a reload removed it.
+    fn index_of(&self, id: MemberId) -> Option<usize> {
+        self.members.iter().position(|m| m.id == id)
+    }
+
+    /// A new slot's id, never used before.
+    fn new_member_id(&mut self) -> MemberId {
+        let id = MemberId(self.next_member_id);
+        self.next_member_id += 1;
+        id
+    }
+
     /// Members that get writes: optimal ones.
     fn writers(&self) -> Vec<usize> {
         (0..self.members.len())
             .filter(|&i| self.members[i].optimal())
             .collect()
+    }
+
+    /// The ids of `indexes`, to carry across an await.
+    fn ids(&self, indexes: &[usize]) -> Vec<MemberId> {
+        indexes.iter().map(|&i| self.members[i].id).collect()
     }
 
     fn optimal_count(&self) -> usize {

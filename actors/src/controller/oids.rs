@@ -18,10 +18,11 @@ impl Handler<NewOids> for Controller {
         if let Some(error) = self.write_refusal() {
             return Box::pin(actix::fut::ready(Err(error)));
         }
-        let writers: Vec<usize> = self
+        let writers: Vec<MemberId> = self
             .writers()
             .into_iter()
             .filter(|&i| self.members[i].connected)
+            .map(|i| self.members[i].id)
             .collect();
         let request = Request::NewOids(methods::NewOids {
             n: Some(msg.n as i64),

@@ -57,7 +57,7 @@ impl Controller {
             t: pack_time,
             wait: Value::Int(1),
         });
-        let answers = self.fan_out(&self.writers(), Call(request));
+        let answers = self.fan_out(&self.ids(&self.writers()), Call(request));
         ctx.spawn(answers.into_actor(self).then(move |results, act, _| {
             let mut outcome = Ok(());
             let mut packed = None;

@@ -50,7 +50,7 @@ enum Judged {
     /// The members agreed on this answer: these finish.
     Agreed {
         answer: VoteResult,
-        agreeing: Vec<usize>,
+        agreeing: Vec<MemberId>,
     },
     /// The transaction is aborted everywhere; the client gets this error.
     Refused(ZeoError),
@@ -126,10 +126,11 @@ impl Controller {
         if let Some(error) = self.write_refusal() {
             return self.refuse_vote(vote.session, vote.msgid, error);
         }
-        let participants = self.writers();
-        if let Some(error) = self.blob_refusal(&vote.txn, &participants) {
+        let writers = self.writers();
+        if let Some(error) = self.blob_refusal(&vote.txn, &writers) {
             return self.refuse_vote(vote.session, vote.msgid, error);
         }
+        let participants = self.ids(&writers);
         let member_txn = TxnId::from_i64(self.next_member_txn);
         self.next_member_txn += 1;
         if let Err(e) = vote.txn.check_spool() {
@@ -194,7 +195,7 @@ impl Controller {
         // its answer no longer counts.
         let results: Vec<_> = results
             .into_iter()
-            .filter(|(i, _)| self.members[*i].optimal())
+            .filter(|(id, _)| self.index_of(*id).is_none_or(|i| self.members[i].optimal()))
             .collect();
         let mut answered = self.sort_answers(
             results,
@@ -230,14 +231,17 @@ impl Controller {
             ClusterMode::Single => Rule::Plurality,
             ClusterMode::Coop => Rule::StrictMajority,
         };
-        let answers = answered.into_iter().map(|a| (a.member, a.answer)).collect();
+        let answers = answered
+            .into_iter()
+            .map(|a| ((a.index, a.member), a.answer))
+            .collect();
         let (answer, agreeing) = match voting::decide(answers, |a, b| a == b, rule, Result::is_ok) {
             Verdict::Winner {
                 answer,
                 agreeing,
                 outvoted,
             } => {
-                for (i, theirs) in outvoted {
+                for ((i, _), theirs) in outvoted {
                     let reason = format!("vote answered {theirs:?} where the majority answered {answer:?}");
                     self.degrade(i, DegradeKind::Diverged, reason, None);
                 }
@@ -282,7 +286,7 @@ impl Controller {
             metrics::commit(CommitOutcome::Failed);
             return Judged::Refused(error);
         }
-        let agreeing = agreeing.into_iter().map(|(i, _)| i).collect();
+        let agreeing = agreeing.into_iter().map(|((_, id), _)| id).collect();
         Judged::Agreed { answer, agreeing }
     }
 
@@ -294,8 +298,8 @@ impl Controller {
         session: SessionId,
         msgid: MsgId,
         answer: VoteResult,
-        agreeing: Vec<usize>,
-        vote_took: Vec<(usize, std::time::Duration)>,
+        agreeing: Vec<MemberId>,
+        vote_took: Vec<(MemberId, std::time::Duration)>,
     ) {
         if matches!(&answer, VoteResult::Conflicts(c) if !c.is_empty()) {
             // Members with `client-conflict-resolution` leave the conflicts
@@ -346,13 +350,13 @@ impl Controller {
 
     /// Sends `tpc_abort` of the locked transaction to the members in
     /// `participants` that are not in `keep`.
-    pub(super) fn abort_on(&self, participants: &[usize], keep: &[usize]) {
+    pub(super) fn abort_on(&self, participants: &[MemberId], keep: &[MemberId]) {
         let Some(commit) = self.lock.commit() else { return };
         let abort = Request::TpcAbort(methods::TpcAbort {
             id: commit.member_txn.clone(),
         });
-        for &i in participants.iter().filter(|i| !keep.contains(i)) {
-            if let Some(member) = self.member(i) {
+        for &id in participants.iter().filter(|id| !keep.contains(id)) {
+            if let Some(member) = self.member(id) {
                 // Queued behind the vote on the member's connection, ahead
                 // of the next transaction's tpc_begin.
                 member.do_send(crate::member::Call(abort.clone()));

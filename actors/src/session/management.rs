@@ -9,10 +9,18 @@
 //! needed); the two that change the array are refused on a read-only
 //! connection. Any other `raid_*` name is answered with an
 //! `AttributeError`, as for a method a storage does not have.
+//!
+//! The ZEO port has no authentication of its own, so `zeo_admin_calls`
+//! says which of them clients may make: `status` (the default) only the
+//! two that read, `all` every one (gocept compatibility; with `[http]
+//! token` set the three that change the array carry the token as their
+//! last argument, e.g. `raid_disable('m1', TOKEN)`), `none` not one. A
+//! refusal is a `RuntimeError` that names the setting.
 
 use super::*;
 use crate::controller::{self as ctl, ArrayStatus, ReloadConfiguration, ReloadReport};
 use crate::status::MemberState;
+use crate::token::Token;
 
 impl ClientSession {
     pub(super) fn on_management(
@@ -23,9 +31,23 @@ impl ClientSession {
         args: &[Value],
     ) {
         let mutating = matches!(name, "raid_disable" | "raid_reload" | "raid_recover");
+        if let Err(refused) = self.settings.admin_calls.allows(name, mutating) {
+            warn!(self.log, "management call refused"; "method" => name, "zeo_admin_calls" => self.settings.admin_calls.as_str());
+            return self.error(msgid, management_error(&refused));
+        }
         if mutating && self.read_only {
             return self.error(msgid, ZeoError::ReadOnlyError);
         }
+        let args = match (&self.settings.admin_token, mutating) {
+            (Some(token), true) => match without_token(name, args, token) {
+                Ok(args) => args,
+                Err(refused) => {
+                    warn!(self.log, "management call refused"; "method" => name, "reason" => &refused);
+                    return self.error(msgid, management_error(&refused));
+                }
+            },
+            _ => args,
+        };
         info!(self.log, "management call"; "method" => name);
         match (name, args) {
             ("raid_status", []) => {
@@ -39,6 +61,9 @@ impl ClientSession {
             ("raid_recover", [member]) => self.raid_recover(ctx, msgid, member),
             ("raid_disable", [member]) => self.raid_disable(ctx, msgid, member),
             ("raid_reload", []) => self.raid_reload(ctx, msgid),
+            ("raid_panic_for_tests", []) if panics_for_tests() => {
+                panic!("raid_panic_for_tests called ({PANICS_FOR_TESTS} is set)")
+            }
             ("raid_status" | "raid_details" | "raid_reload" | "raid_disable" | "raid_recover", _) => {
                 let takes_name = matches!(name, "raid_disable" | "raid_recover");
                 let problem = format!("{name}() takes {} argument(s)", usize::from(takes_name));
@@ -128,6 +153,87 @@ fn reload_summary(report: &ReloadReport) -> String {
         "reloaded: added {:?}, removed {:?}, replaced {:?}, needs restart {:?}",
         report.outcome.added, report.outcome.removed, report.outcome.replaced, report.needs_restart
     )
+}
+
+/// The variable that makes `raid_panic_for_tests()` panic the session: the
+/// tests' way to check that any panic ends the process (`zeoraid::panics`).
+/// Unset (as in production), that name is unknown like any other.
+const PANICS_FOR_TESTS: &str = "ZEORAID_TEST_PANICS";
+
+fn panics_for_tests() -> bool {
+    std::env::var_os(PANICS_FOR_TESTS).is_some_and(|v| v == "1")
+}
+
+/// Which `raid_*` management calls ZEO clients may make (`zeo_admin_calls`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ZeoAdminCalls {
+    /// `raid_status` and `raid_details` only.
+    #[default]
+    Status,
+    /// Every call, as gocept.zeoraid; the mutating ones carry the HTTP
+    /// token when one is set.
+    All,
+    /// No `raid_*` call at all.
+    None,
+}
+
+impl ZeoAdminCalls {
+    pub const NAMES: &'static str = "\"status\", \"all\" or \"none\"";
+
+    pub fn parse(text: &str) -> Option<ZeoAdminCalls> {
+        match text {
+            "status" => Some(ZeoAdminCalls::Status),
+            "all" => Some(ZeoAdminCalls::All),
+            "none" => Some(ZeoAdminCalls::None),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ZeoAdminCalls::Status => "status",
+            ZeoAdminCalls::All => "all",
+            ZeoAdminCalls::None => "none",
+        }
+    }
+
+    /// Whether the call `name` may be made, or why not (naming the setting).
+    fn allows(self, name: &str, mutating: bool) -> Result<(), String> {
+        match self {
+            ZeoAdminCalls::All => Ok(()),
+            ZeoAdminCalls::Status if !mutating => Ok(()),
+            ZeoAdminCalls::Status => Err(format!(
+                "{name} is refused over ZEO: zeo_admin_calls = \"status\" allows only raid_status and \
+                 raid_details (use the HTTP endpoint, or set zeo_admin_calls = \"all\")"
+            )),
+            ZeoAdminCalls::None => Err(format!(
+                "{name} is refused over ZEO: zeo_admin_calls = \"none\" (use the HTTP endpoint)"
+            )),
+        }
+    }
+}
+
+/// The arguments of a mutating call without its last one, the token, once
+/// that one is `token`; or why the call is refused (never showing what
+/// was given).
+fn without_token<'a>(name: &str, args: &'a [Value], token: &Token) -> Result<&'a [Value], String> {
+    let Some((given, rest)) = args.split_last() else {
+        return Err(format!(
+            "{name} needs the [http] token as its last argument (zeo_admin_calls = \"all\" with a token set)"
+        ));
+    };
+    let given = match given {
+        Value::Str(s) => s.as_bytes(),
+        Value::Bytes(b) => b.as_ref(),
+        _ => &[],
+    };
+    if token.accepts_bytes(given) {
+        Ok(rest)
+    } else {
+        Err(format!(
+            "{name}: wrong or missing token (its last argument must be the [http] token)"
+        ))
+    }
 }
 
 /// The member name argument of `method(name)`.

@@ -28,6 +28,8 @@ mod undo_filter;
 mod undo_pack;
 mod voted_read;
 
+pub use management::ZeoAdminCalls;
+
 use crate::controller::{
     ClusterMode, Controller, ReloadConfiguration, Serving, SessionClosed, SessionId, ToSession,
 };
@@ -76,6 +78,11 @@ pub struct SessionSettings {
     /// a client which reads nothing may leave before it is disconnected
     /// (`backlog.rs`).
     pub client_backlog: usize,
+    /// Which `raid_*` calls clients may make (`zeo_admin_calls`).
+    pub admin_calls: ZeoAdminCalls,
+    /// The token the mutating `raid_*` calls must carry as their last
+    /// argument (`[http] token`); `None`: they carry none.
+    pub admin_token: Option<crate::token::Token>,
 }
 
 /// Where the client's transaction is in two-phase commit.
