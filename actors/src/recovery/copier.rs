@@ -26,7 +26,7 @@
 use super::blob::is_blob_record;
 use super::error::RecoveryError;
 use crate::member::{Call, CallAfter, MemberActor, MemberError, Oneway, SendBlob, Snapshot};
-use crate::transaction::SpooledBlob;
+use crate::transaction::{BlobDigest, BlobHasher, SpooledBlob};
 use actix::Addr;
 use bytes::Bytes;
 use slog::{warn, Logger};
@@ -469,33 +469,88 @@ impl Copier {
             )
         };
         let mut spool = SpooledBlob::create(&self.spool_dir).map_err(spool_error)?;
+        let (answer, written) = self
+            .receive_blob(Side::Source, oid, serial, |chunk| spool.append(chunk))
+            .await;
+        match answer {
+            Ok(()) => {
+                written.map_err(spool_error)?;
+                Ok(Some(spool))
+            }
+            Err(MemberError::Application { error, .. }) => {
+                warn!(self.log, "recovery: the source has no blob file for a blob record; copying the record without it, as the source has it";
+                    "oid" => oid.to_hex(), "tid" => serial.to_hex(), "error" => %error);
+                Ok(None)
+            }
+            Err(e) => Err(self.fail_call(Side::Source, "sendBlob", e)),
+        }
+    }
+
+    /// Streams the blob of `(oid, serial)` from one side's member through
+    /// `each_chunk` as it arrives (the first error stops the writing, not
+    /// the stream): the member's answer and the chunks' outcome.
+    async fn receive_blob(
+        &self,
+        side: Side,
+        oid: Oid,
+        serial: Tid,
+        mut each_chunk: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> (Result<(), MemberError>, std::io::Result<()>) {
         let (sink, mut chunks) = mpsc::unbounded_channel::<Bytes>();
-        let download = self.source.send(SendBlob { oid, serial, sink });
+        let download = self.addr(side).send(SendBlob { oid, serial, sink });
         let write = async {
             // Ends when the member drops the sink (answered, failed, or
             // the message was dropped).
             let mut result = Ok(());
             while let Some(chunk) = chunks.recv().await {
                 if result.is_ok() {
-                    result = spool.append(&chunk);
+                    result = each_chunk(&chunk);
                 }
             }
             result
         };
         let (answer, written) = futures::join!(download, write);
-        match answer {
-            Ok(Ok(())) => {
-                written.map_err(spool_error)?;
-                Ok(Some(spool))
+        let answer = answer.unwrap_or_else(|e| {
+            Err(MemberError::Unavailable {
+                member: self.name(side).to_string(),
+                reason: format!("member actor gone: {e}"),
+            })
+        });
+        (answer, written)
+    }
+
+    /// Checks that the target serves each blob of a transaction just
+    /// committed exactly as the source sent it (size and SHA-256, hashed as
+    /// it streams). A mismatch fails the copy: the target holds a wrong
+    /// blob file for a committed revision, which resuming cannot mend.
+    async fn verify_blobs(&self, tid: Tid, blobs: &[(Oid, BlobDigest)]) -> Result<(), RecoveryError> {
+        for (oid, sent) in blobs {
+            let mut hasher = BlobHasher::default();
+            let (answer, _) = self
+                .receive_blob(Side::Target, *oid, tid, |chunk| {
+                    hasher.update(chunk);
+                    Ok(())
+                })
+                .await;
+            answer.map_err(|e| {
+                self.fail_call(
+                    Side::Target,
+                    &format!("reading back the blob of {oid} at {tid}"),
+                    e,
+                )
+            })?;
+            let stored = hasher.digest();
+            if stored != *sent {
+                return Err(self.fail(
+                    Side::Target,
+                    format!(
+                        "the blob of {oid} at {tid} reads back as {stored} but the source sent {sent}: the \
+                         target holds a wrong blob file and needs a full copy"
+                    ),
+                ));
             }
-            Ok(Err(MemberError::Application { error, .. })) => {
-                warn!(self.log, "recovery: the source has no blob file for a blob record; copying the record without it, as the source has it";
-                    "oid" => oid.to_hex(), "tid" => serial.to_hex(), "error" => %error);
-                Ok(None)
-            }
-            Ok(Err(e)) => Err(self.fail_call(Side::Source, "sendBlob", e)),
-            Err(e) => Err(self.fail(Side::Source, format!("sendBlob: member actor gone: {e}"))),
         }
+        Ok(())
     }
 
     /// The tid of the target's current record of `oid` (what a store must
@@ -525,6 +580,13 @@ impl Copier {
     async fn replay(&self, txn: TxnRecord, replays: Vec<Replay>) -> Result<Copied, RecoveryError> {
         let id = TxnId::from_i64(NEXT_TXN_ID.fetch_add(1, Ordering::Relaxed));
         let tid = txn.tid;
+        let blobs: Vec<(Oid, BlobDigest)> = replays
+            .iter()
+            .filter_map(|replay| match replay {
+                Replay::Blob { oid, blob, .. } => Some((*oid, blob.digest())),
+                Replay::Restore(_) => None,
+            })
+            .collect();
         let result = self.write_and_vote(&id, txn, replays).await;
         let copied = match result {
             Ok(copied) => copied,
@@ -537,7 +599,10 @@ impl Copier {
             .call(Side::Target, Request::TpcFinish(TpcFinish { id: id.clone() }))
             .await
         {
-            Ok(Reply::TpcFinish(Some(committed))) if committed == tid => Ok(copied),
+            Ok(Reply::TpcFinish(Some(committed))) if committed == tid => {
+                self.verify_blobs(tid, &blobs).await?;
+                Ok(copied)
+            }
             Ok(Reply::TpcFinish(Some(committed))) => {
                 // Committed under another tid: the target diverged now.
                 Err(self.fail(
@@ -640,12 +705,26 @@ impl Copier {
             out.push(Request::StoreBlobStart);
             let read_error =
                 |e: std::io::Error| self.fail(Side::Target, format!("reading a spooled blob back: {e}"));
+            let mut uploaded = BlobHasher::default();
             for chunk in blob.chunks().map_err(read_error)? {
                 let chunk = chunk.map_err(read_error)?;
+                uploaded.update(&chunk);
                 out.push(Request::StoreBlobChunk(StoreBlobChunk { chunk }));
                 if out.bytes >= UPLOAD_WINDOW {
                     self.flush(out).await?;
                 }
+            }
+            // Checked before the vote: a spool that reads back otherwise
+            // than it was written never reaches a committed transaction.
+            if uploaded.digest() != blob.digest() {
+                return Err(self.fail(
+                    Side::Target,
+                    format!(
+                        "the spooled blob of {oid} read back as {} but the source sent {}",
+                        uploaded.digest(),
+                        blob.digest()
+                    ),
+                ));
             }
             out.push(Request::StoreBlobEnd(StoreBlobEnd {
                 oid,

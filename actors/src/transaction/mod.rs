@@ -8,7 +8,7 @@
 
 mod spool;
 
-pub use spool::{BlobChunks, SpooledBlob, SPOOL_PREFIX};
+pub use spool::{BlobChunks, BlobDigest, BlobHasher, SpooledBlob, SPOOL_PREFIX};
 
 use bytes::Bytes;
 use std::sync::Arc;
