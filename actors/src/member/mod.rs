@@ -29,8 +29,8 @@ mod snapshot;
 pub use error::MemberError;
 pub use events::{Connected, MemberEvent};
 pub use messages::{
-    AnswerSlot, Call, CallAfter, Oneway, ReconnectNow, Relay, Relayed, SendBlob, Shutdown, Snapshot,
-    Subscribe,
+    AnswerSlot, Call, CallAfter, CallOn, ConnectionId, Oneway, OnewayOn, ReconnectNow, Relay, Relayed,
+    SendBlob, Shutdown, Snapshot, Subscribe,
 };
 pub use policy::{Decision, RestartPolicy, RestartTracker};
 pub use settings::{Deadlines, MemberAddress, MemberSettings};
@@ -103,6 +103,8 @@ struct Pending {
     started: Instant,
     deadline: Instant,
     blob: Option<BlobKey>,
+    /// The connection the call was written on.
+    connection: ConnectionId,
     reply: ReplyTo,
 }
 
@@ -358,7 +360,7 @@ impl MemberActor {
             ReplyTo::Future(tx) => {
                 let _ = tx.send(result);
             }
-            ReplyTo::Message(slot) => slot.answer(result),
+            ReplyTo::Message(slot) => slot.answer(Some(pending.connection), result),
         }
     }
 
@@ -426,6 +428,24 @@ impl MemberActor {
             | Request::SendBlob(_) => d.long,
             _ => d.call,
         }
+    }
+
+    /// The connection calls are written on now, if the member is ready.
+    /// The generation is stable while a connection is ready and bumped
+    /// when it is dropped, so it names the connection.
+    fn connection(&self) -> Option<ConnectionId> {
+        let ready = self.state == ConnState::Ready && self.conn.is_some();
+        ready.then_some(ConnectionId(self.generation))
+    }
+
+    /// Refuses a call bound to a connection that is not the ready one.
+    fn on_connection(&self, connection: ConnectionId) -> Result<(), MemberError> {
+        if self.connection() == Some(connection) {
+            return Ok(());
+        }
+        Err(MemberError::ConnectionGone {
+            member: self.name.to_string(),
+        })
     }
 
     fn unavailable(&self) -> MemberError {
@@ -502,6 +522,7 @@ impl MemberActor {
                 .checked_add(self.deadline_for(&request))
                 .unwrap_or_else(|| now + FAR_AWAY),
             blob,
+            connection: ConnectionId(self.generation),
             reply,
         };
         if request.is_oneway() {
@@ -730,6 +751,26 @@ impl Handler<CallAfter> for MemberActor {
             }
         }
         self.call(ctx, msg.call)
+    }
+}
+
+impl Handler<CallOn> for MemberActor {
+    type Result = ResponseFuture<Result<Reply, MemberError>>;
+
+    fn handle(&mut self, msg: CallOn, ctx: &mut Context<Self>) -> Self::Result {
+        if let Err(gone) = self.on_connection(msg.connection) {
+            return Box::pin(futures::future::ready(Err(gone)));
+        }
+        self.call(ctx, msg.request)
+    }
+}
+
+impl Handler<OnewayOn> for MemberActor {
+    type Result = Result<(), MemberError>;
+
+    fn handle(&mut self, msg: OnewayOn, _ctx: &mut Context<Self>) -> Self::Result {
+        self.on_connection(msg.connection)?;
+        self.oneway(msg.request)
     }
 }
 
