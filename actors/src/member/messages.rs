@@ -61,6 +61,11 @@ pub struct CallOn {
     pub request: Request,
 }
 
+/// The member's ready connection, if it has one: what [`CallOn`] binds to.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<ConnectionId>")]
+pub struct CurrentConnection;
+
 /// An asynchronous call (`iterator_gc`) that must go to `connection` or
 /// nowhere, as [`CallOn`].
 #[derive(Debug, Message)]

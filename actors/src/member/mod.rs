@@ -29,8 +29,8 @@ mod snapshot;
 pub use error::MemberError;
 pub use events::{Connected, MemberEvent};
 pub use messages::{
-    AnswerSlot, Call, CallAfter, CallOn, ConnectionId, Oneway, OnewayOn, ReconnectNow, Relay, Relayed,
-    SendBlob, Shutdown, Snapshot, Subscribe,
+    AnswerSlot, Call, CallAfter, CallOn, ConnectionId, CurrentConnection, Oneway, OnewayOn, ReconnectNow,
+    Relay, Relayed, SendBlob, Shutdown, Snapshot, Subscribe,
 };
 pub use policy::{Decision, RestartPolicy, RestartTracker};
 pub use settings::{Deadlines, MemberAddress, MemberSettings};
@@ -762,6 +762,14 @@ impl Handler<CallOn> for MemberActor {
             return Box::pin(futures::future::ready(Err(gone)));
         }
         self.call(ctx, msg.request)
+    }
+}
+
+impl Handler<CurrentConnection> for MemberActor {
+    type Result = Option<ConnectionId>;
+
+    fn handle(&mut self, _: CurrentConnection, _ctx: &mut Context<Self>) -> Self::Result {
+        self.connection()
     }
 }
 

@@ -25,7 +25,9 @@
 
 use super::blob::is_blob_record;
 use super::error::RecoveryError;
-use crate::member::{Call, CallAfter, MemberActor, MemberError, Oneway, SendBlob, Snapshot};
+use crate::member::{
+    Call, CallAfter, CallOn, ConnectionId, CurrentConnection, MemberActor, MemberError, OnewayOn, SendBlob,
+};
 use crate::transaction::{BlobDigest, BlobHasher, SpooledBlob};
 use actix::Addr;
 use bytes::Bytes;
@@ -69,32 +71,23 @@ pub(crate) struct Copied {
 }
 
 /// An iterator on a member, released (`iterator_gc`) when dropped unless
-/// the member already forgot it (it ended, or the connection failed).
+/// the member already forgot it (it ended).
 ///
 /// Iterator ids are per connection and start again at 0 on a new one: if
-/// the member reconnected, the same id may name another client's iterator
-/// there, and reading it would copy the wrong transactions. So every
-/// transaction read is checked against the connection it was opened on
-/// ([`Copier::same_connection`]) before it is used.
+/// the member reconnected, the same id may name a client's iterator there,
+/// and reading it would copy the wrong transactions (and advance the
+/// client's iterator). So every call with it is bound to the connection it
+/// was opened on ([`CallOn`], [`OnewayOn`]), and fails once that is gone.
 pub(crate) struct OpenIterator {
     member: Addr<MemberActor>,
     pub iid: i64,
     live: bool,
-    /// The member's restart count when the iterator was opened: every
-    /// replaced connection counts a restart.
-    epoch: u64,
+    connection: ConnectionId,
 }
 
 impl OpenIterator {
     /// The member answered `None`: it forgot the iterator itself.
     pub fn ended(&mut self) {
-        self.live = false;
-    }
-
-    /// A call on its connection failed: the connection (and with it the
-    /// iterator) is gone. A `iterator_gc` now could hit an iterator of the
-    /// next connection that happens to have the same id.
-    pub fn connection_failed(&mut self) {
         self.live = false;
     }
 }
@@ -103,7 +96,10 @@ impl Drop for OpenIterator {
     fn drop(&mut self) {
         if self.live {
             let gc = Request::IteratorGc(IteratorGc { iids: vec![self.iid] });
-            self.member.do_send(Oneway(gc));
+            self.member.do_send(OnewayOn {
+                connection: self.connection,
+                request: gc,
+            });
         }
     }
 }
@@ -232,25 +228,25 @@ impl Copier {
         self.fail(side, format!("unexpected answer to {method}: {reply:?}"))
     }
 
-    /// The member's connection epoch (its restart count).
-    async fn epoch(&self, side: Side) -> Result<u64, RecoveryError> {
-        match self.addr(side).send(Snapshot).await {
-            Ok(snapshot) => Ok(snapshot.total_restarts),
+    /// A call on the iterator's connection (the member's answer, or why
+    /// there was none).
+    async fn call_on(&self, side: Side, it: &OpenIterator, request: Request) -> Result<Reply, RecoveryError> {
+        let method = request.name().to_owned();
+        let answer = self.addr(side).send(CallOn {
+            connection: it.connection,
+            request,
+        });
+        match answer.await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(MemberError::ConnectionGone { .. })) => Err(self.fail(
+                side,
+                format!(
+                    "{method}: the connection was re-established while iterating (its iterators are gone)"
+                ),
+            )),
+            Ok(Err(e)) => Err(self.fail_call(side, &method, e)),
             Err(e) => Err(self.fail(side, format!("member actor gone: {e}"))),
         }
-    }
-
-    /// Fails unless the member still has the connection `it` was opened
-    /// on: what was read through it is then what that iterator returned.
-    pub async fn same_connection(&self, side: Side, it: &mut OpenIterator) -> Result<(), RecoveryError> {
-        if self.epoch(side).await? == it.epoch {
-            return Ok(());
-        }
-        it.connection_failed();
-        Err(self.fail(
-            side,
-            "the connection was re-established while iterating (its iterators are gone)",
-        ))
     }
 
     pub async fn last_transaction(&self, side: Side) -> Result<Tid, RecoveryError> {
@@ -267,17 +263,27 @@ impl Copier {
         start: Option<Tid>,
         stop: Option<Tid>,
     ) -> Result<OpenIterator, RecoveryError> {
-        let epoch = self.epoch(side).await?;
+        let connection = match self.addr(side).send(CurrentConnection).await {
+            Ok(Some(connection)) => connection,
+            Ok(None) => return Err(self.fail(side, "iterator_start: the member is not connected")),
+            Err(e) => return Err(self.fail(side, format!("member actor gone: {e}"))),
+        };
+        // Not live until started: nothing to free if the start fails.
+        let mut it = OpenIterator {
+            member: self.addr(side).clone(),
+            iid: 0,
+            live: false,
+            connection,
+        };
         match self
-            .call(side, Request::IteratorStart(IteratorStart { start, stop }))
+            .call_on(side, &it, Request::IteratorStart(IteratorStart { start, stop }))
             .await?
         {
-            Reply::IteratorStart(iid) => Ok(OpenIterator {
-                member: self.addr(side).clone(),
-                iid,
-                live: true,
-                epoch,
-            }),
+            Reply::IteratorStart(iid) => {
+                it.iid = iid;
+                it.live = true;
+                Ok(it)
+            }
             other => Err(self.unexpected(side, "iterator_start", &other)),
         }
     }
@@ -289,20 +295,14 @@ impl Copier {
         it: &mut OpenIterator,
     ) -> Result<Option<TxnRecord>, RecoveryError> {
         let request = Request::IteratorNext(IteratorNext { iid: it.iid });
-        match self.call_raw(side, request).await {
-            Ok(Reply::IteratorNext(txn)) => {
+        match self.call_on(side, it, request).await? {
+            Reply::IteratorNext(txn) => {
                 if txn.is_none() {
                     it.ended();
                 }
                 Ok(txn)
             }
-            Ok(other) => Err(self.unexpected(side, "iterator_next", &other)),
-            Err(e) => {
-                if e.is_member_failure() {
-                    it.connection_failed();
-                }
-                Err(self.fail_call(side, "iterator_next", e))
-            }
+            other => Err(self.unexpected(side, "iterator_next", &other)),
         }
     }
 
@@ -314,7 +314,7 @@ impl Copier {
         tid: Tid,
     ) -> Result<Vec<DataRecord>, RecoveryError> {
         let start = Request::IteratorRecordStart(IteratorRecordStart { txn_iid: it.iid, tid });
-        let riid = match self.call(side, start).await? {
+        let riid = match self.call_on(side, it, start).await? {
             Reply::IteratorRecordStart(riid) => riid,
             other => return Err(self.unexpected(side, "iterator_record_start", &other)),
         };
@@ -322,24 +322,18 @@ impl Copier {
             member: self.addr(side).clone(),
             iid: riid,
             live: true,
-            epoch: it.epoch,
+            connection: it.connection,
         };
         let mut records = Vec::new();
         loop {
             let request = Request::IteratorRecordNext(IteratorRecordNext { riid });
-            match self.call_raw(side, request).await {
-                Ok(Reply::IteratorRecordNext(Some(record))) => records.push(record),
-                Ok(Reply::IteratorRecordNext(None)) => {
+            match self.call_on(side, &riter, request).await? {
+                Reply::IteratorRecordNext(Some(record)) => records.push(record),
+                Reply::IteratorRecordNext(None) => {
                     riter.ended();
                     return Ok(records);
                 }
-                Ok(other) => return Err(self.unexpected(side, "iterator_record_next", &other)),
-                Err(e) => {
-                    if e.is_member_failure() {
-                        riter.connection_failed();
-                    }
-                    return Err(self.fail_call(side, "iterator_record_next", e));
-                }
+                other => return Err(self.unexpected(side, "iterator_record_next", &other)),
             }
         }
     }
@@ -419,7 +413,6 @@ impl Copier {
             return Ok(None);
         };
         let records = self.records(Side::Source, it, txn.tid).await?;
-        self.same_connection(Side::Source, it).await?;
         Ok(Some((txn, records)))
     }
 
