@@ -18,8 +18,9 @@ use zeo::reply::{Reply, VoteResult};
 use zeo::types::{Oid, Tid, P64};
 use zeo::Value;
 use zeoraid_actors::member::{
-    Call, ConnState, Deadlines, MemberActor, MemberAddress, MemberError, MemberEvent, MemberSettings,
-    MemberSnapshot, Oneway, ReconnectNow, RestartPolicy, SendBlob, Snapshot, Subscribe,
+    Call, CallOn, ConnState, CurrentConnection, Deadlines, MemberActor, MemberAddress, MemberError,
+    MemberEvent, MemberSettings, MemberSnapshot, Oneway, OnewayOn, ReconnectNow, RestartPolicy, SendBlob,
+    Snapshot, Subscribe,
 };
 
 fn settings(server: std::net::SocketAddr) -> MemberSettings {
@@ -982,4 +983,84 @@ mod injected_faults {
             assert!(timeouts >= 1, "the deadline fired");
         }
     }
+}
+
+/// Calls bound to a connection run there, and are refused without being
+/// sent once the member has reconnected: an iterator id of the old
+/// connection may name another iterator on the new one.
+#[actix_rt::test]
+async fn calls_bound_to_a_replaced_connection_are_refused_unsent() {
+    let mut server = RunZeo::start(RunZeoOptions::new());
+    let member = start(settings(server.addr()));
+    ready(&member).await;
+    let oid = new_oids(&member).await[0];
+    oneway(&member, begin(1, None, " ")).await;
+    oneway(&member, store(oid, P64::ZERO, 1)).await;
+    let (_, tid1) = finish(&member, 1).await;
+    oneway(&member, begin(2, None, " ")).await;
+    oneway(&member, store(oid, tid1, 2)).await;
+    finish(&member, 2).await;
+    let first = member.send(CurrentConnection).await.unwrap().expect("connected");
+    let start = || {
+        Request::IteratorStart(IteratorStart {
+            start: None,
+            stop: None,
+        })
+    };
+    let on = |connection, request| CallOn { connection, request };
+    let iterator_on = |connection| {
+        let member = member.clone();
+        async move {
+            match member.send(on(connection, start())).await.unwrap() {
+                Ok(Reply::IteratorStart(iid)) => iid,
+                other => panic!("iterator_start: {other:?}"),
+            }
+        }
+    };
+    // Not the connection's first id: the member's own look-up at connect
+    // may take that one on the next connection.
+    iterator_on(first).await;
+    let old_iid = iterator_on(first).await;
+
+    server.restart();
+    wait_until(&member, Duration::from_secs(15), "reconnected", |s| {
+        s.total_restarts >= 1 && s.state == ConnState::Ready
+    })
+    .await;
+    let second = member.send(CurrentConnection).await.unwrap().expect("connected");
+    assert_ne!(first, second);
+    // A new connection's iterator gets the id the old one had.
+    let mut new_iid = iterator_on(second).await;
+    for _ in 0..3 {
+        if new_iid < old_iid {
+            new_iid = iterator_on(second).await;
+        }
+    }
+    assert_eq!(new_iid, old_iid);
+
+    let next = |iid| Request::IteratorNext(IteratorNext { iid });
+    let refused = member.send(on(first, next(old_iid))).await.unwrap();
+    assert!(
+        matches!(&refused, Err(e @ MemberError::ConnectionGone { .. }) if !e.is_member_failure()),
+        "{refused:?}"
+    );
+    let gc = Request::IteratorGc(IteratorGc { iids: vec![old_iid] });
+    let refused = member
+        .send(OnewayOn {
+            connection: first,
+            request: gc,
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused, Err(MemberError::ConnectionGone { .. })),
+        "{refused:?}"
+    );
+    // The new iterator was neither advanced nor freed: it is at the start.
+    match member.send(on(second, next(new_iid))).await.unwrap() {
+        Ok(Reply::IteratorNext(Some(t))) => assert_eq!(t.tid, tid1),
+        other => panic!("iterator_next: {other:?}"),
+    }
+    let snap = member.send(Snapshot).await.unwrap();
+    assert_eq!(snap.state, ConnState::Ready);
 }

@@ -145,3 +145,79 @@ fn blob_uploads_are_spooled_once_sent_to_every_member_and_cleaned_up() {
     assert!(client.load(oids[1]).is_err());
     assert_ne!(tid, P64::ZERO);
 }
+
+/// Loads one blob revision in several `ClientStorage`s (each with its own
+/// blob cache) at the same moment; each checks its file against the
+/// original and prints its size and sha256.
+const CONCURRENT_LOADS: &str = r#"
+import hashlib, sys, tempfile, threading, ZEO
+host, port = sys.argv[1].rsplit(":", 1)
+oid, serial = bytes.fromhex(sys.argv[2]), bytes.fromhex(sys.argv[3])
+original = open(sys.argv[4], 'rb').read()
+n = int(sys.argv[5])
+clients = [ZEO.client((host, int(port)), blob_dir=tempfile.mkdtemp(), shared_blob_dir=False,
+                      wait_timeout=30) for _ in range(n)]
+barrier = threading.Barrier(n)
+results = [None] * n
+def load(i):
+    barrier.wait()
+    try:
+        with open(clients[i].loadBlob(oid, serial), 'rb') as f:
+            results[i] = f.read()
+    except Exception as e:
+        results[i] = e
+threads = [threading.Thread(target=load, args=(i,)) for i in range(n)]
+for t in threads: t.start()
+for t in threads: t.join(120)
+for c in clients: c.close()
+for i, got in enumerate(results):
+    if isinstance(got, bytes):
+        print(i, len(got), hashlib.sha256(got).hexdigest(), got == original)
+    else:
+        print(i, 'error', repr(got))
+print('original', len(original), hashlib.sha256(original).hexdigest())
+"#;
+
+#[test]
+fn clients_loading_the_same_blob_at_once_each_get_the_whole_file() {
+    let array = Array::start(2);
+    let mut client = array.client();
+    let oid = match client.call(Request::NewOids(NewOids { n: Some(1) })) {
+        Ok(Reply::NewOids(oids)) => oids[0],
+        other => panic!("new_oids: {other:?}"),
+    };
+    // 6 MiB, about a hundred of ZEO's chunks.
+    let content: Vec<u8> = (0..6u32 << 20).map(|i| (i * 31 % 253) as u8).collect();
+    let txn = client.begin();
+    upload(&mut client, &txn, oid, &content);
+    client.vote(&txn).expect("vote");
+    let serial = client.finish(&txn).expect("tpc_finish");
+    let original = array.dir().join("original.blob");
+    std::fs::write(&original, &content).unwrap();
+
+    let clients = 6;
+    let out = common::runzeo::run_python_ok(
+        CONCURRENT_LOADS,
+        &[
+            &array.addr().to_string(),
+            &oid.to_hex(),
+            &serial.to_hex(),
+            original.to_str().unwrap(),
+            &clients.to_string(),
+        ],
+        Duration::from_secs(180),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), clients + 1, "{out}");
+    let expected = lines[clients]
+        .strip_prefix("original ")
+        .expect("the original's line");
+    for (i, line) in lines[..clients].iter().enumerate() {
+        assert_eq!(
+            *line,
+            format!("{i} {expected} True"),
+            "client {i} did not get the whole blob:\n{out}"
+        );
+    }
+    array.wait_all_members_up(Duration::from_secs(5));
+}

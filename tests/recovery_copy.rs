@@ -442,6 +442,62 @@ async fn full_copy_of_an_empty_member_with_blobs_and_undo() {
     assert!(blobs > 20, "{blobs} blobs compared");
 }
 
+/// Clients reading a blob from the source member while the recovery
+/// copies it share the source's connection with the recovery: each must
+/// get its own whole stream, and so must the recovery (the target then
+/// serves the same file as the source).
+#[actix_rt::test]
+async fn a_blob_read_by_clients_while_recovery_copies_it_is_copied_whole() {
+    let (source_server, target_server) = server_pair(true);
+    // Few transactions: every call of the copy waits behind the readers'
+    // downloads on the shared connection.
+    history(&source_server, 0, 5, true, true);
+    let (source, target) = ready_members(&source_server, &target_server).await;
+    let expected = dump(&source).await;
+    // The 5 MB blob: the last blob record of the history.
+    let big = expected
+        .iter()
+        .flat_map(|(_, records)| records)
+        .filter(|r| r.data.as_deref().is_some_and(is_blob_record))
+        .map(|r| (r.oid, r.tid))
+        .next_back()
+        .expect("a blob record");
+    let content = blob(&source, big.0, big.1).await.expect("the big blob");
+    assert!(content.len() > 5_000_000, "{}", content.len());
+
+    let reading = std::rc::Rc::new(std::cell::Cell::new(true));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (source, content, reading) = (source.clone(), content.clone(), reading.clone());
+            actix_rt::spawn(async move {
+                let mut reads = 0u32;
+                while reading.get() {
+                    let got = blob(&source, big.0, big.1).await.expect("a client's read");
+                    assert!(
+                        got == content,
+                        "a client read {} of {} bytes",
+                        got.len(),
+                        content.len()
+                    );
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let mut recovery = Recovery::start(settings(&target, &source));
+    recovery.verified().await;
+    let (last, _) = recovery.caught_up().await;
+    reading.set(false);
+    for reader in readers {
+        assert!(reader.await.expect("reader") > 0);
+    }
+    recovery.stop().await;
+    assert_eq!(last, expected.last().unwrap().0.tid);
+    assert_same_history(&expected, &dump(&target).await);
+    assert!(assert_same_blobs(&expected, &source, &target).await >= 2);
+}
+
 #[actix_rt::test]
 async fn incremental_copy_copies_only_what_is_missing() {
     let (source_server, target_server) = server_pair(true);

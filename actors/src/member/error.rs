@@ -48,6 +48,11 @@ pub enum MemberError {
     /// `register` was refused (unknown storage, read-only server, ...).
     #[error("member {member}: register refused: {error}")]
     Register { member: String, error: ZeoError },
+    /// A call bound to a connection of the member that is gone (it
+    /// reconnected since): not sent. The caller's state on that connection
+    /// (an iterator) is lost; the member is fine.
+    #[error("member {member}: the connection this belonged to is gone (the member reconnected since)")]
+    ConnectionGone { member: String },
 }
 
 impl MemberError {
@@ -55,7 +60,9 @@ impl MemberError {
     pub fn is_member_failure(&self) -> bool {
         !matches!(
             self,
-            MemberError::Application { .. } | MemberError::ReplyTooLarge { .. }
+            MemberError::Application { .. }
+                | MemberError::ReplyTooLarge { .. }
+                | MemberError::ConnectionGone { .. }
         )
     }
 
@@ -68,7 +75,9 @@ impl MemberError {
             }
             Err(MemberError::Protocol { .. } | MemberError::Register { .. }) => CallOutcome::Broken,
             Err(MemberError::Timeout { .. }) => CallOutcome::Timeout,
-            Err(MemberError::Unavailable { .. }) => CallOutcome::Disconnected,
+            Err(MemberError::Unavailable { .. } | MemberError::ConnectionGone { .. }) => {
+                CallOutcome::Disconnected
+            }
         }
     }
 

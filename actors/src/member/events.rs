@@ -10,8 +10,9 @@ use zeo::Value;
 #[derive(Clone, Debug, Message)]
 #[rtype(result = "()")]
 pub enum MemberEvent {
-    /// A server→client callback (`invalidateTransaction`, `info`, blob
-    /// chunks), forwarded exactly in the order the member sent them.
+    /// A server→client callback (`invalidateTransaction`, `info`),
+    /// forwarded exactly in the order the member sent them. Blob streams
+    /// are not: they go only to the `SendBlob` that asked for them.
     Callback { member: Arc<str>, callback: Callback },
     /// The connection changed state, with the reason; on `ready`, what the
     /// member said when it registered.

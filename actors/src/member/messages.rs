@@ -71,6 +71,37 @@ pub struct SendBlob {
     pub sink: mpsc::UnboundedSender<Bytes>,
 }
 
+/// One connection of a member. Each connection the member actor makes is
+/// another one: what lives on a connection (an iterator, whose id the
+/// server numbers per connection) means nothing on the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionId(pub(super) u64);
+
+/// A synchronous call that must run on `connection` or not at all: it is
+/// answered [`MemberError::ConnectionGone`] without being sent once the
+/// member has reconnected (an iterator id sent on the new connection could
+/// name another client's iterator there).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Reply, MemberError>")]
+pub struct CallOn {
+    pub connection: ConnectionId,
+    pub request: Request,
+}
+
+/// The member's ready connection, if it has one: what [`CallOn`] binds to.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<ConnectionId>")]
+pub struct CurrentConnection;
+
+/// An asynchronous call (`iterator_gc`) that must go to `connection` or
+/// nowhere, as [`CallOn`].
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), MemberError>")]
+pub struct OnewayOn {
+    pub connection: ConnectionId,
+    pub request: Request,
+}
+
 #[derive(Debug, Message)]
 #[rtype(result = "MemberSnapshot")]
 pub struct Snapshot;
@@ -123,6 +154,8 @@ pub struct Relay {
 #[rtype(result = "()")]
 pub struct Relayed {
     pub tag: u64,
+    /// The connection the call was sent on, if it was sent.
+    pub connection: Option<ConnectionId>,
     pub result: Result<Result<Reply, MemberError>, MailboxError>,
 }
 
@@ -140,14 +173,19 @@ impl AnswerSlot {
         AnswerSlot { to: Some(to), tag }
     }
 
-    pub(super) fn answer(mut self, result: Result<Reply, MemberError>) {
-        self.send(Ok(result));
+    pub(super) fn answer(mut self, connection: Option<ConnectionId>, result: Result<Reply, MemberError>) {
+        self.send(connection, Ok(result));
     }
 
-    fn send(&mut self, result: Result<Result<Reply, MemberError>, MailboxError>) {
+    fn send(
+        &mut self,
+        connection: Option<ConnectionId>,
+        result: Result<Result<Reply, MemberError>, MailboxError>,
+    ) {
         if let Some(to) = self.to.take() {
             to.do_send(Relayed {
                 tag: self.tag,
+                connection,
                 result,
             });
         }
@@ -156,6 +194,6 @@ impl AnswerSlot {
 
 impl Drop for AnswerSlot {
     fn drop(&mut self) {
-        self.send(Err(MailboxError::Closed));
+        self.send(None, Err(MailboxError::Closed));
     }
 }

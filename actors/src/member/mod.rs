@@ -17,6 +17,7 @@
 //! never after a panic. Nothing in here awaits the network inside a handler;
 //! the mailbox stays responsive during an outage.
 
+mod blob_streams;
 mod connection;
 mod error;
 mod events;
@@ -29,8 +30,8 @@ mod snapshot;
 pub use error::MemberError;
 pub use events::{Connected, MemberEvent};
 pub use messages::{
-    AnswerSlot, Call, CallAfter, Oneway, Oneways, ReconnectNow, Relay, Relayed, SendBlob, Shutdown, Snapshot,
-    Subscribe,
+    AnswerSlot, Call, CallAfter, CallOn, ConnectionId, CurrentConnection, Oneway, OnewayOn, Oneways,
+    ReconnectNow, Relay, Relayed, SendBlob, Shutdown, Snapshot, Subscribe,
 };
 pub use policy::{Decision, RestartPolicy, RestartTracker};
 pub use settings::{Deadlines, MemberAddress, MemberSettings};
@@ -40,11 +41,11 @@ use crate::metrics::{self, Peer};
 use crate::transaction::Replay;
 use crate::wire::{self, Lost, Outgoing};
 use actix::prelude::*;
+use blob_streams::{BlobKey, BlobStreams, StreamEnd};
 use bytes::Bytes;
 use connection::Established;
 use slog::{debug, info, warn, Logger};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot};
@@ -57,7 +58,7 @@ use zeo::message::{Message, MsgId};
 use zeo::methods::{Request, SendBlob as SendBlobArgs};
 use zeo::oversized::Frame;
 use zeo::reply::Reply;
-use zeo::types::{Oid, Tid};
+use zeo::types::Tid;
 
 /// A deadline beyond what an `Instant` can hold is this far away instead.
 const FAR_AWAY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -89,7 +90,7 @@ pub struct MemberActor {
     last_tid: Option<Tid>,
     rtt_ewma: Option<Duration>,
     protocol: Option<Protocol>,
-    blob_sinks: HashMap<(Oid, Tid), mpsc::UnboundedSender<Bytes>>,
+    blob_streams: BlobStreams,
 }
 
 /// The ready connection's write side and tasks.
@@ -104,7 +105,9 @@ struct Pending {
     method: Cow<'static, str>,
     started: Instant,
     deadline: Instant,
-    blob: Option<(Oid, Tid)>,
+    blob: Option<BlobKey>,
+    /// The connection the call was written on.
+    connection: ConnectionId,
     reply: ReplyTo,
 }
 
@@ -148,7 +151,7 @@ impl MemberActor {
             last_tid: None,
             rtt_ewma: None,
             protocol: None,
-            blob_sinks: HashMap::new(),
+            blob_streams: BlobStreams::default(),
         }
     }
 
@@ -295,7 +298,7 @@ impl MemberActor {
         }
         self.generation += 1;
         self.fail_pending(&reason);
-        self.blob_sinks.clear();
+        self.blob_streams.clear();
         self.last_error = Some(LastError {
             message: reason.clone(),
             at: SystemTime::now(),
@@ -360,7 +363,7 @@ impl MemberActor {
             ReplyTo::Future(tx) => {
                 let _ = tx.send(result);
             }
-            ReplyTo::Message(slot) => slot.answer(result),
+            ReplyTo::Message(slot) => slot.answer(Some(pending.connection), result),
         }
     }
 
@@ -430,6 +433,24 @@ impl MemberActor {
         }
     }
 
+    /// The connection calls are written on now, if the member is ready.
+    /// The generation is stable while a connection is ready and bumped
+    /// when it is dropped, so it names the connection.
+    fn connection(&self) -> Option<ConnectionId> {
+        let ready = self.state == ConnState::Ready && self.conn.is_some();
+        ready.then_some(ConnectionId(self.generation))
+    }
+
+    /// Refuses a call bound to a connection that is not the ready one.
+    fn on_connection(&self, connection: ConnectionId) -> Result<(), MemberError> {
+        if self.connection() == Some(connection) {
+            return Ok(());
+        }
+        Err(MemberError::ConnectionGone {
+            member: self.name.to_string(),
+        })
+    }
+
     fn unavailable(&self) -> MemberError {
         MemberError::Unavailable {
             member: self.name.to_string(),
@@ -459,10 +480,17 @@ impl MemberActor {
         &mut self,
         ctx: &mut Context<Self>,
         request: Request,
-        blob: Option<(Oid, Tid)>,
     ) -> ResponseFuture<Result<Reply, MemberError>> {
         let (reply, answer) = oneshot::channel();
-        self.send_call(ctx, request, blob, ReplyTo::Future(reply));
+        self.send_call(ctx, request, None, ReplyTo::Future(reply));
+        self.answer_future(answer)
+    }
+
+    /// The future a handler returns for a call whose answer goes to `answer`.
+    fn answer_future(
+        &self,
+        answer: oneshot::Receiver<Result<Reply, MemberError>>,
+    ) -> ResponseFuture<Result<Reply, MemberError>> {
         let member = self.name.clone();
         Box::pin(async move {
             answer.await.unwrap_or_else(|_| {
@@ -476,14 +504,15 @@ impl MemberActor {
 
     /// Writes a synchronous call and records where its answer goes; the
     /// answer comes from the member's reply, the deadline timer, or the
-    /// connection's failure, whichever is first.
+    /// connection's failure, whichever is first. The call's msgid, if it
+    /// was written (otherwise it is answered already).
     fn send_call(
         &mut self,
         ctx: &mut Context<Self>,
         request: Request,
-        blob: Option<(Oid, Tid)>,
+        blob: Option<BlobKey>,
         reply: ReplyTo,
-    ) {
+    ) -> Option<i64> {
         let method: Cow<'static, str> = match request.static_name() {
             Some(name) => Cow::Borrowed(name),
             None => Cow::Owned(request.name().to_owned()),
@@ -498,6 +527,7 @@ impl MemberActor {
                 .checked_add(self.deadline_for(&request))
                 .unwrap_or_else(|| now + FAR_AWAY),
             blob,
+            connection: ConnectionId(self.generation),
             reply,
         };
         if request.is_oneway() {
@@ -507,15 +537,18 @@ impl MemberActor {
             );
             let error = zeo::CodecError::Envelope(problem);
             let member = self.name.to_string();
-            return self.settle(pending, Err(MemberError::Protocol { member, error }));
+            self.settle(pending, Err(MemberError::Protocol { member, error }));
+            return None;
         }
         let msgid = self.next_msgid;
         if let Err(e) = self.write(request.to_message(MsgId::int(msgid))) {
-            return self.settle(pending, Err(e));
+            self.settle(pending, Err(e));
+            return None;
         }
         self.next_msgid += 1;
         self.arm_deadline(ctx, pending.deadline);
         self.pending.insert(msgid, pending);
+        Some(msgid)
     }
 
     fn on_frame(&mut self, ctx: &mut Context<Self>, frame: Bytes) {
@@ -529,12 +562,19 @@ impl MemberActor {
         };
         match msg {
             Message::Reply { msgid, result } => {
-                let Some(pending) = msgid.as_int().and_then(|id| self.pending.remove(&id)) else {
+                let Some((id, pending)) = msgid
+                    .as_int()
+                    .and_then(|id| Some((id, self.pending.remove(&id)?)))
+                else {
                     return warn!(self.log, "reply to an unknown msgid dropped"; "msgid" => ?msgid);
                 };
                 self.observe_rtt(pending.started.elapsed());
-                if let Some(key) = pending.blob {
-                    self.blob_sinks.remove(&key);
+                if let Some(incomplete) = self.end_blob_stream(&pending, id) {
+                    let reason = format!("sendBlob answered before its whole blob arrived: {incomplete}");
+                    let member = self.name.to_string();
+                    let error = zeo::CodecError::Envelope(reason.clone());
+                    self.settle(pending, Err(MemberError::Protocol { member, error }));
+                    return self.fail(ctx, reason);
                 }
                 match Reply::decode(&pending.method, &result) {
                     Ok(reply) => {
@@ -552,13 +592,15 @@ impl MemberActor {
                 }
             }
             Message::ErrorReply { msgid, error } => {
-                let Some(pending) = msgid.as_int().and_then(|id| self.pending.remove(&id)) else {
+                let Some((id, pending)) = msgid
+                    .as_int()
+                    .and_then(|id| Some((id, self.pending.remove(&id)?)))
+                else {
                     return warn!(self.log, "error reply to an unknown msgid dropped"; "msgid" => ?msgid);
                 };
                 self.observe_rtt(pending.started.elapsed());
-                if let Some(key) = pending.blob {
-                    self.blob_sinks.remove(&key);
-                }
+                // An error reply (no such blob) has no stream to check.
+                let _ = self.end_blob_stream(&pending, id);
                 match ZeoError::from_value(&error) {
                     Ok(error) => {
                         let member = self.name.to_string();
@@ -581,15 +623,40 @@ impl MemberActor {
         }
     }
 
+    /// Ends the blob stream of a `sendBlob` whose reply arrived: what was
+    /// missing from it, if it was not whole.
+    fn end_blob_stream(&mut self, pending: &Pending, msgid: i64) -> Option<String> {
+        let key = pending.blob?;
+        match self.blob_streams.close(&key, msgid) {
+            Some((StreamEnd::Complete, _)) => None,
+            Some((StreamEnd::Incomplete(missing), bytes)) => Some(format!(
+                "{missing} for oid {} serial {} after {bytes} bytes",
+                key.0, key.1
+            )),
+            None => Some(format!("no stream for oid {} serial {}", key.0, key.1)),
+        }
+    }
+
     fn on_callback(&mut self, callback: Callback) {
-        match &callback {
-            Callback::InvalidateTransaction { tid, .. } => self.saw_tid(*tid),
-            Callback::ReceiveBlobChunk { oid, serial, chunk } => {
-                if let Some(sink) = self.blob_sinks.get(&(*oid, *serial)) {
-                    let _ = sink.send(chunk.clone());
-                }
+        // Blob streams go to the calls that asked for them, nowhere else.
+        let routed = match &callback {
+            Callback::InvalidateTransaction { tid, .. } => {
+                self.saw_tid(*tid);
+                None
             }
-            _ => {}
+            Callback::ReceiveBlobStart { oid, serial } => Some(self.blob_streams.start(&(*oid, *serial))),
+            Callback::ReceiveBlobChunk { oid, serial, chunk } => {
+                Some(self.blob_streams.chunk(&(*oid, *serial), chunk))
+            }
+            Callback::ReceiveBlobStop { oid, serial } => Some(self.blob_streams.stop(&(*oid, *serial))),
+            _ => None,
+        };
+        if let Some(routed) = routed {
+            if !routed {
+                warn!(self.log, "blob stream callback for no sendBlob in flight dropped";
+                    "callback" => callback.name());
+            }
+            return;
         }
         if let Some(subscriber) = &self.subscriber {
             subscriber.do_send(MemberEvent::Callback {
@@ -676,7 +743,7 @@ impl Handler<Call> for MemberActor {
     type Result = ResponseFuture<Result<Reply, MemberError>>;
 
     fn handle(&mut self, Call(request): Call, ctx: &mut Context<Self>) -> Self::Result {
-        self.call(ctx, request, None)
+        self.call(ctx, request)
     }
 }
 
@@ -691,7 +758,35 @@ impl Handler<CallAfter> for MemberActor {
         if let Err(e) = queued {
             return Box::pin(futures::future::ready(Err(e)));
         }
-        self.call(ctx, msg.call, None)
+        self.call(ctx, msg.call)
+    }
+}
+
+impl Handler<CallOn> for MemberActor {
+    type Result = ResponseFuture<Result<Reply, MemberError>>;
+
+    fn handle(&mut self, msg: CallOn, ctx: &mut Context<Self>) -> Self::Result {
+        if let Err(gone) = self.on_connection(msg.connection) {
+            return Box::pin(futures::future::ready(Err(gone)));
+        }
+        self.call(ctx, msg.request)
+    }
+}
+
+impl Handler<CurrentConnection> for MemberActor {
+    type Result = Option<ConnectionId>;
+
+    fn handle(&mut self, _: CurrentConnection, _ctx: &mut Context<Self>) -> Self::Result {
+        self.connection()
+    }
+}
+
+impl Handler<OnewayOn> for MemberActor {
+    type Result = Result<(), MemberError>;
+
+    fn handle(&mut self, msg: OnewayOn, _ctx: &mut Context<Self>) -> Self::Result {
+        self.on_connection(msg.connection)?;
+        self.oneway(msg.request)
     }
 }
 
@@ -745,10 +840,11 @@ impl Handler<SendBlob> for MemberActor {
             oid: msg.oid,
             serial: msg.serial,
         });
-        if self.state == ConnState::Ready {
-            self.blob_sinks.insert(key, msg.sink);
+        let (reply, answer) = oneshot::channel();
+        if let Some(msgid) = self.send_call(ctx, request, Some(key), ReplyTo::Future(reply)) {
+            self.blob_streams.open(key, msgid, msg.sink);
         }
-        let reply = self.call(ctx, request, Some(key));
+        let reply = self.answer_future(answer);
         Box::pin(async move { reply.await.map(|_| ()) })
     }
 }

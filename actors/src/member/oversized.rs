@@ -26,16 +26,15 @@ impl MemberActor {
         };
         let max = self.settings.max_frame;
         let answered = int_msgid_in_prefix(encoding, prefix).filter(|id| self.pending.contains_key(id));
-        let Some(pending) = answered.and_then(|id| self.pending.remove(&id)) else {
+        let Some((id, pending)) = answered.and_then(|id| Some((id, self.pending.remove(&id)?))) else {
             let reason = format!(
                 "protocol error: a frame of {len} bytes, more than max_frame_size ({max} bytes), \
                  that answers no call in flight"
             );
             return self.fail(ctx, reason);
         };
-        if let Some(key) = pending.blob {
-            self.blob_sinks.remove(&key);
-        }
+        // A blob's stream ends with its call, whole or not.
+        let _ = self.end_blob_stream(&pending, id);
         warn!(self.log, "reply larger than max_frame_size dropped; the call gets an error";
             "method" => pending.method.as_ref(), "bytes" => len, "max_frame_size" => max);
         let error = MemberError::ReplyTooLarge {

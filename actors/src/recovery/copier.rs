@@ -25,8 +25,11 @@
 
 use super::blob::is_blob_record;
 use super::error::RecoveryError;
-use crate::member::{Call, CallAfter, MemberActor, MemberError, Oneway, Oneways, SendBlob, Snapshot};
-use crate::transaction::SpooledBlob;
+use crate::member::{
+    Call, CallAfter, CallOn, ConnectionId, CurrentConnection, MemberActor, MemberError, OnewayOn, Oneways,
+    SendBlob,
+};
+use crate::transaction::{BlobDigest, BlobHasher, SpooledBlob};
 use actix::Addr;
 use bytes::Bytes;
 use slog::{warn, Logger};
@@ -69,32 +72,23 @@ pub(crate) struct Copied {
 }
 
 /// An iterator on a member, released (`iterator_gc`) when dropped unless
-/// the member already forgot it (it ended, or the connection failed).
+/// the member already forgot it (it ended).
 ///
 /// Iterator ids are per connection and start again at 0 on a new one: if
-/// the member reconnected, the same id may name another client's iterator
-/// there, and reading it would copy the wrong transactions. So every
-/// transaction read is checked against the connection it was opened on
-/// ([`Copier::same_connection`]) before it is used.
+/// the member reconnected, the same id may name a client's iterator there,
+/// and reading it would copy the wrong transactions (and advance the
+/// client's iterator). So every call with it is bound to the connection it
+/// was opened on ([`CallOn`], [`OnewayOn`]), and fails once that is gone.
 pub(crate) struct OpenIterator {
     member: Addr<MemberActor>,
     pub iid: i64,
     live: bool,
-    /// The member's restart count when the iterator was opened: every
-    /// replaced connection counts a restart.
-    epoch: u64,
+    connection: ConnectionId,
 }
 
 impl OpenIterator {
     /// The member answered `None`: it forgot the iterator itself.
     pub fn ended(&mut self) {
-        self.live = false;
-    }
-
-    /// A call on its connection failed: the connection (and with it the
-    /// iterator) is gone. A `iterator_gc` now could hit an iterator of the
-    /// next connection that happens to have the same id.
-    pub fn connection_failed(&mut self) {
         self.live = false;
     }
 }
@@ -103,7 +97,10 @@ impl Drop for OpenIterator {
     fn drop(&mut self) {
         if self.live {
             let gc = Request::IteratorGc(IteratorGc { iids: vec![self.iid] });
-            self.member.do_send(Oneway(gc));
+            self.member.do_send(OnewayOn {
+                connection: self.connection,
+                request: gc,
+            });
         }
     }
 }
@@ -232,25 +229,25 @@ impl Copier {
         self.fail(side, format!("unexpected answer to {method}: {reply:?}"))
     }
 
-    /// The member's connection epoch (its restart count).
-    async fn epoch(&self, side: Side) -> Result<u64, RecoveryError> {
-        match self.addr(side).send(Snapshot).await {
-            Ok(snapshot) => Ok(snapshot.total_restarts),
+    /// A call on the iterator's connection (the member's answer, or why
+    /// there was none).
+    async fn call_on(&self, side: Side, it: &OpenIterator, request: Request) -> Result<Reply, RecoveryError> {
+        let method = request.name().to_owned();
+        let answer = self.addr(side).send(CallOn {
+            connection: it.connection,
+            request,
+        });
+        match answer.await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(MemberError::ConnectionGone { .. })) => Err(self.fail(
+                side,
+                format!(
+                    "{method}: the connection was re-established while iterating (its iterators are gone)"
+                ),
+            )),
+            Ok(Err(e)) => Err(self.fail_call(side, &method, e)),
             Err(e) => Err(self.fail(side, format!("member actor gone: {e}"))),
         }
-    }
-
-    /// Fails unless the member still has the connection `it` was opened
-    /// on: what was read through it is then what that iterator returned.
-    pub async fn same_connection(&self, side: Side, it: &mut OpenIterator) -> Result<(), RecoveryError> {
-        if self.epoch(side).await? == it.epoch {
-            return Ok(());
-        }
-        it.connection_failed();
-        Err(self.fail(
-            side,
-            "the connection was re-established while iterating (its iterators are gone)",
-        ))
     }
 
     pub async fn last_transaction(&self, side: Side) -> Result<Tid, RecoveryError> {
@@ -267,17 +264,27 @@ impl Copier {
         start: Option<Tid>,
         stop: Option<Tid>,
     ) -> Result<OpenIterator, RecoveryError> {
-        let epoch = self.epoch(side).await?;
+        let connection = match self.addr(side).send(CurrentConnection).await {
+            Ok(Some(connection)) => connection,
+            Ok(None) => return Err(self.fail(side, "iterator_start: the member is not connected")),
+            Err(e) => return Err(self.fail(side, format!("member actor gone: {e}"))),
+        };
+        // Not live until started: nothing to free if the start fails.
+        let mut it = OpenIterator {
+            member: self.addr(side).clone(),
+            iid: 0,
+            live: false,
+            connection,
+        };
         match self
-            .call(side, Request::IteratorStart(IteratorStart { start, stop }))
+            .call_on(side, &it, Request::IteratorStart(IteratorStart { start, stop }))
             .await?
         {
-            Reply::IteratorStart(iid) => Ok(OpenIterator {
-                member: self.addr(side).clone(),
-                iid,
-                live: true,
-                epoch,
-            }),
+            Reply::IteratorStart(iid) => {
+                it.iid = iid;
+                it.live = true;
+                Ok(it)
+            }
             other => Err(self.unexpected(side, "iterator_start", &other)),
         }
     }
@@ -289,20 +296,14 @@ impl Copier {
         it: &mut OpenIterator,
     ) -> Result<Option<TxnRecord>, RecoveryError> {
         let request = Request::IteratorNext(IteratorNext { iid: it.iid });
-        match self.call_raw(side, request).await {
-            Ok(Reply::IteratorNext(txn)) => {
+        match self.call_on(side, it, request).await? {
+            Reply::IteratorNext(txn) => {
                 if txn.is_none() {
                     it.ended();
                 }
                 Ok(txn)
             }
-            Ok(other) => Err(self.unexpected(side, "iterator_next", &other)),
-            Err(e) => {
-                if e.is_member_failure() {
-                    it.connection_failed();
-                }
-                Err(self.fail_call(side, "iterator_next", e))
-            }
+            other => Err(self.unexpected(side, "iterator_next", &other)),
         }
     }
 
@@ -314,7 +315,7 @@ impl Copier {
         tid: Tid,
     ) -> Result<Vec<DataRecord>, RecoveryError> {
         let start = Request::IteratorRecordStart(IteratorRecordStart { txn_iid: it.iid, tid });
-        let riid = match self.call(side, start).await? {
+        let riid = match self.call_on(side, it, start).await? {
             Reply::IteratorRecordStart(riid) => riid,
             other => return Err(self.unexpected(side, "iterator_record_start", &other)),
         };
@@ -322,24 +323,18 @@ impl Copier {
             member: self.addr(side).clone(),
             iid: riid,
             live: true,
-            epoch: it.epoch,
+            connection: it.connection,
         };
         let mut records = Vec::new();
         loop {
             let request = Request::IteratorRecordNext(IteratorRecordNext { riid });
-            match self.call_raw(side, request).await {
-                Ok(Reply::IteratorRecordNext(Some(record))) => records.push(record),
-                Ok(Reply::IteratorRecordNext(None)) => {
+            match self.call_on(side, &riter, request).await? {
+                Reply::IteratorRecordNext(Some(record)) => records.push(record),
+                Reply::IteratorRecordNext(None) => {
                     riter.ended();
                     return Ok(records);
                 }
-                Ok(other) => return Err(self.unexpected(side, "iterator_record_next", &other)),
-                Err(e) => {
-                    if e.is_member_failure() {
-                        riter.connection_failed();
-                    }
-                    return Err(self.fail_call(side, "iterator_record_next", e));
-                }
+                other => return Err(self.unexpected(side, "iterator_record_next", &other)),
             }
         }
     }
@@ -419,7 +414,6 @@ impl Copier {
             return Ok(None);
         };
         let records = self.records(Side::Source, it, txn.tid).await?;
-        self.same_connection(Side::Source, it).await?;
         Ok(Some((txn, records)))
     }
 
@@ -469,33 +463,88 @@ impl Copier {
             )
         };
         let mut spool = SpooledBlob::create(&self.spool_dir).map_err(spool_error)?;
+        let (answer, written) = self
+            .receive_blob(Side::Source, oid, serial, |chunk| spool.append(chunk))
+            .await;
+        match answer {
+            Ok(()) => {
+                written.map_err(spool_error)?;
+                Ok(Some(spool))
+            }
+            Err(MemberError::Application { error, .. }) => {
+                warn!(self.log, "recovery: the source has no blob file for a blob record; copying the record without it, as the source has it";
+                    "oid" => oid.to_hex(), "tid" => serial.to_hex(), "error" => %error);
+                Ok(None)
+            }
+            Err(e) => Err(self.fail_call(Side::Source, "sendBlob", e)),
+        }
+    }
+
+    /// Streams the blob of `(oid, serial)` from one side's member through
+    /// `each_chunk` as it arrives (the first error stops the writing, not
+    /// the stream): the member's answer and the chunks' outcome.
+    async fn receive_blob(
+        &self,
+        side: Side,
+        oid: Oid,
+        serial: Tid,
+        mut each_chunk: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> (Result<(), MemberError>, std::io::Result<()>) {
         let (sink, mut chunks) = mpsc::unbounded_channel::<Bytes>();
-        let download = self.source.send(SendBlob { oid, serial, sink });
+        let download = self.addr(side).send(SendBlob { oid, serial, sink });
         let write = async {
             // Ends when the member drops the sink (answered, failed, or
             // the message was dropped).
             let mut result = Ok(());
             while let Some(chunk) = chunks.recv().await {
                 if result.is_ok() {
-                    result = spool.append(&chunk);
+                    result = each_chunk(&chunk);
                 }
             }
             result
         };
         let (answer, written) = futures::join!(download, write);
-        match answer {
-            Ok(Ok(())) => {
-                written.map_err(spool_error)?;
-                Ok(Some(spool))
+        let answer = answer.unwrap_or_else(|e| {
+            Err(MemberError::Unavailable {
+                member: self.name(side).to_string(),
+                reason: format!("member actor gone: {e}"),
+            })
+        });
+        (answer, written)
+    }
+
+    /// Checks that the target serves each blob of a transaction just
+    /// committed exactly as the source sent it (size and SHA-256, hashed as
+    /// it streams). A mismatch fails the copy: the target holds a wrong
+    /// blob file for a committed revision, which resuming cannot mend.
+    async fn verify_blobs(&self, tid: Tid, blobs: &[(Oid, BlobDigest)]) -> Result<(), RecoveryError> {
+        for (oid, sent) in blobs {
+            let mut hasher = BlobHasher::default();
+            let (answer, _) = self
+                .receive_blob(Side::Target, *oid, tid, |chunk| {
+                    hasher.update(chunk);
+                    Ok(())
+                })
+                .await;
+            answer.map_err(|e| {
+                self.fail_call(
+                    Side::Target,
+                    &format!("reading back the blob of {oid} at {tid}"),
+                    e,
+                )
+            })?;
+            let stored = hasher.digest();
+            if stored != *sent {
+                return Err(self.fail(
+                    Side::Target,
+                    format!(
+                        "the blob of {oid} at {tid} reads back as {stored} but the source sent {sent}: the \
+                         target holds a wrong blob file and needs a full copy"
+                    ),
+                ));
             }
-            Ok(Err(MemberError::Application { error, .. })) => {
-                warn!(self.log, "recovery: the source has no blob file for a blob record; copying the record without it, as the source has it";
-                    "oid" => oid.to_hex(), "tid" => serial.to_hex(), "error" => %error);
-                Ok(None)
-            }
-            Ok(Err(e)) => Err(self.fail_call(Side::Source, "sendBlob", e)),
-            Err(e) => Err(self.fail(Side::Source, format!("sendBlob: member actor gone: {e}"))),
         }
+        Ok(())
     }
 
     /// The tid of the target's current record of `oid` (what a store must
@@ -525,6 +574,13 @@ impl Copier {
     async fn replay(&self, txn: TxnRecord, replays: Vec<Replay>) -> Result<Copied, RecoveryError> {
         let id = TxnId::from_i64(NEXT_TXN_ID.fetch_add(1, Ordering::Relaxed));
         let tid = txn.tid;
+        let blobs: Vec<(Oid, BlobDigest)> = replays
+            .iter()
+            .filter_map(|replay| match replay {
+                Replay::Blob { oid, blob, .. } => Some((*oid, blob.digest())),
+                Replay::Restore(_) => None,
+            })
+            .collect();
         let result = self.write_and_vote(&id, txn, replays).await;
         let copied = match result {
             Ok(copied) => copied,
@@ -537,7 +593,10 @@ impl Copier {
             .call(Side::Target, Request::TpcFinish(TpcFinish { id: id.clone() }))
             .await
         {
-            Ok(Reply::TpcFinish(Some(committed))) if committed == tid => Ok(copied),
+            Ok(Reply::TpcFinish(Some(committed))) if committed == tid => {
+                self.verify_blobs(tid, &blobs).await?;
+                Ok(copied)
+            }
             Ok(Reply::TpcFinish(Some(committed))) => {
                 // Committed under another tid: the target diverged now.
                 Err(self.fail(
@@ -640,12 +699,26 @@ impl Copier {
             out.push(Request::StoreBlobStart);
             let read_error =
                 |e: std::io::Error| self.fail(Side::Target, format!("reading a spooled blob back: {e}"));
+            let mut uploaded = BlobHasher::default();
             for chunk in blob.chunks().map_err(read_error)? {
                 let chunk = chunk.map_err(read_error)?;
+                uploaded.update(&chunk);
                 out.push(Request::StoreBlobChunk(StoreBlobChunk { chunk }));
                 if out.bytes >= UPLOAD_WINDOW {
                     self.flush(out).await?;
                 }
+            }
+            // Checked before the vote: a spool that reads back otherwise
+            // than it was written never reaches a committed transaction.
+            if uploaded.digest() != blob.digest() {
+                return Err(self.fail(
+                    Side::Target,
+                    format!(
+                        "the spooled blob of {oid} read back as {} but the source sent {}",
+                        uploaded.digest(),
+                        blob.digest()
+                    ),
+                ));
             }
             out.push(Request::StoreBlobEnd(StoreBlobEnd {
                 oid,

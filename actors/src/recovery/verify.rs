@@ -216,10 +216,9 @@ async fn compare(
     // target may have transactions in between.
     let mut next_source = c.next_txn(Side::Source, &mut source).await?;
     loop {
+        // Each answer comes from the connection its iterator was opened
+        // on (calls on a replaced one fail): a `None` is the history's end.
         let t = c.next_txn(Side::Target, &mut target).await?;
-        // Nothing is concluded from an iterator of a replaced connection.
-        c.same_connection(Side::Target, &mut target).await?;
-        c.same_connection(Side::Source, &mut source).await?;
         // The target's history ends here (with the source's, or it is behind).
         let Some(t) = t else { return Ok(done) };
         let before_pack = packed(t.tid);
@@ -255,8 +254,6 @@ async fn compare(
         }
         let t_records = c.records(Side::Target, &target, t.tid).await?;
         let s_records = c.records(Side::Source, &source, s.tid).await?;
-        c.same_connection(Side::Target, &mut target).await?;
-        c.same_connection(Side::Source, &mut source).await?;
         let difference = if before_pack {
             records_missing(&t_records, &s_records)
         } else {

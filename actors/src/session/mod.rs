@@ -142,8 +142,8 @@ pub struct ClientSession {
     /// `lastTransaction`): reads never show it an older state than this,
     /// nor a newer one it has not been told about yet.
     last_seen: Tid,
-    /// Client iterator id → (member, the member's iterator id).
-    iterators: HashMap<i64, (Addr<MemberActor>, i64)>,
+    /// Client iterator id → where the iterator lives.
+    iterators: HashMap<i64, iteration::MemberIterator>,
     next_iid: i64,
     loads: foldhash::HashMap<u64, InFlightLoad>,
     next_load: u64,

@@ -7,16 +7,23 @@
 use super::answers::{failure, member_answer, no_reader};
 use super::*;
 use crate::controller::DegradeKind;
-use crate::member::{AnswerSlot, Relay, Relayed, SendBlob};
+use crate::member::{AnswerSlot, ConnectionId, Relay, Relayed, SendBlob};
 use crate::metrics::LoadOutcome;
 use zeo::methods::{LoadBefore, Request};
 use zeo::reply::{LoadBeforeResult, Reply};
 
-/// How a member answer is turned into the client's.
-pub(super) type Shape = fn(&mut ClientSession, &Addr<MemberActor>, Reply) -> Result<Value, ZeoError>;
+/// How a member answer is turned into the client's, given the member and
+/// the connection that answered.
+pub(super) type Shape =
+    fn(&mut ClientSession, &Addr<MemberActor>, Option<ConnectionId>, Reply) -> Result<Value, ZeoError>;
 
 /// The member's answer is the client's.
-pub(super) fn as_is(_: &mut ClientSession, _: &Addr<MemberActor>, reply: Reply) -> Result<Value, ZeoError> {
+pub(super) fn as_is(
+    _: &mut ClientSession,
+    _: &Addr<MemberActor>,
+    _: Option<ConnectionId>,
+    reply: Reply,
+) -> Result<Value, ZeoError> {
     Ok(reply.to_value())
 }
 
@@ -115,7 +122,7 @@ impl ClientSession {
             member,
             mut tried,
         } = read;
-        let result = relayed.result;
+        let (result, connection) = (relayed.result, relayed.connection);
         if let Some(reason) = failure(&result) {
             self.report(
                 &member,
@@ -142,7 +149,7 @@ impl ClientSession {
         let invalidated_by = self.finish_load(load);
         let result = result
             .map(|reply| fix_up_load(reply, invalidated_by, self.last_seen))
-            .and_then(|r| shape(self, &member, r));
+            .and_then(|r| shape(self, &member, connection, r));
         self.answer(msgid, result);
     }
 

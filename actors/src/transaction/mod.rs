@@ -10,7 +10,7 @@ mod replay;
 mod spool;
 
 pub use replay::Replay;
-pub use spool::{is_stale_spool, BlobChunks, SpooledBlob, SPOOL_PREFIX};
+pub use spool::{is_stale_spool, BlobChunks, BlobDigest, BlobHasher, SpooledBlob, SPOOL_PREFIX};
 
 use bytes::Bytes;
 use std::sync::Arc;

@@ -3,6 +3,8 @@
 //! the target's upload.
 
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use std::fmt;
 use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::Path;
@@ -27,7 +29,54 @@ const FRESH: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct SpooledBlob {
     file: tempfile::NamedTempFile,
+    /// The content as it was appended, so what was received can be checked
+    /// against what is read back or stored elsewhere.
+    hasher: BlobHasher,
+}
+
+/// A blob's size and SHA-256: what a copy checks its blob files by.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct BlobDigest {
+    pub size: u64,
+    pub sha256: [u8; 32],
+}
+
+impl fmt::Display for BlobDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} bytes, sha256 ", self.size)?;
+        self.sha256.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for BlobDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Hashes a blob chunk by chunk, as it streams by: nothing is buffered.
+#[derive(Clone, Debug, Default)]
+pub struct BlobHasher {
     size: u64,
+    sha256: Sha256,
+}
+
+impl BlobHasher {
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.size += chunk.len() as u64;
+        self.sha256.update(chunk);
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn digest(&self) -> BlobDigest {
+        BlobDigest {
+            size: self.size,
+            sha256: self.sha256.clone().finalize().into(),
+        }
+    }
 }
 
 impl SpooledBlob {
@@ -37,20 +86,28 @@ impl SpooledBlob {
     pub fn create(dir: &Path) -> std::io::Result<SpooledBlob> {
         let file = tempfile::Builder::new().prefix(SPOOL_PREFIX).tempfile_in(dir)?;
         file.as_file().try_lock().map_err(std::io::Error::from)?;
-        Ok(SpooledBlob { file, size: 0 })
+        Ok(SpooledBlob {
+            file,
+            hasher: BlobHasher::default(),
+        })
     }
 
     /// Appends a chunk. The write goes to the page cache (no fsync): the
     /// spool only has to outlive its transaction or copy, not a crash.
     pub fn append(&mut self, chunk: &[u8]) -> std::io::Result<()> {
         self.file.write_all(chunk)?;
-        self.size += chunk.len() as u64;
+        self.hasher.update(chunk);
         Ok(())
     }
 
     /// The content's size in bytes.
     pub fn size(&self) -> u64 {
-        self.size
+        self.hasher.size()
+    }
+
+    /// The size and SHA-256 of what was appended.
+    pub fn digest(&self) -> BlobDigest {
+        self.hasher.digest()
     }
 
     /// Reads the content back from the start in chunks of ZEO's blob chunk
@@ -61,7 +118,7 @@ impl SpooledBlob {
         file.rewind()?;
         Ok(BlobChunks {
             file,
-            left: self.size,
+            left: self.size(),
         })
     }
 }
@@ -128,6 +185,23 @@ mod tests {
             }
             assert_eq!(sizes, vec![BLOB_CHUNK, BLOB_CHUNK, 10]);
             assert!(back == data);
+            let mut hasher = BlobHasher::default();
+            hasher.update(&back);
+            assert_eq!(hasher.digest(), blob.digest());
         }
+    }
+    #[test]
+    fn digests_name_size_and_content() {
+        let mut empty = BlobHasher::default();
+        assert_eq!(
+            empty.digest().to_string(),
+            "0 bytes, sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        let mut abc = BlobHasher::default();
+        abc.update(b"ab");
+        abc.update(b"c");
+        empty.update(b"abd");
+        assert_eq!(abc.size(), 3);
+        assert_ne!(abc.digest(), empty.digest());
     }
 }
