@@ -1,8 +1,10 @@
-//! What zeoraid holds in memory for a large blob commit: the upload is
+//! What zeoraid holds in memory for large blobs. A commit: the upload is
 //! spooled to disk, and at the vote each member's connection reads it back
-//! from the spool one window at a time. Before, the blob was read back
-//! whole and encoded once per member, so a commit of a blob of B bytes
-//! with 2 members cost zeoraid about 3 B of memory. Real members.
+//! from the spool one window at a time (before, the blob was read back
+//! whole and encoded once per member: a blob of B bytes with 2 members
+//! cost about 3 B). Downloads: each one is spooled as the member sends it
+//! and goes to its client from the spool as the client reads (before, each
+//! requester's copy was held in memory, twice). Real members.
 
 mod common;
 
@@ -10,24 +12,32 @@ use bytes::Bytes;
 use common::array::Array;
 use common::rawclient::RawClient;
 use common::records::ROOT_RECORD;
-use zeo::methods::{Request, StoreBlobChunk, StoreBlobEnd};
-use zeo::reply::VoteResult;
-use zeo::types::Tid;
+use std::net::SocketAddr;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use zeo::callbacks::Callback;
+use zeo::methods::{Request, SendBlob, StoreBlobChunk, StoreBlobEnd};
+use zeo::reply::{Reply, VoteResult};
+use zeo::types::{Oid, Tid};
 
-const BLOB_MB: u64 = 96;
+/// ZEO's blob chunk size; blobs here are whole chunks.
+const CHUNK: u64 = 59_000;
 
-#[test]
-fn a_large_blob_commit_with_two_members_costs_zeoraid_a_window_not_the_blob() {
-    let array = Array::start(2);
-    let peak_before = array.zeoraid_proc_status_kib("VmHWM").expect("zeoraid's VmHWM");
+/// The size of a blob of at least `megabytes` MB in whole chunks.
+fn blob_size(megabytes: u64) -> u64 {
+    (megabytes << 20).div_ceil(CHUNK) * CHUNK
+}
+
+/// Commits one blob of [`blob_size`]`(megabytes)` bytes through zeoraid;
+/// returns its oid and serial.
+fn commit_blob(array: &Array, megabytes: u64) -> (Oid, Tid) {
     let mut client = RawClient::connect_registered(array.addr());
     let oid = client.new_oid();
     let txn = client.begin();
     client.store(&txn, oid, Tid::ZERO, ROOT_RECORD);
     client.oneway(Request::StoreBlobStart);
-    let chunk: Vec<u8> = (0..59_000u32).map(|i| (i % 251) as u8).collect();
-    let chunks = (BLOB_MB << 20).div_ceil(chunk.len() as u64);
-    for _ in 0..chunks {
+    let chunk: Vec<u8> = (0..CHUNK).map(|i| (i % 251) as u8).collect();
+    for _ in 0..blob_size(megabytes) / CHUNK {
         client.oneway(Request::StoreBlobChunk(StoreBlobChunk {
             chunk: Bytes::copy_from_slice(&chunk),
         }));
@@ -43,12 +53,35 @@ fn a_large_blob_commit_with_two_members_costs_zeoraid_a_window_not_the_blob() {
         matches!(&voted, Ok(VoteResult::Oids(o)) if o.is_empty()),
         "{voted:?}"
     );
-    let tid = client.finish(&txn).expect("the blob commit");
-    let peak_after = array.zeoraid_proc_status_kib("VmHWM").expect("zeoraid's VmHWM");
-    let grew_mb = peak_after.saturating_sub(peak_before) / 1024;
+    (oid, client.finish(&txn).expect("the blob commit"))
+}
+
+/// zeoraid's peak resident set so far, in MB.
+fn peak_mb(array: &Array) -> u64 {
+    array.zeoraid_proc_status_kib("VmHWM").expect("zeoraid's VmHWM") / 1024
+}
+
+/// `sendBlob` by a client of its own; returns how many bytes it got.
+fn download(addr: SocketAddr, oid: Oid, serial: Tid) -> u64 {
+    let mut client = RawClient::connect_registered(addr);
+    let answer = client.call(Request::SendBlob(SendBlob { oid, serial }));
+    assert_eq!(answer, Ok(Reply::None("sendBlob")));
+    client.callbacks.iter().fold(0, |n, cb| match cb {
+        Callback::ReceiveBlobChunk { chunk, .. } => n + chunk.len() as u64,
+        _ => n,
+    })
+}
+
+#[test]
+fn a_large_blob_commit_with_two_members_costs_zeoraid_a_window_not_the_blob() {
+    const BLOB_MB: u64 = 96;
+    let array = Array::start(2);
+    let peak_before = peak_mb(&array);
+    let (oid, tid) = commit_blob(&array, BLOB_MB);
+    let grew = peak_mb(&array).saturating_sub(peak_before);
     assert!(
-        grew_mb < BLOB_MB / 2,
-        "zeoraid's peak memory grew by {grew_mb} MB for a {BLOB_MB} MB blob committed to 2 members\n{}",
+        grew < BLOB_MB / 2,
+        "zeoraid's peak memory grew by {grew} MB for a {BLOB_MB} MB blob committed to 2 members\n{}",
         array.context()
     );
     for i in 0..2 {
@@ -59,4 +92,32 @@ fn a_large_blob_commit_with_two_members_costs_zeoraid_a_window_not_the_blob() {
             .expect("the blob's record");
         assert_eq!(current.start, tid, "member {}", i + 1);
     }
+}
+
+#[test]
+fn clients_reading_a_large_blob_at_once_cost_zeoraid_windows_not_copies() {
+    const READERS: usize = 6;
+    const BLOB_MB: u64 = 32;
+    let array = Array::start(1);
+    let (oid, serial) = commit_blob(&array, BLOB_MB);
+    let peak_before = peak_mb(&array);
+    let start = Arc::new(Barrier::new(READERS));
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| {
+            let (addr, start) = (array.addr(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                download(addr, oid, serial)
+            })
+        })
+        .collect();
+    for reader in readers {
+        assert_eq!(reader.join().expect("a reader"), blob_size(BLOB_MB));
+    }
+    let grew = peak_mb(&array).saturating_sub(peak_before);
+    assert!(
+        grew < BLOB_MB,
+        "zeoraid's peak memory grew by {grew} MB while {READERS} clients read a {BLOB_MB} MB blob\n{}",
+        array.context()
+    );
 }

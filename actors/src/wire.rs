@@ -94,6 +94,10 @@ where
 pub(crate) struct Backlog {
     queued: AtomicUsize,
     written: AtomicU64,
+    /// Lazy sequences queued and not yet sent whole (their size is not
+    /// known up front: a peer that stops reading shows as one waiting
+    /// while `written` stands still).
+    lazy: AtomicUsize,
 }
 
 impl Backlog {
@@ -110,6 +114,24 @@ impl Backlog {
     /// Bytes written since the connection opened.
     pub fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
+    }
+
+    /// A lazy sequence was queued.
+    pub fn lazy_queued(&self) {
+        self.lazy.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Lazy sequences queued and not sent whole yet.
+    pub fn lazy_waiting(&self) -> usize {
+        self.lazy.load(Ordering::Relaxed)
+    }
+
+    /// A lazy sequence was sent whole (saturating: a member connection's
+    /// writer draws on sequences nobody counted).
+    fn lazy_done(&self) {
+        let _ = self
+            .lazy
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
     fn wrote(&self, len: usize) {
@@ -181,7 +203,10 @@ pub(crate) fn spawn_counted_writer<T: Into<Outgoing> + 'static>(
                             batch.extend_from_slice(&frame);
                         }
                         Some(Err(lost)) => return on_error(lost),
-                        None => lazy = None,
+                        None => {
+                            lazy = None;
+                            backlog.lazy_done();
+                        }
                     }
                     continue;
                 }

@@ -2,12 +2,12 @@
 //! without bound (replies to its pipelined loads, blob chunks, callbacks).
 //!
 //! Every [`STALL_CHECK`], the session looks at its writer's backlog: a
-//! client whose backlog was over `[limits] client_backlog` at two checks in
-//! a row and that read nothing in between is disconnected, with a log line.
-//! A slow client that keeps reading is not: a large reply (a blob sent
-//! whole) may sit over the limit for as long as it takes to go out. So a
-//! client that stopped reading holds at most the limit plus what was queued
-//! for it during two checks.
+//! client whose backlog was over `[limits] client_backlog`, or that had a
+//! blob waiting to go out from its spool, at two checks in a row and that
+//! read nothing in between is disconnected, with a log line. A slow client
+//! that keeps reading is not. So a client that stopped reading holds at
+//! most the limit plus what was queued for it during two checks (a blob
+//! costs it one write batch of memory; the rest waits on disk).
 //!
 //! Once the session has ended, its writer may still be sending what was
 //! queued last (an error reply, the `ruok` answer); a client that does not
@@ -41,7 +41,8 @@ impl ClientSession {
     fn check_backlog(&mut self, ctx: &mut Context<Self>) {
         let queued = self.backlog.bytes();
         let written = self.backlog.written();
-        if queued <= self.settings.client_backlog {
+        let blobs = self.backlog.lazy_waiting();
+        if queued <= self.settings.client_backlog && blobs == 0 {
             self.stall.over_at = None;
             return;
         }
@@ -54,8 +55,8 @@ impl ClientSession {
             writer.abort();
         }
         let reason = format!(
-            "the client stopped reading: {queued} bytes queued for it (over [limits] client_backlog, \
-             {} bytes) and none read in {STALL_CHECK:?}",
+            "the client stopped reading: {queued} bytes queued for it ([limits] client_backlog: {} \
+             bytes) and {blobs} blob(s) waiting to be sent, none read in {STALL_CHECK:?}",
             self.settings.client_backlog
         );
         self.close(ctx, &reason);

@@ -36,7 +36,7 @@ use crate::controller::{
 use crate::member::MemberActor;
 use crate::metrics::{self, Peer};
 use crate::transaction::{SpooledBlob, TxnBuffer};
-use crate::wire::{self, Backlog, Lost};
+use crate::wire::{self, Backlog, LazyFrames, Lost, Outgoing};
 use actix::prelude::*;
 use bytes::Bytes;
 use slog::{info, warn, Logger};
@@ -107,7 +107,7 @@ pub struct ClientSession {
     settings: Arc<SessionSettings>,
     controller: Addr<Controller>,
     log: Logger,
-    queue: mpsc::UnboundedSender<Bytes>,
+    queue: mpsc::UnboundedSender<Outgoing>,
     /// What the writer has not written to the client yet.
     backlog: Arc<Backlog>,
     /// Whether the client stopped reading (`backlog.rs`).
@@ -242,8 +242,17 @@ impl ClientSession {
         let len = frame.len();
         // The writer runs on this thread: it cannot take the frame off
         // before it is counted.
-        if self.queue.send(frame).is_ok() {
+        if self.queue.send(Outgoing::Frame(frame)).is_ok() {
             self.backlog.queued(len);
+        }
+    }
+
+    /// Queues frames the writer makes only as the client reads (a blob
+    /// sent from its spool), counted in the backlog as one sequence
+    /// waiting.
+    fn push_lazy(&self, frames: LazyFrames) {
+        if self.queue.send(Outgoing::Frames(frames)).is_ok() {
+            self.backlog.lazy_queued();
         }
     }
 

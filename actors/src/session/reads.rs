@@ -9,6 +9,7 @@ use super::*;
 use crate::controller::DegradeKind;
 use crate::member::{AnswerSlot, ConnectionId, Relay, Relayed, SendBlob};
 use crate::metrics::LoadOutcome;
+use crate::transaction::SpooledBlob;
 use zeo::methods::{LoadBefore, Request};
 use zeo::reply::{LoadBeforeResult, Reply};
 
@@ -169,29 +170,74 @@ impl ClientSession {
 
     /// `sendBlob`: the blob streams from one member into this session, then
     /// to the client as `receiveBlobStart/Chunk/Stop`, then the reply.
+    /// `sendBlob`: the member's stream is spooled to a file as it
+    /// arrives, and only once the member has sent it whole does the client
+    /// get it (a stream cut short by a failing member never reaches the
+    /// client, whose blob cache refuses a second download over a partial
+    /// one). The chunks are then read from the spool as the client takes
+    /// them: a blob costs disk, not memory, however many clients read it
+    /// and however slowly.
     pub(super) fn send_blob(&mut self, ctx: &mut Context<Self>, msgid: MsgId, oid: Oid, serial: Tid) {
         let Some(member) = self.pick_reader(&[]) else {
             return self.error(msgid, no_reader());
         };
-        let (sink, mut chunks) = mpsc::unbounded_channel();
-        let fut = member.send(SendBlob { oid, serial, sink });
-        ctx.spawn(fut.into_actor(self).map(move |result, act, _| {
+        let spool = match SpooledBlob::create(&self.settings.spool_dir) {
+            Ok(spool) => spool,
+            Err(e) => return self.error(msgid, spool_error(&e)),
+        };
+        let (sink, chunks) = mpsc::unbounded_channel();
+        let download = member.send(SendBlob { oid, serial, sink });
+        let both = futures::future::join(download, spool_download(chunks, spool));
+        ctx.spawn(both.into_actor(self).map(move |(result, spooled), act, _| {
             if let Some(reason) = failure(&result) {
                 act.report(&member, DegradeKind::Failed, format!("sendBlob failed: {reason}"));
             }
-            match member_answer(result) {
-                Ok(()) => {
-                    act.callback(Callback::ReceiveBlobStart { oid, serial });
-                    while let Ok(chunk) = chunks.try_recv() {
-                        act.callback(Callback::ReceiveBlobChunk { oid, serial, chunk });
-                    }
-                    act.callback(Callback::ReceiveBlobStop { oid, serial });
-                    act.reply(msgid, Value::None);
-                }
-                Err(error) => act.error(msgid, error),
+            match (member_answer(result), spooled) {
+                (Ok(()), Ok(blob)) => act.stream_blob(msgid, oid, serial, &blob),
+                (Ok(()), Err(e)) => act.error(msgid, spool_error(&e)),
+                (Err(error), _) => act.error(msgid, error),
             }
         }));
     }
+
+    /// Sends a spooled blob to the client: `receiveBlobStart`, the chunks
+    /// made from the spool as the writer gets to them, `receiveBlobStop`,
+    /// then the reply.
+    fn stream_blob(&mut self, msgid: MsgId, oid: Oid, serial: Tid, blob: &SpooledBlob) {
+        let (Some(encoding), Ok(chunks)) = (self.encoding, blob.chunks()) else {
+            return self.error(
+                msgid,
+                ZeoError::unavailable("cannot read a spooled blob download back"),
+            );
+        };
+        self.callback(Callback::ReceiveBlobStart { oid, serial });
+        let frames = chunks.map(move |chunk| {
+            let chunk = chunk.map_err(|e| Lost::Io(format!("reading a spooled blob download back: {e}")))?;
+            let callback = Callback::ReceiveBlobChunk { oid, serial, chunk };
+            encoding
+                .encode_frame(&callback.to_message().into_value())
+                .map_err(Lost::Protocol)
+        });
+        self.push_lazy(Box::new(frames));
+        self.callback(Callback::ReceiveBlobStop { oid, serial });
+        self.reply(msgid, Value::None);
+    }
+}
+
+/// Appends a member's blob stream to `spool` until the member has sent it
+/// whole (or failed: its sink is dropped either way).
+async fn spool_download(
+    mut chunks: mpsc::UnboundedReceiver<Bytes>,
+    mut spool: SpooledBlob,
+) -> std::io::Result<SpooledBlob> {
+    while let Some(chunk) = chunks.recv().await {
+        spool.append(&chunk)?;
+    }
+    Ok(spool)
+}
+
+fn spool_error(e: &std::io::Error) -> ZeoError {
+    ZeoError::unavailable(&format!("cannot spool a blob download: {e}"))
 }
 
 /// A `loadBefore` answer as the client may see it, given the newest
