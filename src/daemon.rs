@@ -132,6 +132,7 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), 
         reloader: Some(reloader.clone().recipient()),
         handshake_timeout: config.timeouts.handshake,
         client_backlog: config.limits.client_backlog,
+        transaction_memory: config.limits.transaction_memory,
         admin_calls: config.zeo_admin_calls,
         admin_token: config.http.token.clone().map(Token::new),
     });

@@ -4,14 +4,16 @@
 //! whole and encoded once per member: a blob of B bytes with 2 members
 //! cost about 3 B). Downloads: each one is spooled as the member sends it
 //! and goes to its client from the spool as the client reads (before, each
-//! requester's copy was held in memory, twice). Real members.
+//! requester's copy was held in memory, twice). A transaction of many
+//! records: past `[limits] transaction_memory` its records wait in a spool
+//! file and go to each member from there. Real members.
 
 mod common;
 
 use bytes::Bytes;
-use common::array::Array;
+use common::array::{Array, ArrayOptions};
 use common::rawclient::RawClient;
-use common::records::ROOT_RECORD;
+use common::records::{mapping_record, ROOT_RECORD};
 use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -120,4 +122,48 @@ fn clients_reading_a_large_blob_at_once_cost_zeoraid_windows_not_copies() {
         "zeoraid's peak memory grew by {grew} MB while {READERS} clients read a {BLOB_MB} MB blob\n{}",
         array.context()
     );
+}
+
+#[test]
+fn a_large_transaction_waits_in_a_spool_file_past_the_memory_limit() {
+    const RECORDS: usize = 64;
+    const RECORD_MB: usize = 1;
+    let mut options = ArrayOptions::new(2);
+    options.tables = "[limits]\ntransaction_memory = 4194304\n".into();
+    let array = Array::start_with(options);
+    let peak_before = peak_mb(&array);
+    let mut client = RawClient::connect_registered(array.addr());
+    let oids: Vec<Oid> = (0..RECORDS).map(|_| client.new_oid()).collect();
+    let txn = client.begin();
+    for (i, oid) in oids.iter().enumerate() {
+        client.store(&txn, *oid, Tid::ZERO, &mapping_record(RECORD_MB << 20, i as u8));
+    }
+    let voted = client.vote(&txn);
+    assert!(
+        matches!(&voted, Ok(VoteResult::Oids(o)) if o.is_empty()),
+        "{voted:?}"
+    );
+    let tid = client.finish(&txn).expect("the large commit");
+    let grew = peak_mb(&array).saturating_sub(peak_before);
+    let total = (RECORDS * RECORD_MB) as u64;
+    assert!(
+        grew < total / 2,
+        "zeoraid's peak memory grew by {grew} MB for a {total} MB transaction committed to 2 members\n{}",
+        array.context()
+    );
+    for i in 0..2 {
+        let mut member = array.member_client(i);
+        for (n, oid) in oids.iter().enumerate().step_by(21) {
+            let current = member
+                .load(*oid)
+                .expect("load from the member")
+                .expect("the record");
+            assert_eq!(current.start, tid, "member {}", i + 1);
+            assert!(
+                current.data == mapping_record(RECORD_MB << 20, n as u8),
+                "member {}: {oid}",
+                i + 1
+            );
+        }
+    }
 }

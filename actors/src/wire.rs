@@ -60,15 +60,19 @@ impl std::fmt::Display for Lost {
     }
 }
 
-/// Forwards every frame (or the reason the stream ended) to `deliver`, in order.
-pub(crate) fn spawn_reader<D>(
+/// Forwards every frame (or the reason the stream ended) to `deliver`, in
+/// order, reading the next frame only once `deliver`'s future is done: a
+/// deliver that waits for its actor to take the frame keeps a fast peer
+/// from piling frames up in the actor's mailbox.
+pub(crate) fn spawn_reader<D, Delivered>(
     mut reader: FramedRead<Box<dyn AsyncRead + Unpin>, D>,
     peer: Peer,
-    deliver: impl Fn(Result<D::Item, Lost>) + 'static,
+    deliver: impl Fn(Result<D::Item, Lost>) -> Delivered + 'static,
 ) -> JoinHandle<()>
 where
     D: Decoder<Error = CodecError> + 'static,
     D::Item: WireLen,
+    Delivered: std::future::Future<Output = ()>,
 {
     let bytes_in = metrics::bytes_in(peer);
     tokio::task::spawn_local(async move {
@@ -76,11 +80,11 @@ where
             match reader.next().await {
                 Some(Ok(frame)) => {
                     bytes_in.inc_by(frame.wire_len());
-                    deliver(Ok(frame))
+                    deliver(Ok(frame)).await
                 }
-                Some(Err(CodecError::Io(e))) => return deliver(Err(Lost::Io(e))),
-                Some(Err(e)) => return deliver(Err(Lost::Protocol(e))),
-                None => return deliver(Err(Lost::Closed)),
+                Some(Err(CodecError::Io(e))) => return deliver(Err(Lost::Io(e))).await,
+                Some(Err(e)) => return deliver(Err(Lost::Protocol(e))).await,
+                None => return deliver(Err(Lost::Closed)).await,
             }
         }
     })

@@ -47,6 +47,7 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
 pub const DEFAULT_LIMITS: Limits = Limits {
     max_client_connections: 1000,
     client_backlog: 16 * 1024 * 1024,
+    transaction_memory: 16 * 1024 * 1024,
     explicit_tid_skew: Duration::from_secs(3600),
 };
 /// Descriptors kept for members, the HTTP endpoint, the state and spool
@@ -154,6 +155,9 @@ pub struct Limits {
     /// whose backlog passes it and that reads nothing for a while is
     /// disconnected.
     pub client_backlog: usize,
+    /// Record data one transaction may hold in memory until its vote; the
+    /// records past it are spooled to `spool_dir`.
+    pub transaction_memory: usize,
     /// How far past the present a tid a client asks for in `tpc_begin`
     /// may lie: every later commit must get a higher tid, so one far in
     /// the future would pin the array's tids there (and near 2^64 leave

@@ -75,6 +75,7 @@ pub struct RawTimeouts {
 pub struct RawLimits {
     pub max_client_connections: Option<u64>,
     pub client_backlog: Option<u64>,
+    pub transaction_memory: Option<u64>,
     pub explicit_tid_skew: Option<String>,
 }
 

@@ -116,6 +116,7 @@ fn full_config_parses_every_option() {
         [limits]
         max_client_connections = 50
         client_backlog = 1048576
+        transaction_memory = 0
         explicit_tid_skew = "5m"
 
         [restart]
@@ -190,6 +191,7 @@ fn full_config_parses_every_option() {
         Limits {
             max_client_connections: 50,
             client_backlog: 1_048_576,
+            transaction_memory: 0,
             explicit_tid_skew: Duration::from_secs(300),
         }
     );

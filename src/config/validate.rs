@@ -260,6 +260,13 @@ fn limits(p: &mut Problems, raw: RawLimits) -> Limits {
             MIN_CLIENT_BACKLOG..=usize::MAX as u64,
             DEFAULT_LIMITS.client_backlog,
         ),
+        transaction_memory: count(
+            p,
+            "limits.transaction_memory",
+            raw.transaction_memory,
+            0..=usize::MAX as u64,
+            DEFAULT_LIMITS.transaction_memory,
+        ),
         explicit_tid_skew: duration(
             p,
             "limits.explicit_tid_skew",

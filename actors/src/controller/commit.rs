@@ -35,7 +35,7 @@ impl Controller {
                 Next::Reload(reload) => self.apply_reload(ctx, reload),
                 Next::RecoverySlice(member) => self.finish_recovery(ctx, member),
                 Next::Pack(pack) => self.start_pack(ctx, pack),
-                Next::Vote(vote) => self.start_vote(ctx, vote),
+                Next::Vote(vote) => self.start_vote(ctx, *vote),
                 Next::Drained => self.finish_drain(),
             }
         }

@@ -113,8 +113,9 @@ pub(super) enum Next {
     RecoverySlice(String),
     /// Start a pack (it holds the lock unless it is refused).
     Pack(Pack),
-    /// Start a client's vote (it holds the lock unless it is refused).
-    Vote(Vote),
+    /// Start a client's vote (it holds the lock unless it is refused);
+    /// boxed: the buffered transaction is much larger than the others.
+    Vote(Box<Vote>),
     /// Draining and nothing is left: close the members, answer the drain.
     Drained,
 }
@@ -191,7 +192,7 @@ impl CommitLock {
             for slice in &mut self.slices {
                 slice.votes_before = slice.votes_before.saturating_sub(1);
             }
-            return Some(Next::Vote(vote));
+            return Some(Next::Vote(Box::new(vote)));
         }
         let drained = finishing.is_none() && self.drain.as_ref().is_some_and(Draining::unanswered);
         drained.then_some(Next::Drained)

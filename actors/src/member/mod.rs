@@ -246,8 +246,11 @@ impl MemberActor {
         let generation = self.generation;
         let (queue, queued) = mpsc::unbounded_channel();
         let to_actor = ctx.address();
+        // The member's replies are never held back: the connection is
+        // shared by every client.
         let reader = wire::spawn_reader(est.reader, Peer::Member, move |item| {
             to_actor.do_send(FromMember { generation, item });
+            std::future::ready(())
         });
         let to_actor = ctx.address();
         let writer = wire::spawn_writer(est.writer, queued, Peer::Member, move |lost| {

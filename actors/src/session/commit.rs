@@ -9,7 +9,7 @@ use super::dispatch::Refusal;
 use super::*;
 use crate::controller as ctl;
 use crate::tid;
-use crate::transaction::TxnOp;
+use crate::transaction::{Record, TxnOp};
 use std::time::SystemTime;
 use zeo::methods::{Request, StoreBlobEnd, TpcBegin, TxnId};
 use zeo::reply::{Reply, VoteResult};
@@ -24,14 +24,14 @@ impl ClientSession {
                 TxnOp::Store {
                     oid: s.oid,
                     serial: s.serial,
-                    data: s.data,
+                    data: Record::Held(s.data),
                 },
             ),
             Request::Restorea(r) => {
                 let op = TxnOp::Restore {
                     oid: r.oid,
                     serial: r.serial,
-                    data: r.data,
+                    data: r.data.map(Record::Held),
                     prev_txn: r.prev_txn,
                 };
                 self.buffer(&r.id, op)
@@ -81,13 +81,17 @@ impl ClientSession {
         Ok(())
     }
 
-    /// Adds an operation to the open transaction.
+    /// Adds an operation to the open transaction (its records spilled to
+    /// the spool dir past `[limits] transaction_memory`).
     fn buffer(&mut self, id: &TxnId, op: TxnOp) -> Result<(), Refusal> {
+        let settings = &self.settings;
         match &mut self.txn {
-            Some((txn, Phase::Buffering)) if &txn.id == id => {
-                txn.ops.push(op);
-                Ok(())
-            }
+            Some((txn, Phase::Buffering)) if &txn.id == id => txn
+                .push(op, settings.transaction_memory, &settings.spool_dir)
+                .map_err(|e| {
+                    let problem = format!("cannot spool a record in {}: {e}", settings.spool_dir.display());
+                    Refusal::new(ZeoError::unavailable(&problem), &problem)
+                }),
             _ => Err(Refusal::transaction(&format!(
                 "store for transaction {id}, which is not open"
             ))),

@@ -78,6 +78,9 @@ pub struct SessionSettings {
     /// a client which reads nothing may leave before it is disconnected
     /// (`backlog.rs`).
     pub client_backlog: usize,
+    /// Record data a transaction may hold in memory before its records
+    /// are spooled to `spool_dir` (`[limits] transaction_memory`).
+    pub transaction_memory: usize,
     /// Which `raid_*` calls clients may make (`zeo_admin_calls`).
     pub admin_calls: ZeoAdminCalls,
     /// The token the mutating `raid_*` calls must carry as their last
@@ -178,7 +181,15 @@ impl ClientSession {
             );
             let (queue, queued) = mpsc::unbounded_channel();
             let me = ctx.address();
-            let reader = wire::spawn_reader(reader, Peer::Client, move |item| me.do_send(FromClient(item)));
+            // The next frame is read once the session has handled this one:
+            // a client cannot pile up more than one frame in zeoraid's
+            // memory (a transaction's records are spooled as they come).
+            let reader = wire::spawn_reader(reader, Peer::Client, move |item| {
+                let delivered = me.send(FromClient(item));
+                async move {
+                    let _ = delivered.await;
+                }
+            });
             let me = ctx.address();
             let backlog = Arc::<Backlog>::default();
             // See the `reader` field.

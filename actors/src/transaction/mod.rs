@@ -13,10 +13,21 @@ pub use replay::Replay;
 pub use spool::{is_stale_spool, BlobChunks, BlobDigest, BlobHasher, SpooledBlob, SPOOL_PREFIX};
 
 use bytes::Bytes;
+use std::io;
+use std::path::Path;
 use std::sync::Arc;
 use zeo::methods::{TpcBegin, TxnId};
 use zeo::types::{Oid, Tid};
 use zeo::Value;
+
+/// A record's data: in memory, or in its transaction's spool file once
+/// the transaction held more than `[limits] transaction_memory` in memory
+/// (as a ZEO server writes every transaction to a temporary commit log).
+#[derive(Clone, Debug)]
+pub enum Record {
+    Held(Bytes),
+    Spooled { at: u64, len: usize },
+}
 
 /// One buffered operation, in the order the client sent it.
 #[derive(Clone, Debug)]
@@ -24,12 +35,12 @@ pub enum TxnOp {
     Store {
         oid: Oid,
         serial: Tid,
-        data: Bytes,
+        data: Record,
     },
     Restore {
         oid: Oid,
         serial: Tid,
-        data: Option<Bytes>,
+        data: Option<Record>,
         prev_txn: Option<Tid>,
     },
     CheckCurrent {
@@ -64,6 +75,11 @@ pub struct TxnBuffer {
     pub tid: Option<Tid>,
     pub status: String,
     pub ops: Vec<TxnOp>,
+    /// Record data held in memory so far.
+    held: usize,
+    /// Where records go once `held` would pass the limit: appended while
+    /// the client stores, shared (read only) by the members' replays.
+    spill: Option<Arc<SpooledBlob>>,
 }
 
 impl TxnBuffer {
@@ -76,6 +92,55 @@ impl TxnBuffer {
             tid: begin.tid,
             status: begin.status.clone(),
             ops: Vec::new(),
+            held: 0,
+            spill: None,
+        }
+    }
+
+    /// Adds an operation. A record that would take the record data held
+    /// in memory past `limit` bytes is appended to the transaction's spool
+    /// file (created in `spool_dir` when first needed) instead, so a
+    /// transaction of any size costs zeoraid at most `limit` of memory.
+    pub fn push(&mut self, mut op: TxnOp, limit: usize, spool_dir: &Path) -> io::Result<()> {
+        let data = match &mut op {
+            TxnOp::Store { data, .. } | TxnOp::Restore { data: Some(data), .. } => Some(data),
+            _ => None,
+        };
+        if let Some(record) = data {
+            if let Record::Held(bytes) = record {
+                if self.held + bytes.len() > limit {
+                    *record = self.spill(bytes, spool_dir)?;
+                } else {
+                    self.held += bytes.len();
+                }
+            }
+        }
+        self.ops.push(op);
+        Ok(())
+    }
+
+    fn spill(&mut self, bytes: &[u8], spool_dir: &Path) -> io::Result<Record> {
+        if self.spill.is_none() {
+            self.spill = Some(Arc::new(SpooledBlob::create(spool_dir)?));
+        }
+        let spool = self.spill.as_mut().and_then(Arc::get_mut);
+        let spool = spool.ok_or_else(|| io::Error::other("the transaction was already handed to a vote"))?;
+        let at = spool.size();
+        spool.append(bytes)?;
+        Ok(Record::Spooled { at, len: bytes.len() })
+    }
+
+    /// A record's data, read back from the spool file if it was spilled.
+    pub fn record(&self, record: &Record) -> io::Result<Bytes> {
+        match record {
+            Record::Held(bytes) => Ok(bytes.clone()),
+            Record::Spooled { at, len } => {
+                let spool = self
+                    .spill
+                    .as_ref()
+                    .ok_or_else(|| io::Error::other("no spool file"))?;
+                spool.read_at(*at, *len)
+            }
         }
     }
 

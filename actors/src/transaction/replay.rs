@@ -83,7 +83,7 @@ impl Replay {
             TxnOp::Store { oid, serial, data } => Request::Storea(Storea {
                 oid: *oid,
                 serial: *serial,
-                data: data.clone(),
+                data: self.txn.record(data)?,
                 id,
             }),
             TxnOp::Restore {
@@ -94,7 +94,7 @@ impl Replay {
             } => Request::Restorea(Restorea {
                 oid: *oid,
                 serial: *serial,
-                data: data.clone(),
+                data: data.as_ref().map(|d| self.txn.record(d)).transpose()?,
                 prev_txn: *prev_txn,
                 id,
             }),
@@ -143,5 +143,65 @@ impl Iterator for Replay {
             self.next_op = self.txn.ops.len();
         }
         Some(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transaction::Record;
+    use bytes::Bytes;
+    use zeo::types::Oid;
+    use zeo::Value;
+
+    fn txn() -> TxnBuffer {
+        TxnBuffer::begin(&TpcBegin {
+            id: TxnId::from_i64(1),
+            user: Value::bytes(&b""[..]),
+            description: Value::bytes(&b""[..]),
+            extension: Value::Dict(vec![]),
+            tid: None,
+            status: " ".into(),
+        })
+    }
+
+    fn store(n: u8, len: usize) -> TxnOp {
+        TxnOp::Store {
+            oid: Oid::from_u64(u64::from(n)),
+            serial: Tid::ZERO,
+            data: Record::Held(Bytes::from(vec![n; len])),
+        }
+    }
+
+    #[test]
+    fn records_past_the_memory_limit_are_spooled_and_replayed_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut txn = txn();
+        for n in 1..=4 {
+            txn.push(store(n, 1000), 2500, dir.path()).unwrap();
+        }
+        let spooled = |op: &TxnOp| {
+            matches!(
+                op,
+                TxnOp::Store {
+                    data: Record::Spooled { .. },
+                    ..
+                }
+            )
+        };
+        let kinds: Vec<bool> = txn.ops.iter().map(spooled).collect();
+        assert_eq!(kinds, [false, false, true, true], "two records fit in 2500 bytes");
+        let replay = Replay::new(Arc::new(txn), TxnId::from_i64(7), Tid::from_u64(5));
+        let stores: Vec<(Oid, Bytes)> = replay
+            .map(Result::unwrap)
+            .filter_map(|r| match r {
+                Request::Storea(s) => Some((s.oid, s.data)),
+                _ => None,
+            })
+            .collect();
+        let expected: Vec<(Oid, Bytes)> = (1..=4u8)
+            .map(|n| (Oid::from_u64(u64::from(n)), Bytes::from(vec![n; 1000])))
+            .collect();
+        assert_eq!(stores, expected);
     }
 }

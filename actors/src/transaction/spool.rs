@@ -100,6 +100,15 @@ impl SpooledBlob {
         Ok(())
     }
 
+    /// `len` bytes from offset `at` (a spilled record), through the file's
+    /// own handle: positioned reads do not move anyone's cursor.
+    pub fn read_at(&self, at: u64, len: usize) -> std::io::Result<Bytes> {
+        use std::os::unix::fs::FileExt;
+        let mut data = vec![0; len];
+        self.file.as_file().read_exact_at(&mut data, at)?;
+        Ok(Bytes::from(data))
+    }
+
     /// The content's size in bytes.
     pub fn size(&self) -> u64 {
         self.hasher.size()
