@@ -3,7 +3,7 @@
 //! correctly but may legitimately answer a request with more than we keep
 //! (a member answering `undoLog(0, 10**9)`).
 //!
-//! [`FrameCodec`](crate::framing::FrameCodec) refuses such a frame as soon
+//! [`FrameCodec`] refuses such a frame as soon
 //! as its header arrives, and the connection must then be dropped. On a
 //! connection to a ZEO server that costs every other call in flight on it;
 //! [`SkippingFrameCodec`] instead reads the frame's body off the socket in

@@ -28,7 +28,8 @@ pub struct RecoveryPolicy {
     pub spool_dir: Option<PathBuf>,
     /// The longest the final step holds the commit lock at a time.
     pub final_step_slice: Duration,
-    /// The hard bound on one slice (see [`Controller::final_step_abandoned`]).
+    /// The hard bound on one slice of the final step, whatever hangs: past
+    /// it the slice is abandoned and the recovery tried again later.
     pub final_step_timeout: Duration,
 }
 
