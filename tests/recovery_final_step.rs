@@ -75,6 +75,12 @@ fn a_final_step_on_a_hung_member_is_abandoned_and_retried_while_commits_go_on() 
     assert!(outcome.contains("final_step_timeout"), "{abandoned}");
     assert!(tid > before[2].tid);
 
+    // The abandoned copy is still stuck in the transaction it had begun on
+    // the member: no other recovery may write to the member meanwhile.
+    let again = request(array.http_addr(), "POST", "/members/zeo2/recover", None);
+    assert_ne!(again.code, 200, "{}", again.body);
+    assert!(again.body.contains("still finishing"), "{}", again.body);
+
     // The network comes back: the recovery is tried again by itself and
     // makes the member optimal, with everything committed meanwhile.
     array.relay(1).resume();

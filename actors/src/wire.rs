@@ -231,6 +231,11 @@ pub(crate) fn spawn_counted_writer<T: Into<Outgoing> + 'static>(
                 }
             }
             bytes_out.inc_by(batch.len() as u64);
+            if batch.capacity() > 2 * BATCH {
+                // One large frame went out: its room is not kept for the
+                // life of the connection.
+                batch = Vec::new();
+            }
         }
         let _ = writer.shutdown().await;
     })

@@ -97,6 +97,10 @@ struct Slot {
     /// Final steps of its recoveries abandoned in a row (they overran
     /// `[recovery] final_step_timeout`); cleared once it is recovered.
     abandoned_final_steps: u32,
+    /// The actor of its last recovery, told to stop: until it has (it
+    /// finishes or aborts the transaction it had begun on the member) no
+    /// other recovery may write to the member.
+    stopping_recovery: Option<Addr<crate::recovery::RecoveryActor>>,
 }
 
 #[derive(Clone, Debug)]
@@ -133,6 +137,7 @@ impl Slot {
             packed_while_degraded: None,
             recover_when_connected: None,
             abandoned_final_steps: 0,
+            stopping_recovery: None,
         }
     }
 

@@ -153,6 +153,13 @@ impl Controller {
         if slot.recovery.is_some() {
             return Err(refusal(&slot.name, "it is already recovering"));
         }
+        if slot.stopping_recovery.as_ref().is_some_and(Addr::connected) {
+            return Err(refusal(
+                &slot.name,
+                "its previous recovery is still finishing the transaction it had begun on the member; \
+                 try again shortly",
+            ));
+        }
         Ok(())
     }
 
@@ -367,6 +374,7 @@ impl Controller {
         recovery.addr.do_send(Stop {
             reason: reason.to_string(),
         });
+        self.members[i].stopping_recovery = Some(recovery.addr.clone());
         self.lock.forget_recovery(&self.members[i].name);
         Some(recovery)
     }

@@ -94,8 +94,17 @@ impl SpooledBlob {
 
     /// Appends a chunk. The write goes to the page cache (no fsync): the
     /// spool only has to outlive its transaction or copy, not a crash.
+    /// A failed append leaves the file as it was (what part of the chunk
+    /// was written is cut off again), so the offsets of later appends stay
+    /// right if the caller goes on.
     pub fn append(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(chunk)?;
+        if let Err(e) = self.file.write_all(chunk) {
+            let size = self.size();
+            let file = self.file.as_file_mut();
+            file.set_len(size)?;
+            file.seek(std::io::SeekFrom::Start(size))?;
+            return Err(e);
+        }
         self.hasher.update(chunk);
         Ok(())
     }
