@@ -15,7 +15,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::codec::{Decoder, FramedRead};
+use zeo::encoding::Encoding;
 use zeo::framing::FrameCodec;
+use zeo::message::Message;
 use zeo::oversized::{Frame, SkippingFrameCodec};
 use zeo::CodecError;
 
@@ -153,6 +155,22 @@ pub(crate) type LazyFrames = Box<dyn Iterator<Item = Result<Bytes, Lost>> + Send
 pub(crate) enum Outgoing {
     Frame(Bytes),
     Frames(LazyFrames),
+}
+
+/// The frames of `messages`, each encoded only when the writer gets to it;
+/// a message that could not be read (spooled data: `reading` says what)
+/// ends the connection's writer.
+pub(crate) fn lazy_frames(
+    encoding: Encoding,
+    reading: &'static str,
+    messages: impl Iterator<Item = std::io::Result<Message>> + Send + 'static,
+) -> LazyFrames {
+    Box::new(messages.map(move |message| {
+        let message = message.map_err(|e| Lost::Io(format!("{reading}: {e}")))?;
+        encoding
+            .encode_frame(&message.into_value())
+            .map_err(Lost::Protocol)
+    }))
 }
 
 impl From<Bytes> for Outgoing {

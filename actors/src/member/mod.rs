@@ -809,15 +809,10 @@ impl MemberActor {
     fn replay(&mut self, replay: Replay) -> Result<(), MemberError> {
         let live = self.conn.as_ref().filter(|_| self.state == ConnState::Ready);
         let live = live.ok_or_else(|| self.unavailable())?;
-        let encoding = live.encoding;
-        let frames = replay.map(move |request| {
-            let request = request.map_err(|e| Lost::Io(format!("reading a spooled blob back: {e}")))?;
-            encoding
-                .encode_frame(&request.to_message(MsgId::ASYNC).into_value())
-                .map_err(Lost::Protocol)
-        });
+        let messages = replay.map(|request| request.map(|r| r.to_message(MsgId::ASYNC)));
+        let frames = wire::lazy_frames(live.encoding, "reading a spooled blob back", messages);
         live.queue
-            .send(Outgoing::Frames(Box::new(frames)))
+            .send(Outgoing::Frames(frames))
             .map_err(|_| self.unavailable())
     }
 

@@ -211,14 +211,14 @@ impl ClientSession {
             );
         };
         self.callback(Callback::ReceiveBlobStart { oid, serial });
-        let frames = chunks.map(move |chunk| {
-            let chunk = chunk.map_err(|e| Lost::Io(format!("reading a spooled blob download back: {e}")))?;
-            let callback = Callback::ReceiveBlobChunk { oid, serial, chunk };
-            encoding
-                .encode_frame(&callback.to_message().into_value())
-                .map_err(Lost::Protocol)
+        let messages = chunks.map(move |chunk| {
+            chunk.map(|chunk| Callback::ReceiveBlobChunk { oid, serial, chunk }.to_message())
         });
-        self.push_lazy(Box::new(frames));
+        self.push_lazy(wire::lazy_frames(
+            encoding,
+            "reading a spooled blob download back",
+            messages,
+        ));
         self.callback(Callback::ReceiveBlobStop { oid, serial });
         self.reply(msgid, Value::None);
     }
