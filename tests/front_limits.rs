@@ -8,6 +8,7 @@
 mod common;
 
 use common::array::{Array, ArrayOptions, LOG_WAIT};
+use common::faults::wait_until;
 use common::http;
 use common::rawclient::RawClient;
 use std::io::{ErrorKind, Read};
@@ -80,15 +81,11 @@ fn connections_over_the_limit_are_closed_and_the_rest_keeps_working() {
     array.wait_for_log(restarted, Duration::from_secs(30), "zeo2 connected again", |l| {
         l["msg"] == "member state change" && l["member"] == "zeo2" && l["to"] == "ready"
     });
-    let deadline = Instant::now() + LOG_WAIT;
-    while http_status(&array)["status"] != "optimal" {
-        assert!(
-            Instant::now() < deadline,
-            "not optimal again: {}",
-            http_status(&array)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        wait_until(LOG_WAIT, || http_status(&array)["status"] == "optimal"),
+        "not optimal again: {}",
+        http_status(&array)
+    );
     for client in &mut clients {
         assert!(client.is_open(), "a client within the limit was closed");
     }

@@ -12,11 +12,11 @@
 mod common;
 
 use common::array::{without_member, Array, ArrayOptions};
+use common::faults::wait_until;
 use common::http::{get, request};
 use serde_json::Value as Json;
 use std::fs;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use zeo::message::Message;
 use zeo::methods::{NewOids, Request};
 use zeo::reply::Reply;
@@ -36,18 +36,6 @@ fn in_flight(array: &Array, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn wait_until(what: &str, array: &Array, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            array.context()
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn a_reload_that_removes_the_member_a_new_oids_waits_on_keeps_the_array_serving() {
     let mut array = Array::start(2);
@@ -55,9 +43,11 @@ fn a_reload_that_removes_the_member_a_new_oids_waits_on_keeps_the_array_serving(
     array.members()[1].sigstop();
     let msgid = client.next_msgid();
     client.send(&Request::NewOids(NewOids { n: Some(3) }).to_message(msgid.clone()));
-    wait_until("new_oids to wait on zeo2", &array, || {
-        in_flight(&array, "zeo2") > 0
-    });
+    assert!(
+        wait_until(WAIT, || in_flight(&array, "zeo2") > 0),
+        "timed out waiting for new_oids to wait on zeo2\n{}",
+        array.context()
+    );
 
     let path = array.config_path().to_path_buf();
     let original = fs::read_to_string(&path).expect("read the config");
