@@ -1,6 +1,8 @@
 //! zeoraid's actors (see ARCHITECTURE.md §3). Each owns one piece of state;
 //! the others ask it with messages.
 //!
+//! - [`cluster`]: several zeoraids: the election on etcd, the lease, the
+//!   array state in etcd.
 //! - [`member`]: one per configured ZEO server; owns the connection to it.
 //! - [`controller`]: one; owns the RAID state, the commit lock, the members.
 //! - [`session`]: one per client connection; the server side of ZEO.
@@ -13,6 +15,7 @@
 //! - [`status`]: the words for the array's and the members' states that the
 //!   metrics, the HTTP answers and `zeoraid ctl` share.
 
+pub mod cluster;
 pub mod controller;
 pub mod member;
 pub mod metrics;
