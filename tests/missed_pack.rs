@@ -15,8 +15,7 @@ use common::records::ROOT_RECORD;
 use serde_json::Value as Json;
 use std::thread;
 use std::time::{Duration, SystemTime};
-use zeo::methods::{IteratorNext, IteratorRecordNext, IteratorRecordStart, IteratorStart, Pack, Request};
-use zeo::reply::{DataRecord, Reply, TxnRecord};
+use zeo::methods::{Pack, Request};
 use zeo::types::{Oid, Tid};
 use zeo::Value;
 
@@ -103,39 +102,10 @@ fn pack_now(client: &mut RawClient) {
     }
 }
 
-/// A member's whole history, read with its own iterator.
-fn history(client: &mut RawClient) -> Vec<(TxnRecord, Vec<DataRecord>)> {
-    let start = Request::IteratorStart(IteratorStart {
-        start: None,
-        stop: None,
-    });
-    let Ok(Reply::IteratorStart(iid)) = client.call(start) else {
-        panic!("iterator_start")
-    };
-    let mut transactions = Vec::new();
-    while let Ok(Reply::IteratorNext(Some(txn))) = client.call(Request::IteratorNext(IteratorNext { iid })) {
-        let records = Request::IteratorRecordStart(IteratorRecordStart {
-            txn_iid: iid,
-            tid: txn.tid,
-        });
-        let Ok(Reply::IteratorRecordStart(riid)) = client.call(records) else {
-            panic!("iterator_record_start")
-        };
-        let mut records = Vec::new();
-        while let Ok(Reply::IteratorRecordNext(Some(r))) =
-            client.call(Request::IteratorRecordNext(IteratorRecordNext { riid }))
-        {
-            records.push(r);
-        }
-        transactions.push((txn, records));
-    }
-    transactions
-}
-
 /// Both members hold the same history, records and all.
 fn assert_members_identical(array: &Array) {
-    let first = history(&mut array.member_client(0));
-    let second = history(&mut array.member_client(1));
+    let first = array.member_client(0).history();
+    let second = array.member_client(1).history();
     assert_eq!(first.len(), second.len(), "number of transactions");
     for ((t1, r1), (t2, r2)) in first.iter().zip(&second) {
         assert_eq!(t1, t2, "transaction metadata");
@@ -241,7 +211,7 @@ fn a_pack_missed_across_a_restart_is_recovered_incrementally() {
     assert_eq!(state_of_zeo2(&array)["packed_while_degraded"].as_f64(), packed_at);
 
     let zeo2_last = array.member_client(1).last_transaction();
-    let everything = history(&mut array.member_client(0));
+    let everything = array.member_client(0).history();
     let lacking = everything.iter().filter(|(t, _)| t.tid > zeo2_last).count();
     assert!(
         3 <= lacking && lacking < everything.len(),

@@ -120,32 +120,119 @@ pub struct Probe {
     pub data: Vec<u8>,
 }
 
-/// zeoraid's log lines (all starts), shared with the stderr reader threads.
+/// A zeoraid's log lines (all its starts), shared with the stderr reader
+/// threads: one JSON object per line.
 #[derive(Default)]
-struct LogShared {
+pub struct LogShared {
     lines: Mutex<Vec<Json>>,
     grew: Condvar,
 }
 
 impl LogShared {
-    fn lines(&self) -> MutexGuard<'_, Vec<Json>> {
+    pub fn lines(&self) -> MutexGuard<'_, Vec<Json>> {
         self.lines.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn push(&self, line: Json) {
+    pub fn push(&self, line: Json) {
         self.lines().push(line);
         self.grew.notify_all();
     }
+
+    /// The number of lines so far.
+    pub fn mark(&self) -> usize {
+        self.lines().len()
+    }
+
+    /// The first line from index `since` on that matches, if any (no wait).
+    pub fn find(&self, since: usize, pred: impl Fn(&Json) -> bool) -> Option<Json> {
+        self.lines().iter().skip(since).find(|l| pred(l)).cloned()
+    }
+
+    /// Waits up to `within` for a line from index `since` on that matches.
+    pub fn try_wait(&self, since: usize, within: Duration, pred: impl Fn(&Json) -> bool) -> Option<Json> {
+        let deadline = Instant::now() + within;
+        let mut lines = self.lines();
+        let mut checked = since;
+        loop {
+            if let Some(line) = lines.iter().skip(checked).find(|l| pred(l)) {
+                return Some(line.clone());
+            }
+            checked = checked.max(lines.len());
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            lines = match self.grew.wait_timeout(lines, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// The last [`LOG_TAIL_LINES`] lines, one JSON text each.
+    pub fn tail(&self) -> Vec<String> {
+        let lines = self.lines();
+        lines
+            .iter()
+            .skip(lines.len().saturating_sub(LOG_TAIL_LINES))
+            .map(Json::to_string)
+            .collect()
+    }
 }
 
-struct Daemon {
+/// A running `zeoraid serve` whose stderr a thread reads into a [`LogShared`].
+pub struct Daemon {
     child: Child,
     reader: Option<JoinHandle<()>>,
 }
 
 impl Daemon {
+    /// `binary serve --config config` in `dir`, with `env` and none of the
+    /// test's own `ZEORAID_*` variables (ZEORAID_LOG, ZEORAID_LISTEN, ...
+    /// must not reconfigure it).
+    pub fn spawn(
+        binary: &Path,
+        config: &Path,
+        dir: &Path,
+        env: &[(String, String)],
+        log: &Arc<LogShared>,
+    ) -> Result<Daemon, String> {
+        let mut command = Command::new(binary);
+        command
+            .args(["serve", "--config"])
+            .arg(config)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("ZEORAID_") {
+                command.env_remove(key);
+            }
+        }
+        command.envs(env.iter().map(|(k, v)| (k, v)));
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot spawn {}: {e}", binary.display()))?;
+        let stderr = child.stderr.take().expect("piped stderr");
+        let reader = spawn_log_reader(stderr, Arc::clone(log));
+        Ok(Daemon {
+            child,
+            reader: Some(reader),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it still runs (reaps it if it exited).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// SIGKILL, reap, and collect the rest of its stderr.
-    fn kill(mut self) {
+    pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some(reader) = self.reader.take() {
@@ -269,15 +356,12 @@ impl Array {
 
     /// zeoraid's process id, if it runs.
     pub fn zeoraid_pid(&self) -> Option<u32> {
-        self.daemon.as_ref().map(|d| d.child.id())
+        self.daemon.as_ref().map(Daemon::pid)
     }
 
     /// Whether zeoraid is still running (reaps it if it exited).
     pub fn zeoraid_running(&mut self) -> bool {
-        match self.daemon.as_mut().map(|d| d.child.try_wait()) {
-            Some(Ok(None)) => true,
-            Some(Ok(Some(_)) | Err(_)) | None => false,
-        }
+        self.daemon.as_mut().is_some_and(Daemon::running)
     }
 
     /// Panics (with the log tail) unless zeoraid is running.
@@ -403,12 +487,12 @@ impl Array {
     /// The number of log lines so far: pass it to [`Array::wait_for_log`]
     /// to look only at what comes after this point.
     pub fn log_mark(&self) -> usize {
-        self.log.lines().len()
+        self.log.mark()
     }
 
     /// The first line from index `since` on that matches, if any (no wait).
     pub fn find_log(&self, since: usize, pred: impl Fn(&Json) -> bool) -> Option<Json> {
-        self.log.lines().iter().skip(since).find(|l| pred(l)).cloned()
+        self.log.find(since, pred)
     }
 
     /// Waits up to `within` for a line from index `since` on that matches;
@@ -433,23 +517,7 @@ impl Array {
         within: Duration,
         pred: impl Fn(&Json) -> bool,
     ) -> Option<Json> {
-        let deadline = Instant::now() + within;
-        let mut lines = self.log.lines();
-        let mut checked = since;
-        loop {
-            if let Some(line) = lines.iter().skip(checked).find(|l| pred(l)) {
-                return Some(line.clone());
-            }
-            checked = checked.max(lines.len());
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            lines = match self.log.grew.wait_timeout(lines, left) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
+        self.log.try_wait(since, within, pred)
     }
 
     /// Waits for the "closing client connection" line of the session whose
@@ -463,12 +531,7 @@ impl Array {
 
     /// The last lines of the log and the config, for panic messages.
     pub fn context(&self) -> String {
-        let lines = self.log.lines();
-        let tail: Vec<String> = lines
-            .iter()
-            .skip(lines.len().saturating_sub(LOG_TAIL_LINES))
-            .map(Json::to_string)
-            .collect();
+        let tail = self.log.tail();
         format!(
             "--- {} ---\n{}--- last {} zeoraid log lines ---\n{}",
             self.config_path.display(),
@@ -676,31 +739,13 @@ impl Array {
         self.log.push(serde_json::json!({
             "harness": format!("=== starting zeoraid (start {}) ===", self.starts)
         }));
-        let mut command = Command::new(&self.options.binary);
-        command
-            .args(["serve", "--config"])
-            .arg(&self.config_path)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        // The test's own environment must not reconfigure zeoraid
-        // (ZEORAID_LOG, ZEORAID_LISTEN, ...).
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("ZEORAID_") {
-                command.env_remove(key);
-            }
-        }
-        command.envs(self.options.env.iter().map(|(k, v)| (k, v)));
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot spawn {}: {e}", self.options.binary.display()))?;
-        let stderr = child.stderr.take().expect("piped stderr");
-        let reader = spawn_log_reader(stderr, Arc::clone(&self.log));
-        self.daemon = Some(Daemon {
-            child,
-            reader: Some(reader),
-        });
+        self.daemon = Some(Daemon::spawn(
+            &self.options.binary,
+            &self.config_path,
+            self.dir.path(),
+            &self.options.env,
+            &self.log,
+        )?);
 
         let within = self.options.startup_timeout;
         let deadline = Instant::now() + within;
@@ -759,7 +804,7 @@ impl Drop for Array {
 /// Starts `n` members in parallel (member `i` on a copy of `storages[i]`
 /// if there is one); if one fails, the others are killed (dropped) and the
 /// failure is re-raised.
-fn start_members(n: usize, options: &RunZeoOptions, storages: &[Option<PathBuf>]) -> Vec<RunZeo> {
+pub fn start_members(n: usize, options: &RunZeoOptions, storages: &[Option<PathBuf>]) -> Vec<RunZeo> {
     let handles: Vec<_> = (0..n)
         .map(|i| {
             let mut options = options.clone();

@@ -34,8 +34,20 @@ impl Answer {
 /// token` when a token is given (POST only); panics when there is no
 /// answer at all.
 pub fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> Answer {
+    try_request(addr, method, path, token, HTTP_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`request`] bounded by `timeout`: why there is no answer (refused,
+/// timed out) instead of a panic.
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<Answer, String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(HTTP_TIMEOUT))
+        .timeout_global(Some(timeout))
         .http_status_as_error(false)
         .proxy(None)
         .build()
@@ -59,7 +71,7 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) 
         "DELETE" => agent.delete(&url).call(),
         other => panic!("method {other}"),
     };
-    let mut response = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let mut response = result.map_err(|e| format!("{method} {url}: {e}"))?;
     let code = response.status().as_u16();
     let content_type = response
         .headers()
@@ -67,12 +79,15 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) 
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let body = response.body_mut().read_to_string().expect("read the body");
-    Answer {
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
+    Ok(Answer {
         code,
         content_type,
         body,
-    }
+    })
 }
 
 /// `GET path`.

@@ -31,9 +31,10 @@ use zeo::exceptions::ZeoError;
 use zeo::handshake::client_reply;
 use zeo::message::{Message, MsgId};
 use zeo::methods::{
-    LoadBefore, NewOids, Register, Request, Storea, TpcAbort, TpcBegin, TpcFinish, TxnId, Vote,
+    IteratorNext, IteratorRecordNext, IteratorRecordStart, IteratorStart, LoadBefore, NewOids, Register,
+    Request, Storea, TpcAbort, TpcBegin, TpcFinish, TxnId, Vote,
 };
-use zeo::reply::{LoadBeforeResult, Reply, VoteResult};
+use zeo::reply::{DataRecord, LoadBeforeResult, Reply, TxnRecord, VoteResult};
 use zeo::types::{Oid, Tid, P64};
 use zeo::Value;
 
@@ -529,6 +530,37 @@ impl RawClient {
             Reply::LoadBefore(result) => Ok(result),
             other => panic!("loadBefore: unexpected reply {other:?}"),
         }
+    }
+
+    /// The server's whole history, read with its own iterator: every
+    /// transaction with its records, oldest first.
+    pub fn history(&mut self) -> Vec<(TxnRecord, Vec<DataRecord>)> {
+        let start = Request::IteratorStart(IteratorStart {
+            start: None,
+            stop: None,
+        });
+        let Ok(Reply::IteratorStart(iid)) = self.call(start) else {
+            panic!("iterator_start")
+        };
+        let mut transactions = Vec::new();
+        while let Ok(Reply::IteratorNext(Some(txn))) = self.call(Request::IteratorNext(IteratorNext { iid }))
+        {
+            let records = Request::IteratorRecordStart(IteratorRecordStart {
+                txn_iid: iid,
+                tid: txn.tid,
+            });
+            let Ok(Reply::IteratorRecordStart(riid)) = self.call(records) else {
+                panic!("iterator_record_start")
+            };
+            let mut records = Vec::new();
+            while let Ok(Reply::IteratorRecordNext(Some(r))) =
+                self.call(Request::IteratorRecordNext(IteratorRecordNext { riid }))
+            {
+                records.push(r);
+            }
+            transactions.push((txn, records));
+        }
+        transactions
     }
 }
 
