@@ -698,3 +698,16 @@ mod tests {
         assert_eq!(status("degraded"), 0.0);
     }
 }
+
+static TAKEOVERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "zeoraid_cluster_takeovers_total",
+        "Takeovers this zeoraid finished as the elected leader of a cluster (the fence committed)",
+        &["zeoraid"],
+    )
+});
+
+/// A takeover committed its fence.
+pub(crate) fn takeover() {
+    TAKEOVERS.with_label_values(&["self"]).inc();
+}

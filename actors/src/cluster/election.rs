@@ -74,3 +74,22 @@ pub struct Resign;
 // Silence unused imports until implemented.
 #[allow(dead_code)]
 fn _unused(_: Advertised, _: LeaseClock) {}
+
+impl Handler<WaitLeadership> for Election {
+    type Result = ResponseFuture<Result<Leadership, ElectionError>>;
+    fn handle(&mut self, _: WaitLeadership, _: &mut Context<Self>) -> Self::Result {
+        unimplemented!("{:?} {:?}", self.settings, self.log)
+    }
+}
+
+impl Handler<Resign> for Election {
+    type Result = ();
+    fn handle(&mut self, _: Resign, _: &mut Context<Self>) {}
+}
+
+impl Handler<WatchView> for Election {
+    type Result = MessageResult<WatchView>;
+    fn handle(&mut self, _: WatchView, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.view.subscribe())
+    }
+}
