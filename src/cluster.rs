@@ -1,4 +1,4 @@
-//! The daemon's life in a cluster (`[cluster]`, ARCHITECTURE.md §10):
+//! The daemon's life in a cluster (`[cluster]`, ARCHITECTURE.md §9):
 //! campaign as a standby, take over once elected, serve, step down.
 //!
 //! A standby runs only the election and the HTTP endpoint: it does not

@@ -47,7 +47,7 @@ pub struct ControllerSettings {
     pub leading: Option<Leading>,
 }
 
-/// What a cluster's leader needs on the commit path (ARCHITECTURE.md §10).
+/// What a cluster's leader needs on the commit path (ARCHITECTURE.md §9).
 #[derive(Clone, Debug)]
 pub struct Leading {
     /// The etcd revision that elected it, written into the takeover

@@ -1,5 +1,5 @@
 //! A new cluster leader's takeover, and the checks that keep a leader's
-//! commits to its term (ARCHITECTURE.md §10).
+//! commits to its term (ARCHITECTURE.md §9).
 //!
 //! The takeover is one transaction, `tid_B`, on every optimal member, under
 //! the commit lock: it rewrites the root object (oid 0) with its current

@@ -10,7 +10,7 @@
 //! the root object's serial as the leader last set it. A member checks it
 //! in the vote, under its storage lock; once a newer leader rewrote the
 //! root there (its takeover), a deposed leader's vote fails with
-//! `ReadConflictError` on that member (ARCHITECTURE.md §10).
+//! `ReadConflictError` on that member (ARCHITECTURE.md §9).
 
 use super::{BlobChunks, TxnBuffer, TxnOp};
 use std::io;
