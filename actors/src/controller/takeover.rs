@@ -146,13 +146,26 @@ impl Controller {
         };
         ctx.spawn(answers.into_actor(self).map(move |results, act, ctx| {
             let voted = act.sort_answers(results, "takeover vote", Ok, Some(fence.tid));
+            if let Some(moved) = voted
+                .iter()
+                .find_map(|a| a.answer.as_ref().err().filter(|e| e.is_conflict()))
+            {
+                // The old leader's last transaction changed the root after
+                // it was read (it finished while this vote waited for the
+                // lock): read it again, rather than take the member that
+                // holds the newest history for a diverged one.
+                let why =
+                    format!("the root object changed while the takeover waited for a member's lock: {moved}");
+                act.abort_fence(&fence, &[]);
+                return act.takeover_failed(ctx, fence.reply, why);
+            }
             let mut agreeing = Vec::new();
             for a in voted {
                 match a.answer {
                     Ok(_) => agreeing.push(a.member),
                     Err(e) => {
                         let reason = format!("refused the takeover's rewrite of the root object: {e}");
-                        act.degrade(a.index, DegradeKind::Diverged, reason, Some(fence.tid));
+                        act.degrade(a.index, DegradeKind::Failed, reason, Some(fence.tid));
                     }
                 }
             }
