@@ -829,7 +829,8 @@ pub fn process_exists(pid: u32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-fn read_lossy(path: &Path) -> String {
+/// The whole file (lossy UTF-8), empty if it cannot be read.
+pub fn read_lossy(path: &Path) -> String {
     fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default()
@@ -842,7 +843,8 @@ fn read_from(path: &Path, offset: usize) -> String {
         .unwrap_or_default()
 }
 
-fn tail(text: &str, max: usize) -> &str {
+/// The last `max` bytes of `text` (from a character boundary).
+pub fn tail(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }

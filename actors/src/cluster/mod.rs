@@ -12,6 +12,7 @@
 //! Without `[cluster]` none of this runs: the daemon serves alone with its
 //! state file.
 
+mod client;
 pub mod election;
 pub mod lease;
 pub mod store;
