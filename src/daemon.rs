@@ -237,6 +237,7 @@ fn start_http(
             admin_timeout: config.timeouts.commit + HTTP_ADMIN_SLACK,
         },
         controller,
+        None,
         log,
     )
     .map_err(|source| DaemonError::Http {
