@@ -4,13 +4,15 @@
 //! `use common::runzeo::{RunZeo, RunZeoOptions};` (real servers) or
 //! `use common::faults::{Behavior, FakeServer, Relay};` (injected faults),
 //! `use common::array::Array;` (zeoraid in front of real members),
-//! `use common::rawclient::RawClient;` (a frame-level ZEO client) and
-//! `use common::http;` (requests to zeoraid's HTTP endpoint).
+//! `use common::rawclient::RawClient;` (a frame-level ZEO client),
+//! `use common::http;` (requests to zeoraid's HTTP endpoint) and
+//! `use common::ctl::ctl;` (runs `zeoraid ctl`).
 //! Each integration test binary uses only some of these helpers, hence the
 //! `dead_code` allowance.
 #![allow(dead_code)]
 
 pub mod array;
+pub mod ctl;
 pub mod faults;
 pub mod http;
 pub mod rawclient;
