@@ -233,6 +233,43 @@ mod tests {
     }
 
     #[test]
+    fn a_leaders_details_keep_the_arrays_fields_and_add_the_clusters() {
+        let array = json!({
+            "status": "failed", "summary": "failed: no member left", "reason": "no member left",
+            "cluster_mode": "single", "fail_mode": "close", "last_tid": "03ff", "optimal": 0,
+            "quorum": 1, "commits": 0, "aborts": 0, "conflicts": 0, "clients": 0,
+            "longest_recovery_block_ms": 0, "state_generation": 1, "state_location": "etcd",
+            "members": []
+        });
+        let mut leader = view(Role::Leader, Some("zr1"));
+        leader.reason = Some("elected".into());
+        let details = Details {
+            array: serde_json::from_value(array.clone()).unwrap(),
+            cluster: Some(ClusterDetails::of(&leader)),
+        };
+        let text = serde_json::to_string(&details).unwrap();
+        let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(j["reason"], "no member left", "{text}");
+        assert_eq!(j["role_reason"], "elected", "{text}");
+        assert_eq!(
+            (&j["role"], &j["leader"], &j["epoch"]),
+            (&json!("leader"), &json!("zr1"), &json!(7))
+        );
+        assert_eq!(text.matches("\"reason\"").count(), 1, "no key twice: {text}");
+        let back: Details = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.cluster, details.cluster);
+        let alone = Details {
+            array: serde_json::from_value(array.clone()).unwrap(),
+            cluster: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&alone).unwrap(),
+            array,
+            "no cluster key without [cluster]"
+        );
+    }
+
+    #[test]
     fn refusals_name_the_leader() {
         let e = not_leader(&view(Role::Standby, Some("zr2")), "disable zeo1");
         assert_eq!(e.status, StatusCode::CONFLICT);
