@@ -18,11 +18,13 @@ use actix::{Actor, Addr};
 use slog::{info, warn, Logger};
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use zeoraid_actors::cluster::{
-    Advertised, ClusterSettings, Election, EtcdStore, Leadership, LeaseClock, Resign, WaitLeadership,
+    Advertised, ClusterSettings, ClusterView, Election, EtcdStore, Leadership, LeaseClock, Resign,
+    WaitLeadership, WatchView,
 };
 use zeoraid_actors::controller::{Controller, Leading, TakenOver, Takeover};
+use zeoraid_actors::token::Token;
 
 /// How long a takeover that failed (a member not answering, a member's
 /// lock held by the old leader's transaction until its timeout) waits
@@ -41,6 +43,11 @@ pub(crate) async fn serve(
     info!(log, "campaigning"; "etcd" => ?settings.endpoints, "lease_ttl_ms" => settings.lease_ttl.as_millis() as u64,
         "prefix" => &settings.prefix);
     let election = Election::new(settings.clone(), log.clone()).start();
+    let view = election
+        .send(WatchView)
+        .await
+        .map_err(|e| DaemonError::Election(e.to_string()))?;
+    let standby_http = start_standby_http(&config, view.clone(), &log)?;
     let leadership = tokio::select! {
         won = election.send(WaitLeadership) => won
             .map_err(|e| DaemonError::Election(e.to_string()))?
@@ -48,15 +55,36 @@ pub(crate) async fn serve(
         received = signals.stop() => {
             info!(log, "stopping a standby"; "signal" => received);
             let _ = election.send(Resign).await;
+            standby_http.stop(true).await;
             return Ok(Stopped::Signal);
         }
     };
     info!(log, "elected"; "epoch" => leadership.epoch);
+    // The leader's endpoint takes the same address once the array runs.
+    standby_http.stop(true).await;
     let store = EtcdStore::open(&settings, &leadership).map_err(DaemonError::State)?;
     let members = config.members.iter().map(|m| m.name.as_str());
     let durable = open_state(Box::new(store), members, &log)?;
-    let term = Term::new(&settings, leadership, election);
+    let term = Term::new(&settings, leadership, election, view);
     serve_array(config, config_path, signals, durable, Some(term), log).await
+}
+
+/// A standby's HTTP endpoint: status, health, metrics; admin calls are
+/// refused with the leader's address.
+fn start_standby_http(
+    config: &Config,
+    view: watch::Receiver<ClusterView>,
+    log: &Logger,
+) -> Result<crate::http::HttpEndpoint, DaemonError> {
+    let settings = crate::http::StandbySettings {
+        listen: config.http.listen,
+        token: config.http.token.clone().map(Token::new),
+        token_for_reads: config.http.token_for_reads,
+    };
+    crate::http::start_standby(settings, view, log).map_err(|source| DaemonError::Http {
+        addr: config.http.listen,
+        source,
+    })
 }
 
 /// The `[cluster]` table as the election needs it.
@@ -78,13 +106,20 @@ fn settings(config: &Config) -> ClusterSettings {
 /// A leader's term: from its election to its step-down.
 pub(crate) struct Term {
     pub leading: Leading,
+    /// The election's view, for the leader's HTTP endpoint.
+    pub view: watch::Receiver<ClusterView>,
     lease: LeaseClock,
     step_down: mpsc::UnboundedReceiver<String>,
     election: Addr<Election>,
 }
 
 impl Term {
-    fn new(settings: &ClusterSettings, leadership: Leadership, election: Addr<Election>) -> Term {
+    fn new(
+        settings: &ClusterSettings,
+        leadership: Leadership,
+        election: Addr<Election>,
+        view: watch::Receiver<ClusterView>,
+    ) -> Term {
         let (tell, step_down) = mpsc::unbounded_channel();
         Term {
             leading: Leading {
@@ -93,6 +128,7 @@ impl Term {
                 lease: leadership.lease.clone(),
                 step_down: tell,
             },
+            view,
             lease: leadership.lease,
             step_down,
             election,

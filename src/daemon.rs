@@ -174,7 +174,14 @@ pub(crate) async fn serve_array(
     })?;
     prepare_spool(&config.spool_dir, &log)?;
     let reloader = Reloader::new(config_path, config.clone(), controller.clone(), log.clone()).start();
-    let http = start_http(&config, reloader.clone().recipient(), controller.clone(), &log)?;
+    let view = term.as_ref().map(|t| t.view.clone());
+    let http = start_http(
+        &config,
+        reloader.clone().recipient(),
+        controller.clone(),
+        view,
+        &log,
+    )?;
     let sessions = Arc::new(SessionSettings {
         storage: config.storage.clone(),
         msgpack: config.msgpack,
@@ -287,6 +294,7 @@ fn start_http(
     config: &Config,
     reloader: Recipient<ReloadConfiguration>,
     controller: Addr<Controller>,
+    cluster: Option<tokio::sync::watch::Receiver<zeoraid_actors::cluster::ClusterView>>,
     log: &Logger,
 ) -> Result<crate::http::HttpEndpoint, DaemonError> {
     crate::http::start(
@@ -298,6 +306,7 @@ fn start_http(
             admin_timeout: config.timeouts.commit + HTTP_ADMIN_SLACK,
         },
         controller,
+        cluster,
         log,
     )
     .map_err(|source| DaemonError::Http {

@@ -6,12 +6,14 @@
 //! `use common::array::Array;` (zeoraid in front of real members),
 //! `use common::rawclient::RawClient;` (a frame-level ZEO client),
 //! `use common::http;` (requests to zeoraid's HTTP endpoint) and
-//! `use common::etcd::Etcd;` (a real single-node etcd).
+//! `use common::etcd::Etcd;` (a real single-node etcd),
+//! `use common::ctl::ctl;` (runs `zeoraid ctl`).
 //! Each integration test binary uses only some of these helpers, hence the
 //! `dead_code` allowance.
 #![allow(dead_code)]
 
 pub mod array;
+pub mod ctl;
 pub mod etcd;
 pub mod faults;
 pub mod http;
