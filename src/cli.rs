@@ -98,7 +98,15 @@ fn serve(args: &ServeArgs) -> ExitCode {
     crate::panics::install(log.clone(), guard);
     info!(log, "config loaded"; "path" => %args.config.display());
     let code = match daemon::run(config, args.config.clone(), &log) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(daemon::Stopped::Signal) => ExitCode::SUCCESS,
+        Ok(daemon::Stopped::SteppedDown(reason)) => {
+            crit!(log, "stepping down"; "reason" => &reason, "then" => "re-executing as a standby");
+            crate::panics::flush_log();
+            let error = reexecute();
+            // Only reached when exec failed: the service manager restarts us.
+            eprintln!("zeoraid: cannot re-execute itself after stepping down: {error}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
         Err(err) => {
             crit!(log, "zeoraid failed"; "error" => %err);
             ExitCode::from(EXIT_FAILURE)
@@ -106,6 +114,20 @@ fn serve(args: &ServeArgs) -> ExitCode {
     };
     crate::panics::flush_log();
     code
+}
+
+/// Replaces this process with a fresh run of the same command line (a
+/// cluster leader stepping down): the descriptors of every client and
+/// member connection are close-on-exec, so all of them close at once.
+/// Returns only if exec failed.
+fn reexecute() -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os();
+    let program = args.next().unwrap_or_else(|| "zeoraid".into());
+    std::process::Command::new("/proc/self/exe")
+        .arg0(program)
+        .args(args)
+        .exec()
 }
 
 fn report_config_error(err: &ConfigError) {

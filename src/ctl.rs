@@ -7,9 +7,9 @@
 //!
 //! | code | status/details | disable/reload |
 //! |---|---|---|
-//! | 0 OK | optimal | done (`recover --wait`: the member is optimal) |
-//! | 1 WARNING | degraded or recovering | `recover --wait`: not optimal within `--timeout` |
-//! | 2 CRITICAL | failed | refused (the reason is printed); `recover --wait`: the recovery ended otherwise |
+//! | 0 OK | optimal; a standby that knows its leader | done (`recover --wait`: the member is optimal) |
+//! | 1 WARNING | degraded or recovering; a standby elected, still taking over | `recover --wait`: not optimal within `--timeout` |
+//! | 2 CRITICAL | failed; a standby that knows no leader; a deposed leader | refused (the reason is printed, and on a standby where the leader's endpoint is); `recover --wait`: the recovery ended otherwise |
 //! | 3 UNKNOWN | daemon unreachable, or an answer that makes no sense | daemon unreachable |
 //!
 //! Where the endpoint is: `--url`, else `--config FILE`'s `[http] listen`,
@@ -21,11 +21,13 @@
 //! Like `cli.rs`, this module writes to stdout/stderr directly: it is
 //! user-facing output of a short-lived command, not the daemon's log.
 
+mod cluster;
 mod follow;
 
 use crate::config;
-use crate::http::{ErrorBody, MemberActionDone, StatusLine};
+use crate::http::{ErrorBody, MemberActionDone};
 use clap::{Args, Subcommand};
+use cluster::{DetailsReply, StatusReply};
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 use std::fmt::Write as _;
@@ -144,8 +146,8 @@ fn run(args: &CtlArgs) -> u8 {
         }
     };
     match &args.command {
-        CtlCommand::Status => read::<StatusLine>(&target, args, "/status"),
-        CtlCommand::Details => read::<ArrayStatus>(&target, args, "/details"),
+        CtlCommand::Status => read::<StatusReply>(&target, args, "/status"),
+        CtlCommand::Details => read::<DetailsReply>(&target, args, "/details"),
         CtlCommand::Disable { name } => admin(
             &target,
             args,
@@ -255,10 +257,14 @@ impl Answer {
         serde_json::from_str(&self.body).ok()
     }
 
-    /// The [`ErrorBody`]'s message, or the body as it is.
+    /// The [`ErrorBody`]'s message (with where the leader is, when a
+    /// standby refused), or the body as it is.
     fn error_message(&self) -> String {
         match (serde_json::from_str::<ErrorBody>(&self.body), self.json()) {
-            (Ok(body), _) => body.error,
+            (Ok(body), _) => match &body.not_leader {
+                Some(not_leader) => format!("{}{}", body.error, cluster::leader_hint(not_leader)),
+                None => body.error,
+            },
             (Err(_), Some(j)) => j.to_string(),
             (Err(_), None) => self.body.trim().to_string(),
         }
@@ -308,31 +314,13 @@ fn timeout(args: &CtlArgs, default: Duration) -> Duration {
         .map_or(default, Duration::from_secs_f64)
 }
 
-/// What `status` and `details` read: an answer that says the array's state.
+/// What `status` and `details` read: an answer that says the array's
+/// state, or a standby's role (`cluster.rs`).
 trait StatusAnswer: DeserializeOwned {
-    fn state(&self) -> ArrayState;
+    /// The Nagios exit code.
+    fn code(&self) -> u8;
     /// The text printed for people.
     fn text(&self, now: SystemTime) -> String;
-}
-
-impl StatusAnswer for StatusLine {
-    fn state(&self) -> ArrayState {
-        self.status
-    }
-
-    fn text(&self, _now: SystemTime) -> String {
-        format!("{}\n", status_line(self.status, &self.summary))
-    }
-}
-
-impl StatusAnswer for ArrayStatus {
-    fn state(&self) -> ArrayState {
-        self.status
-    }
-
-    fn text(&self, now: SystemTime) -> String {
-        details_text(self, now)
-    }
 }
 
 /// `status` and `details`: GET, print, exit with the status's code.
@@ -347,7 +335,7 @@ fn read<T: StatusAnswer>(target: &Target, args: &CtlArgs, path: &str) -> u8 {
     let json = answer.json();
     let typed = json.as_ref().and_then(|j| T::deserialize(j).ok());
     let code = match (answer.code, &typed) {
-        (200, Some(typed)) => exit_code(typed.state()),
+        (200, Some(typed)) => typed.code(),
         _ => UNKNOWN,
     };
     match (&json, &typed) {
@@ -392,8 +380,16 @@ fn status_line(status: ArrayState, summary: &str) -> String {
 
 /// The status line, the array's numbers, and a table of the members.
 fn details_text(array: &ArrayStatus, now: SystemTime) -> String {
+    format!(
+        "{}\n{}",
+        status_line(array.status, &array.summary),
+        details_body(array, now)
+    )
+}
+
+/// The array's numbers and a table of the members.
+fn details_body(array: &ArrayStatus, now: SystemTime) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}", status_line(array.status, &array.summary));
     let _ = writeln!(
         out,
         "cluster mode {}, fail mode {}, last tid {}, {} of {} members optimal (quorum {})",
@@ -606,14 +602,14 @@ mod tests {
         assert_eq!(exit_code(ArrayState::Degraded), 1);
         assert_eq!(exit_code(ArrayState::Recovering), 1);
         assert_eq!(exit_code(ArrayState::Failed), 2);
-        let unknown = serde_json::from_value::<StatusLine>(json!({"status": "???", "summary": ""}));
+        let unknown = serde_json::from_value::<StatusReply>(json!({"status": "???", "summary": ""}));
         assert!(unknown.is_err(), "an unknown status is no answer (exit code 3)");
     }
 
     #[test]
     fn nagios_line() {
         let j = json!({"status": "optimal", "summary": "optimal: 2 of 2 members optimal"});
-        let line = serde_json::from_value::<StatusLine>(j).unwrap();
+        let line = serde_json::from_value::<StatusReply>(j).unwrap();
         assert_eq!(
             line.text(SystemTime::now()),
             "ZEORAID OK - optimal: 2 of 2 members optimal\n"

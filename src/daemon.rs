@@ -56,6 +56,8 @@ pub enum DaemonError {
     Array(#[source] actix::MailboxError),
     #[error("refusing to start: {0}")]
     State(#[source] zeoraid_actors::state::StateError),
+    #[error("the cluster election failed: {0}")]
+    Election(String),
     #[error("the signal handling task failed: {0}")]
     SignalTask(String),
     #[error("cannot use the spool dir {dir}: {source}")]
@@ -70,10 +72,20 @@ pub enum DaemonError {
 /// for its answer (a reload waits for the commit lock).
 const HTTP_ADMIN_SLACK: Duration = Duration::from_secs(10);
 
-/// Runs zeoraid until it is told to stop; returns `Ok` on an orderly
-/// shutdown so the process can exit 0 (what init systems expect after
-/// they sent SIGTERM).
-pub fn run(config: Config, config_path: PathBuf, log: &Logger) -> Result<(), DaemonError> {
+/// How the daemon stopped serving.
+#[derive(Debug)]
+pub enum Stopped {
+    /// An orderly shutdown: exit 0 (what init systems expect after they
+    /// sent SIGTERM).
+    Signal,
+    /// This zeoraid led a cluster and is no longer sure it does: the
+    /// process re-executes itself at once, as a standby (`crate::cluster`).
+    SteppedDown(String),
+}
+
+/// Runs zeoraid until it is told to stop or, in a cluster, must step
+/// down.
+pub fn run(config: Config, config_path: PathBuf, log: &Logger) -> Result<Stopped, DaemonError> {
     // Built here rather than by `System::new()` so that failing to create
     // the runtime is reported as an error instead of a panic.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -86,30 +98,70 @@ pub fn run(config: Config, config_path: PathBuf, log: &Logger) -> Result<(), Dae
 
 /// The three signals the daemon handles: SIGTERM and SIGINT stop it,
 /// SIGHUP reloads the configuration.
-struct Signals {
+pub(crate) struct Signals {
     terminate: Signal,
     interrupt: Signal,
     hangup: Signal,
 }
 
-async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), DaemonError> {
+impl Signals {
+    /// Resolves with the name of the first stop signal (SIGTERM, SIGINT);
+    /// SIGHUP is ignored (nothing to reload yet).
+    pub(crate) async fn stop(&mut self) -> &'static str {
+        loop {
+            tokio::select! {
+                _ = self.terminate.recv() => return "SIGTERM",
+                _ = self.interrupt.recv() => return "SIGINT",
+                _ = self.hangup.recv() => {}
+            }
+        }
+    }
+}
+
+async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<Stopped, DaemonError> {
     let signals = Signals {
         terminate: install(SignalKind::terminate(), "SIGTERM")?,
         interrupt: install(SignalKind::interrupt(), "SIGINT")?,
         hangup: install(SignalKind::hangup(), "SIGHUP")?,
     };
     log_configuration(&config, &log);
+    if config.cluster.is_some() {
+        return crate::cluster::serve(config, config_path, signals, log).await;
+    }
+    let members = config.members.iter().map(|m| m.name.as_str());
+    let store = FileStore::open(&config.state_dir).map_err(DaemonError::State)?;
+    let durable = open_state(Box::new(store), members, &log)?;
+    serve_array(config, config_path, signals, durable, None, log).await
+}
+
+/// Serves the array: alone, or as a cluster's elected leader (`term`),
+/// which first takes over and steps down when it is no longer sure it
+/// leads.
+pub(crate) async fn serve_array(
+    config: Config,
+    config_path: PathBuf,
+    signals: Signals,
+    durable: DurableState,
+    term: Option<crate::cluster::Term>,
+    log: Logger,
+) -> Result<Stopped, DaemonError> {
+    let mut settings = crate::members::controller_settings(&config);
+    settings.leading = term.as_ref().map(|t| t.leading.clone());
 
     // The controller starts and owns the member actors. The front server
     // opens once the members answered (or the startup wait is over: members
     // not reachable by then start degraded), so "zeoraid started" means
     // ready for clients. The HTTP endpoint opens right after the front
     // listener, before "zeoraid started" (which names both addresses).
-    let members = config.members.iter().map(|m| m.name.as_str());
-    let durable = open_state(&config.state_dir, members, &log)?;
-    let controller =
-        Controller::new(crate::members::controller_settings(&config), durable, log.clone()).start();
-    let array = wait_ready(&controller, config.timeouts.connect * 2).await?;
+    let controller = Controller::new(settings, durable, log.clone()).start();
+    let mut array = wait_ready(&controller, config.timeouts.connect * 2).await?;
+    let mut term = term;
+    if let Some(term) = term.as_mut() {
+        match term.take_over(&controller, &log).await {
+            Ok(taken) => array.last_tid = taken.tid,
+            Err(reason) => return Ok(Stopped::SteppedDown(reason)),
+        }
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -122,7 +174,14 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), 
     })?;
     prepare_spool(&config.spool_dir, &log)?;
     let reloader = Reloader::new(config_path, config.clone(), controller.clone(), log.clone()).start();
-    let http = start_http(&config, reloader.clone().recipient(), controller.clone(), &log)?;
+    let view = term.as_ref().map(|t| t.view.clone());
+    let http = start_http(
+        &config,
+        reloader.clone().recipient(),
+        controller.clone(),
+        view,
+        &log,
+    )?;
     let sessions = Arc::new(SessionSettings {
         storage: config.storage.clone(),
         msgpack: config.msgpack,
@@ -155,12 +214,22 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<(), 
         "members" => array.members,
     );
 
-    let (received, signals) = until_stop_signal(signals, reloader.recipient(), log.clone()).await?;
+    let until_signal = until_stop_signal(signals, reloader.recipient(), log.clone());
+    let (received, signals) = match term.as_mut() {
+        None => until_signal.await?,
+        Some(term) => tokio::select! {
+            stopped = until_signal => stopped?,
+            reason = term.deposed() => return Ok(Stopped::SteppedDown(reason)),
+        },
+    };
     info!(log, "shutting down"; "signal" => received, "then" => "no new clients, finishing transactions in flight",
         "within_ms" => config.timeouts.commit.as_millis() as u64);
     front.abort();
     shut_down(&controller, http, signals, config.timeouts.commit, &log).await;
-    Ok(())
+    if let Some(term) = term {
+        term.resign().await;
+    }
+    Ok(Stopped::Signal)
 }
 
 /// Logs the configuration the daemon starts with, one line per member.
@@ -187,17 +256,14 @@ fn log_configuration(config: &Config, log: &Logger) {
     }
 }
 
-/// Waits until every member connected or failed a first attempt, or
-/// `within` passed.
-/// Takes the array state's directory for this zeoraid and reads what the
-/// last run wrote: a second zeoraid on it, or a state that is missing or
-/// unreadable, stops the start with what to do.
-fn open_state<'a>(
-    dir: &std::path::Path,
+/// Reads what the last run wrote to `store` (this zeoraid's state file,
+/// or a cluster's state in etcd); a first start writes the first state. A
+/// state that is missing or unreadable stops the start with what to do.
+pub(crate) fn open_state<'a>(
+    mut store: Box<dyn StateStore>,
     members: impl IntoIterator<Item = &'a str>,
     log: &Logger,
 ) -> Result<DurableState, DaemonError> {
-    let mut store = FileStore::open(dir).map_err(DaemonError::State)?;
     let record = match store.load().map_err(DaemonError::State)? {
         Some(record) => record,
         None => {
@@ -208,11 +274,13 @@ fn open_state<'a>(
         }
     };
     Ok(DurableState {
-        store: Box::new(store),
+        store,
         record: Some(record),
     })
 }
 
+/// Waits until every member connected or failed a first attempt, or
+/// `within` passed.
 async fn wait_ready(controller: &Addr<Controller>, within: Duration) -> Result<ArrayReady, DaemonError> {
     let answer = controller
         .send(WaitReady { within })
@@ -226,6 +294,7 @@ fn start_http(
     config: &Config,
     reloader: Recipient<ReloadConfiguration>,
     controller: Addr<Controller>,
+    cluster: Option<tokio::sync::watch::Receiver<zeoraid_actors::cluster::ClusterView>>,
     log: &Logger,
 ) -> Result<crate::http::HttpEndpoint, DaemonError> {
     crate::http::start(
@@ -237,6 +306,7 @@ fn start_http(
             admin_timeout: config.timeouts.commit + HTTP_ADMIN_SLACK,
         },
         controller,
+        cluster,
         log,
     )
     .map_err(|source| DaemonError::Http {

@@ -6,6 +6,7 @@
 //! daemon instead of duplicating them.
 
 pub mod cli;
+mod cluster;
 pub mod config;
 pub mod ctl;
 pub mod daemon;

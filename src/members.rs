@@ -47,6 +47,7 @@ pub fn controller_settings(config: &Config) -> ControllerSettings {
         },
         slow: config.slow_member,
         transaction_timeout: config.timeouts.transaction,
+        leading: None,
     }
 }
 

@@ -90,6 +90,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     check("http", old.http != new.http);
     check("zeo_admin_calls", old.zeo_admin_calls != new.zeo_admin_calls);
     check("log", old.log != new.log);
+    check("cluster", old.cluster != new.cluster);
     check(
         "restart",
         old.restart != new.restart || kept_member_changed(old, new, |m| m.restart),

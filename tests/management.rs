@@ -9,6 +9,7 @@
 mod common;
 
 use common::array::{without_member, Array, ArrayOptions, LOG_WAIT};
+use common::ctl::ctl;
 use common::http::{request, Answer};
 use common::rawclient::RawClient;
 use common::records::ROOT_RECORD;
@@ -16,7 +17,6 @@ use common::runzeo::{free_port, RunZeo, RunZeoOptions};
 use serde_json::Value as Json;
 use std::fs;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -73,30 +73,6 @@ fn wait_details(array: &Array, what: &str, done: impl Fn(&Json) -> bool) -> Json
             panic!("{what} not seen within {STATUS_WAIT:?}: {d}\n{}", array.context());
         }
         thread::sleep(Duration::from_millis(20));
-    }
-}
-
-struct CtlRun {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// `zeoraid ctl ARGS` (a fresh environment without ZEORAID_*, plus `env`).
-fn ctl(args: &[&str], env: &[(&str, &str)]) -> CtlRun {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_zeoraid"));
-    command.arg("ctl").args(["--timeout", "20"]).args(args);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("ZEORAID_") {
-            command.env_remove(key);
-        }
-    }
-    command.envs(env.iter().copied());
-    let output = command.output().expect("run zeoraid ctl");
-    CtlRun {
-        code: output.status.code().expect("ctl exited (not killed by a signal)"),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
 

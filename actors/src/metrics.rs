@@ -23,14 +23,19 @@
 //! | `zeoraid_bytes_total` | counter | `direction`, `peer` | `wire.rs`, member handshake |
 //! | `zeoraid_clients` | gauge | | controller `Register`/`SessionClosed` |
 //! | `zeoraid_client_connections_total` | counter | | session start |
+//! | `zeoraid_cluster_role` | gauge | `role` | the HTTP endpoint, from the election's view |
+//! | `zeoraid_cluster_epoch` | gauge | | the HTTP endpoint, from the election's view |
+//! | `zeoraid_cluster_takeovers_total` | counter | | the takeover, once it finished |
 //!
 //! Label sets that are known up front (outcomes, directions, every kind of
 //! a member as soon as the controller has it) are created at 0, so a
 //! series exists before its first event and `rate()` sees the first one.
 //! A member removed by a reload loses its state and connection gauges; its
 //! counters stay (they are history, and bounded by the names ever
-//! configured).
+//! configured). The `zeoraid_cluster_*` series exist only with `[cluster]`:
+//! they are created by the first [`cluster`] call.
 
+use crate::cluster::Role;
 use crate::status::{ArrayState, DegradeKind, MemberState};
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
@@ -221,6 +226,41 @@ static CLIENT_CONNECTIONS: LazyLock<IntCounter> = LazyLock::new(|| {
         .expect("valid metric"),
     )
 });
+
+static CLUSTER_ROLE: LazyLock<GaugeVec> = LazyLock::new(|| {
+    gauge_vec(
+        "zeoraid_cluster_role",
+        "This zeoraid's part in the cluster: 1 for the current role (leader: elected, serves the \
+         clients; standby: another zeoraid leads; candidate: no leader known; deposed: no longer \
+         sure it leads, about to restart as a standby), 0 for the others",
+        &["role"],
+    )
+});
+
+static CLUSTER_EPOCH: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new(
+            "zeoraid_cluster_epoch",
+            "The current leader's epoch (the etcd revision that elected it; rises with every new \
+             leader), 0 while no leader is known",
+        )
+        .expect("valid metric"),
+    )
+});
+
+static TAKEOVERS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "zeoraid_cluster_takeovers_total",
+            "Takeovers this process finished (elected, members fenced and reconciled, client \
+             address opened)",
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Every role, for the role gauge's label set.
+const ROLES: [Role; 4] = [Role::Leader, Role::Standby, Role::Candidate, Role::Deposed];
 
 /// The members the state gauges currently have series for.
 static PUBLISHED_MEMBERS: LazyLock<Mutex<BTreeSet<String>>> = LazyLock::new(Default::default);
@@ -486,6 +526,23 @@ pub(crate) fn client_connected() {
     CLIENT_CONNECTIONS.inc();
 }
 
+/// Publishes this zeoraid's role and the leader's epoch (`None`: no
+/// leader known) as the election's view says them.
+pub fn cluster(role: Role, epoch: Option<i64>) {
+    for r in ROLES {
+        CLUSTER_ROLE
+            .with_label_values(&[r.as_str()])
+            .set(if r == role { 1.0 } else { 0.0 });
+    }
+    CLUSTER_EPOCH.set(epoch.unwrap_or(0));
+    LazyLock::force(&TAKEOVERS);
+}
+
+/// This process finished a takeover: it serves the clients from now on.
+pub fn takeover() {
+    TAKEOVERS.inc();
+}
+
 /// Publishes the array's status and every member's state and connection
 /// (`(name, state, connected)`).
 /// Members that are gone since the last call lose their state series; new
@@ -685,6 +742,32 @@ mod tests {
         assert!(sample(&s, "zeoraid_member_state", &[("member", b)]).is_none());
         assert!(sample(&s, "zeoraid_member_connected", &[("member", b)]).is_none());
         assert!(sample(&s, "zeoraid_degradations_total", &[("member", b)]).is_some());
+    }
+
+    #[test]
+    fn cluster_role_epoch_and_takeovers() {
+        cluster(Role::Standby, Some(7));
+        let s = scrape();
+        let role = |s: &Scrape, r: &str| value(s, "zeoraid_cluster_role", &[("role", r)]);
+        assert_eq!(role(&s, "standby"), 1.0);
+        for other in ["leader", "candidate", "deposed"] {
+            assert!(sample(&s, "zeoraid_cluster_role", &[("role", other)]).is_some());
+            assert_eq!(role(&s, other), 0.0, "{other}");
+        }
+        assert_eq!(value(&s, "zeoraid_cluster_epoch", &[]), 7.0);
+        let before = value(&s, "zeoraid_cluster_takeovers_total", &[]);
+        assert!(sample(&s, "zeoraid_cluster_takeovers_total", &[]).is_some());
+
+        cluster(Role::Leader, Some(9));
+        takeover();
+        let s = scrape();
+        assert_eq!(role(&s, "leader"), 1.0);
+        assert_eq!(role(&s, "standby"), 0.0);
+        assert_eq!(value(&s, "zeoraid_cluster_epoch", &[]), 9.0);
+        assert_eq!(value(&s, "zeoraid_cluster_takeovers_total", &[]), before + 1.0);
+
+        cluster(Role::Candidate, None);
+        assert_eq!(value(&scrape(), "zeoraid_cluster_epoch", &[]), 0.0);
     }
 
     #[test]

@@ -123,8 +123,31 @@ pub struct Config {
     /// Which `raid_*` management calls ZEO clients may make.
     pub zeo_admin_calls: ZeoAdminCalls,
     pub log: LogSettings,
+    /// `[cluster]`: several zeoraids elect a leader on etcd; `None`: this
+    /// zeoraid serves alone with its state file.
+    pub cluster: Option<Cluster>,
     pub members: Vec<Member>,
 }
+
+/// `[cluster]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// etcd client URLs (`http://host:port`).
+    pub etcd: Vec<String>,
+    /// This zeoraid's name, unique among the zeoraids of the array.
+    pub name: String,
+    pub lease_ttl: Duration,
+    /// The etcd key prefix of this array.
+    pub prefix: String,
+}
+
+/// A leader that stops renewing is replaced about this long after; etcd
+/// counts leases in whole seconds.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(5);
+/// etcd's own floor for a lease (1.5 election timeouts, rounded up, with
+/// its default timing).
+pub const MIN_LEASE_TTL: Duration = Duration::from_secs(2);
+pub const DEFAULT_CLUSTER_PREFIX: &str = "/zeoraid";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {

@@ -34,6 +34,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "http",
     "zeo_admin_calls",
     "log",
+    "cluster",
     "members",
 ];
 
@@ -56,6 +57,7 @@ pub struct RawConfig {
     pub http: Option<RawHttp>,
     pub zeo_admin_calls: Option<String>,
     pub log: Option<RawLog>,
+    pub cluster: Option<RawCluster>,
     pub members: Option<Vec<RawMember>>,
 }
 
@@ -118,6 +120,15 @@ pub struct RawHttp {
     pub listen: Option<String>,
     pub token: Option<String>,
     pub token_for_reads: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    pub etcd: Option<Vec<String>>,
+    pub name: Option<String>,
+    pub lease_ttl: Option<String>,
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1287,3 +1287,34 @@ fn every_problem_is_reported_at_once() {
         "{err}"
     );
 }
+
+#[test]
+fn cluster_defaults_and_env_overrides() {
+    let text = format!("[cluster]\netcd = [\"http://127.0.0.1:2379\"]\n{MEMBERS}");
+    let c = parse_env(&text, &[("ZEORAID_CLUSTER__NAME", "zr2")]).unwrap();
+    let cluster = c.cluster.expect("[cluster] given");
+    assert_eq!(cluster.etcd, ["http://127.0.0.1:2379"]);
+    assert_eq!(cluster.name, "zr2");
+    assert_eq!(cluster.lease_ttl, std::time::Duration::from_secs(5));
+    assert_eq!(cluster.prefix, "/zeoraid");
+    assert!(ok(MEMBERS).cluster.is_none(), "no [cluster]: alone");
+}
+
+#[test]
+fn cluster_settings_are_validated() {
+    let text = format!(
+        "[cluster]\netcd = [\"https://e:2379\", \"http://\"]\nlease_ttl = \"1500ms\"\nname = \" \"\nprefix = \"/a/\"\n{MEMBERS}"
+    );
+    let found = problems(&text);
+    for key in [
+        "cluster.etcd: expected http://host:port, got \"https://e:2379\"",
+        "cluster.etcd: expected http://host:port, got \"http://\"",
+        "cluster.lease_ttl: must be whole seconds, at least 2s",
+        "cluster.name: must not be empty",
+        "cluster.prefix: must be a non-empty key prefix",
+    ] {
+        assert!(found.iter().any(|p| p.starts_with(key)), "{key} not in {found:?}");
+    }
+    let none = format!("[cluster]\n{MEMBERS}");
+    assert_problem(&none, "cluster.etcd: must list at least one etcd client URL");
+}

@@ -18,7 +18,7 @@ use std::time::Duration;
 use super::duration::{parse_duration, HumanDuration};
 use super::model::*;
 use super::raw::{
-    RawConfig, RawHttp, RawLimits, RawMember, RawRecovery, RawRestart, RawSlowMember, RawTimeouts,
+    RawCluster, RawConfig, RawHttp, RawLimits, RawMember, RawRecovery, RawRestart, RawSlowMember, RawTimeouts,
 };
 
 /// One thing wrong with the settings, located by its key path
@@ -84,6 +84,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
     let http = http(&mut p, raw.http.unwrap_or_default(), valid_listen);
     let zeo_admin_calls = zeo_admin_calls(&mut p, raw.zeo_admin_calls.as_deref());
     let log = log_settings(&mut p, raw.log.unwrap_or_default(), log_env);
+    let cluster = raw.cluster.map(|raw| cluster(&mut p, raw));
     let members = members(&mut p, raw.members.unwrap_or_default(), &restart, valid_listen);
 
     let config = Config {
@@ -103,6 +104,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
         http,
         zeo_admin_calls,
         log,
+        cluster,
         members,
     };
     if p.0.is_empty() {
@@ -327,6 +329,83 @@ fn recovery(p: &mut Problems, raw: RawRecovery) -> Recovery {
         );
     }
     recovery
+}
+
+/// `[cluster]`: at least one etcd URL (plain `http://`: the etcd client
+/// is built without TLS), a lease of whole seconds no shorter than etcd
+/// grants, a name (the host's by default).
+fn cluster(p: &mut Problems, raw: RawCluster) -> Cluster {
+    let etcd = raw.etcd.unwrap_or_default();
+    if etcd.is_empty() {
+        p.push(
+            "cluster.etcd",
+            "must list at least one etcd client URL, e.g. [\"http://127.0.0.1:2379\"]",
+        );
+    }
+    for url in &etcd {
+        let Some(hostport) = url.strip_prefix("http://") else {
+            p.push(
+                "cluster.etcd",
+                format!("expected http://host:port, got {url:?} (https is not supported yet)"),
+            );
+            continue;
+        };
+        if hostport.is_empty() || hostport.contains('/') {
+            p.push("cluster.etcd", format!("expected http://host:port, got {url:?}"));
+        }
+    }
+    let lease_ttl = positive_duration(
+        p,
+        "cluster.lease_ttl",
+        raw.lease_ttl.as_deref(),
+        DEFAULT_LEASE_TTL,
+    );
+    if lease_ttl < MIN_LEASE_TTL || lease_ttl.subsec_nanos() != 0 {
+        p.push(
+            "cluster.lease_ttl",
+            format!(
+                "must be whole seconds, at least {}s (etcd grants leases in seconds, none shorter)",
+                MIN_LEASE_TTL.as_secs()
+            ),
+        );
+    }
+    let name = match raw.name {
+        Some(name) if name.trim().is_empty() => {
+            p.push(
+                "cluster.name",
+                "must not be empty (remove the key to use the host name)",
+            );
+            String::new()
+        }
+        Some(name) => name,
+        None => host_name(),
+    };
+    let prefix = match raw.prefix {
+        Some(prefix) if prefix.is_empty() || prefix.ends_with('/') => {
+            p.push(
+                "cluster.prefix",
+                format!("must be a non-empty key prefix without a trailing '/', got {prefix:?}"),
+            );
+            DEFAULT_CLUSTER_PREFIX.to_owned()
+        }
+        Some(prefix) => prefix,
+        None => DEFAULT_CLUSTER_PREFIX.to_owned(),
+    };
+    Cluster {
+        etcd,
+        name,
+        lease_ttl,
+        prefix,
+    }
+}
+
+/// The host's name, the default name of a zeoraid in a cluster.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "zeoraid".to_owned())
 }
 
 /// `[http]`; `valid_listen` is the ZEO listen address when it is valid,

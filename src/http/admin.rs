@@ -1,10 +1,11 @@
 //! The mutating routes: `POST /members/{name}/disable`,
 //! `POST /members/{name}/recover`, `POST /members/{name}/force-optimal`,
 //! `POST /reload`. Each needs the bearer token when one is configured, and
-//! is logged.
+//! is logged. Only the zeoraid that serves the array does them: a standby
+//! answers 409 naming the leader and its HTTP address.
 
 use super::query::{ForceQuery, RecoverQuery};
-use super::{ApiError, State};
+use super::{ApiError, ArrayHandles, State};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use slog::info;
@@ -26,7 +27,8 @@ pub(super) async fn disable(
     let name = name.into_inner();
     info!(state.log, "admin request"; "action" => "disable", "member" => &name,
         "peer" => peer(&req));
-    member_action(&state, name.clone(), DisableMember { name }).await
+    let array = state.leader_only(&format!("disable {name}"))?;
+    member_action(array, name.clone(), DisableMember { name }).await
 }
 
 /// `POST /members/{name}/recover[?full=true]`: start recovering a
@@ -48,7 +50,8 @@ pub(super) async fn recover(
     let full = query.full.unwrap_or(false);
     info!(state.log, "admin request"; "action" => "recover", "member" => &name, "full" => full,
         "peer" => peer(&req));
-    member_action(&state, name.clone(), RecoverMember { name, full }).await
+    let array = state.leader_only(&format!("recover {name}"))?;
+    member_action(array, name.clone(), RecoverMember { name, full }).await
 }
 
 /// `POST /members/{name}/force-optimal[?confirm=true]`: the disaster
@@ -70,11 +73,12 @@ pub(super) async fn force_optimal(
     let confirm = query.confirm.unwrap_or(false);
     info!(state.log, "admin request"; "action" => "force-optimal", "member" => &name,
         "confirm" => confirm, "peer" => peer(&req));
+    let array = state.leader_only(&format!("force-optimal {name}"))?;
     let msg = ForceOptimal {
         name: name.clone(),
         confirm,
     };
-    match ask(&state, msg).await? {
+    match ask(array, msg).await? {
         Ok(message) => Ok(done(name, message)),
         Err(AdminError::Unconfirmed(lost)) => Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -89,12 +93,12 @@ pub(super) async fn force_optimal(
 
 /// Asks the controller to do something to a member: 200 `{"member",
 /// "message"}`, or the refusal as its status code.
-async fn member_action<M>(state: &State, member: String, msg: M) -> Result<HttpResponse, ApiError>
+async fn member_action<M>(array: &ArrayHandles, member: String, msg: M) -> Result<HttpResponse, ApiError>
 where
     M: actix::Message<Result = Result<String, AdminError>> + Send + 'static,
     Controller: actix::Handler<M>,
 {
-    match ask(state, msg).await? {
+    match ask(array, msg).await? {
         Ok(message) => Ok(done(member, message)),
         Err(e) => Err(admin_error(&e)),
     }
@@ -102,15 +106,15 @@ where
 
 /// The controller's answer to an admin message (503 when it does not
 /// answer within the admin timeout).
-async fn ask<M>(state: &State, msg: M) -> Result<Result<String, AdminError>, ApiError>
+async fn ask<M>(array: &ArrayHandles, msg: M) -> Result<Result<String, AdminError>, ApiError>
 where
     M: actix::Message<Result = Result<String, AdminError>> + Send + 'static,
     Controller: actix::Handler<M>,
 {
-    state
+    array
         .controller
         .send(msg)
-        .timeout(state.admin_timeout)
+        .timeout(array.admin_timeout)
         .await
         .map_err(|e| ApiError::unreachable("controller", e))
 }
@@ -148,10 +152,11 @@ fn admin_error(e: &AdminError) -> ApiError {
 pub(super) async fn reload(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&req)?;
     info!(state.log, "admin request"; "action" => "reload", "peer" => peer(&req));
-    let answer = state
+    let array = state.leader_only("reload")?;
+    let answer = array
         .reloader
         .send(ReloadConfiguration { source: "http" })
-        .timeout(state.admin_timeout)
+        .timeout(array.admin_timeout)
         .await
         .map_err(|e| ApiError::unreachable("reloader", e))?;
     match answer {

@@ -11,7 +11,7 @@
 //! |---|---|
 //! | `GET /status` | `{"status", "summary"}`, always 200 when the daemon answers |
 //! | `GET /details` | the controller's `ArrayStatus`: array and every member |
-//! | `GET /actors` | the debug view: controller, members, client sessions |
+//! | `GET /actors` | the debug view: controller, members, client sessions (and the election's view) |
 //! | `GET /metrics` | Prometheus text exposition |
 //! | `GET /healthz` | 200 `{"alive": true, "version"}`: the process answers |
 //! | `GET /readyz` | 200 when the array takes writes (optimal or degraded), else 503 |
@@ -20,21 +20,34 @@
 //! | `POST /members/{name}/force-optimal[?confirm=true]` | disaster override: go on from this member (without `confirm`: 409, what may be lost) |
 //! | `POST /reload` | re-read the configuration file, apply the member list |
 //!
+//! With `[cluster]` (`cluster.rs`), `/status` and `/details` also carry
+//! `"role"`, `"epoch"` and `"leader"` (`/details` also this zeoraid's
+//! `"name"`, the leader's `"leader_http"` and `"leader_listen"`, and
+//! `"role_reason"`); without it these keys are absent. A standby's endpoint
+//! ([`start_standby`]) has no controller: `/status` and `/details` answer
+//! `{"status": "standby", "summary", "role", "epoch", "leader", ...}` from
+//! the election's view, `/readyz` is 503 (no client may be sent to a
+//! standby), `/healthz` and `/metrics` as usual, and every `POST` is 409
+//! with `"leader"` and `"leader_http"` added to the error body.
+//!
 //! Mutating calls (every `POST`) need `Authorization: Bearer TOKEN` when
 //! `[http] token` is set (401 otherwise; the token is compared in constant
 //! time and never logged). Reads need it only with `[http]
 //! token_for_reads`, and `/healthz` and `/readyz` never (see `status.rs`).
 //!
 //! Route handlers live one file per family: `status.rs` (reads) and
-//! `admin.rs` (mutations); the query strings they take are in `query.rs`.
+//! `admin.rs` (mutations); the query strings they take are in `query.rs`,
+//! the cluster's fields and a standby's answers in `cluster.rs`.
 //! This file has the server, the shared state, the token check and the
 //! error type.
 
 mod admin;
+mod cluster;
 mod query;
 mod status;
 
 pub use admin::MemberActionDone;
+pub use cluster::{http_url, ClusterDetails, ClusterLine, Details, NotLeader, StandbyAnswer, StandbyStatus};
 pub use status::StatusLine;
 
 use actix::Recipient;
@@ -48,6 +61,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
+use zeoraid_actors::cluster::ClusterView;
 use zeoraid_actors::controller::{Controller, ReloadConfiguration};
 use zeoraid_actors::token::Token;
 
@@ -70,16 +85,41 @@ pub struct Settings {
     pub admin_timeout: Duration,
 }
 
+/// What a standby's endpoint needs from the daemon: a standby has no
+/// controller and no reloader (its admin calls are refused).
+pub struct StandbySettings {
+    pub listen: SocketAddr,
+    pub token: Option<Token>,
+    /// The read routes need the token too (not `/healthz`, `/readyz`).
+    pub token_for_reads: bool,
+}
+
 /// Shared by every request.
 pub(crate) struct State {
-    controller: actix::Addr<Controller>,
-    reloader: Recipient<ReloadConfiguration>,
+    mode: Mode,
     token: Option<Token>,
     token_for_reads: bool,
-    admin_timeout: Duration,
     /// Set when the daemon starts shutting down: `/readyz` answers 503.
     draining: Arc<AtomicBool>,
     log: Logger,
+}
+
+/// Whether this endpoint serves the array.
+enum Mode {
+    /// A leader, or a zeoraid without `[cluster]` (no view then).
+    Serving {
+        array: ArrayHandles,
+        cluster: Option<watch::Receiver<ClusterView>>,
+    },
+    /// A standby: no controller; the election's view says who leads.
+    Standby { cluster: watch::Receiver<ClusterView> },
+}
+
+/// The actors that serve the array, which the routes ask.
+pub(crate) struct ArrayHandles {
+    controller: actix::Addr<Controller>,
+    reloader: Recipient<ReloadConfiguration>,
+    admin_timeout: Duration,
 }
 
 /// The running endpoint.
@@ -87,6 +127,8 @@ pub struct HttpEndpoint {
     addr: SocketAddr,
     handle: ServerHandle,
     draining: Arc<AtomicBool>,
+    /// Keeps the cluster metrics at the election's view (with `[cluster]`).
+    metrics_follower: Option<actix_rt::task::JoinHandle<()>>,
     log: Logger,
 }
 
@@ -103,29 +145,66 @@ impl HttpEndpoint {
     }
 
     /// Stops accepting and closes; `graceful`: lets requests in flight
-    /// finish first (bounded by a few seconds).
+    /// finish first (bounded by a few seconds). Once it returned the
+    /// address is free again (a standby's endpoint gives it to the
+    /// leader's).
     pub async fn stop(self, graceful: bool) {
+        if let Some(follower) = &self.metrics_follower {
+            follower.abort();
+        }
         self.handle.stop(graceful).await;
         info!(self.log, "http endpoint stopped"; "http" => %self.addr);
     }
 }
 
-/// Binds `[http] listen` and starts serving on the current actix system;
-/// fails (with the OS error) when the address cannot be bound.
+/// Binds `[http] listen` and serves the array (a leader, or a zeoraid
+/// without `[cluster]`: `cluster` is `None` then, and the answers carry
+/// no cluster field) on the current actix system; fails (with the OS
+/// error) when the address cannot be bound.
 pub fn start(
     settings: Settings,
     controller: actix::Addr<Controller>,
+    cluster: Option<watch::Receiver<ClusterView>>,
     log: &Logger,
 ) -> io::Result<HttpEndpoint> {
+    let array = ArrayHandles {
+        controller,
+        reloader: settings.reloader,
+        admin_timeout: settings.admin_timeout,
+    };
+    let access = StandbySettings {
+        listen: settings.listen,
+        token: settings.token,
+        token_for_reads: settings.token_for_reads,
+    };
+    serve(access, Mode::Serving { array, cluster }, log)
+}
+
+/// Binds `[http] listen` for a standby: `/status`, `/details`, `/healthz`
+/// and `/metrics` answer from the election's view, `/readyz` is 503 (no
+/// client may be sent here) and every admin call is refused with 409
+/// naming the leader.
+pub fn start_standby(
+    settings: StandbySettings,
+    cluster: watch::Receiver<ClusterView>,
+    log: &Logger,
+) -> io::Result<HttpEndpoint> {
+    serve(settings, Mode::Standby { cluster }, log)
+}
+
+fn serve(settings: StandbySettings, mode: Mode, log: &Logger) -> io::Result<HttpEndpoint> {
     let draining = Arc::new(AtomicBool::new(false));
     let log = log.new(slog::o!("component" => "http"));
     let token_required = settings.token.is_some();
+    let view = match &mode {
+        Mode::Serving { cluster, .. } => cluster.clone(),
+        Mode::Standby { cluster } => Some(cluster.clone()),
+    };
+    let standby = matches!(mode, Mode::Standby { .. });
     let state = web::Data::new(State {
-        controller,
-        reloader: settings.reloader,
+        mode,
         token: settings.token,
         token_for_reads: settings.token_for_reads,
-        admin_timeout: settings.admin_timeout,
         draining: Arc::clone(&draining),
         log: log.clone(),
     });
@@ -143,11 +222,13 @@ pub fn start(
     let server: Server = server.run();
     let handle = server.handle();
     actix_rt::spawn(server);
-    info!(log, "http endpoint started"; "http" => %addr, "token_required" => token_required);
+    info!(log, "http endpoint started"; "http" => %addr, "token_required" => token_required,
+        "standby" => standby);
     Ok(HttpEndpoint {
         addr,
         handle,
         draining,
+        metrics_follower: view.map(cluster::follow_metrics),
         log,
     })
 }
@@ -218,6 +299,10 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct ErrorBody {
     pub error: String,
+    /// On a refusal because this zeoraid does not serve the array (a
+    /// standby): `"role"`, `"leader"`, `"leader_http"`.
+    #[serde(flatten)]
+    pub not_leader: Option<NotLeader>,
 }
 
 /// An error answer: [`ErrorBody`] with its status code.
@@ -225,6 +310,7 @@ pub struct ErrorBody {
 pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
+    not_leader: Option<NotLeader>,
 }
 
 impl ApiError {
@@ -232,6 +318,14 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            not_leader: None,
+        }
+    }
+
+    fn with_not_leader(self, not_leader: NotLeader) -> ApiError {
+        ApiError {
+            not_leader: Some(not_leader),
+            ..self
         }
     }
 
@@ -263,6 +357,7 @@ impl ResponseError for ApiError {
         }
         response.json(ErrorBody {
             error: self.message.clone(),
+            not_leader: self.not_leader.clone(),
         })
     }
 }
@@ -276,6 +371,28 @@ impl actix_web::Responder for ApiError {
 }
 
 impl State {
+    /// The election's view, with `[cluster]`.
+    pub(crate) fn cluster_view(&self) -> Option<ClusterView> {
+        match &self.mode {
+            Mode::Serving { cluster, .. } => cluster.as_ref().map(|c| c.borrow().clone()),
+            Mode::Standby { cluster } => Some(cluster.borrow().clone()),
+        }
+    }
+
+    /// The array's actors; on a standby, the election's view instead.
+    pub(crate) fn serving(&self) -> Result<&ArrayHandles, Box<ClusterView>> {
+        match &self.mode {
+            Mode::Serving { array, .. } => Ok(array),
+            Mode::Standby { cluster } => Err(Box::new(cluster.borrow().clone())),
+        }
+    }
+
+    /// The array's actors, for `what` only the leader does; on a standby
+    /// a 409 naming the leader.
+    pub(crate) fn leader_only(&self, what: &str) -> Result<&ArrayHandles, ApiError> {
+        self.serving().map_err(|view| cluster::not_leader(&view, what))
+    }
+
     /// Checks the bearer token of a read, when `token_for_reads` is set.
     pub(crate) fn authorize_read(&self, req: &HttpRequest) -> Result<(), ApiError> {
         if self.token_for_reads {

@@ -1,25 +1,29 @@
 //! The read routes: `/status`, `/details`, `/actors`, `/metrics`,
-//! `/healthz`, `/readyz`. None changes anything. With `[http]
+//! `/healthz`, `/readyz`. None changes anything. A standby answers every
+//! one of them from the election's view (it has no controller). With `[http]
 //! token_for_reads` the first four need the token; `/healthz` and
 //! `/readyz` never do (the probes of load balancers and service managers
 //! seldom carry one), and `/readyz` then leaves out the summary, which
 //! names members and why they are degraded.
 
+use super::cluster::{ClusterDetails, ClusterLine, Details, StandbyAnswer, StandbyStatus};
 use super::query::ActorsQuery;
-use super::{ApiError, State, READ_TIMEOUT};
+use super::{ApiError, ArrayHandles, State, READ_TIMEOUT};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use std::sync::atomic::Ordering;
-use zeoraid_actors::controller::{ActorsSnapshot, ArrayStatus, Status};
+use zeoraid_actors::cluster::{ClusterView, Role};
+use zeoraid_actors::controller::{ActorsSnapshot, ActorsView, ArrayStatus, Status};
 use zeoraid_actors::status::ArrayState;
 
 /// The content type of the Prometheus text exposition format.
 pub(crate) const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 impl State {
-    async fn array_status(&self) -> Result<ArrayStatus, ApiError> {
-        self.controller
+    async fn array_status(&self, array: &ArrayHandles) -> Result<ArrayStatus, ApiError> {
+        array
+            .controller
             .send(Status)
             .timeout(READ_TIMEOUT)
             .await
@@ -27,52 +31,88 @@ impl State {
     }
 }
 
-/// `GET /status`'s answer, which `zeoraid ctl status` reads back:
-/// `{"status": "degraded", "summary": "degraded: 1 of 2 members optimal
-/// (zeo2 disabled)"}`.
+/// `GET /status`'s answer where the array is served, which `zeoraid ctl
+/// status` reads back: `{"status": "degraded", "summary": "degraded: 1 of
+/// 2 members optimal (zeo2 disabled)"}`, with `"role"`, `"epoch"` and
+/// `"leader"` when the zeoraid runs in a cluster.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct StatusLine {
     pub status: ArrayState,
     pub summary: String,
+    #[serde(flatten)]
+    pub cluster: Option<ClusterLine>,
 }
 
 /// `GET /status`: the array's [`StatusLine`]. 200 whatever the status is:
-/// the answer is the status (`/readyz` is the probe that fails).
+/// the answer is the status (`/readyz` is the probe that fails). On a
+/// standby: `{"status": "standby", "summary", "role", "epoch", "leader"}`.
 pub(super) async fn status(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize_read(&req)?;
-    let s = state.array_status().await?;
+    let array = match state.serving() {
+        Ok(array) => array,
+        Err(view) => return Ok(HttpResponse::Ok().json(StandbyAnswer::of(&view, ClusterLine::of))),
+    };
+    let s = state.array_status(array).await?;
     Ok(HttpResponse::Ok().json(StatusLine {
         status: s.status,
         summary: s.summary,
+        cluster: state.cluster_view().as_ref().map(ClusterLine::of),
     }))
 }
 
 /// `GET /details`: the array (status, summary, reason, modes, last tid,
 /// optimal members and quorum, commits/aborts/conflicts, clients) and every
 /// member (state, kind and reason of a degradation and since when, first
-/// missed tid, connection, last tid, lag, failures).
+/// missed tid, connection, last tid, lag, failures); in a cluster also
+/// the role, epoch, this zeoraid's name and the leader's name and
+/// addresses (a standby answers these alone, as `/status` does).
 pub(super) async fn details(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize_read(&req)?;
-    Ok(HttpResponse::Ok().json(state.array_status().await?))
+    let array = match state.serving() {
+        Ok(array) => array,
+        Err(view) => return Ok(HttpResponse::Ok().json(StandbyAnswer::of(&view, ClusterDetails::of))),
+    };
+    Ok(HttpResponse::Ok().json(Details {
+        array: state.array_status(array).await?,
+        cluster: state.cluster_view().as_ref().map(ClusterDetails::of),
+    }))
+}
+
+/// `GET /actors`' answer: the controller's view of the actors, and the
+/// election's view in a cluster (on a standby, that alone).
+#[derive(serde::Serialize)]
+struct ActorsAnswer {
+    #[serde(flatten)]
+    array: Option<ActorsView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    election: Option<ClusterView>,
 }
 
 /// `GET /actors[?within_ms=N]`: every actor's snapshot (controller,
-/// members, client sessions); each actor gets `within_ms` (default 1000)
-/// to answer, one that does not is listed with an error saying so.
+/// members, client sessions, and the election's view in a cluster); each
+/// actor gets `within_ms` (default 1000) to answer, one that does not is
+/// listed with an error saying so.
 pub(super) async fn actors(
     state: web::Data<State>,
     query: web::Query<ActorsQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     state.authorize_read(&req)?;
-    let within = query.within();
-    let view = state
-        .controller
-        .send(ActorsSnapshot { within })
-        .timeout(within + READ_TIMEOUT)
-        .await
-        .map_err(|e| ApiError::unreachable("controller", e))?;
-    Ok(HttpResponse::Ok().json(view))
+    let election = state.cluster_view();
+    let array = match state.serving() {
+        Ok(array) => {
+            let within = query.within();
+            let view = array
+                .controller
+                .send(ActorsSnapshot { within })
+                .timeout(within + READ_TIMEOUT)
+                .await
+                .map_err(|e| ApiError::unreachable("controller", e))?;
+            Some(view)
+        }
+        Err(_) => None,
+    };
+    Ok(HttpResponse::Ok().json(ActorsAnswer { array, election }))
 }
 
 /// `GET /metrics`: every metric in the Prometheus text format.
@@ -93,23 +133,42 @@ pub(super) async fn healthz() -> HttpResponse {
     }))
 }
 
-/// `GET /readyz`: 200 when the array takes writes (optimal or degraded),
-/// 503 when it has failed or zeoraid is shutting down; the body is the
-/// status either way: `{"ready", "status", "summary", "draining"}`.
+/// `GET /readyz`: 200 when the array takes writes (optimal or degraded)
+/// here, 503 when it has failed, zeoraid is shutting down, or (in a
+/// cluster) this zeoraid does not lead: a load balancer must send no
+/// client to a standby. The body says why either way: `{"ready",
+/// "status", "summary", "draining"}` (and `"role"` in a cluster).
 pub(super) async fn readyz(state: web::Data<State>) -> Result<HttpResponse, ApiError> {
-    let s = state.array_status().await?;
     let draining = state.draining.load(Ordering::SeqCst);
-    let ready = matches!(s.status, ArrayState::Optimal | ArrayState::Degraded) && !draining;
+    let role = state.cluster_view().map(|view| view.role);
+    let array = match state.serving() {
+        Ok(array) => array,
+        Err(view) => {
+            return Ok(HttpResponse::ServiceUnavailable().json(json!({
+                "ready": false,
+                "status": StandbyStatus::Standby,
+                "role": view.role,
+                "draining": draining,
+            })))
+        }
+    };
+    let s = state.array_status(array).await?;
+    let leads = role.is_none_or(|role| role == Role::Leader);
+    let ready = matches!(s.status, ArrayState::Optimal | ArrayState::Degraded) && !draining && leads;
     let code = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let summary = (!state.token_for_reads).then_some(s.summary);
-    Ok(HttpResponse::build(code).json(json!({
+    let mut body = json!({
         "ready": ready,
         "status": s.status,
         "summary": summary,
         "draining": draining,
-    })))
+    });
+    if let Some(role) = role {
+        body["role"] = json!(role);
+    }
+    Ok(HttpResponse::build(code).json(body))
 }

@@ -7,6 +7,7 @@
 //! `use common::rawclient::RawClient;` (a frame-level ZEO client),
 //! `use common::http;` (requests to zeoraid's HTTP endpoint),
 //! `use common::etcd::Etcd;` (a real single-node etcd),
+//! `use common::ctl::ctl;` (runs `zeoraid ctl`),
 //! `use common::cluster::Cluster;` (several zeoraids elected on etcd) and
 //! `use common::writer::Writer;` (a ZEO client's write load, recording
 //! what it was told is committed).
@@ -16,6 +17,7 @@
 
 pub mod array;
 pub mod cluster;
+pub mod ctl;
 pub mod etcd;
 pub mod faults;
 pub mod http;

@@ -1,5 +1,5 @@
 //! Several zeoraids in front of the same members: one leader, elected on
-//! etcd, serves clients; the others are standbys (ARCHITECTURE.md §10).
+//! etcd, serves clients; the others are standbys (ARCHITECTURE.md §9).
 //!
 //! - [`election`]: the [`Election`] actor owns this zeoraid's etcd lease
 //!   and its campaign; it publishes a [`ClusterView`] (role, epoch, who
@@ -12,6 +12,7 @@
 //! Without `[cluster]` none of this runs: the daemon serves alone with its
 //! state file.
 
+mod client;
 pub mod election;
 pub mod lease;
 pub mod store;

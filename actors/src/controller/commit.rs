@@ -35,6 +35,7 @@ impl Controller {
                 Next::Reload(reload) => self.apply_reload(ctx, reload),
                 Next::RecoverySlice(member) => self.finish_recovery(ctx, member),
                 Next::Pack(pack) => self.start_pack(ctx, pack),
+                Next::Takeover(takeover) => self.start_takeover(ctx, takeover),
                 Next::Vote(vote) => self.start_vote(ctx, *vote),
                 Next::Drained => self.finish_drain(),
             }

@@ -115,6 +115,9 @@ impl Controller {
                 }
                 self.state_failure = Some(format!("the array state cannot be written: {e}"));
                 self.push_serving();
+                // A cluster's next leader starts from what etcd holds: this
+                // one steps down rather than serve what it cannot record.
+                self.step_down(format!("the array state cannot be written: {e}"));
             }
         }
     }

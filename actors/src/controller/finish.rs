@@ -12,6 +12,7 @@ use zeo::exceptions::ZeoError;
 use zeo::message::MsgId;
 use zeo::methods::{self, Request};
 use zeo::reply::Reply;
+use zeo::types::Oid;
 
 impl Handler<Finish> for Controller {
     type Result = ();
@@ -32,9 +33,29 @@ impl Handler<Finish> for Controller {
             let msgid = msg.msgid;
             return self.reply(msg.session, ToSession::Finished { msgid, result });
         };
+        if let Some(refusal) = self.leadership_refusal() {
+            // Not finished anywhere: the members abort it, the client hears
+            // why, and the lock goes on (to be refused the same way).
+            metrics::commit(CommitOutcome::Failed);
+            let msgid = msg.msgid;
+            self.abort_locked(ctx, None);
+            return self.reply(
+                msg.session,
+                ToSession::Finished {
+                    msgid,
+                    result: Err(refusal),
+                },
+            );
+        }
         let finish = Request::TpcFinish(methods::TpcFinish {
             id: commit.member_txn.clone(),
         });
+        if self.root_serial.is_some() && commit.oids.contains(&Oid::ZERO) {
+            // The next vote may go out before this finish is answered, and
+            // the members check it after this commit: it must expect the
+            // root serial this commit gives.
+            self.root_serial = Some(commit.tid);
+        }
         // A member degraded since the vote (a session saw it fail) gets
         // no more writes: its vote is aborted instead.
         let voters = commit.participants.clone();
@@ -116,6 +137,7 @@ impl Controller {
                     });
                 }
             }
+            let refusal = self.leadership_refusal();
             match &self.state_failure {
                 // What this commit changed (a member degraded, a first
                 // missed transaction) is not on disk: a restart would not
@@ -124,6 +146,10 @@ impl Controller {
                 Some(failure) => Err(ZeoError::unavailable(&format!(
                     "the transaction reached the members but is not acknowledged: {failure}"
                 ))),
+                // The lease ran out while the members finished: a new
+                // leader may be taking over, so this is not acknowledged
+                // (in doubt, as if zeoraid had stopped before answering).
+                None if refusal.is_some() => Err(refusal.expect("checked")),
                 None => Ok((commit.tid, self.last_info.clone())),
             }
         };

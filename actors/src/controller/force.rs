@@ -243,6 +243,7 @@ mod tests {
             slow: SlowPolicy::default(),
             recovery: RecoveryPolicy::default(),
             transaction_timeout: std::time::Duration::from_secs(30),
+            leading: None,
         };
         let durable = DurableState {
             store: Box::new(FileStore::open(dir).unwrap()),

@@ -32,7 +32,7 @@
 
 use super::admin::{Draining, QueuedReload};
 use super::fanout::Timed;
-use super::{MemberId, Pack, SessionId, Vote};
+use super::{MemberId, Pack, SessionId, Takeover, Vote};
 use actix::SpawnHandle;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -51,6 +51,9 @@ pub(super) struct Commit {
     pub participants: Vec<MemberId>,
     /// Oids the other clients must invalidate.
     pub oids: Vec<Oid>,
+    /// The client read or wrote the root object in this transaction: a
+    /// conflict on it is the client's, not a moved fence.
+    pub touches_root: bool,
     pub voted: bool,
     /// The client's `vote` call, answered when the vote is judged.
     pub vote_msgid: MsgId,
@@ -78,6 +81,8 @@ enum Holder {
     /// A slice of the final step of a recovery: no transaction commits
     /// while it copies the tail.
     RecoverySlice,
+    /// A new cluster leader's fence commit.
+    Takeover,
 }
 
 /// What went on ahead of the commit holding the lock.
@@ -116,6 +121,8 @@ pub(super) enum Next {
     /// Start a client's vote (it holds the lock unless it is refused);
     /// boxed: the buffered transaction is much larger than the others.
     Vote(Box<Vote>),
+    /// Run a new cluster leader's takeover (before anything else).
+    Takeover(Takeover),
     /// Draining and nothing is left: close the members, answer the drain.
     Drained,
 }
@@ -143,6 +150,8 @@ pub(super) struct CommitLock {
     holder: Holder,
     votes: VecDeque<Vote>,
     packs: VecDeque<Pack>,
+    /// A takeover asked for (once per term, and again if it must retry).
+    takeover: Option<Takeover>,
     reloads: VecDeque<QueuedReload>,
     /// Recoveries that caught up: their first final slice.
     caught_up: VecDeque<String>,
@@ -161,6 +170,7 @@ impl Default for CommitLock {
             holder: Holder::Free { finishing: None },
             votes: VecDeque::new(),
             packs: VecDeque::new(),
+            takeover: None,
             reloads: VecDeque::new(),
             caught_up: VecDeque::new(),
             slices: Vec::new(),
@@ -200,6 +210,9 @@ impl CommitLock {
 
     /// Work that needs every member finished, in its order.
     fn next_exclusive(&mut self) -> Option<Next> {
+        if let Some(takeover) = self.takeover.take() {
+            return Some(Next::Takeover(takeover));
+        }
         if let Some(reload) = self.reloads.pop_front() {
             return Some(Next::Reload(reload));
         }
@@ -214,7 +227,8 @@ impl CommitLock {
     }
 
     fn exclusive_work_waiting(&self) -> bool {
-        !self.reloads.is_empty()
+        self.takeover.is_some()
+            || !self.reloads.is_empty()
             || !self.caught_up.is_empty()
             || !self.packs.is_empty()
             || self.due_slice().is_some()
@@ -241,6 +255,10 @@ impl CommitLock {
 
     pub fn queue_pack(&mut self, pack: Pack) {
         self.packs.push_back(pack);
+    }
+
+    pub fn queue_takeover(&mut self, takeover: Takeover) {
+        self.takeover = Some(takeover);
     }
 
     pub fn queue_reload(&mut self, reload: QueuedReload) {
@@ -371,6 +389,15 @@ impl CommitLock {
         self.holder = Holder::Pack;
     }
 
+    /// A takeover takes the lock (from [`Next::Takeover`]).
+    pub fn hold_takeover(&mut self) {
+        assert!(
+            matches!(self.holder, Holder::Free { finishing: None }),
+            "a takeover starts only once every commit finished"
+        );
+        self.holder = Holder::Takeover;
+    }
+
     /// A recovery slice takes the lock (from [`Next::RecoverySlice`]).
     pub fn hold_recovery_slice(&mut self) {
         assert!(
@@ -383,8 +410,11 @@ impl CommitLock {
     /// The pack or recovery slice holding the lock is done.
     pub fn release_exclusive(&mut self) {
         assert!(
-            matches!(self.holder, Holder::Pack | Holder::RecoverySlice),
-            "only a pack or a recovery slice releases the lock this way"
+            matches!(
+                self.holder,
+                Holder::Pack | Holder::RecoverySlice | Holder::Takeover
+            ),
+            "only a pack, a recovery slice or a takeover releases the lock this way"
         );
         self.holder = Holder::Free { finishing: None };
     }
@@ -469,7 +499,7 @@ impl CommitLock {
                     None
                 }
             },
-            Holder::Pack | Holder::RecoverySlice => None,
+            Holder::Pack | Holder::RecoverySlice | Holder::Takeover => None,
         }
     }
 
@@ -532,7 +562,7 @@ impl CommitLock {
                 ..
             } => Some(*tid),
             Holder::Commit { .. } => None,
-            Holder::Pack | Holder::RecoverySlice => None,
+            Holder::Pack | Holder::RecoverySlice | Holder::Takeover => None,
         }
     }
 
@@ -603,6 +633,7 @@ mod tests {
             member_txn: TxnId::from_i64(member_txn),
             participants: vec![MemberId(0)],
             oids: Vec::new(),
+            touches_root: false,
             voted: false,
             vote_msgid: MsgId(Value::Int(1)),
             vote_took: Vec::new(),
@@ -628,6 +659,7 @@ mod tests {
                 Next::Reload(_) => "reload".to_string(),
                 Next::RecoverySlice(m) => format!("slice {m}"),
                 Next::Pack(p) => format!("pack {}", p.session.0),
+                Next::Takeover(_) => "takeover".to_string(),
                 Next::Vote(v) => format!("vote {}", v.session.0),
                 Next::Drained => {
                     lock.drain_mut()

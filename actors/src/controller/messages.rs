@@ -18,6 +18,7 @@ use crate::transaction::TxnBuffer;
 use actix::{Addr, Message, Recipient};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::sync::oneshot;
 use zeo::exceptions::ZeoError;
 use zeo::message::MsgId;
 use zeo::methods::TxnId;
@@ -41,6 +42,47 @@ pub struct ControllerSettings {
     /// its transaction is aborted on every member (it holds the commit lock
     /// meanwhile).
     pub transaction_timeout: std::time::Duration,
+    /// Set when this zeoraid leads a cluster: its commits are fenced and
+    /// acknowledged only while its lease is proven.
+    pub leading: Option<Leading>,
+}
+
+/// What a cluster's leader needs on the commit path (ARCHITECTURE.md §9).
+#[derive(Clone, Debug)]
+pub struct Leading {
+    /// The etcd revision that elected it, written into the takeover
+    /// transaction's extension.
+    pub epoch: i64,
+    /// This zeoraid's name in the cluster.
+    pub name: String,
+    /// Nothing is acknowledged while this is not proven.
+    pub lease: crate::cluster::LeaseClock,
+    /// Told why, when the controller finds it may no longer lead (its fence
+    /// moved on the members, its state write was refused): the daemon then
+    /// steps down.
+    pub step_down: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+/// A new leader's takeover: under every optimal member's lock, the root
+/// object is rewritten unchanged (the fence every later commit checks),
+/// members that lack a transaction of the old leader are degraded, the
+/// state is written under the leader's epoch, then the fence commits.
+/// Answered on `reply` (the work waits for the commit lock).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Takeover {
+    pub reply: oneshot::Sender<Result<TakenOver, String>>,
+}
+
+/// A takeover that committed.
+#[derive(Clone, Debug)]
+pub struct TakenOver {
+    /// The fence's tid: above every member's last tid.
+    pub tid: Tid,
+    /// The members that committed it.
+    pub fenced: Vec<String>,
+    /// The members degraded by the takeover (behind, or refusing the fence).
+    pub degraded: Vec<String>,
 }
 
 /// Resolves once every member connected or failed a first attempt, or

@@ -26,6 +26,7 @@ mod oids;
 mod pack;
 mod recovering;
 mod slow;
+mod takeover;
 mod vote;
 
 pub use crate::status::DegradeKind;
@@ -204,6 +205,12 @@ pub struct Controller {
     state_failure: Option<String>,
     /// Its own address, for what it must do later (set when it starts).
     me: Option<Addr<Controller>>,
+    /// Set while this zeoraid leads a cluster (`takeover.rs`).
+    leading: Option<Leading>,
+    /// The root object's serial every commit of this leader checks (its
+    /// fence): set by the takeover, moved by each commit that changes the
+    /// root. `None` before the takeover, or alone (no fence).
+    root_serial: Option<Tid>,
 }
 
 #[derive(Default)]
@@ -251,6 +258,8 @@ impl Controller {
             generation: 0,
             state_failure: None,
             me: None,
+            leading: settings.leading,
+            root_serial: None,
         };
         if let Some(record) = controller.durable.record.clone() {
             controller.restore(record);
@@ -329,6 +338,9 @@ impl Controller {
 
     /// The error a write gets while the array cannot take writes.
     fn write_refusal(&self) -> Option<ZeoError> {
+        if let Some(refusal) = self.leadership_refusal() {
+            return Some(refusal);
+        }
         match self.serving() {
             Serving::ReadWrite => None,
             Serving::ReadOnly(_) => Some(ZeoError::ReadOnlyError),

@@ -62,7 +62,7 @@ impl Controller {
     /// next time-like one after them. Either is at most
     /// [`tid::LAST_USABLE`]: when no such tid is left the commit is
     /// refused rather than given a tid that repeats or wraps.
-    fn choose_tid(&self, asked: Option<Tid>) -> Result<Tid, ZeoError> {
+    pub(super) fn choose_tid(&self, asked: Option<Tid>) -> Result<Tid, ZeoError> {
         let floor = self.lock.tid_floor(self.last_tid);
         // Not naming the floor: it may be a commit no client was told
         // about yet.
@@ -142,6 +142,7 @@ impl Controller {
             txn: txn.clone(),
             id: member_txn.clone(),
             tid,
+            fence: self.root_serial,
         };
         let call = Request::Vote(methods::Vote {
             id: member_txn.clone(),
@@ -154,6 +155,7 @@ impl Controller {
             member_txn: member_txn.clone(),
             participants,
             oids: txn.changed_oids(),
+            touches_root: txn.touches(zeo::types::Oid::ZERO),
             voted: false,
             vote_msgid: vote.msgid.clone(),
             vote_took: Vec::new(),
@@ -190,6 +192,7 @@ impl Controller {
             return;
         };
         let session = commit.session;
+        let touches_root = commit.touches_root;
         let ahead = self.lock.take_finish_times_ahead();
         // A member degraded while voting (a session saw it fail a read):
         // its answer no longer counts.
@@ -209,6 +212,14 @@ impl Controller {
         for a in answered.iter_mut() {
             let finishing_ahead = ahead.iter().find(|(m, _)| *m == a.member).map(|(_, d)| *d);
             a.took = a.took.saturating_sub(finishing_ahead.unwrap_or_default());
+        }
+        let errors: Vec<&ZeoError> = answered.iter().filter_map(|a| a.answer.as_ref().err()).collect();
+        if errors.len() == answered.len() && self.fence_moved(touches_root, &errors) {
+            self.step_down(
+                "every member refused a vote: the root object's serial (this leader's fence) \
+                 moved, so another zeoraid took over"
+                    .into(),
+            );
         }
         let vote_took = answered
             .iter()

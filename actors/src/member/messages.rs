@@ -46,6 +46,9 @@ pub enum Oneways {
         txn: Arc<TxnBuffer>,
         id: TxnId,
         tid: Tid,
+        /// The root object's serial the leader of a cluster expects: the
+        /// member refuses the vote if it moved (`transaction::Replay`).
+        fence: Option<Tid>,
     },
 }
 

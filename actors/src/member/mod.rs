@@ -756,7 +756,7 @@ impl Handler<CallAfter> for MemberActor {
     fn handle(&mut self, msg: CallAfter, ctx: &mut Context<Self>) -> Self::Result {
         let queued = match msg.oneways {
             Oneways::Requests(requests) => requests.into_iter().try_for_each(|r| self.oneway(r)),
-            Oneways::Replay { txn, id, tid } => self.replay(Replay::new(txn, id, tid)),
+            Oneways::Replay { txn, id, tid, fence } => self.replay(Replay::new(txn, id, tid).fenced(fence)),
         };
         if let Err(e) = queued {
             return Box::pin(futures::future::ready(Err(e)));

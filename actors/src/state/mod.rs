@@ -7,8 +7,10 @@
 //! acknowledged), the first transaction a degraded member missed, a
 //! recovery's end, an operator's disable, a reload, a missed pack. Not per
 //! commit: between two writes every acknowledged transaction is on every
-//! member the state calls optimal. One backend today ([`FileStore`]: a
-//! JSON file under `state_dir`); several zeoraids will share one on etcd.
+//! member the state calls optimal. Two backends: [`FileStore`] (a JSON
+//! file under `state_dir`) for a zeoraid alone, and, for several zeoraids
+//! in front of the same members (`[cluster]`),
+//! [`EtcdStore`](crate::cluster::EtcdStore) (the same JSON in etcd).
 
 mod file;
 
@@ -168,6 +170,17 @@ pub enum StateError {
         path.display(), dir.display(), dir.display()
     )]
     Missing { path: PathBuf, dir: PathBuf },
+    #[error(
+        "array state in {location}: {reason}. zeoraid cannot trust or change the array's state \
+         without etcd: check that etcd is running and reachable from this host"
+    )]
+    Etcd { location: String, reason: String },
+    #[error(
+        "array state in {location} not written: this zeoraid is no longer the leader elected at etcd \
+         revision {epoch} (another zeoraid was elected since, or its lease expired). It stops serving \
+         and rejoins as a standby; the leader keeps the state"
+    )]
+    Deposed { location: String, epoch: i64 },
 }
 
 #[cfg(test)]

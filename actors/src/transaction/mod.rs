@@ -159,6 +159,19 @@ impl TxnBuffer {
     /// The oids this transaction changes, for other clients' invalidations.
     /// Unlike ZEO (which leaves restored and deleted oids out) every changed
     /// oid is listed; undone oids come from the vote and are added there.
+    /// Whether this transaction reads (`checkCurrentSerialInTransaction`)
+    /// or changes `oid`; an undo may change any object, so it counts.
+    pub fn touches(&self, oid: Oid) -> bool {
+        self.ops.iter().any(|op| match op {
+            TxnOp::Store { oid: o, .. }
+            | TxnOp::Restore { oid: o, .. }
+            | TxnOp::Delete { oid: o, .. }
+            | TxnOp::Blob { oid: o, .. }
+            | TxnOp::CheckCurrent { oid: o, .. } => *o == oid,
+            TxnOp::Undo { .. } => true,
+        })
+    }
+
     pub fn changed_oids(&self) -> Vec<Oid> {
         let mut oids: Vec<Oid> = self
             .ops

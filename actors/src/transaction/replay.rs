@@ -4,6 +4,13 @@
 //! connection takes it. Each member gets its own [`Replay`] (its own
 //! handles on the spool files), so a blob costs one chunk of memory per
 //! member while it goes out, whatever its size.
+//!
+//! The leader of a cluster fences every transaction: right after
+//! `tpc_begin` comes `checkCurrentSerialInTransaction(root, serial)`, with
+//! the root object's serial as the leader last set it. A member checks it
+//! in the vote, under its storage lock; once a newer leader rewrote the
+//! root there (its takeover), a deposed leader's vote fails with
+//! `ReadConflictError` on that member (ARCHITECTURE.md §9).
 
 use super::{BlobChunks, TxnBuffer, TxnOp};
 use std::io;
@@ -12,7 +19,7 @@ use zeo::methods::{
     CheckCurrentSerialInTransaction, DeleteObject, Request, Restorea, StoreBlobChunk, StoreBlobEnd, Storea,
     TpcBegin, TxnId, Undoa,
 };
-use zeo::types::Tid;
+use zeo::types::{Oid, Tid};
 
 /// The requests that replay `txn` on one member as transaction `id` with
 /// tid `tid`; an iterator, so nothing is made before it is sent.
@@ -20,6 +27,8 @@ pub struct Replay {
     txn: Arc<TxnBuffer>,
     id: TxnId,
     tid: Tid,
+    /// The root serial to check right after `tpc_begin`, if fenced.
+    fence: Option<Tid>,
     /// `tpc_begin` went out.
     begun: bool,
     /// The next operation to send.
@@ -34,10 +43,30 @@ impl Replay {
             txn,
             id,
             tid,
+            fence: None,
             begun: false,
             next_op: 0,
             blob: None,
         }
+    }
+
+    /// Checks that the root object's serial is still `root_serial` (a
+    /// cluster leader's fence), if given.
+    pub fn fenced(mut self, root_serial: Option<Tid>) -> Replay {
+        self.fence = root_serial;
+        self
+    }
+
+    /// The fence's check, sent once right after `tpc_begin`.
+    fn fence_check(&mut self) -> Option<Request> {
+        let serial = self.fence.take()?;
+        Some(Request::CheckCurrentSerialInTransaction(
+            CheckCurrentSerialInTransaction {
+                oid: Oid::ZERO,
+                serial,
+                id: self.id.clone(),
+            },
+        ))
     }
 
     fn begin(&self) -> Request {
@@ -130,6 +159,9 @@ impl Iterator for Replay {
             self.begun = true;
             return Some(Ok(self.begin()));
         }
+        if let Some(check) = self.fence_check() {
+            return Some(Ok(check));
+        }
         let request = if self.blob.is_some() {
             self.blob_chunk()
         } else if self.next_op == self.txn.ops.len() {
@@ -151,7 +183,6 @@ mod tests {
     use super::*;
     use crate::transaction::Record;
     use bytes::Bytes;
-    use zeo::types::Oid;
     use zeo::Value;
 
     fn txn() -> TxnBuffer {
@@ -203,5 +234,26 @@ mod tests {
             .map(|n| (Oid::from_u64(u64::from(n)), Bytes::from(vec![n; 1000])))
             .collect();
         assert_eq!(stores, expected);
+    }
+
+    #[test]
+    fn a_fenced_replay_checks_the_root_serial_right_after_tpc_begin() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut txn = txn();
+        txn.push(store(1, 10), 1 << 20, dir.path()).unwrap();
+        let root_serial = Tid::from_u64(0x03e0_0000_0000_0009);
+        let replay =
+            Replay::new(Arc::new(txn), TxnId::from_i64(7), Tid::from_u64(5)).fenced(Some(root_serial));
+        let requests: Vec<Request> = replay.map(Result::unwrap).collect();
+        assert!(matches!(requests[0], Request::TpcBegin(_)), "{requests:?}");
+        match &requests[1] {
+            Request::CheckCurrentSerialInTransaction(check) => {
+                assert_eq!((check.oid, check.serial), (Oid::ZERO, root_serial));
+                assert_eq!(check.id, TxnId::from_i64(7));
+            }
+            other => panic!("expected the fence's check, got {other:?}"),
+        }
+        assert!(matches!(requests[2], Request::Storea(_)), "{requests:?}");
+        assert_eq!(requests.len(), 3);
     }
 }

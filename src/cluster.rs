@@ -1,0 +1,190 @@
+//! The daemon's life in a cluster (`[cluster]`, ARCHITECTURE.md §9):
+//! campaign as a standby, take over once elected, serve, step down.
+//!
+//! A standby runs only the election and the HTTP endpoint: it does not
+//! listen on the client address (a ZEO client that one standby refused
+//! would not ask it again after it is elected) and does not connect to the
+//! members. Once elected it reads the array state from etcd, starts the
+//! controller, runs the takeover, and only then opens the client address.
+//!
+//! Stepping down is a re-execution of the process (`crate::cli`): every
+//! client and member connection closes at once, and nothing the old term
+//! knew (sessions, commit lock, member states, oids) can leak into the next
+//! one, which starts as a standby with a new lease.
+
+use crate::config::Config;
+use crate::daemon::{open_state, serve_array, DaemonError, Signals, Stopped};
+use actix::{Actor, Addr};
+use slog::{info, warn, Logger};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use zeoraid_actors::cluster::{
+    Advertised, ClusterSettings, ClusterView, Election, EtcdStore, Leadership, LeaseClock, Resign,
+    WaitLeadership, WatchView,
+};
+use zeoraid_actors::controller::{Controller, Leading, TakenOver, Takeover};
+use zeoraid_actors::token::Token;
+
+/// How long a takeover that failed (a member not answering, a member's
+/// lock held by the old leader's transaction until its timeout) waits
+/// before the next attempt, as long as the lease is proven.
+const TAKEOVER_RETRY: Duration = Duration::from_secs(1);
+
+/// Campaigns until elected (or told to stop), then serves as the leader.
+pub(crate) async fn serve(
+    config: Config,
+    config_path: PathBuf,
+    mut signals: Signals,
+    log: Logger,
+) -> Result<Stopped, DaemonError> {
+    let settings = settings(&config);
+    let log = log.new(slog::o!("cluster" => settings.name.clone()));
+    info!(log, "campaigning"; "etcd" => ?settings.endpoints, "lease_ttl_ms" => settings.lease_ttl.as_millis() as u64,
+        "prefix" => &settings.prefix);
+    let election = Election::new(settings.clone(), log.clone()).start();
+    let view = election
+        .send(WatchView)
+        .await
+        .map_err(|e| DaemonError::Election(e.to_string()))?;
+    let standby_http = start_standby_http(&config, view.clone(), &log)?;
+    let leadership = tokio::select! {
+        won = election.send(WaitLeadership) => won
+            .map_err(|e| DaemonError::Election(e.to_string()))?
+            .map_err(|e| DaemonError::Election(e.to_string()))?,
+        received = signals.stop() => {
+            info!(log, "stopping a standby"; "signal" => received);
+            let _ = election.send(Resign).await;
+            standby_http.stop(true).await;
+            return Ok(Stopped::Signal);
+        }
+    };
+    info!(log, "elected"; "epoch" => leadership.epoch);
+    // The leader's endpoint takes the same address once the array runs.
+    standby_http.stop(true).await;
+    let store = EtcdStore::open(&settings, &leadership).map_err(DaemonError::State)?;
+    let members = config.members.iter().map(|m| m.name.as_str());
+    let durable = open_state(Box::new(store), members, &log)?;
+    let term = Term::new(&settings, leadership, election, view);
+    serve_array(config, config_path, signals, durable, Some(term), log).await
+}
+
+/// A standby's HTTP endpoint: status, health, metrics; admin calls are
+/// refused with the leader's address.
+fn start_standby_http(
+    config: &Config,
+    view: watch::Receiver<ClusterView>,
+    log: &Logger,
+) -> Result<crate::http::HttpEndpoint, DaemonError> {
+    let settings = crate::http::StandbySettings {
+        listen: config.http.listen,
+        token: config.http.token.clone().map(Token::new),
+        token_for_reads: config.http.token_for_reads,
+    };
+    crate::http::start_standby(settings, view, log).map_err(|source| DaemonError::Http {
+        addr: config.http.listen,
+        source,
+    })
+}
+
+/// The `[cluster]` table as the election needs it.
+fn settings(config: &Config) -> ClusterSettings {
+    let cluster = config.cluster.as_ref().expect("cluster mode");
+    ClusterSettings {
+        endpoints: cluster.etcd.clone(),
+        name: cluster.name.clone(),
+        lease_ttl: cluster.lease_ttl,
+        prefix: cluster.prefix.clone(),
+        advertised: Advertised {
+            name: cluster.name.clone(),
+            listen: config.listen.to_string(),
+            http: config.http.listen.to_string(),
+        },
+    }
+}
+
+/// A leader's term: from its election to its step-down.
+pub(crate) struct Term {
+    pub leading: Leading,
+    /// The election's view, for the leader's HTTP endpoint.
+    pub view: watch::Receiver<ClusterView>,
+    lease: LeaseClock,
+    step_down: mpsc::UnboundedReceiver<String>,
+    election: Addr<Election>,
+}
+
+impl Term {
+    fn new(
+        settings: &ClusterSettings,
+        leadership: Leadership,
+        election: Addr<Election>,
+        view: watch::Receiver<ClusterView>,
+    ) -> Term {
+        let (tell, step_down) = mpsc::unbounded_channel();
+        Term {
+            leading: Leading {
+                epoch: leadership.epoch,
+                name: settings.name.clone(),
+                lease: leadership.lease.clone(),
+                step_down: tell,
+            },
+            view,
+            lease: leadership.lease,
+            step_down,
+            election,
+        }
+    }
+
+    /// Runs the takeover until it commits; `Err` with the reason once this
+    /// zeoraid must step down instead.
+    pub(crate) async fn take_over(
+        &mut self,
+        controller: &Addr<Controller>,
+        log: &Logger,
+    ) -> Result<TakenOver, String> {
+        loop {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            controller.do_send(Takeover { reply });
+            let outcome = tokio::select! {
+                answer = answer => answer.map_err(|_| "the controller stopped during the takeover".to_string())?,
+                reason = self.deposed() => return Err(reason),
+            };
+            let why = match outcome {
+                Ok(taken) => return Ok(taken),
+                Err(why) => why,
+            };
+            warn!(log, "takeover not finished; trying again"; "reason" => &why,
+                "retry_in_ms" => TAKEOVER_RETRY.as_millis() as u64);
+            tokio::select! {
+                _ = tokio::time::sleep(TAKEOVER_RETRY) => {}
+                reason = self.deposed() => return Err(reason),
+            }
+        }
+    }
+
+    /// Resolves, with the reason, once this zeoraid can no longer be sure
+    /// it leads: its lease is no longer proven (checked at the proof's own
+    /// deadline too, should the election actor be late), or the controller
+    /// found its fence moved or its state unwritable.
+    pub(crate) async fn deposed(&mut self) -> String {
+        loop {
+            let Some(until) = self.lease.valid_until().filter(|_| self.lease.proven()) else {
+                return "the etcd lease is no longer proven".to_string();
+            };
+            let mut lease = self.lease.clone();
+            tokio::select! {
+                reason = self.step_down.recv() => {
+                    return reason.unwrap_or_else(|| "the controller stopped".to_string());
+                }
+                () = lease.withdrawn() => {}
+                () = tokio::time::sleep_until(until.into()) => {}
+            }
+        }
+    }
+
+    /// Gives the lease back (orderly shutdown): a standby takes over now
+    /// rather than a TTL later.
+    pub(crate) async fn resign(self) {
+        let _ = self.election.send(Resign).await;
+    }
+}
