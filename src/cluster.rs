@@ -60,12 +60,13 @@ pub(crate) async fn serve(
         }
     };
     info!(log, "elected"; "epoch" => leadership.epoch);
-    // The leader's endpoint takes the same address once the array runs.
-    standby_http.stop(true).await;
     let store = EtcdStore::open(&settings, &leadership).map_err(DaemonError::State)?;
     let members = config.members.iter().map(|m| m.name.as_str());
     let durable = open_state(Box::new(store), members, &log)?;
-    let term = Term::new(&settings, leadership, election, view);
+    let mut term = Term::new(&settings, leadership, election, view);
+    // It answers "elected, taking over" until the leader's endpoint takes
+    // its address, once the takeover is done.
+    term.standby_http = Some(standby_http);
     serve_array(config, config_path, signals, durable, Some(term), log).await
 }
 
@@ -108,6 +109,8 @@ pub(crate) struct Term {
     pub leading: Leading,
     /// The election's view, for the leader's HTTP endpoint.
     pub view: watch::Receiver<ClusterView>,
+    /// The standby's endpoint, kept answering through the takeover.
+    pub standby_http: Option<crate::http::HttpEndpoint>,
     lease: LeaseClock,
     step_down: mpsc::UnboundedReceiver<String>,
     election: Addr<Election>,
@@ -129,6 +132,7 @@ impl Term {
                 step_down: tell,
             },
             view,
+            standby_http: None,
             lease: leadership.lease,
             step_down,
             election,

@@ -174,7 +174,14 @@ pub(crate) async fn serve_array(
     })?;
     prepare_spool(&config.spool_dir, &log)?;
     let reloader = Reloader::new(config_path, config.clone(), controller.clone(), log.clone()).start();
-    let view = term.as_ref().map(|t| t.view.clone());
+    if let Some(standby) = term.as_mut().and_then(|t| t.standby_http.take()) {
+        // The leader's endpoint takes the same address.
+        standby.stop(true).await;
+    }
+    let view = term.as_ref().map(|t| crate::http::ClusterFeed {
+        view: t.view.clone(),
+        lease: t.leading.lease.clone(),
+    });
     let http = start_http(
         &config,
         reloader.clone().recipient(),
@@ -294,7 +301,7 @@ fn start_http(
     config: &Config,
     reloader: Recipient<ReloadConfiguration>,
     controller: Addr<Controller>,
-    cluster: Option<tokio::sync::watch::Receiver<zeoraid_actors::cluster::ClusterView>>,
+    cluster: Option<crate::http::ClusterFeed>,
     log: &Logger,
 ) -> Result<crate::http::HttpEndpoint, DaemonError> {
     crate::http::start(

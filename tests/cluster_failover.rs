@@ -9,11 +9,15 @@
 
 mod common;
 
-use common::cluster::{accepts_tcp, Cluster, ClusterOptions, LEASE_TTL};
+use common::cluster::{accepts_tcp, Cluster, ClusterOptions, RoleSampler, LEASE_TTL};
 use common::http::get;
+use common::records::mapping_record;
 use common::writer::{monotonic_now, Writer};
 use std::thread;
 use std::time::{Duration, Instant};
+use zeo::methods::{Request, TpcFinish, Vote};
+use zeo::reply::Reply;
+use zeo::types::Tid;
 
 /// Bound for the first election and takeover of a fresh cluster.
 const FIRST_LEADER: Duration = Duration::from_secs(20);
@@ -113,6 +117,102 @@ fn the_leader_killed_under_load_is_replaced_nothing_is_lost_and_it_returns_as_a_
     eprintln!("a new leader served {took:?} after the kill");
 }
 
+/// The leader frozen past its lease, under load, while a client of it has
+/// a transaction stored but not voted: another is elected while it is
+/// frozen; resumed, the frozen one finds itself deposed, steps down and
+/// comes back as a standby; its transaction is on no member; no `/status`
+/// ever shows two leaders; nothing acknowledged is lost.
+///
+/// The new leader may serve only after the frozen one resumed: if it froze
+/// between a vote and its finish it holds the members' storage locks, and
+/// ZEO 6.2 releases them only when its connections close (its own
+/// `transaction-timeout` never does, ARCHITECTURE.md §9).
+#[test]
+fn a_frozen_leader_is_replaced_and_once_resumed_is_a_standby_whose_transaction_lands_nowhere() {
+    let mut cluster = cluster();
+    let old = cluster.wait_leader(FIRST_LEADER);
+    let sampler = RoleSampler::start(&cluster);
+    let writer = Writer::start(&cluster.client_addrs());
+    writer.wait_acks(10, WRITES);
+
+    // A transaction of the old leader's term, waiting for its vote.
+    let mut stale = cluster.client(old);
+    let oid = stale.new_oid();
+    let marked = mapping_record(64, 0xEE);
+    let txn = stale.begin();
+    stale.store(&txn, oid, Tid::ZERO, &marked);
+
+    let frozen = Instant::now();
+    cluster.sigstop(old);
+    let voting = thread::spawn(move || {
+        let voted = stale.try_call(Request::Vote(Vote { id: txn.clone() }));
+        let finished = match voted {
+            Ok(Ok(Reply::Vote(_))) => Some(stale.try_call(Request::TpcFinish(TpcFinish { id: txn }))),
+            _ => None,
+        };
+        (format!("{voted:?}"), finished.map(|f| format!("{f:?}")))
+    });
+
+    // Elected while the old one is frozen (serving may wait for it).
+    let elected = Instant::now() + takeover_bound();
+    let new = loop {
+        let leading = (0..cluster.zeoraids().len())
+            .filter(|&i| i != old)
+            .find(|&i| cluster.zeoraid(i).status().is_some_and(|s| s["role"] == "leader"));
+        if let Some(new) = leading {
+            break new;
+        }
+        assert!(
+            Instant::now() < elected,
+            "no standby elected\n{}",
+            cluster.context()
+        );
+        thread::sleep(Duration::from_millis(100));
+    };
+    // Frozen for several lease periods. (The client stays connected to the
+    // frozen leader meanwhile: ZEO has no keepalive.)
+    while frozen.elapsed() < LEASE_TTL * 4 {
+        thread::sleep(Duration::from_millis(100));
+    }
+    let since = cluster.zeoraid(old).log().mark();
+    cluster.sigcont(old);
+    assert!(
+        cluster
+            .zeoraid(old)
+            .log()
+            .try_wait(since, SETTLE, |l| l["msg"] == "stepping down")
+            .is_some(),
+        "the resumed leader logged no \"stepping down\"\n{}",
+        cluster.context()
+    );
+    assert_eq!(cluster.wait_leader(SETTLE), new, "the elected one serves");
+    let status = cluster.wait_role(old, "standby", SETTLE);
+    assert_eq!(status["leader"], cluster.zeoraid(new).name.as_str(), "{status}");
+    writer.wait_more_acks(10, WRITES);
+
+    let (voted, finished) = voting.join().expect("the stale client's thread");
+    assert!(
+        finished
+            .as_deref()
+            .is_none_or(|f| !f.starts_with("Ok(Ok(TpcFinish")),
+        "a transaction of the deposed leader was committed: vote {voted}, finish {finished:?}"
+    );
+    for m in 0..cluster.members().len() {
+        let revision = cluster.member_client(m).load(oid);
+        let landed = matches!(&revision, Ok(Some(r)) if r.data[..] == marked[..]);
+        assert!(!landed, "the deposed leader's transaction is on zeo{}", m + 1);
+    }
+
+    assert_nothing_lost(&cluster, new, writer);
+    let rounds = sampler.assert_never_two_leaders();
+    assert!(rounds.len() > 10, "only {} rounds of /status", rounds.len());
+}
+
+/// etcd frozen for several lease periods: the leader acknowledges nothing
+/// once its lease can no longer be proven (at most a TTL after the last
+/// keepalive that etcd answered, so at most a TTL after the freeze), steps
+/// down, nobody leads while etcd is gone, and commits resume once it is
+/// back.
 #[test]
 fn with_etcd_frozen_no_commit_is_acknowledged_past_the_lease_and_writes_resume_when_it_returns() {
     let mut cluster = cluster();

@@ -62,7 +62,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use zeoraid_actors::cluster::ClusterView;
+use zeoraid_actors::cluster::{ClusterView, LeaseClock, Role};
 use zeoraid_actors::controller::{Controller, ReloadConfiguration};
 use zeoraid_actors::token::Token;
 
@@ -109,10 +109,30 @@ enum Mode {
     /// A leader, or a zeoraid without `[cluster]` (no view then).
     Serving {
         array: ArrayHandles,
-        cluster: Option<watch::Receiver<ClusterView>>,
+        cluster: Option<ClusterFeed>,
     },
     /// A standby: no controller; the election's view says who leads.
     Standby { cluster: watch::Receiver<ClusterView> },
+}
+
+/// A leader's view of the cluster: the election's view, and the lease's
+/// proof, which outruns the view. A leader frozen past its lease answers
+/// the first requests after it resumes before the election actor has
+/// published that it was deposed; the proof says so at once.
+pub struct ClusterFeed {
+    pub view: watch::Receiver<ClusterView>,
+    pub lease: LeaseClock,
+}
+
+impl ClusterFeed {
+    fn view(&self) -> ClusterView {
+        let mut view = self.view.borrow().clone();
+        if view.role == Role::Leader && !self.lease.proven() {
+            view.role = Role::Deposed;
+            view.reason = Some("the etcd lease is no longer proven".to_string());
+        }
+        view
+    }
 }
 
 /// The actors that serve the array, which the routes ask.
@@ -164,7 +184,7 @@ impl HttpEndpoint {
 pub fn start(
     settings: Settings,
     controller: actix::Addr<Controller>,
-    cluster: Option<watch::Receiver<ClusterView>>,
+    cluster: Option<ClusterFeed>,
     log: &Logger,
 ) -> io::Result<HttpEndpoint> {
     let array = ArrayHandles {
@@ -197,7 +217,7 @@ fn serve(settings: StandbySettings, mode: Mode, log: &Logger) -> io::Result<Http
     let log = log.new(slog::o!("component" => "http"));
     let token_required = settings.token.is_some();
     let view = match &mode {
-        Mode::Serving { cluster, .. } => cluster.clone(),
+        Mode::Serving { cluster, .. } => cluster.as_ref().map(|c| c.view.clone()),
         Mode::Standby { cluster } => Some(cluster.clone()),
     };
     let standby = matches!(mode, Mode::Standby { .. });
@@ -374,7 +394,7 @@ impl State {
     /// The election's view, with `[cluster]`.
     pub(crate) fn cluster_view(&self) -> Option<ClusterView> {
         match &self.mode {
-            Mode::Serving { cluster, .. } => cluster.as_ref().map(|c| c.borrow().clone()),
+            Mode::Serving { cluster, .. } => cluster.as_ref().map(ClusterFeed::view),
             Mode::Standby { cluster } => Some(cluster.borrow().clone()),
         }
     }

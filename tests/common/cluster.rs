@@ -1,9 +1,9 @@
 //! Several zeoraids with one configuration in front of the same real
 //! members, elected on a real etcd: the harness of the failover tests.
 //!
-//! [`Cluster::start`] starts etcd ([`Etcd`]), the `runzeo` members (with
-//! ZEO's `transaction-timeout`, which a takeover needs: a frozen leader's
-//! member lock must end), writes ONE config with a `[cluster]` table into a
+//! [`Cluster::start`] starts etcd ([`Etcd`]), the `runzeo` members (without
+//! ZEO's `transaction-timeout`, as operators should run ZEO 6.2: it never
+//! releases the lock it times out, ARCHITECTURE.md §9), writes ONE config with a `[cluster]` table into a
 //! private temporary directory and starts every zeoraid on it. The
 //! zeoraids differ only by environment overrides: `ZEORAID_LISTEN`,
 //! `ZEORAID_HTTP__LISTEN`, `ZEORAID_CLUSTER__NAME` (`zr1`, `zr2`, ...),
@@ -46,11 +46,6 @@ use zeo::types::Tid;
 
 /// `[cluster] lease_ttl` of the tests.
 pub const LEASE_TTL: Duration = Duration::from_secs(2);
-
-/// The members' `transaction-timeout` (seconds): above the zeoraid side's
-/// `[timeouts] transaction` plus `commit` (2 s + 1 s), as operators must
-/// set it.
-pub const MEMBER_TRANSACTION_TIMEOUT: &str = "5";
 
 /// Bound for a zeoraid to answer `/status` after it was spawned.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -147,9 +142,7 @@ impl Cluster {
     /// (not necessarily once one leads: [`Cluster::wait_leader`]).
     pub fn start(options: ClusterOptions) -> Cluster {
         let etcd = Etcd::start();
-        let member_options = RunZeoOptions::new()
-            .blobs()
-            .zeo_setting("transaction-timeout", MEMBER_TRANSACTION_TIMEOUT);
+        let member_options = RunZeoOptions::new().blobs();
         let members = start_members(options.members, &member_options, &[]);
         let relays = (0..members.len())
             .map(|i| {

@@ -120,7 +120,7 @@ def test_quickstart_ha_runs_three_zeoraids_and_a_client_given_every_address_comm
                             for _, client, _ in zeoraids)
         assert f"clients: ClientStorage([{listing}])" in text, text
         conf = (tmp_path / "run" / "m1" / "zeo.conf").read_text()
-        assert "transaction-timeout" in conf
+        assert "transaction-timeout" not in conf, "ZEO 6.2's timeout wedges the lock"
         serving = [client for _, client, _ in zeoraids
                    if zeoprobe("ruok", client).returncode == 0]
         assert len(serving) == 1, f"{serving} serve clients\n{text}"

@@ -13,8 +13,9 @@
 //!    storage has none yet);
 //! 2. `tpc_begin(tid_B)`, store the root, vote, on every optimal member:
 //!    each vote waits for that member's storage lock, so a transaction of
-//!    the old leader still holding it is finished or timed out first (the
-//!    members' `transaction-timeout`);
+//!    the old leader still holding it ends first (finished, or aborted when
+//!    the old leader's connection closes; ARCHITECTURE.md §9 says why the
+//!    members' `transaction-timeout` cannot end it with ZEO 6.2);
 //! 3. holding every lock, ask each member's last tid: a member without
 //!    the old leader's last transaction (it reached only some) is degraded
 //!    as behind, its vote aborted; if `tid_B` is not above every last tid,
@@ -145,7 +146,9 @@ impl Controller {
             participants,
         };
         ctx.spawn(answers.into_actor(self).map(move |results, act, ctx| {
-            let voted = act.sort_answers(results, "takeover vote", Ok, Some(fence.tid));
+            // Nothing committed where a vote failed: the member misses
+            // nothing, and rejoins when it reconnects.
+            let voted = act.sort_answers(results, "takeover vote", Ok, None);
             if let Some(moved) = voted
                 .iter()
                 .find_map(|a| a.answer.as_ref().err().filter(|e| e.is_conflict()))
@@ -165,7 +168,7 @@ impl Controller {
                     Ok(_) => agreeing.push(a.member),
                     Err(e) => {
                         let reason = format!("refused the takeover's rewrite of the root object: {e}");
-                        act.degrade(a.index, DegradeKind::Failed, reason, Some(fence.tid));
+                        act.degrade(a.index, DegradeKind::Failed, reason, None);
                     }
                 }
             }
@@ -182,7 +185,7 @@ impl Controller {
                 other => Err(Box::new(other)),
             };
             let lasts: Vec<(usize, MemberId, Tid)> = act
-                .sort_answers(results, "lastTransaction", expect, Some(fence.tid))
+                .sort_answers(results, "lastTransaction", expect, None)
                 .into_iter()
                 .filter_map(|a| Some((a.index, a.member, a.answer.ok()?)))
                 .collect();
