@@ -101,7 +101,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
         Ok(daemon::Stopped::Signal) => ExitCode::SUCCESS,
         Ok(daemon::Stopped::SteppedDown(reason)) => {
             crit!(log, "stepping down"; "reason" => &reason, "then" => "re-executing as a standby");
-            crate::panics::flush_log();
+            crate::panics::flush_log_before_exec();
             let error = reexecute();
             // Only reached when exec failed: the service manager restarts us.
             eprintln!("zeoraid: cannot re-execute itself after stepping down: {error}");

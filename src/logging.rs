@@ -38,6 +38,19 @@ pub struct LogGuard {
     _async: slog_async::AsyncGuard,
 }
 
+impl LogGuard {
+    /// Flushes every record logged so far, leaving the global logger in
+    /// place: other threads may still log until the process image is
+    /// replaced (a cluster leader re-executing itself), and an unset
+    /// global logger would panic them. Records logged after the flush are
+    /// dropped (the drain ignores a closed channel).
+    pub fn flush_keeping_global(self) {
+        let LogGuard { _scope, _async } = self;
+        drop(_async);
+        std::mem::forget(_scope);
+    }
+}
+
 /// Installs logging for the whole process and returns the root logger.
 ///
 /// Can be called once per process: the `log` crate accepts only one

@@ -57,6 +57,20 @@ pub fn flush_log() {
     }
 }
 
+/// Flushes logging before the process re-executes itself, leaving the
+/// global logger set for the threads still running until then.
+pub fn flush_log_before_exec() {
+    if let Some(guard) = LOG_GUARD.get() {
+        let taken = match guard.lock() {
+            Ok(mut g) => g.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(guard) = taken {
+            guard.flush_keeping_global();
+        }
+    }
+}
+
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()

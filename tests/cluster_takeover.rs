@@ -8,14 +8,12 @@ mod common;
 
 use common::cluster::{Cluster, ClusterOptions, LEASE_TTL};
 use common::faults::wait_until;
-use common::rawclient::RawClient;
 use common::records::ROOT_RECORD;
 use serde_json::Value as Json;
-use std::time::{Duration, SystemTime};
-use zeo::methods::{Pack, Request, TpcFinish};
+use std::time::Duration;
+use zeo::methods::{Request, TpcFinish};
 use zeo::reply::VoteResult;
 use zeo::types::Tid;
-use zeo::Value;
 
 /// Bound for an election and takeover.
 const LEADER: Duration = Duration::from_secs(20);
@@ -118,21 +116,6 @@ fn a_transaction_that_reached_one_member_only_is_reconciled_at_takeover() {
     assert_eq!(revision.start, lost_on_zeo2);
 }
 
-/// Packs the array through `client` at the current time, waiting for it.
-fn pack_now(client: &mut RawClient) {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("after the epoch")
-        .as_secs_f64();
-    let pack = Request::Pack(Pack {
-        t: now,
-        wait: Value::Bool(true),
-    });
-    if let Err(e) = client.call(pack) {
-        panic!("pack: {e:?}");
-    }
-}
-
 /// zeo2 degraded (down, missing a commit and a pack) and zeo3 disabled by
 /// the operator; then every zeoraid is restarted at once. The new leader
 /// knows all of it from etcd: zeo2 degraded with the same first missed
@@ -146,7 +129,7 @@ fn after_every_zeoraid_restarted_the_array_state_comes_back_from_etcd() {
     let missed = commit_one(&cluster, old);
     let disabled = cluster.post(old, "/members/zeo3/disable");
     assert_eq!(disabled.code, 200, "{}", disabled.body);
-    pack_now(&mut cluster.client(old));
+    cluster.client(old).pack_now();
     commit_one(&cluster, old);
     let before = cluster.details(old);
     assert_eq!(

@@ -14,10 +14,8 @@ use common::rawclient::RawClient;
 use common::records::ROOT_RECORD;
 use serde_json::Value as Json;
 use std::thread;
-use std::time::{Duration, SystemTime};
-use zeo::methods::{Pack, Request};
+use std::time::Duration;
 use zeo::types::{Oid, Tid};
-use zeo::Value;
 
 /// Bound for a restarted member to reconnect, and for a recovery to end.
 const WITHIN: Duration = Duration::from_secs(30);
@@ -87,21 +85,6 @@ fn root_record(oids: &[Oid]) -> Vec<u8> {
     record
 }
 
-/// Packs the array at the current time, waiting for the pack.
-fn pack_now(client: &mut RawClient) {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("after the epoch")
-        .as_secs_f64();
-    let pack = Request::Pack(Pack {
-        t: now,
-        wait: Value::Bool(true),
-    });
-    if let Err(e) = client.call(pack) {
-        panic!("pack: {e:?}");
-    }
-}
-
 /// Both members hold the same history, records and all.
 fn assert_members_identical(array: &Array) {
     let first = array.member_client(0).history();
@@ -168,7 +151,7 @@ fn hold_a_pack(array: &Array) -> thread::JoinHandle<()> {
     let mark = array.log_mark();
     array.relay(0).stall();
     let addr = array.addr();
-    let packing = thread::spawn(move || pack_now(&mut RawClient::connect_registered(addr)));
+    let packing = thread::spawn(move || RawClient::connect_registered(addr).pack_now());
     array.wait_for_log(mark, WITHIN, "pack started", |l| l["msg"] == "pack started");
     packing
 }
@@ -198,7 +181,7 @@ fn recovered_only_after_the_pack(array: &Array, mark: usize, packing: thread::Jo
 fn a_pack_missed_across_a_restart_is_recovered_incrementally() {
     let mut array = array_with_recovery("auto = false\n");
     let mut writer = zeo2_misses_commits(&mut array);
-    pack_now(&mut writer.client);
+    writer.client.pack_now();
     let packed_at = state_of_zeo2(&array)["packed_while_degraded"].as_f64();
     assert!(packed_at.is_some(), "{}", state_of_zeo2(&array));
     writer.rewrite_root(3);

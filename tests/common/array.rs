@@ -275,14 +275,7 @@ impl Array {
     /// [`Array::start`] with more control.
     pub fn start_with(options: ArrayOptions) -> Array {
         let members = start_members(options.members, &options.member_options, &options.member_storages);
-        let relays = (0..members.len())
-            .map(|i| {
-                options
-                    .relayed
-                    .contains(&i)
-                    .then(|| Relay::start(members[i].addr()))
-            })
-            .collect();
+        let relays = Relay::in_front_of(&members, &options.relayed);
         let dir = tempfile::Builder::new()
             .prefix("zeoraid-array-")
             .tempdir()

@@ -144,14 +144,7 @@ impl Cluster {
         let etcd = Etcd::start();
         let member_options = RunZeoOptions::new().blobs();
         let members = start_members(options.members, &member_options, &[]);
-        let relays = (0..members.len())
-            .map(|i| {
-                options
-                    .relayed
-                    .contains(&i)
-                    .then(|| Relay::start(members[i].addr()))
-            })
-            .collect();
+        let relays = Relay::in_front_of(&members, &options.relayed);
         let dir = tempfile::Builder::new()
             .prefix("zeoraid-cluster-")
             .tempdir()

@@ -554,6 +554,14 @@ impl std::fmt::Debug for Relay {
 }
 
 impl Relay {
+    /// A relay in front of each member whose index is in `relayed`, by
+    /// member (`None`: reached directly).
+    pub fn in_front_of(members: &[super::runzeo::RunZeo], relayed: &[usize]) -> Vec<Option<Relay>> {
+        (0..members.len())
+            .map(|i| relayed.contains(&i).then(|| Relay::start(members[i].addr())))
+            .collect()
+    }
+
     /// Listen on a free loopback port and relay every connection to
     /// `upstream` (e.g. a `RunZeo`'s address).  Panics if no port can be
     /// bound.

@@ -532,6 +532,21 @@ impl RawClient {
         }
     }
 
+    /// Packs at the current time and waits for the pack.
+    pub fn pack_now(&mut self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .expect("after the epoch")
+            .as_secs_f64();
+        let pack = Request::Pack(zeo::methods::Pack {
+            t: now,
+            wait: Value::Bool(true),
+        });
+        if let Err(e) = self.call(pack) {
+            panic!("pack: {e:?}");
+        }
+    }
+
     /// The server's whole history, read with its own iterator: every
     /// transaction with its records, oldest first.
     pub fn history(&mut self) -> Vec<(TxnRecord, Vec<DataRecord>)> {
