@@ -139,19 +139,27 @@ impl Term {
         }
     }
 
-    /// Runs the takeover until it commits; `Err` with the reason once this
-    /// zeoraid must step down instead.
+    /// Runs the takeover until it commits; `Err` once this zeoraid must
+    /// step down instead, or was told to stop (a takeover waiting for a
+    /// frozen old leader may take long; SIGTERM still stops it).
     pub(crate) async fn take_over(
         &mut self,
         controller: &Addr<Controller>,
+        signals: &mut Signals,
         log: &Logger,
-    ) -> Result<TakenOver, String> {
+    ) -> Result<TakenOver, Stopped> {
         loop {
             let (reply, answer) = tokio::sync::oneshot::channel();
             controller.do_send(Takeover { reply });
             let outcome = tokio::select! {
-                answer = answer => answer.map_err(|_| "the controller stopped during the takeover".to_string())?,
-                reason = self.deposed() => return Err(reason),
+                answer = answer => answer.map_err(|_| {
+                    Stopped::SteppedDown("the controller stopped during the takeover".to_string())
+                })?,
+                reason = self.deposed() => return Err(Stopped::SteppedDown(reason)),
+                received = signals.stop() => {
+                    info!(log, "stopping during the takeover"; "signal" => received);
+                    return Err(Stopped::Signal);
+                }
             };
             let why = match outcome {
                 Ok(taken) => return Ok(taken),
@@ -161,7 +169,11 @@ impl Term {
                 "retry_in_ms" => TAKEOVER_RETRY.as_millis() as u64);
             tokio::select! {
                 _ = tokio::time::sleep(TAKEOVER_RETRY) => {}
-                reason = self.deposed() => return Err(reason),
+                reason = self.deposed() => return Err(Stopped::SteppedDown(reason)),
+                received = signals.stop() => {
+                    info!(log, "stopping during the takeover"; "signal" => received);
+                    return Err(Stopped::Signal);
+                }
             }
         }
     }

@@ -140,7 +140,7 @@ async fn serve(config: Config, config_path: PathBuf, log: Logger) -> Result<Stop
 pub(crate) async fn serve_array(
     config: Config,
     config_path: PathBuf,
-    signals: Signals,
+    mut signals: Signals,
     durable: DurableState,
     term: Option<crate::cluster::Term>,
     log: Logger,
@@ -156,10 +156,18 @@ pub(crate) async fn serve_array(
     let controller = Controller::new(settings, durable, log.clone()).start();
     let mut array = wait_ready(&controller, config.timeouts.connect * 2).await?;
     let mut term = term;
-    if let Some(term) = term.as_mut() {
-        match term.take_over(&controller, &log).await {
+    if let Some(leader) = term.as_mut() {
+        match leader.take_over(&controller, &mut signals, &log).await {
             Ok(taken) => array.last_tid = taken.tid,
-            Err(reason) => return Ok(Stopped::SteppedDown(reason)),
+            Err(Stopped::Signal) => {
+                // Nothing was served: the lease goes back at once, and the
+                // members abort the fence as the process's connections close.
+                if let Some(term) = term {
+                    term.resign().await;
+                }
+                return Ok(Stopped::Signal);
+            }
+            Err(stepped_down) => return Ok(stepped_down),
         }
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
