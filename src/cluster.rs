@@ -17,14 +17,20 @@ use crate::daemon::{open_state, serve_array, DaemonError, Signals, Stopped};
 use actix::{Actor, Addr};
 use slog::{info, warn, Logger};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use zeoraid_actors::cluster::{
-    Advertised, ClusterSettings, ClusterView, Election, EtcdStore, Leadership, LeaseClock, Resign,
-    WaitLeadership, WatchView,
+    lease_clock, Advertised, ClusterSettings, ClusterView, Election, EtcdStore, Leadership, LeaseClock,
+    LeaseWriter, Resign, WaitLeadership, WatchView,
 };
 use zeoraid_actors::controller::{Controller, Leading, TakenOver, Takeover};
 use zeoraid_actors::token::Token;
+
+/// Test only (fault injection a real machine cannot do on demand): the
+/// leader trusts its lease for ever, as one whose clock stopped with its
+/// virtual machine would, so that the tests can show the members' fence
+/// refusing a leader that does not know it was deposed.
+const TRUST_EXPIRED_LEASE_FOR_TESTS: &str = "ZEORAID_TEST_TRUST_EXPIRED_LEASE";
 
 /// How long a takeover that failed (a member not answering, a member's
 /// lock held by the old leader's transaction until its timeout) waits
@@ -64,6 +70,11 @@ pub(crate) async fn serve(
     let members = config.members.iter().map(|m| m.name.as_str());
     let durable = open_state(Box::new(store), members, &log)?;
     let mut term = Term::new(&settings, leadership, election, view);
+    if std::env::var_os(TRUST_EXPIRED_LEASE_FOR_TESTS).is_some_and(|v| v == "1") {
+        warn!(log, "TEST ONLY: this leader trusts its lease for ever and does not step down when it lapses";
+            "variable" => TRUST_EXPIRED_LEASE_FOR_TESTS);
+        term.trust_lease_for_ever();
+    }
     // It answers "elected, taking over" until the leader's endpoint takes
     // its address, once the takeover is done.
     term.standby_http = Some(standby_http);
@@ -114,6 +125,8 @@ pub(crate) struct Term {
     lease: LeaseClock,
     step_down: mpsc::UnboundedReceiver<String>,
     election: Addr<Election>,
+    /// The writer of a test's everlasting lease proof.
+    forever: Option<LeaseWriter>,
 }
 
 impl Term {
@@ -136,6 +149,7 @@ impl Term {
             lease: leadership.lease,
             step_down,
             election,
+            forever: None,
         }
     }
 
@@ -176,6 +190,16 @@ impl Term {
                 }
             }
         }
+    }
+
+    /// See [`TRUST_EXPIRED_LEASE_FOR_TESTS`]: the proof is made to last a
+    /// century, its writer kept with the term.
+    fn trust_lease_for_ever(&mut self) {
+        let (writer, clock) = lease_clock();
+        writer.proven_until(Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600));
+        self.leading.lease = clock.clone();
+        self.lease = clock;
+        self.forever = Some(writer);
     }
 
     /// Resolves, with the reason, once this zeoraid can no longer be sure

@@ -68,6 +68,8 @@ pub struct ClusterOptions {
     pub relayed: Vec<usize>,
     /// Extra TOML appended to the config, e.g. `"[recovery]\nauto = false\n"`.
     pub tables: String,
+    /// Extra environment of one zeoraid (by index), e.g. a test-only knob.
+    pub env: Vec<(usize, String, String)>,
 }
 
 impl ClusterOptions {
@@ -77,7 +79,14 @@ impl ClusterOptions {
             members,
             relayed: Vec::new(),
             tables: String::new(),
+            env: Vec::new(),
         }
+    }
+
+    /// Sets `key=value` in the environment of zeoraid `i` only.
+    pub fn env(mut self, i: usize, key: &str, value: &str) -> ClusterOptions {
+        self.env.push((i, key.to_owned(), value.to_owned()));
+        self
     }
 }
 
@@ -150,7 +159,12 @@ impl Cluster {
             .tempdir()
             .expect("create a tempdir");
         let config_path = dir.path().join("zeoraid.toml");
-        let zeoraids = (1..=options.zeoraids).map(|n| new_zeoraid(n, &dir)).collect();
+        let zeoraids = (1..=options.zeoraids)
+            .map(|n| {
+                let extra = options.env.iter().filter(|(i, _, _)| *i == n - 1);
+                new_zeoraid(n, &dir, extra.map(|(_, k, v)| (k.clone(), v.clone())))
+            })
+            .collect();
         let mut cluster = Cluster {
             options,
             config_path,
@@ -462,12 +476,12 @@ impl Drop for Cluster {
     }
 }
 
-fn new_zeoraid(n: usize, dir: &tempfile::TempDir) -> Zeoraid {
+fn new_zeoraid(n: usize, dir: &tempfile::TempDir, extra: impl Iterator<Item = (String, String)>) -> Zeoraid {
     let name = format!("zr{n}");
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port().expect("a free port")));
     let http = SocketAddr::from(([127, 0, 0, 1], free_port().expect("a free port")));
     let own = dir.path().join(&name);
-    let env = vec![
+    let mut env = vec![
         ("ZEORAID_LISTEN".to_owned(), listen.to_string()),
         ("ZEORAID_HTTP__LISTEN".to_owned(), http.to_string()),
         ("ZEORAID_CLUSTER__NAME".to_owned(), name.clone()),
@@ -480,6 +494,7 @@ fn new_zeoraid(n: usize, dir: &tempfile::TempDir) -> Zeoraid {
             own.join("spool").display().to_string(),
         ),
     ];
+    env.extend(extra);
     Zeoraid {
         name,
         listen,
