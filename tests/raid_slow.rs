@@ -69,9 +69,12 @@ fn a_member_far_slower_than_its_peers_is_degraded_as_slow() {
     assert_eq!(slow["kind"], "slow", "{status}\n{}", array.context());
     let reason = slow["reason"].as_str().unwrap();
     assert!(reason.starts_with("slow: commit p99"), "{reason}");
-    // Judged on a full window of commits, not on the first slow one.
+    // Judged on a full window of commits, never on the first slow ones.
+    // (Not necessarily on the first window: one peer commit stalled by a
+    // loaded machine, its p99 over 10 commits, can hide it for a window;
+    // the policy judges every window, so the next one finds it.)
     assert!(
-        committed == WINDOW,
+        committed >= WINDOW,
         "degraded after {committed} commits: {reason}"
     );
     assert_eq!(status["members"][0]["state"], "optimal", "{status}");
