@@ -24,6 +24,7 @@ use zeoraid_actors::cluster::{
     LeaseWriter, Resign, WaitLeadership, WatchView,
 };
 use zeoraid_actors::controller::{Controller, Leading, TakenOver, Takeover};
+use zeoraid_actors::state::StateError;
 use zeoraid_actors::token::Token;
 
 /// Test only (fault injection a real machine cannot do on demand): the
@@ -66,9 +67,19 @@ pub(crate) async fn serve(
         }
     };
     info!(log, "elected"; "epoch" => leadership.epoch);
-    let store = EtcdStore::open(&settings, &leadership).map_err(DaemonError::State)?;
     let members = config.members.iter().map(|m| m.name.as_str());
-    let durable = open_state(Box::new(store), members, &log)?;
+    let opened = EtcdStore::open(&settings, &leadership)
+        .map_err(DaemonError::State)
+        .and_then(|store| open_state(Box::new(store), members, &log));
+    let durable = match opened {
+        Ok(durable) => durable,
+        // etcd went away, or another was elected meanwhile: campaign again
+        // (a state that cannot be read stops zeoraid instead).
+        Err(DaemonError::State(e @ (StateError::Etcd { .. } | StateError::Deposed { .. }))) => {
+            return Ok(Stopped::SteppedDown(e.to_string()))
+        }
+        Err(e) => return Err(e),
+    };
     let mut term = Term::new(&settings, leadership, election, view);
     if std::env::var_os(TRUST_EXPIRED_LEASE_FOR_TESTS).is_some_and(|v| v == "1") {
         warn!(log, "TEST ONLY: this leader trusts its lease for ever and does not step down when it lapses";
