@@ -48,6 +48,7 @@ pub async fn serve(
                 }
                 Err(_) => {
                     drop(stream);
+                    zeoraid_actors::metrics::client_refused();
                     refusals.refused(max_connections, &log);
                 }
             },

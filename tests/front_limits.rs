@@ -71,6 +71,14 @@ fn connections_over_the_limit_are_closed_and_the_rest_keeps_working() {
     array.wait_for_log(since, LOG_WAIT, "about the refused connection", |l| {
         l["msg"] == "client connection refused: [limits] max_client_connections reached"
     });
+    // Counted too, whatever the log's rate limit left out.
+    let metrics = http::get(array.http_addr(), "/metrics").body;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "zeoraid_client_connections_refused_total 1"),
+        "the refusal is not counted:\n{metrics}"
+    );
 
     // The HTTP endpoint answers, and a member that restarts reconnects
     // and is optimal again.

@@ -227,6 +227,17 @@ static CLIENT_CONNECTIONS: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+static CLIENT_REFUSALS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "zeoraid_client_connections_refused_total",
+            "Client connections closed as soon as they were accepted because [limits] \
+             max_client_connections sessions were open",
+        )
+        .expect("valid metric"),
+    )
+});
+
 static CLUSTER_ROLE: LazyLock<GaugeVec> = LazyLock::new(|| {
     gauge_vec(
         "zeoraid_cluster_role",
@@ -281,6 +292,7 @@ fn init() {
     LazyLock::force(&BYTES);
     LazyLock::force(&CLIENTS);
     LazyLock::force(&CLIENT_CONNECTIONS);
+    LazyLock::force(&CLIENT_REFUSALS);
 }
 
 /// Every metric in Prometheus text exposition format 0.0.4, for `GET /metrics`
@@ -524,6 +536,11 @@ pub(crate) fn clients(n: usize) {
 /// A client connection was accepted.
 pub(crate) fn client_connected() {
     CLIENT_CONNECTIONS.inc();
+}
+
+/// A client connection was refused over the connection limit.
+pub fn client_refused() {
+    CLIENT_REFUSALS.inc();
 }
 
 /// Publishes this zeoraid's role and the leader's epoch (`None`: no
