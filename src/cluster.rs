@@ -176,29 +176,34 @@ impl Term {
         loop {
             let (reply, answer) = tokio::sync::oneshot::channel();
             controller.do_send(Takeover { reply });
-            let outcome = tokio::select! {
-                answer = answer => answer.map_err(|_| {
-                    Stopped::SteppedDown("the controller stopped during the takeover".to_string())
-                })?,
-                reason = self.deposed() => return Err(Stopped::SteppedDown(reason)),
-                received = signals.stop() => {
-                    info!(log, "stopping during the takeover"; "signal" => received);
-                    return Err(Stopped::Signal);
-                }
-            };
+            let outcome = self.while_leading(signals, log, answer).await?.map_err(|_| {
+                Stopped::SteppedDown("the controller stopped during the takeover".to_string())
+            })?;
             let why = match outcome {
                 Ok(taken) => return Ok(taken),
                 Err(why) => why,
             };
             warn!(log, "takeover not finished; trying again"; "reason" => &why,
                 "retry_in_ms" => TAKEOVER_RETRY.as_millis() as u64);
-            tokio::select! {
-                _ = tokio::time::sleep(TAKEOVER_RETRY) => {}
-                reason = self.deposed() => return Err(Stopped::SteppedDown(reason)),
-                received = signals.stop() => {
-                    info!(log, "stopping during the takeover"; "signal" => received);
-                    return Err(Stopped::Signal);
-                }
+            self.while_leading(signals, log, tokio::time::sleep(TAKEOVER_RETRY))
+                .await?;
+        }
+    }
+
+    /// `work`'s output, unless this zeoraid stops leading or is told to
+    /// stop first.
+    async fn while_leading<T>(
+        &mut self,
+        signals: &mut Signals,
+        log: &Logger,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, Stopped> {
+        tokio::select! {
+            done = work => Ok(done),
+            reason = self.deposed() => Err(Stopped::SteppedDown(reason)),
+            received = signals.stop() => {
+                info!(log, "stopping during the takeover"; "signal" => received);
+                Err(Stopped::Signal)
             }
         }
     }

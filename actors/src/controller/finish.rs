@@ -2,7 +2,7 @@
 //! lock goes on to the next vote at once), its outcome judged member by
 //! member; or `tpc_abort`.
 
-use super::fanout::Timed;
+use super::fanout::{Answered, Timed};
 use super::lock::Commit;
 use super::lock::FinishTimes;
 use super::*;
@@ -169,37 +169,52 @@ impl Controller {
         commit: &Commit,
         results: Vec<(MemberId, Timed)>,
     ) -> (Vec<usize>, FinishTimes) {
-        let expect = |r| match r {
-            Reply::TpcFinish(Some(t)) => Ok(t),
-            other => Err(Box::new(other)),
-        };
-        let answered = self.sort_answers(results, "tpc_finish", expect, Some(commit.tid));
+        let answered = self.sort_answers(results, "tpc_finish", finished_tid, Some(commit.tid));
         let mut confirmed = Vec::new();
         let mut finish_took = Vec::with_capacity(answered.len());
         for a in answered {
-            let i = a.index;
             finish_took.push((a.member, a.took));
-            match a.answer {
-                Ok(t) if t == commit.tid => {
-                    confirmed.push(i);
-                    let voting = commit
-                        .vote_took
-                        .iter()
-                        .find(|(m, _)| *m == a.member)
-                        .map(|(_, d)| *d);
-                    self.slow.record(i, a.took + voting.unwrap_or_default());
-                    self.members[i].last_tid = Some(t);
-                }
-                Ok(t) => {
-                    let reason = format!("tpc_finish committed tid {t}, not the chosen {}", commit.tid);
-                    self.degrade(i, DegradeKind::Diverged, reason, Some(commit.tid));
-                }
-                Err(e) => {
-                    let reason = format!("tpc_finish failed: {e}");
-                    self.degrade(i, DegradeKind::Failed, reason, Some(commit.tid))
-                }
+            if self.committed(&a, commit.tid) {
+                confirmed.push(a.index);
+                let voting = commit
+                    .vote_took
+                    .iter()
+                    .find(|(m, _)| *m == a.member)
+                    .map(|(_, d)| *d);
+                self.slow.record(a.index, a.took + voting.unwrap_or_default());
             }
         }
         (confirmed, finish_took)
+    }
+
+    /// Whether a member's answer to `tpc_finish` committed `tid`: then its
+    /// last tid is `tid`; else it is degraded (diverged if it committed
+    /// another tid, failed if the call failed) with `tid` as its first
+    /// missed transaction. For client commits and the takeover's fence.
+    pub(super) fn committed(&mut self, answer: &Answered<Tid>, tid: Tid) -> bool {
+        let i = answer.index;
+        match &answer.answer {
+            Ok(t) if *t == tid => {
+                self.members[i].last_tid = Some(tid);
+                return true;
+            }
+            Ok(t) => {
+                let reason = format!("tpc_finish committed tid {t}, not the chosen {tid}");
+                self.degrade(i, DegradeKind::Diverged, reason, Some(tid));
+            }
+            Err(e) => {
+                let reason = format!("tpc_finish failed: {e}");
+                self.degrade(i, DegradeKind::Failed, reason, Some(tid));
+            }
+        }
+        false
+    }
+}
+
+/// The tid of a `tpc_finish` reply (for [`Controller::sort_answers`]).
+pub(super) fn finished_tid(reply: Reply) -> Result<Tid, Box<Reply>> {
+    match reply {
+        Reply::TpcFinish(Some(t)) => Ok(t),
+        other => Err(Box::new(other)),
     }
 }

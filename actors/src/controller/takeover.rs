@@ -25,6 +25,7 @@
 //! 5. `tpc_finish` on the members left; the fence is `tid_B`.
 
 use super::fanout::Answered;
+use super::finish::finished_tid;
 use super::*;
 use crate::member::{Call, CallAfter, Oneways};
 use crate::metrics;
@@ -81,10 +82,9 @@ impl Controller {
                     ..
                 }) => (found.start, found.data),
                 Some(Answered {
-                    answer: Err(ZeoError::POSKeyError(_)),
+                    answer: Ok(None) | Err(ZeoError::POSKeyError(_)),
                     ..
                 }) => (Tid::ZERO, bytes::Bytes::from_static(EMPTY_ROOT)),
-                Some(Answered { answer: Ok(None), .. }) => (Tid::ZERO, bytes::Bytes::from_static(EMPTY_ROOT)),
                 Some(Answered { answer: Err(e), .. }) => {
                     let why = format!("cannot read the root object: {e}");
                     return act.takeover_failed(ctx, msg.reply, why);
@@ -230,25 +230,10 @@ impl Controller {
         });
         let answers = self.fan_out(&holding, Call(finish));
         ctx.spawn(answers.into_actor(self).map(move |results, act, ctx| {
-            let expect = |r| match r {
-                Reply::TpcFinish(Some(t)) => Ok(t),
-                other => Err(Box::new(other)),
-            };
             let mut fenced = Vec::new();
-            for a in act.sort_answers(results, "takeover tpc_finish", expect, Some(fence.tid)) {
-                match a.answer {
-                    Ok(t) if t == fence.tid => {
-                        act.members[a.index].last_tid = Some(t);
-                        fenced.push(act.members[a.index].name.to_string());
-                    }
-                    Ok(t) => {
-                        let reason = format!("the takeover committed tid {t}, not {}", fence.tid);
-                        act.degrade(a.index, DegradeKind::Diverged, reason, Some(fence.tid));
-                    }
-                    Err(e) => {
-                        let reason = format!("the takeover's tpc_finish failed: {e}");
-                        act.degrade(a.index, DegradeKind::Failed, reason, Some(fence.tid));
-                    }
+            for a in act.sort_answers(results, "takeover tpc_finish", finished_tid, Some(fence.tid)) {
+                if act.committed(&a, fence.tid) {
+                    fenced.push(act.members[a.index].name.to_string());
                 }
             }
             if fenced.is_empty() {
@@ -277,14 +262,7 @@ impl Controller {
 
     /// Aborts the fence's transaction on its participants but `keep`.
     fn abort_fence(&self, fence: &Fence, keep: &[MemberId]) {
-        let abort = Request::TpcAbort(methods::TpcAbort {
-            id: fence.member_txn.clone(),
-        });
-        for &id in fence.participants.iter().filter(|id| !keep.contains(id)) {
-            if let Some(member) = self.member(id) {
-                member.do_send(Call(abort.clone()));
-            }
-        }
+        self.abort_txn_on(&fence.member_txn, &fence.participants, keep);
     }
 
     /// The takeover goes to the back of nothing: it runs again at once,

@@ -362,9 +362,16 @@ impl Controller {
     /// Sends `tpc_abort` of the locked transaction to the members in
     /// `participants` that are not in `keep`.
     pub(super) fn abort_on(&self, participants: &[MemberId], keep: &[MemberId]) {
-        let Some(commit) = self.lock.commit() else { return };
+        if let Some(commit) = self.lock.commit() {
+            self.abort_txn_on(&commit.member_txn, participants, keep);
+        }
+    }
+
+    /// Sends `tpc_abort` of member transaction `member_txn` to the members
+    /// in `participants` that are not in `keep`.
+    pub(super) fn abort_txn_on(&self, member_txn: &TxnId, participants: &[MemberId], keep: &[MemberId]) {
         let abort = Request::TpcAbort(methods::TpcAbort {
-            id: commit.member_txn.clone(),
+            id: member_txn.clone(),
         });
         for &id in participants.iter().filter(|id| !keep.contains(id)) {
             if let Some(member) = self.member(id) {
