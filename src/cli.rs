@@ -24,7 +24,12 @@ pub const EXIT_BAD_CONFIG: u8 = 2;
 pub const EXIT_FAILURE: u8 = 1;
 
 #[derive(Debug, Parser)]
-#[command(name = "zeoraid", version, about, propagate_version = true)]
+#[command(
+    name = "zeoraid",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("ZEORAID_COMMIT"), ")"),
+    about,
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
