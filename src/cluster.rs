@@ -55,18 +55,21 @@ pub(crate) async fn serve(
         .await
         .map_err(|e| DaemonError::Election(e.to_string()))?;
     let standby_http = start_standby_http(&config, view.clone(), &log)?;
+    crate::systemd::ready("standby: campaigning for leadership", &log);
     let leadership = tokio::select! {
         won = election.send(WaitLeadership) => won
             .map_err(|e| DaemonError::Election(e.to_string()))?
             .map_err(|e| DaemonError::Election(e.to_string()))?,
         received = signals.stop() => {
             info!(log, "stopping a standby"; "signal" => received);
+            crate::systemd::stopping("stopping a standby", &log);
             let _ = election.send(Resign).await;
             standby_http.stop(true).await;
             return Ok(Stopped::Signal);
         }
     };
     info!(log, "elected"; "epoch" => leadership.epoch);
+    crate::systemd::status("elected, taking over", &log);
     let members = config.members.iter().map(|m| m.name.as_str());
     let opened = EtcdStore::open(&settings, &leadership)
         .map_err(DaemonError::State)

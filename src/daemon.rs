@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use zeoraid_actors::controller::{
-    ArrayReady, Controller, Drain, DurableState, ReloadConfiguration, WaitReady,
+    ArrayReady, Controller, Drain, DurableState, ReloadConfiguration, Status, WaitReady,
 };
 use zeoraid_actors::session::SessionSettings;
 use zeoraid_actors::state::{ArrayRecord, FileStore, StateStore};
@@ -228,6 +228,12 @@ pub(crate) async fn serve_array(
         "optimal_members" => array.optimal,
         "members" => array.members,
     );
+    let summary = match controller.send(Status).await {
+        Ok(status) => status.summary,
+        Err(_) => array.status.to_string(),
+    };
+    crate::systemd::ready(&summary, &log);
+    let status_line = crate::systemd::follow_status(controller.clone(), log.clone());
 
     let until_signal = until_stop_signal(signals, reloader.recipient(), log.clone());
     let (received, signals) = match term.as_mut() {
@@ -240,6 +246,10 @@ pub(crate) async fn serve_array(
     info!(log, "shutting down"; "signal" => received, "then" => "no new clients, finishing transactions in flight",
         "within_ms" => config.timeouts.commit.as_millis() as u64);
     front.abort();
+    if let Some(task) = status_line {
+        task.abort();
+    }
+    crate::systemd::stopping("draining: finishing the transactions in flight", &log);
     shut_down(&controller, http, signals, config.timeouts.commit, &log).await;
     if let Some(term) = term {
         term.resign().await;

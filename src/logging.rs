@@ -5,7 +5,10 @@
 //! on drop, so it must live until the process exits or the last lines
 //! (typically the shutdown reason) are lost. The `log` crate is bridged in
 //! too, otherwise whatever actix, tokio or other dependencies say would go
-//! nowhere.
+//! nowhere. Under systemd the lines carry journald's priority prefix
+//! (`journal.rs`).
+
+mod journal;
 
 use std::io::{self, Write};
 
@@ -84,7 +87,13 @@ pub(crate) fn build(settings: &LogSettings, sink: Sink) -> (Logger, slog_async::
     // Formatting drains can fail (stderr closed by a supervisor); ignoring
     // that is deliberate, as `fuse()` would panic the logging thread and a
     // daemon must not die because nobody reads its logs.
-    let format: Box<dyn Drain<Ok = (), Err = slog::Never> + Send> = match (settings.format, sink) {
+    let format = match settings.format {
+        LogFormat::Term if matches!(sink, Sink::Stderr) && journal::stderr_is_journal() => {
+            LogFormat::Journald
+        }
+        chosen => chosen,
+    };
+    let format: Box<dyn Drain<Ok = (), Err = slog::Never> + Send> = match (format, sink) {
         (LogFormat::Term, Sink::Stderr) => {
             let decorator = slog_term::TermDecorator::new().stderr().build();
             Box::new(
@@ -105,6 +114,10 @@ pub(crate) fn build(settings: &LogSettings, sink: Sink) -> (Logger, slog_async::
         }
         (LogFormat::Json, Sink::Stderr) => Box::new(json(io::stderr())),
         (LogFormat::Json, Sink::Writer(w)) => Box::new(json(w)),
+        (LogFormat::Journald, Sink::Stderr) => {
+            Box::new(journal::JournalLines::new(io::stderr()).ignore_res())
+        }
+        (LogFormat::Journald, Sink::Writer(w)) => Box::new(journal::JournalLines::new(w).ignore_res()),
     };
     let (async_drain, guard) = slog_async::Async::new(format)
         .chan_size(CHANNEL_SIZE)

@@ -257,6 +257,10 @@ pub enum LogFormat {
     Term,
     /// One JSON object per line, for log shippers.
     Json,
+    /// Plain lines with the priority prefix journald reads (`<3>` for
+    /// errors...), so `journalctl -p err` selects by level. Chosen by
+    /// itself instead of `Term` when stderr is journald's stream.
+    Journald,
 }
 
 /// slog's levels, named as operators write them in the config.
@@ -332,6 +336,7 @@ impl fmt::Display for LogFormat {
         f.write_str(match self {
             LogFormat::Term => "term",
             LogFormat::Json => "json",
+            LogFormat::Journald => "journald",
         })
     }
 }

@@ -1205,7 +1205,7 @@ fn token_for_reads_needs_a_token() {
 fn log_format_and_level_are_checked() {
     assert_problem(
         &with_members("[log]\nformat = \"xml\""),
-        "log.format: expected \"term\" or \"json\", got \"xml\"",
+        "log.format: expected \"term\", \"json\" or \"journald\", got \"xml\"",
     );
     assert_problem(
         &with_members("[log]\nlevel = \"verbose\""),

@@ -626,7 +626,7 @@ fn log_settings(p: &mut Problems, raw: super::raw::RawLog, log_env: Option<&str>
             Some(f) => log.format = f,
             None => p.push(
                 "log.format",
-                format!("expected \"term\" or \"json\", got {text:?}"),
+                format!("expected \"term\", \"json\" or \"journald\", got {text:?}"),
             ),
         }
     }
@@ -661,6 +661,7 @@ pub fn parse_log_format(text: &str) -> Option<LogFormat> {
     Some(match text.to_ascii_lowercase().as_str() {
         "term" => LogFormat::Term,
         "json" => LogFormat::Json,
+        "journald" => LogFormat::Journald,
         _ => return None,
     })
 }
@@ -683,7 +684,7 @@ fn apply_log_env(p: &mut Problems, log: &mut LogSettings, value: &str) {
         } else {
             p.push(
                 "ZEORAID_LOG",
-                format!("{token:?} is neither a level ({LEVELS}) nor a format (\"term\" or \"json\")"),
+                format!("{token:?} is neither a level ({LEVELS}) nor a format (\"term\", \"json\" or \"journald\")"),
             );
         }
     }
