@@ -564,6 +564,7 @@ fn zeoraid_log_sets_level_format_or_both() {
         }
     );
     assert_eq!(level("warn").level, LogLevel::Warning);
+    assert_eq!(level("journald").format, LogFormat::Journald);
 }
 
 #[test]

@@ -46,7 +46,7 @@ def start_quickstart(tmp_path, members, listen=None, ha=None):
     return proc, tmp_path / "quickstart.out"
 
 
-def test_quickstart_runs_an_array_until_sigterm(tmp_path):
+def test_quickstart_runs_an_array_until_ctrl_c(tmp_path):
     members = [("m1", f"127.0.0.1:{free_port()}"),
                ("m2", f"127.0.0.1:{free_port()}")]
     zeoraid = f"127.0.0.1:{free_port()}"
@@ -75,10 +75,12 @@ def test_quickstart_runs_an_array_until_sigterm(tmp_path):
         assert raid["status"] == "optimal"
         assert [m["state"] for m in raid["members"]] == ["optimal", "optimal"]
 
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        # Ctrl-C: the terminal sends SIGINT to the whole process group.
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
         text = out.read_text()
         assert "stopped" in text, text
+        assert "exited on its own" not in text, text
         for name, addr in members + [("zeoraid", zeoraid)]:
             assert zeoprobe("port-free", addr).returncode == 0, \
                 f"{name} still listens on {addr}"
