@@ -201,7 +201,7 @@ fn environment_overrides_are_checked_too() {
     assert_eq!(out.code, Some(2), "stderr: {}", out.stderr);
     assert!(
         out.stderr
-            .contains("http.listen: expected an IP address and port"),
+            .contains("http.listen: expected host:port"),
         "{}",
         out.stderr
     );

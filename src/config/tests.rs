@@ -502,7 +502,7 @@ fn top_level_keys_match_the_raw_config_fields() {
 fn env_values_are_validated_like_file_values() {
     assert_eq!(
         problems_env(MEMBERS, &[("ZEORAID_HTTP__LISTEN", "nope")]),
-        ["http.listen: expected an IP address and port such as \"127.0.0.1:8101\", got \"nope\""]
+        ["http.listen: expected host:port (an IP address or a host name) such as \"127.0.0.1:8101\", got \"nope\""]
     );
 }
 
@@ -852,17 +852,29 @@ fn member_must_not_be_zeoraid_itself() {
 #[test]
 fn listen_addresses_must_parse() {
     assert_problem(
-        &with_members("listen = \"localhost:8100\""),
-        "listen: expected an IP address and port such as \"127.0.0.1:8100\", got \"localhost:8100\"",
+        &with_members("listen = \"localhost\""),
+        "listen: expected host:port (an IP address or a host name) such as \"127.0.0.1:8100\", got \"localhost\"",
     );
     assert_problem(
         &with_members("[http]\nlisten = \"8101\""),
-        "http.listen: expected an IP address and port such as \"127.0.0.1:8101\", got \"8101\"",
+        "http.listen: expected host:port (an IP address or a host name) such as \"127.0.0.1:8101\", got \"8101\"",
+    );
+    let unknown = problems(&with_members("listen = \"no-such-host.invalid:8100\""));
+    assert!(
+        unknown[0].starts_with("listen: expected host:port (an IP address or a host name) such as \"127.0.0.1:8100\", got \"no-such-host.invalid:8100\": "),
+        "{unknown:?}"
     );
     // Port 0 (pick a free port) is legitimate for tests.
     ok(&with_members(
         "listen = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"",
     ));
+}
+
+#[test]
+fn listen_takes_a_host_name_resolved_when_read() {
+    let c = parse(&with_members("listen = \"localhost:8100\"\n[http]\nlisten = \"localhost:0\"")).unwrap();
+    assert_eq!(c.listen, "127.0.0.1:8100".parse::<SocketAddr>().unwrap());
+    assert!(c.http.listen.ip().is_loopback());
 }
 
 #[test]

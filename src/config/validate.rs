@@ -451,17 +451,37 @@ fn socket_addr(
 ) -> Option<SocketAddr> {
     match value {
         None => Some(default_addr(default)()),
-        Some(text) => match text.parse() {
-            Ok(addr) => Some(addr),
-            Err(_) => {
+        Some(text) => match text.parse().map_err(|_| resolve_listen(text)) {
+            Ok(addr) | Err(Ok(addr)) => Some(addr),
+            Err(Err(why)) => {
                 p.push(
                     key,
-                    format!("expected an IP address and port such as \"{default}\", got {text:?}"),
+                    format!("expected host:port (an IP address or a host name) such as \"{default}\", got {text:?}{why}"),
                 );
                 None
             }
         },
     }
+}
+
+/// A listen address given by host name ("localhost:8100", the host's own
+/// name) is resolved once, when the configuration is read: zeoraid binds
+/// one socket, and an address that moved needs a restart anyway. Of
+/// several addresses, the first IPv4 one is taken (what "localhost" means
+/// to most clients), else the first. The error is a suffix for the message.
+fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let (host, port) = text.rsplit_once(':').ok_or_else(String::new)?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(String::new());
+    }
+    let addrs: Vec<SocketAddr> = text.to_socket_addrs().map_err(|e| format!(": {e}"))?.collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!(": {host} has no address"))
 }
 
 fn default_addr(text: &'static str) -> impl Fn() -> SocketAddr {
