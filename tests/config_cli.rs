@@ -200,8 +200,7 @@ fn environment_overrides_are_checked_too() {
         .arg(&path));
     assert_eq!(out.code, Some(2), "stderr: {}", out.stderr);
     assert!(
-        out.stderr
-            .contains("http.listen: expected host:port"),
+        out.stderr.contains("http.listen: expected host:port"),
         "{}",
         out.stderr
     );
@@ -235,12 +234,21 @@ fn help_lists_the_subcommands() {
 }
 
 #[test]
-fn version_is_the_crate_version() {
+fn version_is_the_crate_version_and_the_commit() {
     let out = run(zeoraid().arg("--version"));
     assert_eq!(out.code, Some(0));
-    assert_eq!(
-        out.stdout.trim(),
-        format!("zeoraid {}", env!("CARGO_PKG_VERSION"))
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("git (the tests run in a checkout)");
+    let commit = String::from_utf8(head.stdout).unwrap();
+    let version = out.stdout.trim();
+    let expected = format!("zeoraid {} (commit {}", env!("CARGO_PKG_VERSION"), commit.trim());
+    // "-dirty" follows the commit when the checkout has local changes.
+    assert!(
+        version.starts_with(&expected) && version.ends_with(')'),
+        "{version} is not {expected}...)"
     );
 }
 

@@ -872,7 +872,10 @@ fn listen_addresses_must_parse() {
 
 #[test]
 fn listen_takes_a_host_name_resolved_when_read() {
-    let c = parse(&with_members("listen = \"localhost:8100\"\n[http]\nlisten = \"localhost:0\"")).unwrap();
+    let c = parse(&with_members(
+        "listen = \"localhost:8100\"\n[http]\nlisten = \"localhost:0\"",
+    ))
+    .unwrap();
     assert_eq!(c.listen, "127.0.0.1:8100".parse::<SocketAddr>().unwrap());
     assert!(c.http.listen.ip().is_loopback());
 }
