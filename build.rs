@@ -8,7 +8,9 @@ use std::process::Command;
 
 fn main() {
     // A worktree's `.git` is a file: ask git where HEAD and the index live.
-    for file in ["HEAD", "index"] {
+    // A commit moves the branch's ref, not HEAD itself.
+    let branch = git(&["rev-parse", "--symbolic-full-name", "HEAD"]).filter(|b| b.starts_with("refs/"));
+    for file in ["HEAD", "index"].into_iter().chain(branch.as_deref()) {
         if let Some(path) = git(&["rev-parse", "--git-path", file]) {
             println!("cargo:rerun-if-changed={path}");
         }
