@@ -13,7 +13,7 @@ pub fn settings(config: &Config, member: &config::Member) -> MemberSettings {
         config::MemberAddress::Unix(path) => MemberAddress::Unix(path.clone()),
         tcp @ config::MemberAddress::Tcp { .. } => MemberAddress::Tcp(tcp.to_string()),
     };
-    let mut settings = MemberSettings::new(member.name.clone(), address, config.storage.clone());
+    let mut settings = MemberSettings::new(member.name.clone(), address, member.storage.clone());
     settings.deadlines = Deadlines {
         connect: config.timeouts.connect,
         call: config.timeouts.call,

@@ -103,6 +103,10 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
         old.restart != new.restart || kept_member_changed(old, new, |m| m.restart),
     );
     check("members.msgpack", kept_member_changed(old, new, |m| m.msgpack));
+    check(
+        "members.storage",
+        kept_member_changed(old, new, |m| m.storage.clone()),
+    );
     changed
 }
 

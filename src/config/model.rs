@@ -307,6 +307,10 @@ pub struct Member {
     pub msgpack: bool,
     /// The global `[restart]` policy with this member's overrides applied.
     pub restart: RestartPolicy,
+    /// The storage name zeoraid registers with on this member (the name in
+    /// its server's `<filestorage NAME>` section): the array's `storage`
+    /// unless the member serves it under another name.
+    pub storage: String,
 }
 
 /// Where a member ZEO server listens.

@@ -145,4 +145,5 @@ pub struct RawMember {
     pub address: Option<String>,
     pub msgpack: Option<bool>,
     pub restart: Option<RawRestart>,
+    pub storage: Option<String>,
 }

@@ -157,11 +157,18 @@ fn full_config_parses_every_option() {
         name = "b"
         address = "/run/zeo/b.sock"
         msgpack = false
+        storage = "1"
 
         [[members]]
         name = "c"
         address = "[::1]:9003"
     "#);
+    let storages: Vec<&str> = c.members.iter().map(|m| m.storage.as_str()).collect();
+    assert_eq!(
+        storages,
+        ["main", "1", "main"],
+        "members register the array's storage unless told otherwise"
+    );
     let msgpack: Vec<bool> = c.members.iter().map(|m| m.msgpack).collect();
     assert_eq!(
         msgpack,
@@ -916,6 +923,10 @@ fn cluster_mode_and_fail_mode_are_enums() {
 #[test]
 fn storage_must_not_be_empty() {
     assert_problem(&with_members("storage = \"\""), "storage: must not be empty");
+    assert_problem(
+        "[[members]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\nstorage = \"\"",
+        "members[0].storage: must not be empty",
+    );
 }
 
 #[test]

@@ -85,7 +85,13 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
     let zeo_admin_calls = zeo_admin_calls(&mut p, raw.zeo_admin_calls.as_deref());
     let log = log_settings(&mut p, raw.log.unwrap_or_default(), log_env);
     let cluster = raw.cluster.map(|raw| cluster(&mut p, raw));
-    let members = members(&mut p, raw.members.unwrap_or_default(), &restart, valid_listen);
+    let members = members(
+        &mut p,
+        raw.members.unwrap_or_default(),
+        &restart,
+        valid_listen,
+        &storage,
+    );
 
     let config = Config {
         listen,
@@ -115,13 +121,17 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
 }
 
 fn storage_name(p: &mut Problems, raw: Option<String>) -> String {
+    storage_name_or(p, "storage", raw, DEFAULT_STORAGE)
+}
+
+fn storage_name_or(p: &mut Problems, key: &str, raw: Option<String>, default: &str) -> String {
     match raw {
         Some(s) if s.is_empty() => {
-            p.push("storage", "must not be empty");
-            DEFAULT_STORAGE.to_owned()
+            p.push(key, "must not be empty");
+            default.to_owned()
         }
         Some(s) => s,
-        None => DEFAULT_STORAGE.to_owned(),
+        None => default.to_owned(),
     }
 }
 
@@ -721,6 +731,7 @@ fn members(
     raw: Vec<RawMember>,
     global_restart: &RestartPolicy,
     listen: Option<SocketAddr>,
+    array_storage: &str,
 ) -> Vec<Member> {
     if raw.is_empty() {
         p.push(
@@ -755,6 +766,7 @@ fn members(
             address: address.unwrap_or_else(|| MemberAddress::Unix(PathBuf::new())),
             msgpack: m.msgpack.unwrap_or(true),
             restart,
+            storage: storage_name_or(p, &format!("{prefix}.storage"), m.storage, array_storage),
         });
     }
     out
