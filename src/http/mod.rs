@@ -4,11 +4,13 @@
 //! It runs inside the daemon's actix system (actix-web; one worker thread,
 //! since every request is a message to an actor and the answer is small),
 //! bound to `[http] listen` (loopback by default). Every answer is JSON
-//! except `/metrics` (Prometheus text format 0.0.4); every error is
+//! except `/metrics` (Prometheus text format 0.0.4) and the status page at
+//! `/` (HTML); every error is
 //! `{"error": "message"}` with a status code that says what kind it is.
 //!
 //! | route | answer |
 //! |---|---|
+//! | `GET /` | the status page for browsers (HTML; `page.rs`) |
 //! | `GET /status` | `{"status", "summary"}`, always 200 when the daemon answers |
 //! | `GET /details` | the controller's `ArrayStatus`: array and every member |
 //! | `GET /actors` | the debug view: controller, members, client sessions (and the election's view) |
@@ -43,6 +45,7 @@
 
 mod admin;
 mod cluster;
+mod page;
 mod query;
 mod status;
 
@@ -253,10 +256,11 @@ fn serve(settings: StandbySettings, mode: Mode, log: &Logger) -> io::Result<Http
     })
 }
 
-/// The route table. Every path answers JSON; anything else is a JSON 404,
+/// The route table. Every path but `/` and `/metrics` answers JSON; anything else is a JSON 404,
 /// and a known path with the wrong method a JSON 405.
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(get("/status", status::status))
+    cfg.service(get("/", page::page))
+        .service(get("/status", status::status))
         .service(get("/details", status::details))
         .service(get("/actors", status::actors).app_data(query::config()))
         .service(get("/metrics", status::metrics))
