@@ -442,6 +442,31 @@ async fn full_copy_of_an_empty_member_with_blobs_and_undo() {
     assert!(blobs > 20, "{blobs} blobs compared");
 }
 
+/// A full copy's progress is measured from the first transaction copied:
+/// halfway through the transactions it is about halfway done, not 99 % as
+/// when it was measured from tid zero (the year 1900).
+#[actix_rt::test]
+async fn a_full_copy_reports_its_progress_from_the_first_transaction() {
+    let (source_server, target_server) = server_pair(false);
+    history(&source_server, 0, 60, false, false);
+    let (source, target) = ready_members(&source_server, &target_server).await;
+    let total = dump(&source).await.len() as u64;
+    let mut s = settings(&target, &source);
+    s.throttle.max_transactions_per_second = NonZeroU64::new(40);
+    let mut recovery = Recovery::start(s);
+    let early = recovery.copied(1).await;
+    assert!(early.copied_transactions < total / 2, "{early:?}");
+    assert!(
+        early.fraction_done < 0.75,
+        "{} of {total} copied reported as {:.2} done",
+        early.copied_transactions,
+        early.fraction_done
+    );
+    let (_, copied) = recovery.caught_up().await;
+    assert_eq!(copied, total);
+    recovery.stop().await;
+}
+
 /// Clients reading a blob from the source member while the recovery
 /// copies it share the source's connection with the recovery: each must
 /// get its own whole stream, and so must the recovery (the target then

@@ -103,6 +103,10 @@ struct Counters {
     missing_blobs: u64,
     last_copied: Tid,
     source_last: Tid,
+    /// Where `fraction_done` is measured from: the target's last
+    /// transaction, or for a full copy the first one copied (measured from
+    /// tid zero, the year 1900, any copy would be 99 % done at once).
+    progress_base: Tid,
 }
 
 struct PendingTail {
@@ -144,6 +148,7 @@ impl RecoveryActor {
                 blobs: 0,
                 missing_blobs: 0,
                 last_copied: Tid::ZERO,
+                progress_base: Tid::ZERO,
                 source_last: Tid::ZERO,
             },
             rates: Rates::new(RATE_WINDOW),
@@ -164,11 +169,11 @@ impl RecoveryActor {
     fn progress(&self) -> Progress {
         let c = &self.counters;
         let estimate = self.rates.estimate(unix_seconds(c.source_last));
-        let span = unix_seconds(c.source_last) - unix_seconds(c.started_from);
-        let done = unix_seconds(c.last_copied) - unix_seconds(c.started_from);
+        let span = unix_seconds(c.source_last) - unix_seconds(c.progress_base);
+        let done = unix_seconds(c.last_copied) - unix_seconds(c.progress_base);
         let fraction_done = if c.last_copied >= c.source_last {
             1.0
-        } else if c.last_copied == c.started_from || span <= 0.0 {
+        } else if c.progress_base == Tid::ZERO || c.last_copied == c.started_from || span <= 0.0 {
             0.0
         } else {
             (done / span).clamp(0.0, 1.0)
@@ -220,6 +225,9 @@ impl RecoveryActor {
         c.blobs += copied.blobs;
         c.missing_blobs += copied.missing_blobs;
         c.last_copied = copied.tid;
+        if c.progress_base == Tid::ZERO {
+            c.progress_base = copied.tid;
+        }
         if c.source_last < copied.tid {
             c.source_last = copied.tid;
         }
@@ -254,6 +262,7 @@ impl RecoveryActor {
             act.copier = Some(copier);
             let c = &mut act.counters;
             c.started_from = verified.target_last;
+            c.progress_base = verified.target_last;
             c.last_copied = verified.target_last;
             c.source_last = verified.source_last;
             act.rates
