@@ -13,7 +13,7 @@
 //! one, which starts as a standby with a new lease.
 
 use crate::config::Config;
-use crate::daemon::{open_state, serve_array, DaemonError, Signals, Stopped};
+use crate::daemon::{open_state, serve_array, DaemonError, Received, Signals, Stopped};
 use actix::{Actor, Addr};
 use slog::{info, warn, Logger};
 use std::path::PathBuf;
@@ -56,16 +56,24 @@ pub(crate) async fn serve(
         .map_err(|e| DaemonError::Election(e.to_string()))?;
     let standby_http = start_standby_http(&config, view.clone(), &log)?;
     crate::systemd::ready("standby: campaigning for leadership", &log);
-    let leadership = tokio::select! {
-        won = election.send(WaitLeadership) => won
-            .map_err(|e| DaemonError::Election(e.to_string()))?
-            .map_err(|e| DaemonError::Election(e.to_string()))?,
-        received = signals.stop() => {
-            info!(log, "stopping a standby"; "signal" => received);
-            crate::systemd::stopping("stopping a standby", &log);
-            let _ = election.send(Resign).await;
-            standby_http.stop(true).await;
-            return Ok(Stopped::Signal);
+    let mut config = config;
+    let won = election.send(WaitLeadership);
+    tokio::pin!(won);
+    let leadership = loop {
+        tokio::select! {
+            won = &mut won => break won
+                .map_err(|e| DaemonError::Election(e.to_string()))?
+                .map_err(|e| DaemonError::Election(e.to_string()))?,
+            received = signals.next() => match received {
+                Received::Reload => config = reread_as_standby(&config_path, config, &log),
+                Received::Stop(signal) => {
+                    info!(log, "stopping a standby"; "signal" => signal);
+                    crate::systemd::stopping("stopping a standby", &log);
+                    let _ = election.send(Resign).await;
+                    standby_http.stop(true).await;
+                    return Ok(Stopped::Signal);
+                }
+            }
         }
     };
     info!(log, "elected"; "epoch" => leadership.epoch);
@@ -93,6 +101,42 @@ pub(crate) async fn serve(
     // its address, once the takeover is done.
     term.standby_http = Some(standby_http);
     serve_array(config, config_path, signals, durable, Some(term), log).await
+}
+
+/// SIGHUP on a standby: the configuration file is read and checked now, so
+/// the operator learns of a mistake at once, and applies once elected (a
+/// standby that waited for weeks must not take over with the member list
+/// it started with). A rejected file keeps the one in force; changes to
+/// what the running election uses (`[cluster]`, the HTTP endpoint) are
+/// logged as needing a restart.
+fn reread_as_standby(path: &std::path::Path, current: Config, log: &Logger) -> Config {
+    crate::systemd::reloading(log);
+    match crate::config::load(path) {
+        Ok(new) => {
+            let needs_restart: Vec<String> = crate::reload::needs_restart(&current, &new)
+                .into_iter()
+                .filter(|what| what == "cluster" || what == "http")
+                .collect();
+            info!(log, "standby: configuration re-read, applies once elected";
+                "members" => new.members.len(), "needs_restart" => ?needs_restart);
+            crate::systemd::ready("standby: configuration re-read, applies once elected", log);
+            if needs_restart.is_empty() {
+                new
+            } else {
+                // The election runs with the old settings: keep them whole.
+                Config {
+                    cluster: current.cluster,
+                    http: current.http,
+                    ..new
+                }
+            }
+        }
+        Err(e) => {
+            slog::error!(log, "reload rejected"; "source" => "SIGHUP", "error" => %e);
+            crate::systemd::ready(&format!("standby: reload rejected: {e}"), log);
+            current
+        }
+    }
 }
 
 /// A standby's HTTP endpoint: status, health, metrics; admin calls are

@@ -104,15 +104,30 @@ pub(crate) struct Signals {
     hangup: Signal,
 }
 
+/// A signal the daemon acts on.
+pub(crate) enum Received {
+    /// SIGTERM or SIGINT (named).
+    Stop(&'static str),
+    /// SIGHUP.
+    Reload,
+}
+
 impl Signals {
+    /// The next signal.
+    pub(crate) async fn next(&mut self) -> Received {
+        tokio::select! {
+            _ = self.terminate.recv() => Received::Stop("SIGTERM"),
+            _ = self.interrupt.recv() => Received::Stop("SIGINT"),
+            _ = self.hangup.recv() => Received::Reload,
+        }
+    }
+
     /// Resolves with the name of the first stop signal (SIGTERM, SIGINT);
-    /// SIGHUP is ignored (nothing to reload yet).
+    /// SIGHUP is ignored (a takeover is under way: nothing to reload yet).
     pub(crate) async fn stop(&mut self) -> &'static str {
         loop {
-            tokio::select! {
-                _ = self.terminate.recv() => return "SIGTERM",
-                _ = self.interrupt.recv() => return "SIGINT",
-                _ = self.hangup.recv() => {}
+            if let Received::Stop(name) = self.next().await {
+                return name;
             }
         }
     }

@@ -78,7 +78,7 @@ impl Handler<ReloadConfiguration> for Reloader {
 }
 
 /// Settings that changed but are only read at startup.
-fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
+pub(crate) fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     let mut changed = Vec::new();
     let mut check = |what: &str, differs: bool| {
         if differs {

@@ -184,3 +184,41 @@ fn after_every_zeoraid_restarted_the_array_state_comes_back_from_etcd() {
         cluster.context()
     );
 }
+
+/// A standby re-reads the configuration on SIGHUP (a rejected file is
+/// logged and changes nothing) and takes over with it: a standby that
+/// waited long must not lead with the settings it started with.
+#[test]
+fn a_standby_takes_over_with_the_configuration_it_reread_on_sighup() {
+    let mut cluster = cluster(2, Vec::new());
+    let leader = cluster.wait_leader(LEADER);
+    let standby = 1 - leader;
+    assert_eq!(cluster.details(leader)["fail_mode"], "close");
+    let path = cluster.config_path().to_path_buf();
+    let original = std::fs::read_to_string(&path).unwrap();
+
+    // A broken file: rejected, with the reason in the standby's log.
+    std::fs::write(&path, format!("{original}\nno_such_key = 1\n")).unwrap();
+    let mark = cluster.zeoraid(standby).log().mark();
+    cluster.signal(standby, libc::SIGHUP);
+    let rejected = cluster
+        .zeoraid(standby)
+        .log()
+        .try_wait(mark, SETTLE, |l| l["msg"] == "reload rejected");
+    assert!(rejected.is_some(), "{}", cluster.context());
+
+    // A good one: read now, applied once elected.
+    std::fs::write(&path, format!("fail_mode = \"read-only\"\n{original}")).unwrap();
+    let mark = cluster.zeoraid(standby).log().mark();
+    cluster.signal(standby, libc::SIGHUP);
+    let reread = cluster.zeoraid(standby).log().try_wait(mark, SETTLE, |l| {
+        l["msg"] == "standby: configuration re-read, applies once elected"
+    });
+    assert!(reread.is_some(), "{}", cluster.context());
+
+    cluster.kill9(leader);
+    let details = cluster.wait_details(standby, "the standby serving", LEADER + SETTLE, |d| {
+        d["role"] == "leader" && d["fail_mode"].is_string()
+    });
+    assert_eq!(details["fail_mode"], "read-only", "{details}");
+}

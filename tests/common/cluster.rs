@@ -246,6 +246,18 @@ impl Cluster {
 
     // ----- parts ------------------------------------------------------------
 
+    /// The one configuration file every zeoraid reads.
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config_path
+    }
+
+    /// Sends `signal` to zeoraid `i`.
+    pub fn signal(&self, i: usize, signal: libc::c_int) {
+        let pid = self.zeoraids[i].pid().expect("zeoraid runs");
+        // SAFETY: kill(2) on a child this harness started and has not reaped.
+        assert_eq!(unsafe { libc::kill(pid as libc::pid_t, signal) }, 0);
+    }
+
     pub fn zeoraid(&self, i: usize) -> &Zeoraid {
         &self.zeoraids[i]
     }
