@@ -133,8 +133,9 @@ pub(super) async fn healthz() -> HttpResponse {
     }))
 }
 
-/// `GET /readyz`: 200 when the array takes writes (optimal or degraded)
-/// here, 503 when it has failed, zeoraid is shutting down, or (in a
+/// `GET /readyz`: 200 when the array takes writes (optimal, degraded, or
+/// recovering: a recovery copies beside the clients' commits, so every
+/// zeoraid of a fleet may recover at once and none may drop out) here, 503 when it has failed, zeoraid is shutting down, or (in a
 /// cluster) this zeoraid does not lead: a load balancer must send no
 /// client to a standby. The body says why either way: `{"ready",
 /// "status", "summary", "draining"}` (and `"role"` in a cluster).
@@ -154,7 +155,7 @@ pub(super) async fn readyz(state: web::Data<State>) -> Result<HttpResponse, ApiE
     };
     let s = state.array_status(array).await?;
     let leads = role.is_none_or(|role| role == Role::Leader);
-    let ready = matches!(s.status, ArrayState::Optimal | ArrayState::Degraded) && !draining && leads;
+    let ready = takes_writes(s.status) && !draining && leads;
     let code = if ready {
         StatusCode::OK
     } else {
@@ -171,4 +172,12 @@ pub(super) async fn readyz(state: web::Data<State>) -> Result<HttpResponse, ApiE
         body["role"] = json!(role);
     }
     Ok(HttpResponse::build(code).json(body))
+}
+
+/// Whether an array in `status` takes writes: every status but `failed`.
+fn takes_writes(status: ArrayState) -> bool {
+    match status {
+        ArrayState::Optimal | ArrayState::Degraded | ArrayState::Recovering => true,
+        ArrayState::Failed => false,
+    }
 }
