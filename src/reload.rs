@@ -35,7 +35,15 @@ impl Handler<ReloadConfiguration> for Reloader {
     type Result = ResponseActFuture<Self, Result<ReloadReport, ReloadError>>;
 
     fn handle(&mut self, msg: ReloadConfiguration, _ctx: &mut Context<Self>) -> Self::Result {
-        let source = msg.source;
+        Box::pin(self.reload(msg.source).map(|result, _, _| {
+            zeoraid_actors::metrics::reloaded(&result);
+            result
+        }))
+    }
+}
+
+impl Reloader {
+    fn reload(&mut self, source: &'static str) -> ResponseActFuture<Self, Result<ReloadReport, ReloadError>> {
         let new = match config::load(&self.path) {
             Ok(new) => new,
             Err(e) => {

@@ -215,6 +215,10 @@ pub fn start_standby(
 fn serve(settings: StandbySettings, mode: Mode, log: &Logger) -> io::Result<HttpEndpoint> {
     let draining = Arc::new(AtomicBool::new(false));
     let log = log.new(slog::o!("component" => "http"));
+    zeoraid_actors::metrics::build_info(
+        env!("CARGO_PKG_VERSION"),
+        option_env!("ZEORAID_COMMIT").unwrap_or("unknown"),
+    );
     let token_required = settings.token.is_some();
     let view = match &mode {
         Mode::Serving { cluster, .. } => cluster.as_ref().map(|c| c.view.clone()),

@@ -13,6 +13,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use zeoraid_actors::cluster::{ClusterView, Role};
 use zeoraid_actors::controller::{ActorsSnapshot, ActorsView, ArrayStatus, Status};
 use zeoraid_actors::status::ArrayState;
@@ -115,9 +116,22 @@ pub(super) async fn actors(
     Ok(HttpResponse::Ok().json(ActorsAnswer { array, election }))
 }
 
-/// `GET /metrics`: every metric in the Prometheus text format.
+/// How long `/metrics` waits for the controller's status (for the lag and
+/// last tid gauges) before it renders without refreshing them: a scrape
+/// must answer even while the controller is busy.
+const POSITIONS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `GET /metrics`: every metric in the Prometheus text format; where the
+/// array is served, the members' lag and last tid gauges are refreshed
+/// from the controller's status first (left as they were when it does not
+/// answer within [`POSITIONS_TIMEOUT`]).
 pub(super) async fn metrics(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize_read(&req)?;
+    if let Ok(array) = state.serving() {
+        if let Ok(status) = array.controller.send(Status).timeout(POSITIONS_TIMEOUT).await {
+            zeoraid_actors::metrics::positions(&status);
+        }
+    }
     Ok(HttpResponse::Ok()
         .content_type(METRICS_CONTENT_TYPE)
         .body(zeoraid_actors::metrics::render()))
