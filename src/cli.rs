@@ -47,6 +47,15 @@ pub enum Command {
     /// (optimal), 1 WARNING (degraded), 2 CRITICAL (failed; or refused),
     /// 3 UNKNOWN (unreachable).
     Ctl(crate::ctl::CtlArgs),
+    /// Print a shell completion script for zeoraid to stdout (e.g.
+    /// `zeoraid completions bash > /etc/bash_completion.d/zeoraid`).
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
+    /// Print zeoraid's man page (roff) to stdout (e.g. `zeoraid man |
+    /// man -l -`).
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -65,10 +74,15 @@ pub struct CheckConfigArgs {
 
 /// Entry point of the `zeoraid` binary.
 pub fn main() -> ExitCode {
-    match Cli::parse().command {
+    match Cli::try_parse()
+        .unwrap_or_else(|e| crate::ctl::exit_on_usage_error(e))
+        .command
+    {
         Command::Serve(args) => serve(&args),
         Command::CheckConfig(args) => check_config(&args),
         Command::Ctl(args) => crate::ctl::main(&args),
+        Command::Completions { shell } => crate::manual::completions(shell),
+        Command::Man => crate::manual::man(),
     }
 }
 

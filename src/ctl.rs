@@ -23,13 +23,14 @@
 
 mod cluster;
 mod follow;
+mod nagios;
 
 use crate::config;
 use crate::http::{ErrorBody, MemberActionDone};
 use clap::{Args, Subcommand};
-use cluster::{DetailsReply, StatusReply};
+use cluster::DetailsReply;
 use serde::de::DeserializeOwned;
-use serde_json::Value as Json;
+use serde_json::{json, Value as Json};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -86,9 +87,10 @@ pub struct CtlArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum CtlCommand {
-    /// The array's status as one Nagios-style line; the exit code says it
-    /// too (0 optimal, 1 degraded/recovering, 2 failed, 3 unknown).
-    Status,
+    /// The array's status as one Nagios-style line with perfdata (optimal
+    /// members, each member's lag); the exit code says it too (0 optimal,
+    /// 1 degraded/recovering, 2 failed, 3 unknown), moved by the thresholds.
+    Status(nagios::Thresholds),
     /// The array and a table of its members; same exit codes as status.
     Details,
     /// Take a member out of the array now ("disabled by operator").
@@ -132,6 +134,19 @@ fn admin_message(answer: &MemberActionDone) -> String {
     answer.message.clone()
 }
 
+/// What a command line clap refused becomes: `--help` and `--version`
+/// print and exit 0; a usage error exits 3 (UNKNOWN) for `zeoraid ctl`,
+/// as a Nagios plugin must (clap's own 2 would read as CRITICAL), and
+/// clap's 2 for the other subcommands.
+pub fn exit_on_usage_error(error: clap::Error) -> ! {
+    let is_ctl = std::env::args_os().nth(1).is_some_and(|a| a == "ctl");
+    if !is_ctl || !error.use_stderr() {
+        error.exit();
+    }
+    let _ = error.print();
+    std::process::exit(i32::from(UNKNOWN));
+}
+
 /// Runs one `zeoraid ctl` command; returns its exit code.
 pub fn main(args: &CtlArgs) -> ExitCode {
     ExitCode::from(run(args))
@@ -146,7 +161,7 @@ fn run(args: &CtlArgs) -> u8 {
         }
     };
     match &args.command {
-        CtlCommand::Status => read::<StatusReply>(&target, args, "/status"),
+        CtlCommand::Status(thresholds) => nagios::status(&target, args, thresholds),
         CtlCommand::Details => read::<DetailsReply>(&target, args, "/details"),
         CtlCommand::Disable { name } => admin(
             &target,
@@ -323,36 +338,49 @@ trait StatusAnswer: DeserializeOwned {
     fn text(&self, now: SystemTime) -> String;
 }
 
-/// `status` and `details`: GET, print, exit with the status's code.
+/// `details`: GET, print, exit with the status's code.
 fn read<T: StatusAnswer>(target: &Target, args: &CtlArgs, path: &str) -> u8 {
-    let answer = match request(target, "GET", path, timeout(args, READ_TIMEOUT)) {
-        Ok(answer) => answer,
-        Err(message) => {
-            println!("ZEORAID UNKNOWN - {message}");
-            return UNKNOWN;
+    match fetch::<T>(target, args, path) {
+        Ok((json, typed)) => {
+            if args.json {
+                print_json(&json);
+            } else {
+                print!("{}", typed.text(SystemTime::now()));
+            }
+            typed.code()
         }
-    };
-    let json = answer.json();
-    let typed = json.as_ref().and_then(|j| T::deserialize(j).ok());
-    let code = match (answer.code, &typed) {
-        (200, Some(typed)) => typed.code(),
-        _ => UNKNOWN,
-    };
-    match (&json, &typed) {
-        (Some(json), _) if args.json => print_json(json),
-        _ if answer.code != 200 => println!(
-            "ZEORAID UNKNOWN - HTTP {} from {path}: {}",
-            answer.code,
-            answer.error_message()
-        ),
-        (Some(json), None) => println!("ZEORAID UNKNOWN - unexpected answer from {path}: {json}"),
-        (Some(_), Some(typed)) => print!("{}", typed.text(SystemTime::now())),
-        (None, _) => println!(
-            "ZEORAID UNKNOWN - answer from {path} is not JSON: {}",
-            answer.body.trim()
-        ),
+        Err(code) => code,
     }
-    code
+}
+
+/// GET `path` and its answer as `T`. When there is none (unreachable, an
+/// error status, not JSON, not a `T`) it prints why as UNKNOWN (`--json`:
+/// `{"status": "unknown", "error"}`, so a script always reads JSON) and
+/// returns [`UNKNOWN`] as the error.
+fn fetch<T: DeserializeOwned>(target: &Target, args: &CtlArgs, path: &str) -> Result<(Json, T), u8> {
+    let unknown = |message: String| {
+        if args.json {
+            print_json(&json!({"status": "unknown", "error": message}));
+        } else {
+            println!("ZEORAID UNKNOWN - {message}");
+        }
+        UNKNOWN
+    };
+    let answer = request(target, "GET", path, timeout(args, READ_TIMEOUT)).map_err(unknown)?;
+    if answer.code != 200 {
+        let why = format!("HTTP {} from {path}: {}", answer.code, answer.error_message());
+        return Err(unknown(why));
+    }
+    let Some(json) = answer.json() else {
+        return Err(unknown(format!(
+            "answer from {path} is not JSON: {}",
+            answer.body.trim()
+        )));
+    };
+    match T::deserialize(&json) {
+        Ok(typed) => Ok((json, typed)),
+        Err(_) => Err(unknown(format!("unexpected answer from {path}: {json}"))),
+    }
 }
 
 /// The Nagios exit code of an array status.
@@ -602,14 +630,14 @@ mod tests {
         assert_eq!(exit_code(ArrayState::Degraded), 1);
         assert_eq!(exit_code(ArrayState::Recovering), 1);
         assert_eq!(exit_code(ArrayState::Failed), 2);
-        let unknown = serde_json::from_value::<StatusReply>(json!({"status": "???", "summary": ""}));
+        let unknown = serde_json::from_value::<cluster::StatusReply>(json!({"status": "???", "summary": ""}));
         assert!(unknown.is_err(), "an unknown status is no answer (exit code 3)");
     }
 
     #[test]
     fn nagios_line() {
         let j = json!({"status": "optimal", "summary": "optimal: 2 of 2 members optimal"});
-        let line = serde_json::from_value::<StatusReply>(j).unwrap();
+        let line = serde_json::from_value::<cluster::StatusReply>(j).unwrap();
         assert_eq!(
             line.text(SystemTime::now()),
             "ZEORAID OK - optimal: 2 of 2 members optimal\n"

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod front;
 pub mod http;
 pub mod logging;
+pub mod manual;
 pub mod members;
 pub mod panics;
 pub mod reload;

@@ -35,13 +35,25 @@ impl Handler<ReloadConfiguration> for Reloader {
     type Result = ResponseActFuture<Self, Result<ReloadReport, ReloadError>>;
 
     fn handle(&mut self, msg: ReloadConfiguration, _ctx: &mut Context<Self>) -> Self::Result {
-        let source = msg.source;
         crate::systemd::reloading(&self.log);
+        Box::pin(self.reload(msg.source).map(|result, act, _| {
+            zeoraid_actors::metrics::reloaded(&result);
+            let status = match &result {
+                Ok(_) => "reload applied".to_string(),
+                Err(e) => e.to_string(),
+            };
+            crate::systemd::ready(&status, &act.log);
+            result
+        }))
+    }
+}
+
+impl Reloader {
+    fn reload(&mut self, source: &'static str) -> ResponseActFuture<Self, Result<ReloadReport, ReloadError>> {
         let new = match config::load(&self.path) {
             Ok(new) => new,
             Err(e) => {
                 error!(self.log, "reload rejected"; "source" => source, "error" => %e);
-                crate::systemd::ready(&format!("reload rejected: {e}"), &self.log);
                 return Box::pin(actix::fut::ready(Err(ReloadError::Rejected(e.to_string()))));
             }
         };
@@ -58,16 +70,11 @@ impl Handler<ReloadConfiguration> for Reloader {
                 Ok(Ok(outcome)) => outcome,
                 Ok(Err(refused)) => {
                     error!(act.log, "reload refused"; "source" => source, "reason" => %refused);
-                    crate::systemd::ready(&format!("reload refused: {refused}"), &act.log);
                     return Err(ReloadError::Refused(refused));
                 }
-                Err(e) => {
-                    crate::systemd::ready("reload failed: the controller is gone", &act.log);
-                    return Err(ReloadError::ControllerUnreachable(e));
-                }
+                Err(e) => return Err(ReloadError::ControllerUnreachable(e)),
             };
             info!(act.log, "reload applied"; "source" => source, "needs_restart" => ?needs_restart);
-            crate::systemd::ready("reload applied", &act.log);
             act.current = new;
             Ok(ReloadReport {
                 outcome,

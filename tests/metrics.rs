@@ -2,11 +2,13 @@
 //! members: the answer parses as Prometheus text exposition (with a
 //! parser, and every sample line accounted for), every family has its
 //! HELP and TYPE, and the numbers follow what really happened: commits,
-//! a conflict, loads, bytes, clients, and a member killed with -9.
+//! a conflict, loads, bytes, clients, and a member killed with -9; the
+//! build, the process, a member's lag, a recovery's bytes and rate, and
+//! the reloads' outcomes.
 
 mod common;
 
-use common::array::{Array, LOG_WAIT};
+use common::array::{Array, ArrayOptions, LOG_WAIT};
 use common::http;
 use common::rawclient::RawClient;
 use common::records::ROOT_RECORD;
@@ -36,6 +38,16 @@ const FAMILIES: &[(&str, &str)] = &[
     ("zeoraid_bytes_total", "counter"),
     ("zeoraid_clients", "gauge"),
     ("zeoraid_client_connections_total", "counter"),
+    ("zeoraid_build_info", "gauge"),
+    ("zeoraid_array_last_tid_timestamp_seconds", "gauge"),
+    ("zeoraid_member_lag_transactions", "gauge"),
+    ("zeoraid_member_lag_seconds", "gauge"),
+    ("zeoraid_reloads_total", "counter"),
+    ("zeoraid_last_reload_timestamp_seconds", "gauge"),
+    ("zeoraid_last_reload_success", "gauge"),
+    ("process_cpu_seconds_total", "counter"),
+    ("process_resident_memory_bytes", "gauge"),
+    ("process_open_fds", "gauge"),
 ];
 
 /// One scrape of `/metrics`, parsed.
@@ -361,4 +373,171 @@ fn metrics_parse_and_follow_traffic_and_a_member_failure() {
         last.value("zeoraid_degradations_total", &failed),
         down.value("zeoraid_degradations_total", &failed)
     );
+}
+
+/// `POST path` on the endpoint (no token).
+fn post(array: &Array, path: &str) -> http::Answer {
+    http::request(array.http_addr(), "POST", path, None)
+}
+
+/// Transactions zeo2 misses while disabled.
+const MISSED: usize = 12;
+
+#[test]
+fn build_process_lag_recovery_and_reload_metrics() {
+    let mut options = ArrayOptions::new(2);
+    // The test starts the recovery; throttled so that it is seen copying.
+    options.tables = "[recovery]\nauto = false\nmax_transactions_per_second = 4\n".to_string();
+    let array = Array::start_with(options);
+    let addr = array.http_addr();
+    let start = Metrics::get(addr);
+
+    // The build: the version, and the commit `zeoraid --version` names.
+    let version = std::process::Command::new(env!("CARGO_BIN_EXE_zeoraid"))
+        .arg("--version")
+        .output()
+        .expect("zeoraid --version");
+    let version = String::from_utf8_lossy(&version.stdout).into_owned();
+    let info: Vec<&Sample> = start.samples("zeoraid_build_info", &[]).collect();
+    assert_eq!(info.len(), 1, "{info:?}");
+    assert_eq!(info[0].labels.get("version"), Some(env!("CARGO_PKG_VERSION")));
+    let commit = info[0].labels.get("commit").expect("a commit label");
+    assert!(
+        !commit.is_empty() && version.contains(&format!("(commit {commit})")),
+        "build_info commit {commit:?}, --version {version:?}"
+    );
+    assert_eq!(start.value("zeoraid_build_info", &[]), 1.0);
+
+    // The process: its resident memory and descriptors as /proc says them.
+    let pid = array.zeoraid_pid().expect("zeoraid runs");
+    let rss = start.value("process_resident_memory_bytes", &[]);
+    let proc_rss = array.zeoraid_rss_kib().expect("VmRSS") as f64 * 1024.0;
+    assert!(
+        rss > proc_rss / 2.0 && rss < proc_rss * 2.0,
+        "process_resident_memory_bytes {rss}, /proc says {proc_rss}"
+    );
+    let fds = start.value("process_open_fds", &[]);
+    let proc_fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .count() as f64;
+    assert!(
+        (fds - proc_fds).abs() <= 4.0,
+        "process_open_fds {fds}, /proc/{pid}/fd has {proc_fds}"
+    );
+    assert!(start.value("process_cpu_seconds_total", &[]) >= 0.0);
+
+    // An empty storage's tid (zero) has no commit time: no series.
+    assert!(start
+        .samples("zeoraid_member_last_tid_timestamp_seconds", &[])
+        .next()
+        .is_none());
+
+    // zeo2 disabled (after a first commit both have) misses MISSED
+    // commits: its lag says so.
+    array.commit_probe();
+    assert_eq!(post(&array, "/members/zeo2/disable").code, 200);
+    for _ in 0..MISSED {
+        array.commit_probe();
+    }
+    let behind = Metrics::get(addr);
+    let zeo1 = [("member", "zeo1")];
+    let zeo2 = [("member", "zeo2")];
+    assert_eq!(
+        behind.value("zeoraid_member_lag_transactions", &zeo2),
+        MISSED as f64
+    );
+    assert_eq!(behind.value("zeoraid_member_lag_transactions", &zeo1), 0.0);
+    assert!(
+        behind.value("zeoraid_member_lag_seconds", &zeo2) > 0.0,
+        "{}",
+        behind.text
+    );
+    assert_eq!(behind.value("zeoraid_member_lag_seconds", &zeo1), 0.0);
+    let array_last = behind.value("zeoraid_array_last_tid_timestamp_seconds", &[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64();
+    assert!(
+        (now - array_last).abs() < 60.0,
+        "last tid at {array_last}, now {now}"
+    );
+    assert_eq!(
+        behind.value("zeoraid_member_last_tid_timestamp_seconds", &zeo1),
+        array_last
+    );
+    assert!(behind.value("zeoraid_member_last_tid_timestamp_seconds", &zeo2) < array_last);
+    assert!(behind
+        .samples("zeoraid_recovery_copied_bytes", &[])
+        .next()
+        .is_none());
+
+    // Recovered (throttled): bytes copied and a rate while it runs.
+    assert_eq!(post(&array, "/members/zeo2/recover").code, 200);
+    let copying = wait_for_metrics(addr, "zeo2's recovery copying", |m| {
+        m.samples("zeoraid_recovery_copied_bytes", &zeo2)
+            .next()
+            .is_some_and(|_| m.value("zeoraid_recovery_copied_bytes", &zeo2) > 0.0)
+            && m.value("zeoraid_recovery_rate_bytes_per_second", &zeo2) > 0.0
+    });
+    assert!(copying.value("zeoraid_recovery_rate_transactions_per_second", &zeo2) > 0.0);
+    wait_for_metrics(addr, "zeo2 caught up", |m| {
+        m.value("zeoraid_member_lag_transactions", &zeo2) == 0.0
+            && m.samples("zeoraid_recovery_copied_bytes", &zeo2).next().is_none()
+    });
+
+    // Reloads: one applied, one rejected (an invalid file), by result.
+    assert_eq!(
+        start.value("zeoraid_reloads_total", &[("result", "applied")]),
+        0.0
+    );
+    assert_eq!(start.value("zeoraid_last_reload_timestamp_seconds", &[]), 0.0);
+    assert_eq!(post(&array, "/reload").code, 200);
+    let applied = Metrics::get(addr);
+    assert_eq!(
+        applied.value("zeoraid_reloads_total", &[("result", "applied")]),
+        1.0
+    );
+    assert_eq!(applied.value("zeoraid_last_reload_success", &[]), 1.0);
+    let reloaded_at = applied.value("zeoraid_last_reload_timestamp_seconds", &[]);
+    assert!(
+        (now - reloaded_at).abs() < 120.0,
+        "reloaded at {reloaded_at}, now {now}"
+    );
+    let config = std::fs::read_to_string(array.config_path()).expect("config");
+    std::fs::write(array.config_path(), "listen = [not toml").expect("write config");
+    let refused = post(&array, "/reload");
+    std::fs::write(array.config_path(), config).expect("restore config");
+    assert_eq!(refused.code, 422, "{}", refused.body);
+    let rejected = Metrics::get(addr);
+    assert_eq!(
+        rejected.value("zeoraid_reloads_total", &[("result", "rejected")]),
+        1.0
+    );
+    assert_eq!(
+        rejected.value("zeoraid_reloads_total", &[("result", "applied")]),
+        1.0
+    );
+    assert_eq!(rejected.value("zeoraid_last_reload_success", &[]), 0.0);
+    rejected.assert_families();
+    // CPU: /proc/PID/stat's utime + stime, which the process collector
+    // counts in whole seconds.
+    let before = proc_cpu_seconds(pid);
+    let cpu = Metrics::get(addr).value("process_cpu_seconds_total", &[]);
+    let after = proc_cpu_seconds(pid);
+    assert!(
+        cpu >= before.floor() && cpu <= after,
+        "process_cpu_seconds_total {cpu}, /proc says {before} before and {after} after"
+    );
+}
+
+/// User and system CPU time of process `pid` from `/proc/PID/stat`
+/// (fields 14 and 15, in ticks of 1/100 s on Linux).
+fn proc_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // The command name (field 2) may hold spaces: count from after it.
+    let after_name = &stat[stat.rfind(')').expect("(comm)") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    ticks / 100.0
 }

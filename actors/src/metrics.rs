@@ -34,8 +34,16 @@
 //! counters stay (they are history, and bounded by the names ever
 //! configured). The `zeoraid_cluster_*` series exist only with `[cluster]`:
 //! they are created by the first [`cluster`] call.
+//!
+//! The build, the process, each member's lag, a recovery's bytes and rate
+//! and the reloads' outcomes are in `operations.rs` (its own table).
+
+mod operations;
+
+pub use operations::{build_info, positions, reloaded};
 
 use crate::cluster::Role;
+use crate::recovery::Progress;
 use crate::status::{ArrayState, DegradeKind, MemberState};
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
@@ -293,6 +301,7 @@ fn init() {
     LazyLock::force(&CLIENTS);
     LazyLock::force(&CLIENT_CONNECTIONS);
     LazyLock::force(&CLIENT_REFUSALS);
+    operations::init();
 }
 
 /// Every metric in Prometheus text exposition format 0.0.4, for `GET /metrics`
@@ -512,15 +521,21 @@ static RECOVERY_BLOCK: LazyLock<Histogram> = LazyLock::new(|| {
 });
 
 /// A recovery's progress.
-pub(crate) fn recovery_progress(member: &str, copied: u64, fraction: f64) {
-    RECOVERY_COPIED.with_label_values(&[member]).set(copied as f64);
-    RECOVERY_DONE.with_label_values(&[member]).set(fraction);
+pub(crate) fn recovery_progress(member: &str, progress: &Progress) {
+    RECOVERY_COPIED
+        .with_label_values(&[member])
+        .set(progress.copied_transactions as f64);
+    RECOVERY_DONE
+        .with_label_values(&[member])
+        .set(progress.fraction_done);
+    operations::recovery_progress(member, progress);
 }
 
 /// A recovery ended (done or not): its series go.
 pub(crate) fn recovery_ended(member: &str) {
     let _ = RECOVERY_COPIED.remove_label_values(&[member]);
     let _ = RECOVERY_DONE.remove_label_values(&[member]);
+    operations::recovery_ended(member);
 }
 
 /// A recovery's final step held the commit lock this long.

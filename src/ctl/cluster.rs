@@ -66,16 +66,22 @@ fn role_text(cluster: &ClusterLine) -> String {
 }
 
 /// The line of a code and a summary: `ZEORAID OK - standby, leader zr2`.
-fn line(code: u8, summary: &str) -> String {
+pub(super) fn line(code: u8, summary: &str) -> String {
     format!("ZEORAID {} - {summary}", nagios_word(code))
 }
 
 /// The status line of a serving zeoraid, with its role in a cluster.
 fn serving_line(status: &StatusLine) -> String {
     let code = serving_code(exit_code(status.status), status.cluster.as_ref());
+    line(code, &serving_summary(status))
+}
+
+/// The summary of a zeoraid that serves the array, with its role in a
+/// cluster.
+pub(super) fn serving_summary(status: &StatusLine) -> String {
     match &status.cluster {
-        Some(cluster) => line(code, &format!("{}; {}", status.summary, role_text(cluster))),
-        None => line(code, &status.summary),
+        Some(cluster) => format!("{}; {}", status.summary, role_text(cluster)),
+        None => status.summary.clone(),
     }
 }
 

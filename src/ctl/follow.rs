@@ -3,8 +3,13 @@
 //! its recovery ended otherwise (`last_recovery` says how; exit 2), or the
 //! time runs out (exit 1: it may still be recovering). A member that was
 //! not connected when asked reconnects first, so the wait covers that too.
+//!
+//! The steps are lines on stdout; on a terminal a progress bar on stderr
+//! (indicatif) shows the copy between them (hidden when stderr is not a
+//! terminal, so logs and scripts read the lines alone).
 
 use super::{request, Target, CRITICAL, OK, READ_TIMEOUT, UNKNOWN, WARNING};
+use indicatif::{ProgressBar, ProgressStyle};
 use std::time::{Duration, Instant};
 use zeoraid_actors::controller::{ArrayStatus, MemberStatus};
 use zeoraid_actors::recovery::Progress;
@@ -97,9 +102,48 @@ impl Stage {
     }
 }
 
+/// The bar's length: the fraction done in thousandths.
+const BAR_LENGTH: u64 = 1000;
+
+/// The progress bar on stderr (hidden unless stderr is a terminal).
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new(BAR_LENGTH);
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{wide_bar}] {percent:>3}%") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// Moves the bar to `stage`: the fraction copied, and the counts and the
+/// daemon's estimate of the time left as its message.
+fn show(bar: &ProgressBar, stage: &Stage) {
+    if let Stage::Recovering {
+        progress: Some(p), ..
+    } = stage
+    {
+        bar.set_position((p.fraction_done.clamp(0.0, 1.0) * BAR_LENGTH as f64) as u64);
+        let eta = p
+            .eta_seconds
+            .map_or_else(|| "-".to_string(), |s| format!("{s:.0}s"));
+        bar.set_message(format!(
+            "{}: {} txn, {:.0} txn/s, eta {eta}",
+            p.phase.as_str(),
+            p.copied_transactions,
+            p.rate_tps
+        ));
+    }
+}
+
 /// Follows member `name` until it is optimal or its recovery ended, for at
 /// most `within`; prints a line per step and progress now and then.
 pub(super) fn recovery(target: &Target, name: &str, within: Duration) -> u8 {
+    let bar = progress_bar();
+    let code = follow(target, name, within, &bar);
+    bar.finish_and_clear();
+    code
+}
+
+fn follow(target: &Target, name: &str, within: Duration, bar: &ProgressBar) -> u8 {
     let deadline = Instant::now() + within;
     let mut printed: Option<(Stage, Instant)> = None;
     loop {
@@ -107,17 +151,18 @@ pub(super) fn recovery(target: &Target, name: &str, within: Duration) -> u8 {
         let member = match member_details(target, name, left.clamp(Duration::from_secs(1), READ_TIMEOUT)) {
             Ok(member) => member,
             Err(message) => {
-                eprintln!("zeoraid ctl: recover {name} --wait: {message}");
+                bar.suspend(|| eprintln!("zeoraid ctl: recover {name} --wait: {message}"));
                 return UNKNOWN;
             }
         };
         let stage = Stage::of(&member);
+        show(bar, &stage);
         let due = match &printed {
             None => true,
             Some((last, at)) => !last.same_step(&stage) || (*last != stage && at.elapsed() >= PROGRESS_EVERY),
         };
         if due {
-            println!("{}", stage.line(name));
+            bar.suspend(|| println!("{}", stage.line(name)));
         }
         let code = match stage {
             Stage::Optimal { .. } => Some(OK),
@@ -131,7 +176,7 @@ pub(super) fn recovery(target: &Target, name: &str, within: Duration) -> u8 {
             printed = Some((stage, Instant::now()));
         }
         if left.is_zero() {
-            println!("{name}: not optimal after {within:?}; still {}", member.state);
+            bar.suspend(|| println!("{name}: not optimal after {within:?}; still {}", member.state));
             return WARNING;
         }
         std::thread::sleep(POLL_INTERVAL.min(left));

@@ -11,12 +11,12 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /` | the status page for browsers (HTML; `page.rs`) |
-//! | `GET /status` | `{"status", "summary"}`, always 200 when the daemon answers |
+//! | `GET /status` | `{"status", "summary"}`, `status` one of `optimal`, `degraded`, `recovering`, `failed`; always 200 when the daemon answers |
 //! | `GET /details` | the controller's `ArrayStatus`: array and every member |
 //! | `GET /actors` | the debug view: controller, members, client sessions (and the election's view) |
 //! | `GET /metrics` | Prometheus text exposition |
 //! | `GET /healthz` | 200 `{"alive": true, "version"}`: the process answers |
-//! | `GET /readyz` | 200 when the array takes writes (optimal or degraded), else 503 |
+//! | `GET /readyz` | 200 when the array takes writes (optimal, degraded or recovering), else 503 |
 //! | `POST /members/{name}/disable` | degrade the member now ("disabled by operator") |
 //! | `POST /members/{name}/recover[?full=true]` | start recovering a degraded member |
 //! | `POST /members/{name}/force-optimal[?confirm=true]` | disaster override: go on from this member (without `confirm`: 409, what may be lost) |
@@ -218,6 +218,10 @@ pub fn start_standby(
 fn serve(settings: StandbySettings, mode: Mode, log: &Logger) -> io::Result<HttpEndpoint> {
     let draining = Arc::new(AtomicBool::new(false));
     let log = log.new(slog::o!("component" => "http"));
+    zeoraid_actors::metrics::build_info(
+        env!("CARGO_PKG_VERSION"),
+        option_env!("ZEORAID_COMMIT").unwrap_or("unknown"),
+    );
     let token_required = settings.token.is_some();
     let view = match &mode {
         Mode::Serving { cluster, .. } => cluster.as_ref().map(|c| c.view.clone()),

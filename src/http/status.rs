@@ -13,6 +13,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use zeoraid_actors::cluster::{ClusterView, Role};
 use zeoraid_actors::controller::{ActorsSnapshot, ActorsView, ArrayStatus, Status};
 use zeoraid_actors::status::ArrayState;
@@ -115,9 +116,22 @@ pub(super) async fn actors(
     Ok(HttpResponse::Ok().json(ActorsAnswer { array, election }))
 }
 
-/// `GET /metrics`: every metric in the Prometheus text format.
+/// How long `/metrics` waits for the controller's status (for the lag and
+/// last tid gauges) before it renders without refreshing them: a scrape
+/// must answer even while the controller is busy.
+const POSITIONS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `GET /metrics`: every metric in the Prometheus text format; where the
+/// array is served, the members' lag and last tid gauges are refreshed
+/// from the controller's status first (left as they were when it does not
+/// answer within [`POSITIONS_TIMEOUT`]).
 pub(super) async fn metrics(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize_read(&req)?;
+    if let Ok(array) = state.serving() {
+        if let Ok(status) = array.controller.send(Status).timeout(POSITIONS_TIMEOUT).await {
+            zeoraid_actors::metrics::positions(&status);
+        }
+    }
     Ok(HttpResponse::Ok()
         .content_type(METRICS_CONTENT_TYPE)
         .body(zeoraid_actors::metrics::render()))
@@ -133,8 +147,9 @@ pub(super) async fn healthz() -> HttpResponse {
     }))
 }
 
-/// `GET /readyz`: 200 when the array takes writes (optimal or degraded)
-/// here, 503 when it has failed, zeoraid is shutting down, or (in a
+/// `GET /readyz`: 200 when the array takes writes (optimal, degraded, or
+/// recovering: a recovery copies beside the clients' commits, so every
+/// zeoraid of a fleet may recover at once and none may drop out) here, 503 when it has failed, zeoraid is shutting down, or (in a
 /// cluster) this zeoraid does not lead: a load balancer must send no
 /// client to a standby. The body says why either way: `{"ready",
 /// "status", "summary", "draining"}` (and `"role"` in a cluster).
@@ -154,7 +169,7 @@ pub(super) async fn readyz(state: web::Data<State>) -> Result<HttpResponse, ApiE
     };
     let s = state.array_status(array).await?;
     let leads = role.is_none_or(|role| role == Role::Leader);
-    let ready = matches!(s.status, ArrayState::Optimal | ArrayState::Degraded) && !draining && leads;
+    let ready = takes_writes(s.status) && !draining && leads;
     let code = if ready {
         StatusCode::OK
     } else {
@@ -171,4 +186,12 @@ pub(super) async fn readyz(state: web::Data<State>) -> Result<HttpResponse, ApiE
         body["role"] = json!(role);
     }
     Ok(HttpResponse::build(code).json(body))
+}
+
+/// Whether an array in `status` takes writes: every status but `failed`.
+fn takes_writes(status: ArrayState) -> bool {
+    match status {
+        ArrayState::Optimal | ArrayState::Degraded | ArrayState::Recovering => true,
+        ArrayState::Failed => false,
+    }
 }

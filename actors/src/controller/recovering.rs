@@ -698,7 +698,7 @@ impl Handler<RecoveryEvent> for Controller {
                     "full_copy" => full_copy);
             }
             RecoveryEvent::Progress { member, progress } => {
-                metrics::recovery_progress(&member, progress.copied_transactions, progress.fraction_done);
+                metrics::recovery_progress(&member, &progress);
                 if let Some(r) = self.members[i].recovery.as_mut() {
                     r.progress = Some(progress);
                 }
