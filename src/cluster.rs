@@ -14,6 +14,7 @@
 
 use crate::config::Config;
 use crate::daemon::{open_state, serve_array, DaemonError, Received, Signals, Stopped};
+use crate::http::{StandbyReload, StandbyReloaded};
 use actix::{Actor, Addr};
 use slog::{info, warn, Logger};
 use std::path::PathBuf;
@@ -54,7 +55,8 @@ pub(crate) async fn serve(
         .send(WatchView)
         .await
         .map_err(|e| DaemonError::Election(e.to_string()))?;
-    let standby_http = start_standby_http(&config, view.clone(), &log)?;
+    let (reloads, mut reload_requests) = mpsc::channel(4);
+    let standby_http = start_standby_http(&config, view.clone(), reloads, &log)?;
     crate::systemd::ready("standby: campaigning for leadership", &log);
     let mut config = config;
     let won = election.send(WaitLeadership);
@@ -64,8 +66,13 @@ pub(crate) async fn serve(
             won = &mut won => break won
                 .map_err(|e| DaemonError::Election(e.to_string()))?
                 .map_err(|e| DaemonError::Election(e.to_string()))?,
+            Some(request) = reload_requests.recv() => {
+                let (reread, outcome) = reread_as_standby(&config_path, config, "http", &log);
+                config = reread;
+                let _ = request.reply.send(outcome);
+            }
             received = signals.next() => match received {
-                Received::Reload => config = reread_as_standby(&config_path, config, &log),
+                Received::Reload => config = reread_as_standby(&config_path, config, "SIGHUP", &log).0,
                 Received::Stop(signal) => {
                     info!(log, "stopping a standby"; "signal" => signal);
                     crate::systemd::stopping("stopping a standby", &log);
@@ -109,7 +116,13 @@ pub(crate) async fn serve(
 /// it started with). A rejected file keeps the one in force; changes to
 /// what the running election uses (`[cluster]`, the HTTP endpoint) are
 /// logged as needing a restart.
-fn reread_as_standby(path: &std::path::Path, current: Config, log: &Logger) -> Config {
+fn reread_as_standby(
+    path: &std::path::Path,
+    current: Config,
+    source: &'static str,
+    log: &Logger,
+) -> (Config, Result<StandbyReloaded, String>) {
+    const REREAD: &str = "standby: configuration re-read, applies once elected";
     crate::systemd::reloading(log);
     match crate::config::load(path) {
         Ok(new) => {
@@ -117,24 +130,26 @@ fn reread_as_standby(path: &std::path::Path, current: Config, log: &Logger) -> C
                 .into_iter()
                 .filter(|what| what == "cluster" || what == "http")
                 .collect();
-            info!(log, "standby: configuration re-read, applies once elected";
-                "members" => new.members.len(), "needs_restart" => ?needs_restart);
-            crate::systemd::ready("standby: configuration re-read, applies once elected", log);
-            if needs_restart.is_empty() {
-                new
-            } else {
-                // The election runs with the old settings: keep them whole.
-                Config {
-                    cluster: current.cluster,
-                    http: current.http,
-                    ..new
-                }
-            }
+            info!(log, "{}", REREAD; "source" => source, "members" => new.members.len(),
+                "needs_restart" => ?needs_restart);
+            crate::systemd::ready(REREAD, log);
+            let reloaded = StandbyReloaded {
+                message: REREAD.to_owned(),
+                members: new.members.len(),
+                needs_restart,
+            };
+            // The election runs with the settings it started with.
+            let config = Config {
+                cluster: current.cluster,
+                http: current.http,
+                ..new
+            };
+            (config, Ok(reloaded))
         }
         Err(e) => {
-            slog::error!(log, "reload rejected"; "source" => "SIGHUP", "error" => %e);
+            slog::error!(log, "reload rejected"; "source" => source, "error" => %e);
             crate::systemd::ready(&format!("standby: reload rejected: {e}"), log);
-            current
+            (current, Err(format!("reload rejected, nothing changed: {e}")))
         }
     }
 }
@@ -144,6 +159,7 @@ fn reread_as_standby(path: &std::path::Path, current: Config, log: &Logger) -> C
 fn start_standby_http(
     config: &Config,
     view: watch::Receiver<ClusterView>,
+    reloads: mpsc::Sender<StandbyReload>,
     log: &Logger,
 ) -> Result<crate::http::HttpEndpoint, DaemonError> {
     let settings = crate::http::StandbySettings {
@@ -151,7 +167,7 @@ fn start_standby_http(
         token: config.http.token.clone().map(Token::new),
         token_for_reads: config.http.token_for_reads,
     };
-    crate::http::start_standby(settings, view, log).map_err(|source| DaemonError::Http {
+    crate::http::start_standby(settings, view, reloads, log).map_err(|source| DaemonError::Http {
         addr: config.http.listen,
         source,
     })

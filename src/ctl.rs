@@ -183,7 +183,7 @@ fn run(args: &CtlArgs) -> u8 {
                 code => code,
             }
         }
-        CtlCommand::Reload => admin(&target, args, "/reload", "reload", reload_summary),
+        CtlCommand::Reload => admin(&target, args, "/reload", "reload", reload_answer),
         CtlCommand::ForceOptimal { name, yes } => admin(
             &target,
             args,
@@ -531,6 +531,26 @@ fn ago(since: f64, now: SystemTime) -> String {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
         s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// A leader applies a reload; a standby checks the file it will lead with.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum ReloadAnswer {
+    Applied(ReloadReport),
+    Standby(crate::http::StandbyReloaded),
+}
+
+fn reload_answer(answer: &ReloadAnswer) -> String {
+    match answer {
+        ReloadAnswer::Applied(report) => reload_summary(report),
+        ReloadAnswer::Standby(reloaded) if reloaded.needs_restart.is_empty() => reloaded.message.clone(),
+        ReloadAnswer::Standby(reloaded) => format!(
+            "{}; needs a restart: {}",
+            reloaded.message,
+            reloaded.needs_restart.join(", ")
+        ),
     }
 }
 

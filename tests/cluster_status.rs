@@ -57,7 +57,10 @@ impl Standby {
                     token: Some(Token::new(TOKEN.to_string())),
                     token_for_reads: false,
                 };
-                let endpoint = start_standby(settings, receiver, &log).expect("bind the endpoint");
+                // No standby loop reads the reloads here (as once it was
+                // elected and takes over): `POST /reload` is refused too.
+                let (reloads, _) = tokio::sync::mpsc::channel(1);
+                let endpoint = start_standby(settings, receiver, reloads, &log).expect("bind the endpoint");
                 started.send(endpoint.addr()).expect("the test waits");
                 // The test dropping its sender stops the endpoint too.
                 let _ = stopped.await;

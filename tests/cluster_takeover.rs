@@ -207,6 +207,20 @@ fn a_standby_takes_over_with_the_configuration_it_reread_on_sighup() {
         .try_wait(mark, SETTLE, |l| l["msg"] == "reload rejected");
     assert!(rejected.is_some(), "{}", cluster.context());
 
+    // `systemctl reload` on a standby's host (`ctl reload`, the unit's
+    // ExecReload) fails for that file too, and succeeds for a good one.
+    let url = format!("http://{}", cluster.zeoraid(standby).http);
+    let rejected = common::ctl::ctl(&["--url", &url, "reload"], &[]);
+    assert_eq!(rejected.code, 2, "{} {}", rejected.stdout, rejected.stderr);
+    assert!(rejected.stderr.contains("no_such_key"), "{}", rejected.stderr);
+    std::fs::write(&path, &original).unwrap();
+    let checked = common::ctl::ctl(&["--url", &url, "reload"], &[]);
+    assert_eq!(checked.code, 0, "{} {}", checked.stdout, checked.stderr);
+    assert_eq!(
+        checked.stdout.trim(),
+        "standby: configuration re-read, applies once elected"
+    );
+
     // A good one: read now, applied once elected.
     std::fs::write(&path, format!("fail_mode = \"read-only\"\n{original}")).unwrap();
     let mark = cluster.zeoraid(standby).log().mark();

@@ -152,6 +152,9 @@ fn admin_error(e: &AdminError) -> ApiError {
 pub(super) async fn reload(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&req)?;
     info!(state.log, "admin request"; "action" => "reload", "peer" => peer(&req));
+    if let super::Mode::Standby { reloads, cluster } = &state.mode {
+        return standby_reload(reloads, cluster).await;
+    }
     let array = state.leader_only("reload")?;
     let answer = array
         .reloader
@@ -162,6 +165,25 @@ pub(super) async fn reload(state: web::Data<State>, req: HttpRequest) -> Result<
     match answer {
         Ok(report) => Ok(HttpResponse::Ok().json(report)),
         Err(e) => Err(ApiError::new(reload_error_status(&e), e.to_string())),
+    }
+}
+
+/// A standby checks the file it will lead with: 200 with what it found, 422
+/// when rejected. Once elected (taking over) the loop that owns the file is
+/// gone: 409, try the leader's endpoint in a moment.
+async fn standby_reload(
+    reloads: &tokio::sync::mpsc::Sender<super::StandbyReload>,
+    cluster: &tokio::sync::watch::Receiver<zeoraid_actors::cluster::ClusterView>,
+) -> Result<HttpResponse, ApiError> {
+    let not_standby = || super::cluster::not_leader(&cluster.borrow(), "reload");
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    reloads
+        .send(super::StandbyReload { reply })
+        .await
+        .map_err(|_| not_standby())?;
+    match answer.await.map_err(|_| not_standby())? {
+        Ok(reloaded) => Ok(HttpResponse::Ok().json(reloaded)),
+        Err(rejected) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, rejected)),
     }
 }
 

@@ -122,6 +122,25 @@ fn epoch_text(epoch: Option<i64>) -> String {
     epoch.map_or_else(|| "unknown".to_string(), |e| e.to_string())
 }
 
+/// A standby's `POST /reload`, handed to the standby's loop
+/// (`crate::cluster`), which re-reads the file; the reply says what it
+/// found, or why the file was rejected.
+pub struct StandbyReload {
+    pub reply: tokio::sync::oneshot::Sender<Result<StandbyReloaded, String>>,
+}
+
+/// What a standby's reload did: the file was read and checked, and applies
+/// once this zeoraid is elected.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StandbyReloaded {
+    /// The sentence for operators ("standby: configuration re-read, ...").
+    pub message: String,
+    /// Members in the file.
+    pub members: usize,
+    /// Changed settings the running election keeps until a restart.
+    pub needs_restart: Vec<String>,
+}
+
 /// Added to the error body when a request was refused because this
 /// zeoraid does not serve the array: who does, and where to ask.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

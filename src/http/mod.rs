@@ -29,8 +29,9 @@
 //! ([`start_standby`]) has no controller: `/status` and `/details` answer
 //! `{"status": "standby", "summary", "role", "epoch", "leader", ...}` from
 //! the election's view, `/readyz` is 503 (no client may be sent to a
-//! standby), `/healthz` and `/metrics` as usual, and every `POST` is 409
-//! with `"leader"` and `"leader_http"` added to the error body.
+//! standby), `/healthz` and `/metrics` as usual, `POST /reload` checks the
+//! configuration file it will lead with (as SIGHUP does), and every other
+//! `POST` is 409 with `"leader"` and `"leader_http"` added to the error body.
 //!
 //! Mutating calls (every `POST`) need `Authorization: Bearer TOKEN` when
 //! `[http] token` is set (401 otherwise; the token is compared in constant
@@ -50,7 +51,10 @@ mod query;
 mod status;
 
 pub use admin::MemberActionDone;
-pub use cluster::{http_url, ClusterDetails, ClusterLine, Details, NotLeader, StandbyAnswer, StandbyStatus};
+pub use cluster::{
+    http_url, ClusterDetails, ClusterLine, Details, NotLeader, StandbyAnswer, StandbyReload, StandbyReloaded,
+    StandbyStatus,
+};
 pub use status::StatusLine;
 
 use actix::Recipient;
@@ -115,7 +119,12 @@ enum Mode {
         cluster: Option<ClusterFeed>,
     },
     /// A standby: no controller; the election's view says who leads.
-    Standby { cluster: watch::Receiver<ClusterView> },
+    /// `reloads` reach the standby's own loop, which owns the
+    /// configuration it will lead with.
+    Standby {
+        cluster: watch::Receiver<ClusterView>,
+        reloads: tokio::sync::mpsc::Sender<StandbyReload>,
+    },
 }
 
 /// A leader's view of the cluster: the election's view, and the lease's
@@ -210,9 +219,10 @@ pub fn start(
 pub fn start_standby(
     settings: StandbySettings,
     cluster: watch::Receiver<ClusterView>,
+    reloads: tokio::sync::mpsc::Sender<StandbyReload>,
     log: &Logger,
 ) -> io::Result<HttpEndpoint> {
-    serve(settings, Mode::Standby { cluster }, log)
+    serve(settings, Mode::Standby { cluster, reloads }, log)
 }
 
 fn serve(settings: StandbySettings, mode: Mode, log: &Logger) -> io::Result<HttpEndpoint> {
@@ -225,7 +235,7 @@ fn serve(settings: StandbySettings, mode: Mode, log: &Logger) -> io::Result<Http
     let token_required = settings.token.is_some();
     let view = match &mode {
         Mode::Serving { cluster, .. } => cluster.as_ref().map(|c| c.view.clone()),
-        Mode::Standby { cluster } => Some(cluster.clone()),
+        Mode::Standby { cluster, .. } => Some(cluster.clone()),
     };
     let standby = matches!(mode, Mode::Standby { .. });
     let state = web::Data::new(State {
@@ -403,7 +413,7 @@ impl State {
     pub(crate) fn cluster_view(&self) -> Option<ClusterView> {
         match &self.mode {
             Mode::Serving { cluster, .. } => cluster.as_ref().map(ClusterFeed::view),
-            Mode::Standby { cluster } => Some(cluster.borrow().clone()),
+            Mode::Standby { cluster, .. } => Some(cluster.borrow().clone()),
         }
     }
 
@@ -411,7 +421,7 @@ impl State {
     pub(crate) fn serving(&self) -> Result<&ArrayHandles, Box<ClusterView>> {
         match &self.mode {
             Mode::Serving { array, .. } => Ok(array),
-            Mode::Standby { cluster } => Err(Box::new(cluster.borrow().clone())),
+            Mode::Standby { cluster, .. } => Err(Box::new(cluster.borrow().clone())),
         }
     }
 
