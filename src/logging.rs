@@ -146,8 +146,9 @@ mod tests {
     use super::*;
     use crate::config::LogLevel;
 
+    /// An in-memory log sink (also for `journal.rs`' tests).
     #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    pub(super) struct Buffer(Arc<Mutex<Vec<u8>>>);
 
     impl Write for Buffer {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -160,7 +161,7 @@ mod tests {
     }
 
     impl Buffer {
-        fn text(&self) -> String {
+        pub(super) fn text(&self) -> String {
             String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
         }
     }

@@ -40,6 +40,19 @@ impl ServiceManager {
     /// The next notification that has a line `wanted` (e.g. "READY=1"),
     /// as its lines; earlier ones are skipped (STATUS updates).
     fn wait_for(&self, wanted: &str) -> Vec<String> {
+        self.next_where(wanted, |lines| lines.iter().any(|l| l == wanted))
+    }
+
+    /// The next STATUS line `pred` accepts.
+    fn wait_for_status(&self, pred: impl Fn(&str) -> bool) -> String {
+        let lines = self.next_where("a matching STATUS", |lines| {
+            lines.iter().filter_map(|l| l.strip_prefix("STATUS=")).any(&pred)
+        });
+        status_line(&lines).to_owned()
+    }
+
+    /// The next notification `pred` accepts, as its lines.
+    fn next_where(&self, what: &str, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
         let deadline = Instant::now() + NOTIFY_WAIT;
         let mut seen = Vec::new();
         let mut buffer = [0u8; 4096];
@@ -54,12 +67,12 @@ impl ServiceManager {
                 .lines()
                 .map(str::to_owned)
                 .collect();
-            if lines.iter().any(|l| l == wanted) {
+            if pred(&lines) {
                 return lines;
             }
             seen.push(lines);
         }
-        panic!("no notification with {wanted:?} within {NOTIFY_WAIT:?}; got {seen:?}");
+        panic!("no notification with {what} within {NOTIFY_WAIT:?}; got {seen:?}");
     }
 }
 
@@ -120,31 +133,6 @@ fn systemd_hears_ready_reloads_status_changes_and_stopping() {
     let stopping = manager.wait_for("STOPPING=1");
     assert!(status_line(&stopping).starts_with("draining"), "{stopping:?}");
     assert!(array.wait_zeoraid_exit(NOTIFY_WAIT).success());
-}
-
-impl ServiceManager {
-    /// The next STATUS line `pred` accepts.
-    fn wait_for_status(&self, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + NOTIFY_WAIT;
-        let mut seen = Vec::new();
-        let mut buffer = [0u8; 4096];
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            self.socket
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .unwrap();
-            let Ok(n) = self.socket.recv(&mut buffer) else {
-                break;
-            };
-            let text = String::from_utf8_lossy(&buffer[..n]).into_owned();
-            if let Some(status) = text.lines().find_map(|l| l.strip_prefix("STATUS=")) {
-                if pred(status) {
-                    return status.to_owned();
-                }
-            }
-            seen.push(text);
-        }
-        panic!("no matching STATUS within {NOTIFY_WAIT:?}; got {seen:?}");
-    }
 }
 
 /// With stderr on journald's stream (systemd names it in JOURNAL_STREAM),

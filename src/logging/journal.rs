@@ -109,26 +109,13 @@ mod tests {
     use slog::{error, info, o, warn, Logger};
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Buffer(std::sync::Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::logging::tests::Buffer;
 
     fn lines(emit: impl FnOnce(&Logger)) -> Vec<String> {
         let buffer = Buffer::default();
         let log = Logger::root(JournalLines::new(buffer.clone()).fuse(), o!("member" => "zeo1"));
         emit(&log);
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        text.lines().map(str::to_owned).collect()
+        buffer.text().lines().map(str::to_owned).collect()
     }
 
     #[test]
