@@ -16,3 +16,4 @@ pub mod logging;
 pub mod members;
 pub mod panics;
 pub mod reload;
+pub mod tls;

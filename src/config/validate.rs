@@ -41,10 +41,10 @@ impl fmt::Display for Problem {
 const MAX_UNIX_PATH: usize = 107;
 
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             key: key.into(),
             message: message.into(),
@@ -86,6 +86,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
     let log = log_settings(&mut p, raw.log.unwrap_or_default(), log_env);
     let cluster = raw.cluster.map(|raw| cluster(&mut p, raw));
     let members = members(&mut p, raw.members.unwrap_or_default(), &restart, valid_listen);
+    let tls = raw.tls.map(|raw| super::tls::front(&mut p, raw));
 
     let config = Config {
         listen,
@@ -106,6 +107,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
         log,
         cluster,
         members,
+        tls,
     };
     if p.0.is_empty() {
         Ok(config)
@@ -727,6 +729,9 @@ fn members(
                 Some("restart"),
             ),
         };
+        let tls = m
+            .tls
+            .map(|raw| super::tls::member(p, &prefix, raw, address.as_ref()));
         out.push(Member {
             name,
             // Only reached with a `None` when a problem was recorded, in
@@ -734,6 +739,7 @@ fn members(
             address: address.unwrap_or_else(|| MemberAddress::Unix(PathBuf::new())),
             msgpack: m.msgpack.unwrap_or(true),
             restart,
+            tls,
         });
     }
     out

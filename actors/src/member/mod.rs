@@ -34,7 +34,7 @@ pub use messages::{
     ReconnectNow, Relay, Relayed, SendBlob, Shutdown, Snapshot, Subscribe,
 };
 pub use policy::{Decision, RestartPolicy, RestartTracker};
-pub use settings::{Deadlines, MemberAddress, MemberSettings};
+pub use settings::{Deadlines, MemberAddress, MemberSettings, MemberTls};
 pub use snapshot::{ConnState, LastError, MemberSnapshot};
 
 use crate::metrics::{self, Peer};
