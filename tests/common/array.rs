@@ -71,6 +71,9 @@ pub struct ArrayOptions {
     pub restart: String,
     /// `[log] level`.
     pub log_level: String,
+    /// Extra TOML in each member's table, after its name and address,
+    /// e.g. a `[members.tls]` table.
+    pub member_table: String,
     /// Extra TOML appended after the members, e.g. `"[timeouts]\ncall = \"5s\"\n"`.
     pub tables: String,
     /// Bound for each zeoraid start.
@@ -102,6 +105,7 @@ impl ArrayOptions {
                 .to_string(),
             log_level: "info".to_string(),
             tables: String::new(),
+            member_table: String::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             member_storages: Vec::new(),
             relayed: Vec::new(),
@@ -713,9 +717,10 @@ impl Array {
                 _ => member.addr(),
             };
             config.push_str(&format!(
-                "[[members]]\nname = \"zeo{}\"\naddress = \"{}\"\n\n",
+                "[[members]]\nname = \"zeo{}\"\naddress = \"{}\"\n{}\n",
                 i + 1,
-                address
+                address,
+                o.member_table
             ));
         }
         config.push_str(&o.tables);

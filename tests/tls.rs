@@ -1,0 +1,193 @@
+//! TLS on both sides: ZEO clients reach zeoraid over TLS (`[tls]`, client
+//! certificates with `client_ca`), zeoraid reaches runzeo members that
+//! have an `<ssl>` section (`[members.tls]`), and SIGHUP puts renewed
+//! certificates in force without dropping a connected client.
+//!
+//! Every certificate is made by the test ([`Pki`]); every client is the
+//! project Python's (`ZEO.ClientStorage` with an `ssl` context, or a bare
+//! `ssl` socket to see which certificate the server presents).
+
+mod common;
+
+use common::array::{Array, ArrayOptions, LOG_WAIT};
+use common::faults::wait_until;
+use common::http::get;
+use common::tls::{probe, tls_table, zeo_commit, Issued, Pki, ZeoClient};
+use serde_json::Value as Json;
+use std::fs;
+use std::time::Duration;
+
+/// How long members may take to come up (optimal) or be judged.
+const STATUS_WAIT: Duration = Duration::from_secs(30);
+
+/// The `[tls]` table of a front that requires client certificates.
+fn front_table(pki: &Pki, server: &Issued) -> String {
+    tls_table("[tls]", "client_ca", Some(pki.ca_path()), Some(server))
+}
+
+/// `members` runzeo servers speaking TLS only, each requiring a client
+/// certificate from `pki`; zeoraid's `[members.tls]` trusts `member_ca`.
+fn tls_members(options: &mut ArrayOptions, pki: &Pki, member_ca: &Pki) {
+    let (client, _) = pki.issue("zeoraid-client", "zeoraid", &[]);
+    options.member_options = options.member_options.clone().ssl(pki.runzeo_ssl("runzeo", pki));
+    options.member_table = tls_table("[members.tls]", "ca", Some(member_ca.ca_path()), Some(&client));
+}
+
+fn member(array: &Array, name: &str) -> Json {
+    let details = get(array.http_addr(), "/details").json();
+    details["members"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["name"] == name).cloned())
+        .unwrap_or_else(|| panic!("no member {name} in {details}"))
+}
+
+fn array_status(array: &Array) -> Json {
+    get(array.http_addr(), "/status").json()["status"].clone()
+}
+
+#[test]
+fn a_zeo_client_commits_and_reads_through_tls_on_both_sides() {
+    let pki = Pki::new("zeoraid test CA");
+    let (server, _) = pki.issue("zeoraid", "zeoraid", &["127.0.0.1"]);
+    let (client, _) = pki.issue("app", "app", &[]);
+    let mut options = ArrayOptions::new(2);
+    tls_members(&mut options, &pki, &pki);
+    options.top_level.push(front_table(&pki, &server));
+    let array = Array::start_with(options);
+    assert!(
+        wait_until(STATUS_WAIT, || array_status(&array) == "optimal"),
+        "the TLS members never became optimal\n{}",
+        array.context()
+    );
+
+    let root = zeo_commit(array.addr(), pki.ca_path(), Some(&client), "greeting", "over TLS");
+    assert_eq!(root["greeting"], "over TLS", "{root}");
+    // The commit reached both members, over their TLS connections.
+    assert_eq!(array_status(&array), "optimal");
+    let again = zeo_commit(array.addr(), pki.ca_path(), Some(&client), "second", "commit");
+    assert_eq!(again["greeting"], "over TLS", "{again}");
+    assert_eq!(again["second"], "commit", "{again}");
+}
+
+#[test]
+fn a_client_without_a_certificate_is_refused_when_client_ca_is_set() {
+    let pki = Pki::new("zeoraid test CA");
+    let stranger = Pki::new("another CA");
+    let (server, _) = pki.issue("zeoraid", "zeoraid", &["127.0.0.1"]);
+    let (client, _) = pki.issue("app", "app", &[]);
+    let (foreign, _) = stranger.issue("foreign", "foreign", &[]);
+    let mut options = ArrayOptions::new(1);
+    options.top_level.push(front_table(&pki, &server));
+    let array = Array::start_with(options);
+
+    let admitted = probe(array.addr(), pki.ca_path(), Some(&client));
+    assert_eq!(admitted["announced"], true, "{admitted}");
+
+    let since = array.log_mark();
+    let anonymous = probe(array.addr(), pki.ca_path(), None);
+    assert_ne!(anonymous["announced"], true, "{anonymous}");
+    let line = array.wait_for_log(since, LOG_WAIT, "client TLS handshake failed", |l| {
+        l["msg"] == "client TLS handshake failed"
+    });
+    assert!(
+        line["error"].as_str().unwrap_or_default().contains("certificate"),
+        "{line}"
+    );
+
+    let signed_elsewhere = probe(array.addr(), pki.ca_path(), Some(&foreign));
+    assert_ne!(signed_elsewhere["announced"], true, "{signed_elsewhere}");
+}
+
+#[test]
+fn a_member_behind_a_certificate_of_another_ca_is_degraded_with_the_tls_error() {
+    let pki = Pki::new("zeoraid test CA");
+    let wrong = Pki::new("not the members' CA");
+    let mut options = ArrayOptions::new(1);
+    tls_members(&mut options, &pki, &wrong);
+    let since_start = 0;
+    let array = Array::start_with(options);
+
+    let mut seen = Json::Null;
+    let degraded = wait_until(STATUS_WAIT, || {
+        seen = member(&array, "zeo1");
+        seen["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("TLS handshake failed")
+    });
+    assert!(degraded, "no TLS reason for zeo1: {seen}\n{}", array.context());
+    assert!(
+        seen["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("UnknownIssuer"),
+        "{seen}"
+    );
+    assert_ne!(seen["state"], "optimal", "{seen}");
+    let line = array.wait_for_log(since_start, LOG_WAIT, "a member failure naming TLS", |l| {
+        l.to_string().contains("TLS handshake failed") && l["member"] == "zeo1"
+    });
+    assert!(line.to_string().contains("UnknownIssuer"), "{line}");
+}
+
+#[test]
+fn sighup_puts_renewed_certificates_in_force_without_dropping_a_client() {
+    let pki = Pki::new("zeoraid test CA");
+    let (server, first_serial) = pki.issue("zeoraid", "zeoraid-first", &["127.0.0.1"]);
+    let (client, _) = pki.issue("app", "app", &[]);
+    let mut options = ArrayOptions::new(2);
+    tls_members(&mut options, &pki, &pki);
+    options.top_level.push(front_table(&pki, &server));
+    let array = Array::start_with(options);
+    assert!(wait_until(STATUS_WAIT, || array_status(&array) == "optimal"));
+
+    let since_connect = array.log_mark();
+    let mut connected = ZeoClient::connect(array.addr(), pki.ca_path(), Some(&client));
+    let hello = array.wait_for_log(since_connect, LOG_WAIT, "client connected", |l| {
+        l["msg"] == "client connected"
+    });
+    let peer = hello["peer"].clone();
+    connected.commit("before", "reload");
+    let seen = probe(array.addr(), pki.ca_path(), Some(&client));
+    assert_eq!(seen["subject"], "zeoraid-first", "{seen}");
+    assert_eq!(seen["serial"], first_serial.as_str(), "{seen}");
+
+    // Renewed in place, as a certificate manager does.
+    let (_, renewed_serial) = pki.issue("zeoraid", "zeoraid-renewed", &["127.0.0.1"]);
+    let (_, member_client_serial) = pki.issue("zeoraid-client", "zeoraid", &[]);
+    let since = array.log_mark();
+    array.signal_zeoraid(libc::SIGHUP);
+    array.wait_for_log(since, LOG_WAIT, "reload applied", |l| {
+        l["msg"] == "reload applied"
+    });
+    connected.commit("after", "reload");
+    let seen = probe(array.addr(), pki.ca_path(), Some(&client));
+    assert_eq!(seen["subject"], "zeoraid-renewed", "{seen}");
+    assert_eq!(seen["serial"], renewed_serial.as_str(), "{seen}");
+    assert_ne!(renewed_serial, member_client_serial);
+
+    // A key that does not match the certificate: the reload is rejected,
+    // the renewed certificate stays in force.
+    let (other, _) = pki.issue("unrelated", "unrelated", &[]);
+    fs::copy(&other.key, &server.key).expect("replace the key");
+    let since = array.log_mark();
+    array.signal_zeoraid(libc::SIGHUP);
+    let rejected = array.wait_for_log(since, LOG_WAIT, "reload rejected", |l| {
+        l["msg"] == "reload rejected"
+    });
+    let why = rejected["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("[tls]") && why.contains(&*server.key.display().to_string()),
+        "{rejected}"
+    );
+    let seen = probe(array.addr(), pki.ca_path(), Some(&client));
+    assert_eq!(seen["serial"], renewed_serial.as_str(), "{seen}");
+    connected.commit("after", "rejected reload");
+
+    // The client kept its one connection throughout.
+    let closed = array.find_log(since_connect, |l| {
+        l["peer"] == peer && l["msg"] == "closing client connection"
+    });
+    assert!(closed.is_none(), "the client was disconnected: {closed:?}");
+    assert_eq!(array_status(&array), "optimal");
+}
