@@ -165,6 +165,24 @@ mod tests {
     }
 
     #[test]
+    fn whether_tls_is_spoken_needs_a_restart_but_new_files_do_not() {
+        let old = config("address = \"127.0.0.1:9002\"");
+        let tls = config("address = \"127.0.0.1:9002\"\n[members.tls]\nca = \"ca.pem\"");
+        assert_eq!(needs_restart(&old, &tls), ["members.tls"]);
+        let other_ca = config("address = \"127.0.0.1:9002\"\n[members.tls]\nca = \"other.pem\"");
+        assert!(needs_restart(&tls, &other_ca).is_empty());
+        let mut front = old.clone();
+        front.tls = Some(crate::config::FrontTls {
+            identity: crate::config::Identity {
+                certificate: "s.pem".into(),
+                key: "s.key".into(),
+            },
+            client_ca: None,
+        });
+        assert_eq!(needs_restart(&old, &front), ["tls"]);
+    }
+
+    #[test]
     fn zeo_admin_calls_needs_a_restart() {
         let old = config("address = \"127.0.0.1:9002\"");
         let mut all = old.clone();

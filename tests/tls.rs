@@ -25,11 +25,19 @@ fn front_table(pki: &Pki, server: &Issued) -> String {
     tls_table("[tls]", "client_ca", Some(pki.ca_path()), Some(server))
 }
 
-/// `members` runzeo servers speaking TLS only, each requiring a client
-/// certificate from `pki`; zeoraid's `[members.tls]` trusts `member_ca`.
+/// `members` runzeo servers speaking TLS only, with a certificate for
+/// 127.0.0.1, each requiring a client certificate from `pki`; zeoraid's
+/// `[members.tls]` trusts `member_ca`.
 fn tls_members(options: &mut ArrayOptions, pki: &Pki, member_ca: &Pki) {
+    tls_members_named(options, pki, member_ca, &["127.0.0.1"]);
+}
+
+fn tls_members_named(options: &mut ArrayOptions, pki: &Pki, member_ca: &Pki, names: &[&str]) {
     let (client, _) = pki.issue("zeoraid-client", "zeoraid", &[]);
-    options.member_options = options.member_options.clone().ssl(pki.runzeo_ssl("runzeo", pki));
+    options.member_options = options
+        .member_options
+        .clone()
+        .ssl(pki.runzeo_ssl("runzeo", names, pki));
     options.member_table = tls_table("[members.tls]", "ca", Some(member_ca.ca_path()), Some(&client));
 }
 
@@ -190,4 +198,30 @@ fn sighup_puts_renewed_certificates_in_force_without_dropping_a_client() {
     });
     assert!(closed.is_none(), "the client was disconnected: {closed:?}");
     assert_eq!(array_status(&array), "optimal");
+}
+
+/// A member named by host name is resolved at connect time, and its
+/// certificate is checked against that name (`server_name` left out): its
+/// certificate carries `localhost` only, not the address it resolves to.
+#[test]
+fn a_member_named_by_host_name_is_verified_against_that_name() {
+    let pki = Pki::new("zeoraid test CA");
+    let mut options = ArrayOptions::new(1);
+    tls_members_named(&mut options, &pki, &pki, &["localhost"]);
+    options.members_by_host_name = true;
+    let array = Array::start_with(options);
+    assert!(
+        wait_until(STATUS_WAIT, || array_status(&array) == "optimal"),
+        "{}\n{}",
+        member(&array, "zeo1"),
+        array.context()
+    );
+    let zeo1 = member(&array, "zeo1");
+    assert!(
+        zeo1["address"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("localhost:"),
+        "{zeo1}"
+    );
 }

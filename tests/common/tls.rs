@@ -98,10 +98,11 @@ impl Pki {
         (issued, format!("{serial:04X}"))
     }
 
-    /// runzeo's `<ssl>` section for a server certificate from this CA,
-    /// requiring client certificates signed by `clients`' CA.
-    pub fn runzeo_ssl(&self, file: &str, clients: &Pki) -> RunZeoSsl {
-        let (server, _) = self.issue(file, file, &["127.0.0.1", "localhost"]);
+    /// runzeo's `<ssl>` section for a server certificate from this CA
+    /// valid for `names`, requiring client certificates signed by
+    /// `clients`' CA.
+    pub fn runzeo_ssl(&self, file: &str, names: &[&str], clients: &Pki) -> RunZeoSsl {
+        let (server, _) = self.issue(file, file, names);
         RunZeoSsl {
             certificate: server.certificate,
             key: server.key,
