@@ -225,3 +225,38 @@ fn a_member_named_by_host_name_is_verified_against_that_name() {
         "{zeo1}"
     );
 }
+
+/// `[members.tls]` files are re-read on SIGHUP too: the members stay
+/// connected (commits go on), and a member's next connection uses the new
+/// CA, here one that did not sign the member's certificate.
+#[test]
+fn a_members_reloaded_ca_applies_to_its_next_connection_only() {
+    let pki = Pki::new("zeoraid test CA");
+    let wrong = Pki::new("not the members' CA");
+    let trusted = pki.dir().join("trusted.pem");
+    fs::copy(pki.ca_path(), &trusted).expect("copy the CA");
+    let mut options = ArrayOptions::new(2);
+    tls_members(&mut options, &pki, &pki);
+    let (client, _) = pki.issue("zeoraid-client", "zeoraid", &[]);
+    options.member_table = tls_table("[members.tls]", "ca", Some(&trusted), Some(&client));
+    let mut array = Array::start_with(options);
+    assert!(wait_until(STATUS_WAIT, || array_status(&array) == "optimal"));
+
+    fs::copy(wrong.ca_path(), &trusted).expect("replace the CA");
+    let since = array.log_mark();
+    array.signal_zeoraid(libc::SIGHUP);
+    array.wait_for_log(since, LOG_WAIT, "reload applied", |l| {
+        l["msg"] == "reload applied"
+    });
+    array.commit_probe();
+    assert_eq!(array_status(&array), "optimal");
+
+    let since = array.log_mark();
+    array.members_mut()[0].restart();
+    let line = array.wait_for_log(since, LOG_WAIT, "zeo1's reconnect failing on TLS", |l| {
+        l["member"] == "zeo1" && l.to_string().contains("TLS handshake failed")
+    });
+    assert!(line.to_string().contains("UnknownIssuer"), "{line}");
+    let zeo2 = member(&array, "zeo2");
+    assert_eq!(zeo2["state"], "optimal", "{zeo2}");
+}
