@@ -53,20 +53,34 @@ fn array_status(array: &Array) -> Json {
     get(array.http_addr(), "/status").json()["status"].clone()
 }
 
+fn wait_optimal(array: &Array) {
+    assert!(
+        wait_until(STATUS_WAIT, || array_status(array) == "optimal"),
+        "the TLS members never became optimal: {}\n{}",
+        member(array, "zeo1"),
+        array.context()
+    );
+}
+
+/// Two TLS members and a TLS front requiring client certificates, all
+/// from `pki`, started and optimal; the front's certificate is named
+/// `front_name`. Returns the array, the front's certificate and serial,
+/// and a client's certificate.
+fn tls_everywhere(pki: &Pki, front_name: &str) -> (Array, Issued, String, Issued) {
+    let (server, serial) = pki.issue("zeoraid", front_name, &["127.0.0.1"]);
+    let (client, _) = pki.issue("app", "app", &[]);
+    let mut options = ArrayOptions::new(2);
+    tls_members(&mut options, pki, pki);
+    options.top_level.push(front_table(pki, &server));
+    let array = Array::start_with(options);
+    wait_optimal(&array);
+    (array, server, serial, client)
+}
+
 #[test]
 fn a_zeo_client_commits_and_reads_through_tls_on_both_sides() {
     let pki = Pki::new("zeoraid test CA");
-    let (server, _) = pki.issue("zeoraid", "zeoraid", &["127.0.0.1"]);
-    let (client, _) = pki.issue("app", "app", &[]);
-    let mut options = ArrayOptions::new(2);
-    tls_members(&mut options, &pki, &pki);
-    options.top_level.push(front_table(&pki, &server));
-    let array = Array::start_with(options);
-    assert!(
-        wait_until(STATUS_WAIT, || array_status(&array) == "optimal"),
-        "the TLS members never became optimal\n{}",
-        array.context()
-    );
+    let (array, _, _, client) = tls_everywhere(&pki, "zeoraid");
 
     let root = zeo_commit(array.addr(), pki.ca_path(), Some(&client), "greeting", "over TLS");
     assert_eq!(root["greeting"], "over TLS", "{root}");
@@ -141,13 +155,7 @@ fn a_member_behind_a_certificate_of_another_ca_is_degraded_with_the_tls_error() 
 #[test]
 fn sighup_puts_renewed_certificates_in_force_without_dropping_a_client() {
     let pki = Pki::new("zeoraid test CA");
-    let (server, first_serial) = pki.issue("zeoraid", "zeoraid-first", &["127.0.0.1"]);
-    let (client, _) = pki.issue("app", "app", &[]);
-    let mut options = ArrayOptions::new(2);
-    tls_members(&mut options, &pki, &pki);
-    options.top_level.push(front_table(&pki, &server));
-    let array = Array::start_with(options);
-    assert!(wait_until(STATUS_WAIT, || array_status(&array) == "optimal"));
+    let (array, server, first_serial, client) = tls_everywhere(&pki, "zeoraid-first");
 
     let since_connect = array.log_mark();
     let mut connected = ZeoClient::connect(array.addr(), pki.ca_path(), Some(&client));
@@ -210,12 +218,7 @@ fn a_member_named_by_host_name_is_verified_against_that_name() {
     tls_members_named(&mut options, &pki, &pki, &["localhost"]);
     options.members_by_host_name = true;
     let array = Array::start_with(options);
-    assert!(
-        wait_until(STATUS_WAIT, || array_status(&array) == "optimal"),
-        "{}\n{}",
-        member(&array, "zeo1"),
-        array.context()
-    );
+    wait_optimal(&array);
     let zeo1 = member(&array, "zeo1");
     assert!(
         zeo1["address"]
@@ -240,7 +243,7 @@ fn a_members_reloaded_ca_applies_to_its_next_connection_only() {
     let (client, _) = pki.issue("zeoraid-client", "zeoraid", &[]);
     options.member_table = tls_table("[members.tls]", "ca", Some(&trusted), Some(&client));
     let mut array = Array::start_with(options);
-    assert!(wait_until(STATUS_WAIT, || array_status(&array) == "optimal"));
+    wait_optimal(&array);
 
     fs::copy(wrong.ca_path(), &trusted).expect("replace the CA");
     let since = array.log_mark();
