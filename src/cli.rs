@@ -89,6 +89,13 @@ pub fn main() -> ExitCode {
 fn check_config(args: &CheckConfigArgs) -> ExitCode {
     match config::load(&args.file) {
         Ok(config) => {
+            // The certificates the daemon would read, read now: a missing
+            // file or a key that does not match is caught before a start
+            // or a reload.
+            if let Err(err) = crate::tls::TlsMaterial::default().prepare(&config) {
+                eprintln!("zeoraid: {}: {err}", args.file.display());
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            }
             println!("config OK: {}", config.summary());
             ExitCode::SUCCESS
         }

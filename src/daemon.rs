@@ -52,6 +52,8 @@ pub enum DaemonError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot use the TLS certificates: {0}")]
+    Tls(#[source] crate::tls::TlsFileError),
     #[error("the array cannot start: {0}")]
     Array(#[source] actix::MailboxError),
     #[error("refusing to start: {0}")]
@@ -160,7 +162,10 @@ pub(crate) async fn serve_array(
     term: Option<crate::cluster::Term>,
     log: Logger,
 ) -> Result<Stopped, DaemonError> {
-    let mut settings = crate::members::controller_settings(&config);
+    let mut tls = crate::tls::TlsMaterial::default();
+    let prepared = tls.prepare(&config).map_err(DaemonError::Tls)?;
+    let mut settings = crate::members::controller_settings(&config, &prepared);
+    tls.install(prepared);
     settings.leading = term.as_ref().map(|t| t.leading.clone());
 
     // The controller starts and owns the member actors. The front server
@@ -196,7 +201,8 @@ pub(crate) async fn serve_array(
         source,
     })?;
     prepare_spool(&config.spool_dir, &log)?;
-    let reloader = Reloader::new(config_path, config.clone(), controller.clone(), log.clone()).start();
+    let front_tls = tls.front();
+    let reloader = Reloader::new(config_path, config.clone(), tls, controller.clone(), log.clone()).start();
     if let Some(standby) = term.as_mut().and_then(|t| t.standby_http.take()) {
         // The leader's endpoint takes the same address.
         standby.stop(true).await;
@@ -231,6 +237,7 @@ pub(crate) async fn serve_array(
         listener,
         sessions,
         max_clients,
+        front_tls,
         controller.clone(),
         log.clone(),
     ));

@@ -7,16 +7,21 @@
 //! limit until it ends. Accepted sockets get TCP keepalive, so a client
 //! whose host vanished (a half-open connection) is noticed and its session
 //! ends (a transaction it left voted is aborted by `[timeouts] transaction`
-//! long before).
+//! long before). With `[tls]`, each connection's TLS handshake runs in its
+//! own task before its session starts, holding its permit meanwhile.
 
+use rustls::ServerConfig;
 use slog::{error, info, warn, Logger};
 use socket2::{SockRef, TcpKeepalive};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use zeoraid_actors::controller::Controller;
-use zeoraid_actors::session::{ClientSession, SessionSettings};
+use zeoraid_actors::session::{ClientSession, ClientStream, SessionSettings};
+use zeoraid_actors::tls::Reloadable;
 
 /// Keepalive probes start after a minute of silence, every 10 s, and 6
 /// unanswered ones end the connection: a vanished client is noticed in
@@ -34,6 +39,7 @@ pub async fn serve(
     listener: TcpListener,
     settings: Arc<SessionSettings>,
     max_connections: usize,
+    tls: Option<Reloadable<ServerConfig>>,
     controller: actix::Addr<Controller>,
     log: Logger,
 ) {
@@ -44,7 +50,29 @@ pub async fn serve(
             Ok((stream, peer)) => match admission.clone().try_acquire_owned() {
                 Ok(permit) => {
                     keep_alive(&stream, &log);
-                    ClientSession::start(stream, peer, settings.clone(), controller.clone(), permit, &log);
+                    match &tls {
+                        None => {
+                            let stream = ClientStream::plain(stream);
+                            ClientSession::start(
+                                stream,
+                                peer,
+                                settings.clone(),
+                                controller.clone(),
+                                permit,
+                                &log,
+                            );
+                        }
+                        Some(tls) => {
+                            let accepting = TlsAccept {
+                                config: tls.current(),
+                                settings: settings.clone(),
+                                controller: controller.clone(),
+                                permit,
+                                log: log.clone(),
+                            };
+                            actix_rt::spawn(accepting.run(stream, peer));
+                        }
+                    }
                 }
                 Err(_) => {
                     drop(stream);
@@ -59,6 +87,41 @@ pub async fn serve(
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// A client connection whose TLS handshake runs in its own task (the
+/// accept loop goes on meanwhile), within `[timeouts] handshake`, with the
+/// certificates in force when it was accepted.
+struct TlsAccept {
+    config: Arc<ServerConfig>,
+    settings: Arc<SessionSettings>,
+    controller: actix::Addr<Controller>,
+    permit: OwnedSemaphorePermit,
+    log: Logger,
+}
+
+impl TlsAccept {
+    async fn run(self, stream: TcpStream, peer: SocketAddr) {
+        let accepting = TlsAcceptor::from(self.config).accept(stream);
+        let failure = match tokio::time::timeout(self.settings.handshake_timeout, accepting).await {
+            Ok(Ok(stream)) => {
+                let stream = ClientStream::tls(stream);
+                ClientSession::start(
+                    stream,
+                    peer,
+                    self.settings,
+                    self.controller,
+                    self.permit,
+                    &self.log,
+                );
+                return;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no TLS handshake within [timeouts] handshake".to_owned(),
+        };
+        // A client without an acceptable certificate ends here.
+        warn!(self.log, "client TLS handshake failed"; "peer" => %peer, "error" => failure);
     }
 }
 

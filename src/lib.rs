@@ -18,3 +18,4 @@ pub mod members;
 pub mod panics;
 pub mod reload;
 pub mod systemd;
+pub mod tls;

@@ -3,12 +3,14 @@
 //! actors crate knows no config format.
 
 use crate::config::{self, Config};
+use crate::tls::PreparedTls;
 use zeoraid_actors::controller::{ControllerSettings, RecoveryPolicy};
 use zeoraid_actors::member::{Deadlines, MemberAddress, MemberSettings};
 use zeoraid_actors::recovery::Throttle;
 
-/// The member actor's settings for one configured member.
-pub fn settings(config: &Config, member: &config::Member) -> MemberSettings {
+/// The member actor's settings for one configured member, with its
+/// certificates from `tls`.
+pub fn settings(config: &Config, member: &config::Member, tls: &PreparedTls) -> MemberSettings {
     let address = match &member.address {
         config::MemberAddress::Unix(path) => MemberAddress::Unix(path.clone()),
         tcp @ config::MemberAddress::Tcp { .. } => MemberAddress::Tcp(tcp.to_string()),
@@ -24,14 +26,15 @@ pub fn settings(config: &Config, member: &config::Member) -> MemberSettings {
     settings.allow_msgpack = member.msgpack;
     // The member's policy, already merged over the global `[restart]`.
     settings.restart = member.restart;
+    settings.tls = tls.member(member);
     settings
 }
 
 /// The controller's settings: the storage name and every member.
-pub fn controller_settings(config: &Config) -> ControllerSettings {
+pub fn controller_settings(config: &Config, tls: &PreparedTls) -> ControllerSettings {
     ControllerSettings {
         storage: config.storage.clone(),
-        members: config.members.iter().map(|m| settings(config, m)).collect(),
+        members: config.members.iter().map(|m| settings(config, m, tls)).collect(),
         cluster_mode: config.cluster_mode,
         fail_mode: config.fail_mode,
         recovery: RecoveryPolicy {
@@ -75,7 +78,7 @@ mod tests {
         let allowed: Vec<bool> = config
             .members
             .iter()
-            .map(|m| settings(&config, m).allow_msgpack)
+            .map(|m| settings(&config, m, &PreparedTls::default()).allow_msgpack)
             .collect();
         assert_eq!(allowed, [true, false]);
     }

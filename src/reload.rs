@@ -4,6 +4,7 @@
 //! An invalid file is rejected with every problem and changes nothing.
 
 use crate::config::{self, Config, Member};
+use crate::tls::TlsMaterial;
 use actix::prelude::*;
 use slog::{error, info, Logger};
 use std::path::PathBuf;
@@ -12,15 +13,24 @@ use zeoraid_actors::controller::{Controller, ReloadConfiguration, ReloadError, R
 pub struct Reloader {
     path: PathBuf,
     current: Config,
+    /// The certificates in force, replaced once a reload is applied.
+    tls: TlsMaterial,
     controller: Addr<Controller>,
     log: Logger,
 }
 
 impl Reloader {
-    pub fn new(path: PathBuf, current: Config, controller: Addr<Controller>, log: Logger) -> Reloader {
+    pub fn new(
+        path: PathBuf,
+        current: Config,
+        tls: TlsMaterial,
+        controller: Addr<Controller>,
+        log: Logger,
+    ) -> Reloader {
         Reloader {
             path,
             current,
+            tls,
             controller,
             log,
         }
@@ -57,8 +67,17 @@ impl Reloader {
                 return Box::pin(actix::fut::ready(Err(ReloadError::Rejected(e.to_string()))));
             }
         };
+        // A certificate that cannot be used rejects the reload as an
+        // invalid file does: the ones in force stay.
+        let prepared = match self.tls.prepare(&new) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                error!(self.log, "reload rejected"; "source" => source, "error" => %e);
+                return Box::pin(actix::fut::ready(Err(ReloadError::Rejected(e.to_string()))));
+            }
+        };
         let needs_restart = needs_restart(&self.current, &new);
-        let settings = crate::members::controller_settings(&new);
+        let settings = crate::members::controller_settings(&new, &prepared);
         let request = self.controller.send(ReloadMembers {
             members: settings.members,
             cluster_mode: settings.cluster_mode,
@@ -75,6 +94,7 @@ impl Reloader {
                 Err(e) => return Err(ReloadError::ControllerUnreachable(e)),
             };
             info!(act.log, "reload applied"; "source" => source, "needs_restart" => ?needs_restart);
+            act.tls.install(prepared);
             act.current = new;
             Ok(ReloadReport {
                 outcome,
@@ -114,6 +134,14 @@ pub(crate) fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
         "members.storage",
         kept_member_changed(old, new, |m| m.storage.clone()),
     );
+    // New certificate files are read on every reload; whether the listener
+    // or a kept member speaks TLS at all, and to which name, is fixed
+    // when it starts.
+    check("tls", old.tls.is_some() != new.tls.is_some());
+    check(
+        "members.tls",
+        kept_member_changed(old, new, |m| m.tls.as_ref().map(|t| t.server_name.clone())),
+    );
     changed
 }
 
@@ -152,6 +180,24 @@ mod tests {
         // A member with a new address is replaced: its settings apply now.
         let moved = config("address = \"127.0.0.1:9003\"\nmsgpack = false");
         assert!(needs_restart(&old, &moved).is_empty());
+    }
+
+    #[test]
+    fn whether_tls_is_spoken_needs_a_restart_but_new_files_do_not() {
+        let old = config("address = \"127.0.0.1:9002\"");
+        let tls = config("address = \"127.0.0.1:9002\"\n[members.tls]\nca = \"ca.pem\"");
+        assert_eq!(needs_restart(&old, &tls), ["members.tls"]);
+        let other_ca = config("address = \"127.0.0.1:9002\"\n[members.tls]\nca = \"other.pem\"");
+        assert!(needs_restart(&tls, &other_ca).is_empty());
+        let mut front = old.clone();
+        front.tls = Some(crate::config::FrontTls {
+            identity: crate::config::Identity {
+                certificate: "s.pem".into(),
+                key: "s.key".into(),
+            },
+            client_ca: None,
+        });
+        assert_eq!(needs_restart(&old, &front), ["tls"]);
     }
 
     #[test]

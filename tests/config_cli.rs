@@ -438,3 +438,25 @@ fn serve_refuses_a_broken_config() {
     assert!(!out.contains("starting zeoraid"), "{out}");
     assert!(!out.contains("zeoraid started"), "{out}");
 }
+
+/// `check-config` reads the certificate files `[tls]` names, as a start or
+/// a reload would.
+#[test]
+fn check_config_reads_the_tls_files() {
+    let text = format!("{SERVE_CONFIG}\n[tls]\ncertificate = \"missing.pem\"\nkey = \"missing.key\"\n");
+    let (dir, path) = write_config(&text);
+    let out = check_config(&path);
+    assert_eq!(
+        out.code,
+        Some(2),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    let missing = dir.path().join("missing.pem");
+    assert!(
+        out.stderr.contains("[tls]") && out.stderr.contains(&*missing.display().to_string()),
+        "stderr: {}",
+        out.stderr
+    );
+}

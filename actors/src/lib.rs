@@ -24,6 +24,7 @@ pub mod session;
 pub mod state;
 pub mod status;
 pub mod tid;
+pub mod tls;
 pub mod token;
 pub mod transaction;
 pub mod voting;

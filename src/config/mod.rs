@@ -11,6 +11,7 @@ mod duration;
 mod env;
 mod model;
 mod raw;
+mod tls;
 mod validate;
 
 use std::fmt;
@@ -91,6 +92,7 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
         let base = path.parent().unwrap_or(Path::new("."));
         config.state_dir = base.join(&config.state_dir);
     }
+    tls::resolve_paths(&mut config, path.parent().unwrap_or(Path::new(".")));
     Ok(config)
 }
 

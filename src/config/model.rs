@@ -127,7 +127,34 @@ pub struct Config {
     /// zeoraid serves alone with its state file.
     pub cluster: Option<Cluster>,
     pub members: Vec<Member>,
+    /// `[tls]`: the client listener speaks TLS; `None`: plain TCP.
+    pub tls: Option<FrontTls>,
 }
+
+/// `[tls]`, validated (relative paths are relative to the configuration
+/// file's directory once loaded from a file). The files are read when the
+/// daemon starts and on every reload, not here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontTls {
+    pub identity: Identity,
+    /// Clients must present a certificate signed by this CA.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[members.tls]`, validated (paths as for [`FrontTls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberTlsFiles {
+    /// The member's certificate must be signed by this CA.
+    pub ca: PathBuf,
+    /// The client certificate a ZEO server's `<ssl> authenticate` asks for.
+    pub identity: Option<Identity>,
+    /// The name the member's certificate must carry (default: the host of
+    /// its address).
+    pub server_name: String,
+}
+
+/// A certificate file and its key file: the TLS module's own type.
+pub use zeoraid_actors::tls::Identity;
 
 /// `[cluster]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -311,6 +338,7 @@ pub struct Member {
     /// its server's `<filestorage NAME>` section): the array's `storage`
     /// unless the member serves it under another name.
     pub storage: String,
+    pub tls: Option<MemberTlsFiles>,
 }
 
 /// Where a member ZEO server listens.

@@ -36,6 +36,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "log",
     "cluster",
     "members",
+    "tls",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,6 +60,7 @@ pub struct RawConfig {
     pub log: Option<RawLog>,
     pub cluster: Option<RawCluster>,
     pub members: Option<Vec<RawMember>>,
+    pub tls: Option<RawTls>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -146,4 +148,24 @@ pub struct RawMember {
     pub msgpack: Option<bool>,
     pub restart: Option<RawRestart>,
     pub storage: Option<String>,
+    pub tls: Option<RawMemberTls>,
+}
+
+/// `[tls]`: the client listener speaks TLS.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub certificate: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[members.tls]`: this member speaks TLS.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMemberTls {
+    pub ca: Option<PathBuf>,
+    pub certificate: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub server_name: Option<String>,
 }

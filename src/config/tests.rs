@@ -1345,3 +1345,86 @@ fn cluster_settings_are_validated() {
     let none = format!("[cluster]\n{MEMBERS}");
     assert_problem(&none, "cluster.etcd: must list at least one etcd client URL");
 }
+
+// --- TLS ------------------------------------------------------------------
+
+#[test]
+fn tls_tables_name_their_files_and_default_the_server_name_to_the_host() {
+    let c = ok(r#"
+        [tls]
+        certificate = "/etc/zeoraid/server.pem"
+        key = "/etc/zeoraid/server.key"
+        client_ca = "/etc/zeoraid/clients.pem"
+        [[members]]
+        name = "zeo1"
+        address = "zeo1.example:8100"
+        [members.tls]
+        ca = "/etc/zeoraid/ca.pem"
+        certificate = "/etc/zeoraid/client.pem"
+        key = "/etc/zeoraid/client.key"
+        [[members]]
+        name = "zeo2"
+        address = "10.0.0.2:8100"
+        [members.tls]
+        ca = "/etc/zeoraid/ca.pem"
+        server_name = "zeo2.example"
+        [[members]]
+        name = "zeo3"
+        address = "10.0.0.3:8100"
+    "#);
+    let front = c.tls.expect("[tls]");
+    assert_eq!(
+        front.identity.certificate,
+        PathBuf::from("/etc/zeoraid/server.pem")
+    );
+    assert_eq!(front.client_ca, Some(PathBuf::from("/etc/zeoraid/clients.pem")));
+    let zeo1 = c.members[0].tls.as_ref().expect("zeo1 speaks TLS");
+    assert_eq!(zeo1.server_name, "zeo1.example");
+    assert_eq!(
+        zeo1.identity.as_ref().map(|i| i.key.clone()),
+        Some(PathBuf::from("/etc/zeoraid/client.key"))
+    );
+    let zeo2 = c.members[1].tls.as_ref().expect("zeo2 speaks TLS");
+    assert_eq!(zeo2.server_name, "zeo2.example");
+    assert_eq!(zeo2.identity, None);
+    assert_eq!(c.members[2].tls, None);
+    assert_eq!(ok(MEMBERS).tls, None);
+}
+
+#[test]
+fn tls_tables_report_what_is_missing_or_incoherent() {
+    assert_problem(
+        &with_members("[tls]\ncertificate = \"s.pem\""),
+        "tls.key: missing",
+    );
+    assert_problem(
+        "[[members]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n[members.tls]\ncertificate = \"c.pem\"\nkey = \"c.key\"",
+        "members[0].tls.ca: missing",
+    );
+    assert_problem(
+        "[[members]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n[members.tls]\nca = \"ca.pem\"\nkey = \"c.key\"",
+        "members[0].tls.certificate: missing",
+    );
+    assert_problem(
+        "[[members]]\nname = \"a\"\naddress = \"/run/zeo.sock\"\n[members.tls]\nca = \"ca.pem\"",
+        "members[0].tls.server_name: required for a member on a Unix socket",
+    );
+    assert_problem(
+        "[[members]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n[members.tls]\nca = \"ca.pem\"\nserver_name = \"not a name\"",
+        "members[0].tls.server_name:",
+    );
+}
+
+#[test]
+fn relative_tls_paths_belong_to_the_configuration_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("z.toml");
+    let text = "[tls]\ncertificate = \"s.pem\"\nkey = \"/abs/s.key\"\n\
+                [[members]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n[members.tls]\nca = \"ca.pem\"\n";
+    std::fs::write(&path, text).unwrap();
+    let c = load_with_env(&path, &Environment::default()).unwrap();
+    let front = c.tls.expect("[tls]");
+    assert_eq!(front.identity.certificate, dir.path().join("s.pem"));
+    assert_eq!(front.identity.key, PathBuf::from("/abs/s.key"));
+    assert_eq!(c.members[0].tls.as_ref().unwrap().ca, dir.path().join("ca.pem"));
+}

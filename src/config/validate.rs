@@ -41,10 +41,10 @@ impl fmt::Display for Problem {
 const MAX_UNIX_PATH: usize = 107;
 
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             key: key.into(),
             message: message.into(),
@@ -92,6 +92,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
         valid_listen,
         &storage,
     );
+    let tls = raw.tls.map(|raw| super::tls::front(&mut p, raw));
 
     let config = Config {
         listen,
@@ -112,6 +113,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
         log,
         cluster,
         members,
+        tls,
     };
     if p.0.is_empty() {
         Ok(config)
@@ -759,6 +761,9 @@ fn members(
                 Some("restart"),
             ),
         };
+        let tls = m
+            .tls
+            .map(|raw| super::tls::member(p, &prefix, raw, address.as_ref()));
         out.push(Member {
             name,
             // Only reached with a `None` when a problem was recorded, in
@@ -767,6 +772,7 @@ fn members(
             msgpack: m.msgpack.unwrap_or(true),
             restart,
             storage: storage_name_or(p, &format!("{prefix}.storage"), m.storage, array_storage),
+            tls,
         });
     }
     out

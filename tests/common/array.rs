@@ -71,6 +71,12 @@ pub struct ArrayOptions {
     pub restart: String,
     /// `[log] level`.
     pub log_level: String,
+    /// Name the members `localhost:PORT` in the config instead of
+    /// `127.0.0.1:PORT` (resolved by zeoraid at each connect).
+    pub members_by_host_name: bool,
+    /// Extra TOML in each member's table, after its name and address,
+    /// e.g. a `[members.tls]` table.
+    pub member_table: String,
     /// Extra TOML appended after the members, e.g. `"[timeouts]\ncall = \"5s\"\n"`.
     pub tables: String,
     /// Bound for each zeoraid start.
@@ -102,6 +108,8 @@ impl ArrayOptions {
                 .to_string(),
             log_level: "info".to_string(),
             tables: String::new(),
+            member_table: String::new(),
+            members_by_host_name: false,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             member_storages: Vec::new(),
             relayed: Vec::new(),
@@ -712,10 +720,15 @@ impl Array {
                 Some(Some(relay)) => relay.addr(),
                 _ => member.addr(),
             };
+            let address = match o.members_by_host_name {
+                true => format!("localhost:{}", address.port()),
+                false => address.to_string(),
+            };
             config.push_str(&format!(
-                "[[members]]\nname = \"zeo{}\"\naddress = \"{}\"\n\n",
+                "[[members]]\nname = \"zeo{}\"\naddress = \"{}\"\n{}\n",
                 i + 1,
-                address
+                address,
+                o.member_table
             ));
         }
         config.push_str(&o.tables);

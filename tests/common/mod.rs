@@ -8,7 +8,8 @@
 //! `use common::http;` (requests to zeoraid's HTTP endpoint),
 //! `use common::etcd::Etcd;` (a real single-node etcd),
 //! `use common::ctl::ctl;` (runs `zeoraid ctl`),
-//! `use common::cluster::Cluster;` (several zeoraids elected on etcd) and
+//! `use common::cluster::Cluster;` (several zeoraids elected on etcd),
+//! `use common::tls::Pki;` (certificates and TLS clients) and
 //! `use common::writer::Writer;` (a ZEO client's write load, recording
 //! what it was told is committed).
 //! Each integration test binary uses only some of these helpers, hence the
@@ -24,4 +25,5 @@ pub mod http;
 pub mod rawclient;
 pub mod records;
 pub mod runzeo;
+pub mod tls;
 pub mod writer;

@@ -76,6 +76,19 @@ pub struct RunZeoOptions {
     /// the first start) instead of an empty storage, e.g. a storage a test
     /// wrote with ZODB itself.  `None` (default): empty.
     pub initial_storage: Option<PathBuf>,
+    /// An `<ssl>` section in `<zeo>`: the server speaks TLS only (and
+    /// requires client certificates signed by `authenticate`). Readiness
+    /// is then its "listening" log line alone: `ruok` speaks plain TCP.
+    pub ssl: Option<RunZeoSsl>,
+}
+
+/// runzeo's `<ssl>` section: the server's certificate and key, and the CA
+/// (file) its clients' certificates must be signed by.
+#[derive(Clone, Debug)]
+pub struct RunZeoSsl {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub authenticate: PathBuf,
 }
 
 impl Default for RunZeoOptions {
@@ -89,6 +102,7 @@ impl Default for RunZeoOptions {
             zeo_settings: Vec::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             initial_storage: None,
+            ssl: None,
         }
     }
 }
@@ -132,6 +146,12 @@ impl RunZeoOptions {
     /// Add a `key value` line to the `<zeo>` section.
     pub fn zeo_setting(mut self, key: &str, value: &str) -> Self {
         self.zeo_settings.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Speak TLS (see [`RunZeoOptions::ssl`]).
+    pub fn ssl(mut self, ssl: RunZeoSsl) -> Self {
+        self.ssl = Some(ssl);
         self
     }
 
@@ -715,6 +735,14 @@ fn zconfig(options: &RunZeoOptions, addr: SocketAddr, dir: &Path) -> String {
     for (key, value) in &options.zeo_settings {
         zeo.push_str(&format!("  {key} {value}\n"));
     }
+    if let Some(ssl) = &options.ssl {
+        zeo.push_str(&format!(
+            "  <ssl>\n    certificate {}\n    key {}\n    authenticate {}\n  </ssl>\n",
+            ssl.certificate.display(),
+            ssl.key.display(),
+            ssl.authenticate.display()
+        ));
+    }
     zeo.push_str("</zeo>\n\n");
     let mut storage = format!(
         "<filestorage {}>\n  path {}\n",
@@ -785,6 +813,9 @@ fn spawn_ready(
                 let _ = child.wait();
                 return Err(RunZeoError::new(format!("cannot poll runzeo: {e}")));
             }
+        }
+        if this_start.contains(&listening) && options.ssl.is_some() {
+            return Ok(child);
         }
         if this_start.contains(&listening) {
             match ruok(addr, Duration::from_secs(2)) {

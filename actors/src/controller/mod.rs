@@ -76,6 +76,10 @@ struct Slot {
     info: Option<Value>,
     /// The member actor's connection state (from its state events).
     conn_state: ConnState,
+    /// Why the member actor last changed state (a failed connect says
+    /// why it failed: refused, a TLS error), for the reason of a member
+    /// that never connected at startup.
+    conn_reason: String,
     /// Failures of this member the controller heard of (failed calls,
     /// outvoted answers), whether or not they degraded it.
     failures: u64,
@@ -130,6 +134,7 @@ impl Slot {
             last_tid: None,
             info: None,
             conn_state: ConnState::Connecting,
+            conn_reason: String::new(),
             failures: 0,
             missed: 0,
             recovery: None,
@@ -591,7 +596,10 @@ impl Controller {
         let slot = &self.members[i];
         let Some(last_tid) = slot.last_tid.filter(|_| slot.connected) else {
             if slot.optimal() {
-                let reason = "not connected since zeoraid started".to_string();
+                let reason = match slot.conn_reason.as_str() {
+                    "" => "not connected since zeoraid started".to_string(),
+                    why => format!("not connected since zeoraid started: {why}"),
+                };
                 self.degrade(i, DegradeKind::Failed, reason, None);
             }
             return;
@@ -624,6 +632,7 @@ impl Controller {
         let was = self.members[i].connected;
         self.members[i].connected = state == ConnState::Ready;
         self.members[i].conn_state = state;
+        self.members[i].conn_reason.clone_from(&reason);
         if self.members[i].connected && !was {
             self.members[i].connected_since = Some(std::time::Instant::now());
         } else if !self.members[i].connected {

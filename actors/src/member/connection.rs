@@ -1,5 +1,5 @@
-//! One connection to a member: establishing it (TCP or Unix socket,
-//! handshake, `register`, `get_info`) and the two tasks that move its bytes.
+//! One connection to a member: establishing it (TCP or Unix socket, TLS
+//! when configured, handshake, `register`, `get_info`) and the two tasks that move its bytes.
 //!
 //! The actor never awaits network I/O in a handler: establishing runs as a
 //! spawned future (a `ctx.wait` here would leave the member unanswerable for
@@ -8,11 +8,11 @@
 //! which the actor handled the calls.
 
 use super::error::MemberError;
-use super::settings::{MemberAddress, MemberSettings};
+use super::settings::{MemberAddress, MemberSettings, MemberTls};
 use crate::metrics::{self, Peer};
 use futures::StreamExt;
 use std::io;
-use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::FramedRead;
 use zeo::encoding::Encoding;
 use zeo::exceptions::ZeoError;
@@ -41,28 +41,58 @@ pub(crate) struct Established {
 }
 
 /// Opens the socket (TCP with `TCP_NODELAY`: every ZEO call is a small
-/// request waiting for a reply, Nagle would add latency to each).
+/// request waiting for a reply, Nagle would add latency to each), then
+/// TLS over it when the member has a `[members.tls]` table.
 pub(crate) async fn open(settings: &MemberSettings) -> io::Result<(MemberFrameReader, ByteWriter)> {
     let codec = SkippingFrameCodec::new(settings.max_frame);
-    match &settings.address {
+    let (reader, writer): (Box<dyn AsyncRead + Unpin>, ByteWriter) = match &settings.address {
         MemberAddress::Tcp(hostport) => {
             let stream = tokio::net::TcpStream::connect(hostport.as_str()).await?;
             stream.set_nodelay(true)?;
-            let (r, w) = stream.into_split();
-            Ok((
-                FramedRead::new(Box::new(r) as Box<dyn AsyncRead + Unpin>, codec),
-                Box::new(w),
-            ))
+            match &settings.tls {
+                Some(tls) => split(tls_connect(tls, stream).await?),
+                None => {
+                    let (r, w) = stream.into_split();
+                    (Box::new(r), Box::new(w))
+                }
+            }
         }
         MemberAddress::Unix(path) => {
             let stream = tokio::net::UnixStream::connect(path).await?;
-            let (r, w) = stream.into_split();
-            Ok((
-                FramedRead::new(Box::new(r) as Box<dyn AsyncRead + Unpin>, codec),
-                Box::new(w),
-            ))
+            match &settings.tls {
+                Some(tls) => split(tls_connect(tls, stream).await?),
+                None => {
+                    let (r, w) = stream.into_split();
+                    (Box::new(r), Box::new(w))
+                }
+            }
         }
-    }
+    };
+    Ok((FramedRead::new(reader, codec), writer))
+}
+
+/// The TLS handshake with the certificates in force now (a reload changes
+/// them for the next connection); its error says that TLS failed and why
+/// (an unknown issuer, a name mismatch), which becomes the member's
+/// degraded reason.
+async fn tls_connect<S>(tls: &MemberTls, stream: S) -> io::Result<tokio_rustls::client::TlsStream<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    tokio_rustls::TlsConnector::from(tls.config.current())
+        .connect(tls.server_name.clone(), stream)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake failed: {e}")))
+}
+
+/// A TLS stream's halves (one lock shared by the two, taken per read and
+/// write; a plain socket splits without one).
+fn split<S>(stream: S) -> (Box<dyn AsyncRead + Unpin>, ByteWriter)
+where
+    S: AsyncRead + AsyncWrite + 'static,
+{
+    let (r, w) = tokio::io::split(stream);
+    (Box::new(r), Box::new(w))
 }
 
 /// The client side of the handshake, then `register` and `get_info`

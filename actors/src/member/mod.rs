@@ -34,7 +34,7 @@ pub use messages::{
     ReconnectNow, Relay, Relayed, SendBlob, Shutdown, Snapshot, Subscribe,
 };
 pub use policy::{Decision, RestartPolicy, RestartTracker};
-pub use settings::{Deadlines, MemberAddress, MemberSettings};
+pub use settings::{Deadlines, MemberAddress, MemberSettings, MemberTls};
 pub use snapshot::{ConnState, LastError, MemberSnapshot};
 
 use crate::metrics::{self, Peer};
@@ -302,10 +302,11 @@ impl MemberActor {
         self.generation += 1;
         self.fail_pending(&reason);
         self.blob_streams.clear();
-        self.last_error = Some(LastError {
+        let previous = self.last_error.replace(LastError {
             message: reason.clone(),
             at: SystemTime::now(),
         });
+        let same_as_before = previous.is_some_and(|e| e.message == reason);
         let was_parked = self.tracker.is_parked();
         if !was_parked {
             // What `on_failure` counts as a restart (a failed probe is not).
@@ -320,8 +321,18 @@ impl MemberActor {
                 );
                 after
             }
-            Decision::Park { probe_after } if was_parked => {
+            Decision::Park { probe_after } if was_parked && same_as_before => {
                 debug!(self.log, "probe failed"; "reason" => &reason, "next_probe_in" => ?probe_after);
+                probe_after
+            }
+            // A probe that fails otherwise than the last attempt (the
+            // member is back but its certificate does not verify) says so:
+            // the reason shown is always the latest.
+            Decision::Park { probe_after } if was_parked => {
+                self.transition(
+                    ConnState::Parked,
+                    format!("{reason}; parked, probing every {probe_after:?}"),
+                );
                 probe_after
             }
             Decision::Park { probe_after } => {

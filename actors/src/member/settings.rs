@@ -3,6 +3,9 @@
 //! validated `Config` onto these.
 
 use super::policy::RestartPolicy;
+use crate::tls::Reloadable;
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -67,6 +70,18 @@ pub struct MemberSettings {
     /// Largest frame accepted from the member.
     pub max_frame: usize,
     pub restart: RestartPolicy,
+    /// TLS to the member (a runzeo with an `<ssl>` section); `None`: plain.
+    pub tls: Option<MemberTls>,
+}
+
+/// How a member connection speaks TLS. A reload that keeps the member
+/// replaces the certificates inside `config`, not the settings, so the
+/// member keeps its connection and the next one uses them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberTls {
+    /// The name the member's certificate must carry.
+    pub server_name: ServerName<'static>,
+    pub config: Reloadable<ClientConfig>,
 }
 
 impl MemberSettings {
@@ -82,6 +97,7 @@ impl MemberSettings {
             heartbeat_interval: Duration::from_secs(60),
             max_frame: zeo::framing::DEFAULT_MAX_FRAME,
             restart: RestartPolicy::default(),
+            tls: None,
         }
     }
 }

@@ -24,11 +24,13 @@ mod management;
 mod reads;
 mod registration;
 mod snapshot;
+mod stream;
 mod undo_filter;
 mod undo_pack;
 mod voted_read;
 
 pub use management::ZeoAdminCalls;
+pub use stream::ClientStream;
 
 use crate::controller::{
     ClusterMode, Controller, ReloadConfiguration, Serving, SessionClosed, SessionId, ToSession,
@@ -163,7 +165,7 @@ struct FromClient(Result<Bytes, Lost>);
 impl ClientSession {
     /// Takes over an accepted connection: announces the protocol and serves it.
     pub fn start(
-        stream: tokio::net::TcpStream,
+        stream: ClientStream,
         peer: SocketAddr,
         settings: Arc<SessionSettings>,
         controller: Addr<Controller>,
@@ -173,12 +175,8 @@ impl ClientSession {
         let id = SessionId::next();
         let log = log.new(slog::o!("session" => id.0, "peer" => peer.to_string()));
         ClientSession::create(move |ctx| {
-            let _ = stream.set_nodelay(true);
-            let (r, w) = stream.into_split();
-            let reader: wire::FrameReader = FramedRead::new(
-                Box::new(r) as Box<dyn tokio::io::AsyncRead + Unpin>,
-                FrameCodec::new(settings.max_frame),
-            );
+            let reader: wire::FrameReader =
+                FramedRead::new(stream.reader, FrameCodec::new(settings.max_frame));
             let (queue, queued) = mpsc::unbounded_channel();
             let me = ctx.address();
             // The next frame is read once the session has handled this one:
@@ -193,10 +191,13 @@ impl ClientSession {
             let me = ctx.address();
             let backlog = Arc::<Backlog>::default();
             // See the `reader` field.
-            let writer =
-                wire::spawn_counted_writer(Box::new(w), queued, Peer::Client, backlog.clone(), move |lost| {
-                    me.do_send(FromClient(Err(lost)))
-                });
+            let writer = wire::spawn_counted_writer(
+                stream.writer,
+                queued,
+                Peer::Client,
+                backlog.clone(),
+                move |lost| me.do_send(FromClient(Err(lost))),
+            );
             let handshake_timer = ctx.run_later(settings.handshake_timeout, |act, ctx| {
                 act.close(ctx, "no protocol handshake within [timeouts] handshake")
             });
