@@ -167,3 +167,62 @@ fn a_large_transaction_waits_in_a_spool_file_past_the_memory_limit() {
         }
     }
 }
+
+/// Every spool file in `dir` cut to nothing, as a failing disk or a
+/// careless cleaner of the temporary directory leaves it under zeoraid.
+fn truncate_spool_files(dir: &std::path::Path) -> usize {
+    let mut cut = 0;
+    for entry in std::fs::read_dir(dir).expect("the spool dir") {
+        let path = entry.expect("a spool dir entry").path();
+        let file = std::fs::OpenOptions::new().write(true).open(&path);
+        file.expect("a spool file").set_len(0).expect("truncate");
+        cut += 1;
+    }
+    cut
+}
+
+#[test]
+fn a_spool_unreadable_at_the_vote_is_zeoraids_fault_not_the_members() {
+    let spool = tempfile::tempdir().expect("a spool dir");
+    let mut options = ArrayOptions::new(2);
+    options.top_level = vec![format!("spool_dir = {:?}", spool.path().display().to_string())];
+    options.tables = "[limits]\ntransaction_memory = 4096\n".into();
+    let mut array = Array::start_with(options);
+    let mut client = RawClient::connect_registered(array.addr());
+    let oids: Vec<Oid> = (0..4).map(|_| client.new_oid()).collect();
+    let txn = client.begin();
+    for (i, oid) in oids.iter().enumerate() {
+        client.store(&txn, *oid, Tid::ZERO, &mapping_record(3000, i as u8));
+    }
+    // The stores are handled in order: this call's answer means every
+    // record before it is in the transaction's buffer (and spool).
+    client.last_transaction();
+    assert_eq!(
+        truncate_spool_files(spool.path()),
+        1,
+        "the records past 4 KiB wait in one spool file"
+    );
+    let voted = client.vote(&txn);
+    match &voted {
+        Err(e) => assert!(
+            format!("{e:?}").contains("could not read its spool file back"),
+            "{e:?}\n{}",
+            array.context()
+        ),
+        Ok(answer) => panic!("a vote whose records are lost was accepted: {answer:?}"),
+    }
+    let status = array.raid_status();
+    assert_eq!(status["status"], "optimal", "{status}\n{}", array.context());
+    for i in 0..2 {
+        let mut member = array.member_client(i);
+        for oid in &oids {
+            assert!(
+                !matches!(member.load(*oid), Ok(Some(_))),
+                "member {}: {oid} of the refused transaction was stored",
+                i + 1
+            );
+        }
+    }
+    array.assert_serving(&[]);
+    assert_eq!(array.raid_status()["status"], "optimal");
+}

@@ -9,7 +9,7 @@
 mod replay;
 mod spool;
 
-pub use replay::Replay;
+pub use replay::{Replay, SpoolFault};
 pub use spool::{is_stale_spool, BlobChunks, BlobDigest, BlobHasher, SpooledBlob, SPOOL_PREFIX};
 
 use bytes::Bytes;
@@ -145,8 +145,8 @@ impl TxnBuffer {
     }
 
     /// Opens every spooled blob once, so that a spool file gone missing
-    /// refuses the vote here instead of failing the members' connections
-    /// halfway through their [`Replay`]s.
+    /// refuses the vote here, before anything goes to a member (one that
+    /// fails later, halfway through the [`Replay`]s, is a [`SpoolFault`]).
     pub fn check_spool(&self) -> std::io::Result<()> {
         for op in &self.ops {
             if let TxnOp::Blob { blob, .. } = op {
