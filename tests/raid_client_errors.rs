@@ -81,9 +81,9 @@ fn blobs_on_members_without_blob_support_are_refused_and_the_members_stay_optima
     array.assert_serving(&[&before]);
 }
 
-/// The smallest `max_frame_size` that still leaves room for a member's
-/// `get_info` and a client's small commits.
-const SMALL_FRAMES: &str = "max_frame_size = 4096";
+/// The smallest `max_frame_size` zeoraid accepts (a blob chunk with its
+/// envelope).
+const SMALL_FRAMES: &str = "max_frame_size = 65536";
 
 #[test]
 fn a_reply_over_max_frame_size_is_the_clients_error_and_the_members_stay_optimal() {
@@ -91,14 +91,14 @@ fn a_reply_over_max_frame_size_is_the_clients_error_and_the_members_stay_optimal
     options.top_level.push(SMALL_FRAMES.into());
     let mut array = Array::start_with(options);
     let mut client = array.client();
-    // 30 transactions with 300-byte descriptions: their undo log is over
-    // 9 000 bytes, each transaction far below the limit.
+    // 30 transactions with 3000-byte descriptions: their undo log is over
+    // 90 000 bytes, each transaction far below the limit.
     let mut last = Tid::ZERO;
     for _ in 0..30 {
         let oid = client.new_oid();
         let stores = [(oid, Tid::ZERO, ROOT_RECORD)];
         last = client
-            .try_commit_as(None, " ", &[b'd'; 300], &stores)
+            .try_commit_as(None, " ", &[b'd'; 3000], &stores)
             .expect("a small commit");
     }
     let since = array.log_mark();

@@ -22,9 +22,15 @@ pub const DEFAULT_STORAGE: &str = "1";
 /// small enough that a corrupt length prefix cannot make us allocate
 /// gigabytes.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 256 * 1024 * 1024;
-/// A floor that catches a unit mistake (256 meant as MiB); real ZEO
-/// traffic needs far more.
-pub const MIN_MAX_FRAME_SIZE: u64 = 1024;
+/// The floor: a blob chunk (ZEO sends and takes blobs in chunks of
+/// [`BLOB_CHUNK`] bytes, one per frame, a size neither side can be asked
+/// to change) with room for its envelope. Below it, a member's
+/// `receiveBlobChunk` callback would be over the limit (a callback answers
+/// no call, so it cannot fail alone: the member's connection would be
+/// dropped on every blob download) and a client's blob upload would close
+/// its connection: such a configuration is refused at load instead.
+pub const MIN_MAX_FRAME_SIZE: u64 = 64 * 1024;
+const _: () = assert!(MIN_MAX_FRAME_SIZE >= BLOB_CHUNK as u64 + 1024);
 /// ZEO frames carry a 4-byte big-endian length, so nothing larger can be
 /// expressed on the wire.
 pub const MAX_MAX_FRAME_SIZE: u64 = u32::MAX as u64;
@@ -198,6 +204,7 @@ pub use zeoraid_actors::controller::{ClusterMode, FailMode, SlowPolicy};
 pub use zeoraid_actors::member::RestartPolicy;
 /// Which management calls the ZEO port answers: the session's own type.
 pub use zeoraid_actors::session::ZeoAdminCalls;
+use zeoraid_actors::transaction::BLOB_CHUNK;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recovery {

@@ -903,6 +903,17 @@ fn storage_must_not_be_empty() {
 }
 
 #[test]
+fn max_frame_size_must_hold_a_blob_chunk() {
+    // 60 000 bytes: a 59 000-byte blob chunk would fit, its envelope may not.
+    assert_problem(
+        &with_members("max_frame_size = 60000"),
+        "max_frame_size: must be between 65536 and 4294967295 bytes (at least a ZEO blob chunk \
+         with its envelope; frames have a 32-bit length), got 60000",
+    );
+    assert_eq!(ok(&with_members("max_frame_size = 65536")).max_frame_size, 65_536);
+}
+
+#[test]
 fn spool_dir_must_not_be_empty() {
     assert_problem(&with_members("spool_dir = \"\""), "spool_dir: must not be empty");
 }
@@ -911,11 +922,11 @@ fn spool_dir_must_not_be_empty() {
 fn max_frame_size_must_fit_a_zeo_frame() {
     assert_problem(
         &with_members("max_frame_size = 10"),
-        "max_frame_size: must be between 1024 and 4294967295 bytes",
+        "max_frame_size: must be between 65536 and 4294967295 bytes",
     );
     assert_problem(
         &with_members("max_frame_size = 4294967296"),
-        "max_frame_size: must be between 1024 and 4294967295 bytes",
+        "max_frame_size: must be between 65536 and 4294967295 bytes",
     );
     assert_eq!(
         ok(&with_members("max_frame_size = 4294967295")).max_frame_size,

@@ -175,7 +175,8 @@ fn max_frame_size(p: &mut Problems, raw: Option<u64>) -> usize {
                 "max_frame_size",
                 format!(
                     "must be between {MIN_MAX_FRAME_SIZE} and {MAX_MAX_FRAME_SIZE} bytes \
-                     (ZEO frames have a 32-bit length), got {n}"
+                     (at least a ZEO blob chunk with its envelope; frames have a 32-bit \
+                     length), got {n}"
                 ),
             );
             DEFAULT_MAX_FRAME_SIZE

@@ -10,7 +10,7 @@ mod replay;
 mod spool;
 
 pub use replay::{Replay, SpoolFault};
-pub use spool::{is_stale_spool, BlobChunks, BlobDigest, BlobHasher, SpooledBlob, SPOOL_PREFIX};
+pub use spool::{is_stale_spool, BlobChunks, BlobDigest, BlobHasher, SpooledBlob, BLOB_CHUNK, SPOOL_PREFIX};
 
 use bytes::Bytes;
 use std::io;
