@@ -269,7 +269,11 @@ mod tests {
             )
         };
         let kinds: Vec<bool> = txn.ops.iter().map(spooled).collect();
-        assert_eq!(kinds, [false, false, true, true], "two records fit in 2500 bytes");
+        assert_eq!(
+            kinds,
+            [false, false, true, true],
+            "two records and their operations fit in 2500 bytes"
+        );
         let replay = Replay::new(Arc::new(txn), TxnId::from_i64(7), Tid::from_u64(5));
         let stores: Vec<(Oid, Bytes)> = replay
             .filter_map(|r| match r {
