@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use zeo::callbacks::Callback;
+use zeo::message::Message;
 use zeo::methods::{Request, SendBlob, StoreBlobChunk, StoreBlobEnd};
 use zeo::reply::{Reply, VoteResult};
 use zeo::types::{Oid, Tid};
@@ -225,4 +226,70 @@ fn a_spool_unreadable_at_the_vote_is_zeoraids_fault_not_the_members() {
     }
     array.assert_serving(&[]);
     assert_eq!(array.raid_status()["status"], "optimal");
+}
+
+/// How many files in `dir` zeoraid has open (a download's spool may be
+/// open twice for a moment: written, and read back).
+fn open_files_in(array: &Array, dir: &std::path::Path) -> usize {
+    let pid = array.zeoraid_pid().expect("zeoraid runs");
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+}
+
+#[test]
+fn a_client_pipelining_blob_downloads_waits_for_its_few_in_flight() {
+    const IN_FLIGHT: usize = 4;
+    const REQUESTS: usize = 40;
+    let spool = tempfile::tempdir().expect("a spool dir");
+    let mut options = ArrayOptions::new(1);
+    options.top_level = vec![format!("spool_dir = {:?}", spool.path().display().to_string())];
+    options.tables = format!("[limits]\nblob_downloads_per_session = {IN_FLIGHT}\n");
+    let array = Array::start_with(options);
+    let (oid, serial) = commit_blob(&array, 1);
+    let mut client = RawClient::connect_registered(array.addr());
+    let msgids: Vec<_> = (0..REQUESTS)
+        .map(|_| {
+            let msgid = client.next_msgid();
+            client.send(&Request::SendBlob(SendBlob { oid, serial }).to_message(msgid.clone()));
+            msgid
+        })
+        .collect();
+    // The client reads nothing for a while: zeoraid must not spool every
+    // download it asked for meanwhile (well within the backlog's 5 s).
+    let watch_until = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    let mut most = 0;
+    while std::time::Instant::now() < watch_until {
+        most = most.max(open_files_in(&array, spool.path()));
+        thread::yield_now();
+    }
+    assert!(
+        most <= IN_FLIGHT,
+        "{most} spool files open for one client's downloads, more than {IN_FLIGHT}\n{}",
+        array.context()
+    );
+    // Each blob comes whole (its chunks, then its reply), in whatever
+    // order the downloads end.
+    let mut unanswered: std::collections::HashSet<_> = msgids.into_iter().collect();
+    let mut got = 0;
+    while !unanswered.is_empty() {
+        match client.read_message().expect("the downloads") {
+            Message::Reply { msgid, result } => {
+                assert!(unanswered.remove(&msgid), "{msgid:?} answered twice");
+                assert_eq!(result, zeo::Value::None, "sendBlob {msgid:?}");
+                assert_eq!(got, blob_size(1), "sendBlob {msgid:?}: the whole blob");
+                got = 0;
+            }
+            Message::Call { name, args, .. } => {
+                if let Callback::ReceiveBlobChunk { chunk, .. } = Callback::decode(&name, &args).unwrap() {
+                    got += chunk.len() as u64;
+                }
+            }
+            other => panic!("a sendBlob answered {other:?}"),
+        }
+    }
 }

@@ -55,6 +55,7 @@ pub const DEFAULT_LIMITS: Limits = Limits {
     client_backlog: 16 * 1024 * 1024,
     transaction_memory: 16 * 1024 * 1024,
     explicit_tid_skew: Duration::from_secs(3600),
+    blob_downloads_per_session: 16,
 };
 /// Descriptors kept for members, the HTTP endpoint, the state and spool
 /// files beyond the client connections.
@@ -64,6 +65,10 @@ pub const RESERVED_DESCRIPTORS: u64 = 64;
 pub const MAX_CLIENT_CONNECTIONS: u64 = 1_000_000;
 /// A floor that catches a unit mistake (16 meant as MiB).
 pub const MIN_CLIENT_BACKLOG: u64 = 64 * 1024;
+/// Each blob download in flight holds a spool file (a descriptor): more
+/// than this per client is a typo, not a need (ClientStorage asks for one
+/// blob at a time per thread).
+pub const MAX_BLOB_DOWNLOADS_PER_SESSION: u64 = 1024;
 
 pub const DEFAULT_RESTART: RestartPolicy = RestartPolicy::DEFAULT;
 
@@ -192,6 +197,10 @@ pub struct Limits {
     /// the future would pin the array's tids there (and near 2^64 leave
     /// none).
     pub explicit_tid_skew: Duration,
+    /// Blob downloads (`sendBlob`) one client may have in flight, each
+    /// holding a spool file until the client has read the blob; past it
+    /// zeoraid reads nothing more from the client until one is done.
+    pub blob_downloads_per_session: usize,
 }
 
 /// How reads are served, what clients get once the array has failed, and

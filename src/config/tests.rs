@@ -118,6 +118,7 @@ fn full_config_parses_every_option() {
         client_backlog = 1048576
         transaction_memory = 0
         explicit_tid_skew = "5m"
+        blob_downloads_per_session = 4
 
         [restart]
         max_restarts = 3
@@ -193,6 +194,7 @@ fn full_config_parses_every_option() {
             client_backlog: 1_048_576,
             transaction_memory: 0,
             explicit_tid_skew: Duration::from_secs(300),
+            blob_downloads_per_session: 4,
         }
     );
     assert_eq!(
@@ -1328,4 +1330,13 @@ fn cluster_settings_are_validated() {
     }
     let none = format!("[cluster]\n{MEMBERS}");
     assert_problem(&none, "cluster.etcd: must list at least one etcd client URL");
+}
+
+#[test]
+fn blob_downloads_per_session_is_sixteen_by_default_and_at_least_one() {
+    assert_eq!(ok(MEMBERS).limits.blob_downloads_per_session, 16);
+    assert_problem(
+        &with_members("[limits]\nblob_downloads_per_session = 0"),
+        "limits.blob_downloads_per_session: must be between 1 and 1024, got 0",
+    );
 }

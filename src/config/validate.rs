@@ -276,6 +276,13 @@ fn limits(p: &mut Problems, raw: RawLimits) -> Limits {
             raw.explicit_tid_skew.as_deref(),
             DEFAULT_LIMITS.explicit_tid_skew,
         ),
+        blob_downloads_per_session: count(
+            p,
+            "limits.blob_downloads_per_session",
+            raw.blob_downloads_per_session,
+            1..=MAX_BLOB_DOWNLOADS_PER_SESSION,
+            DEFAULT_LIMITS.blob_downloads_per_session,
+        ),
     }
 }
 
