@@ -201,7 +201,9 @@ impl ClientSession {
                 let room = room.clone();
                 async move {
                     let _ = delivered.await;
-                    let _ = room.acquire().await;
+                    if room.available_permits() == 0 {
+                        let _ = room.acquire().await;
+                    }
                 }
             });
             let me = ctx.address();
