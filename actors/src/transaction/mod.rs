@@ -212,17 +212,22 @@ impl TxnBuffer {
 mod tests {
     use super::*;
 
-    #[test]
-    fn many_small_operations_count_against_the_memory_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut txn = TxnBuffer::begin(&TpcBegin {
+    /// An empty transaction, as a client begins one.
+    pub(super) fn txn() -> TxnBuffer {
+        TxnBuffer::begin(&TpcBegin {
             id: TxnId::from_i64(1),
             user: Value::bytes(&b""[..]),
             description: Value::bytes(&b""[..]),
             extension: Value::Dict(vec![]),
             tid: None,
             status: " ".into(),
-        });
+        })
+    }
+
+    #[test]
+    fn many_small_operations_count_against_the_memory_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut txn = txn();
         let limit = 10 * OP_OVERHEAD;
         for n in 0..10 {
             let check = TxnOp::CheckCurrent {

@@ -231,18 +231,8 @@ mod tests {
     use super::*;
     use crate::transaction::Record;
     use bytes::Bytes;
-    use zeo::Value;
 
-    fn txn() -> TxnBuffer {
-        TxnBuffer::begin(&TpcBegin {
-            id: TxnId::from_i64(1),
-            user: Value::bytes(&b""[..]),
-            description: Value::bytes(&b""[..]),
-            extension: Value::Dict(vec![]),
-            tid: None,
-            status: " ".into(),
-        })
-    }
+    use crate::transaction::tests::txn;
 
     fn store(n: u8, len: usize) -> TxnOp {
         TxnOp::Store {
