@@ -228,6 +228,7 @@ pub(crate) async fn serve_array(
         handshake_timeout: config.timeouts.handshake,
         client_backlog: config.limits.client_backlog,
         transaction_memory: config.limits.transaction_memory,
+        blob_downloads: config.limits.blob_downloads_per_session,
         admin_calls: config.zeo_admin_calls,
         admin_token: config.http.token.clone().map(Token::new),
     });

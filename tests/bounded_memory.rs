@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use zeo::callbacks::Callback;
+use zeo::message::Message;
 use zeo::methods::{Request, SendBlob, StoreBlobChunk, StoreBlobEnd};
 use zeo::reply::{Reply, VoteResult};
 use zeo::types::{Oid, Tid};
@@ -164,6 +165,131 @@ fn a_large_transaction_waits_in_a_spool_file_past_the_memory_limit() {
                 "member {}: {oid}",
                 i + 1
             );
+        }
+    }
+}
+
+/// Every spool file in `dir` cut to nothing, as a failing disk or a
+/// careless cleaner of the temporary directory leaves it under zeoraid.
+fn truncate_spool_files(dir: &std::path::Path) -> usize {
+    let mut cut = 0;
+    for entry in std::fs::read_dir(dir).expect("the spool dir") {
+        let path = entry.expect("a spool dir entry").path();
+        let file = std::fs::OpenOptions::new().write(true).open(&path);
+        file.expect("a spool file").set_len(0).expect("truncate");
+        cut += 1;
+    }
+    cut
+}
+
+#[test]
+fn a_spool_unreadable_at_the_vote_is_zeoraids_fault_not_the_members() {
+    let spool = tempfile::tempdir().expect("a spool dir");
+    let mut options = ArrayOptions::new(2);
+    options.top_level = vec![format!("spool_dir = {:?}", spool.path().display().to_string())];
+    options.tables = "[limits]\ntransaction_memory = 4096\n".into();
+    let mut array = Array::start_with(options);
+    let mut client = RawClient::connect_registered(array.addr());
+    let oids: Vec<Oid> = (0..4).map(|_| client.new_oid()).collect();
+    let txn = client.begin();
+    for (i, oid) in oids.iter().enumerate() {
+        client.store(&txn, *oid, Tid::ZERO, &mapping_record(3000, i as u8));
+    }
+    // The stores are handled in order: this call's answer means every
+    // record before it is in the transaction's buffer (and spool).
+    client.last_transaction();
+    assert_eq!(
+        truncate_spool_files(spool.path()),
+        1,
+        "the records past 4 KiB wait in one spool file"
+    );
+    let voted = client.vote(&txn);
+    match &voted {
+        Err(e) => assert!(
+            format!("{e:?}").contains("could not read its spool file back"),
+            "{e:?}\n{}",
+            array.context()
+        ),
+        Ok(answer) => panic!("a vote whose records are lost was accepted: {answer:?}"),
+    }
+    let status = array.raid_status();
+    assert_eq!(status["status"], "optimal", "{status}\n{}", array.context());
+    for i in 0..2 {
+        let mut member = array.member_client(i);
+        for oid in &oids {
+            assert!(
+                !matches!(member.load(*oid), Ok(Some(_))),
+                "member {}: {oid} of the refused transaction was stored",
+                i + 1
+            );
+        }
+    }
+    array.assert_serving(&[]);
+    assert_eq!(array.raid_status()["status"], "optimal");
+}
+
+/// How many files in `dir` zeoraid has open (a download's spool may be
+/// open twice for a moment: written, and read back).
+fn open_files_in(array: &Array, dir: &std::path::Path) -> usize {
+    let pid = array.zeoraid_pid().expect("zeoraid runs");
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+}
+
+#[test]
+fn a_client_pipelining_blob_downloads_waits_for_its_few_in_flight() {
+    const IN_FLIGHT: usize = 4;
+    const REQUESTS: usize = 40;
+    let spool = tempfile::tempdir().expect("a spool dir");
+    let mut options = ArrayOptions::new(1);
+    options.top_level = vec![format!("spool_dir = {:?}", spool.path().display().to_string())];
+    options.tables = format!("[limits]\nblob_downloads_per_session = {IN_FLIGHT}\n");
+    let array = Array::start_with(options);
+    let (oid, serial) = commit_blob(&array, 1);
+    let mut client = RawClient::connect_registered(array.addr());
+    let msgids: Vec<_> = (0..REQUESTS)
+        .map(|_| {
+            let msgid = client.next_msgid();
+            client.send(&Request::SendBlob(SendBlob { oid, serial }).to_message(msgid.clone()));
+            msgid
+        })
+        .collect();
+    // The client reads nothing for a while: zeoraid must not spool every
+    // download it asked for meanwhile (well within the backlog's 5 s).
+    let watch_until = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    let mut most = 0;
+    while std::time::Instant::now() < watch_until {
+        most = most.max(open_files_in(&array, spool.path()));
+        thread::yield_now();
+    }
+    assert!(
+        most <= IN_FLIGHT,
+        "{most} spool files open for one client's downloads, more than {IN_FLIGHT}\n{}",
+        array.context()
+    );
+    // Each blob comes whole (its chunks, then its reply), in whatever
+    // order the downloads end.
+    let mut unanswered: std::collections::HashSet<_> = msgids.into_iter().collect();
+    let mut got = 0;
+    while !unanswered.is_empty() {
+        match client.read_message().expect("the downloads") {
+            Message::Reply { msgid, result } => {
+                assert!(unanswered.remove(&msgid), "{msgid:?} answered twice");
+                assert_eq!(result, zeo::Value::None, "sendBlob {msgid:?}");
+                assert_eq!(got, blob_size(1), "sendBlob {msgid:?}: the whole blob");
+                got = 0;
+            }
+            Message::Call { name, args, .. } => {
+                if let Callback::ReceiveBlobChunk { chunk, .. } = Callback::decode(&name, &args).unwrap() {
+                    got += chunk.len() as u64;
+                }
+            }
+            other => panic!("a sendBlob answered {other:?}"),
         }
     }
 }

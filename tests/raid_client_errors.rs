@@ -10,7 +10,7 @@ use common::array::{Array, ArrayOptions};
 use common::records::ROOT_RECORD;
 use common::runzeo::RunZeoOptions;
 use zeo::exceptions::ZeoError;
-use zeo::methods::{Request, SendBlob, StoreBlobChunk, StoreBlobEnd, TpcAbort, UndoInfo, UndoLog};
+use zeo::methods::{Request, SendBlob, StoreBlobChunk, StoreBlobEnd, TpcAbort, UndoInfo, UndoLog, Undoa};
 use zeo::reply::Reply;
 use zeo::types::Tid;
 use zeo::Value;
@@ -81,9 +81,9 @@ fn blobs_on_members_without_blob_support_are_refused_and_the_members_stay_optima
     array.assert_serving(&[&before]);
 }
 
-/// The smallest `max_frame_size` that still leaves room for a member's
-/// `get_info` and a client's small commits.
-const SMALL_FRAMES: &str = "max_frame_size = 4096";
+/// The smallest `max_frame_size` zeoraid accepts (a blob chunk with its
+/// envelope).
+const SMALL_FRAMES: &str = "max_frame_size = 65536";
 
 #[test]
 fn a_reply_over_max_frame_size_is_the_clients_error_and_the_members_stay_optimal() {
@@ -91,14 +91,14 @@ fn a_reply_over_max_frame_size_is_the_clients_error_and_the_members_stay_optimal
     options.top_level.push(SMALL_FRAMES.into());
     let mut array = Array::start_with(options);
     let mut client = array.client();
-    // 30 transactions with 300-byte descriptions: their undo log is over
-    // 9 000 bytes, each transaction far below the limit.
+    // 30 transactions with 3000-byte descriptions: their undo log is over
+    // 90 000 bytes, each transaction far below the limit.
     let mut last = Tid::ZERO;
     for _ in 0..30 {
         let oid = client.new_oid();
         let stores = [(oid, Tid::ZERO, ROOT_RECORD)];
         last = client
-            .try_commit_as(None, " ", &[b'd'; 300], &stores)
+            .try_commit_as(None, " ", &[b'd'; 3000], &stores)
             .expect("a small commit");
     }
     let since = array.log_mark();
@@ -137,5 +137,47 @@ fn a_reply_over_max_frame_size_is_the_clients_error_and_the_members_stay_optimal
         Ok(Reply::UndoLog(entries)) => assert_eq!(entries.len(), 2),
         other => panic!("undoLog(0, 2): {other:?}"),
     }
+    array.assert_serving(&[]);
+}
+
+/// An undo of a transaction that changed thousands of objects: every
+/// member's vote lists each undone oid, a reply over `max_frame_size`.
+/// That is the client's request, too large to answer: its vote fails with
+/// a `ClientStorageError` naming the limit, the transaction is aborted
+/// everywhere, and the members stay optimal (before, each oversized vote
+/// reply degraded its member, and the array failed).
+#[test]
+fn a_vote_reply_over_max_frame_size_is_the_clients_error_and_the_members_stay_optimal() {
+    const OBJECTS: usize = 7000;
+    let mut options = ArrayOptions::new(2);
+    options.top_level.push(SMALL_FRAMES.into());
+    let mut array = Array::start_with(options);
+    let mut client = array.client();
+    let oids: Vec<_> = (0..OBJECTS).map(|_| client.new_oid()).collect();
+    let stores: Vec<_> = oids.iter().map(|oid| (*oid, Tid::ZERO, ROOT_RECORD)).collect();
+    let last = client.commit(&stores);
+    let trans_id = match client.call(Request::UndoLog(UndoLog { first: 0, last: 1 })) {
+        Ok(Reply::UndoLog(entries)) => entries[0].dict_get("id").expect("an undo id").clone(),
+        other => panic!("undoLog(0, 1): {other:?}"),
+    };
+    let since = array.log_mark();
+    let txn = client.begin();
+    client.oneway(Request::Undoa(Undoa {
+        trans_id,
+        id: txn.clone(),
+    }));
+    let error = client.vote(&txn).expect_err("a vote reply over max_frame_size");
+    let text = format!("{error:?}");
+    assert_eq!(class_of(&error), "ZEO.Exceptions.ClientStorageError", "{text}");
+    assert!(text.contains("max_frame_size"), "{text}");
+    client
+        .call(Request::TpcAbort(TpcAbort { id: txn }))
+        .expect("tpc_abort");
+    assert_members_untouched(&array, last);
+    let member_changes = array.find_log(since, |l| l["msg"] == "member state change");
+    assert!(
+        member_changes.is_none(),
+        "a member connection changed state: {member_changes:?}"
+    );
     array.assert_serving(&[]);
 }

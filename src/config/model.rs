@@ -22,9 +22,15 @@ pub const DEFAULT_STORAGE: &str = "1";
 /// small enough that a corrupt length prefix cannot make us allocate
 /// gigabytes.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 256 * 1024 * 1024;
-/// A floor that catches a unit mistake (256 meant as MiB); real ZEO
-/// traffic needs far more.
-pub const MIN_MAX_FRAME_SIZE: u64 = 1024;
+/// The floor: a blob chunk (ZEO sends and takes blobs in chunks of
+/// [`BLOB_CHUNK`] bytes, one per frame, a size neither side can be asked
+/// to change) with room for its envelope. Below it, a member's
+/// `receiveBlobChunk` callback would be over the limit (a callback answers
+/// no call, so it cannot fail alone: the member's connection would be
+/// dropped on every blob download) and a client's blob upload would close
+/// its connection: such a configuration is refused at load instead.
+pub const MIN_MAX_FRAME_SIZE: u64 = 64 * 1024;
+const _: () = assert!(MIN_MAX_FRAME_SIZE >= BLOB_CHUNK as u64 + 1024);
 /// ZEO frames carry a 4-byte big-endian length, so nothing larger can be
 /// expressed on the wire.
 pub const MAX_MAX_FRAME_SIZE: u64 = u32::MAX as u64;
@@ -49,6 +55,7 @@ pub const DEFAULT_LIMITS: Limits = Limits {
     client_backlog: 16 * 1024 * 1024,
     transaction_memory: 16 * 1024 * 1024,
     explicit_tid_skew: Duration::from_secs(3600),
+    blob_downloads_per_session: 16,
 };
 /// Descriptors kept for members, the HTTP endpoint, the state and spool
 /// files beyond the client connections.
@@ -58,6 +65,10 @@ pub const RESERVED_DESCRIPTORS: u64 = 64;
 pub const MAX_CLIENT_CONNECTIONS: u64 = 1_000_000;
 /// A floor that catches a unit mistake (16 meant as MiB).
 pub const MIN_CLIENT_BACKLOG: u64 = 64 * 1024;
+/// Each blob download in flight holds a spool file (a descriptor): more
+/// than this per client is a typo, not a need (ClientStorage asks for one
+/// blob at a time per thread).
+pub const MAX_BLOB_DOWNLOADS_PER_SESSION: u64 = 1024;
 
 pub const DEFAULT_RESTART: RestartPolicy = RestartPolicy::DEFAULT;
 
@@ -213,6 +224,10 @@ pub struct Limits {
     /// the future would pin the array's tids there (and near 2^64 leave
     /// none).
     pub explicit_tid_skew: Duration,
+    /// Blob downloads (`sendBlob`) one client may have in flight, each
+    /// holding a spool file until the client has read the blob; past it
+    /// zeoraid reads nothing more from the client until one is done.
+    pub blob_downloads_per_session: usize,
 }
 
 /// How reads are served, what clients get once the array has failed, and
@@ -225,6 +240,7 @@ pub use zeoraid_actors::controller::{ClusterMode, FailMode, SlowPolicy};
 pub use zeoraid_actors::member::RestartPolicy;
 /// Which management calls the ZEO port answers: the session's own type.
 pub use zeoraid_actors::session::ZeoAdminCalls;
+use zeoraid_actors::transaction::BLOB_CHUNK;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recovery {

@@ -81,6 +81,7 @@ pub struct RawLimits {
     pub client_backlog: Option<u64>,
     pub transaction_memory: Option<u64>,
     pub explicit_tid_skew: Option<String>,
+    pub blob_downloads_per_session: Option<u64>,
 }
 
 /// Used both for the global `[restart]` table and for a member's

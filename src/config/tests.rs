@@ -118,6 +118,7 @@ fn full_config_parses_every_option() {
         client_backlog = 1048576
         transaction_memory = 0
         explicit_tid_skew = "5m"
+        blob_downloads_per_session = 4
 
         [restart]
         max_restarts = 3
@@ -200,6 +201,7 @@ fn full_config_parses_every_option() {
             client_backlog: 1_048_576,
             transaction_memory: 0,
             explicit_tid_skew: Duration::from_secs(300),
+            blob_downloads_per_session: 4,
         }
     );
     assert_eq!(
@@ -930,6 +932,17 @@ fn storage_must_not_be_empty() {
 }
 
 #[test]
+fn max_frame_size_must_hold_a_blob_chunk() {
+    // 60 000 bytes: a 59 000-byte blob chunk would fit, its envelope may not.
+    assert_problem(
+        &with_members("max_frame_size = 60000"),
+        "max_frame_size: must be between 65536 and 4294967295 bytes (at least a ZEO blob chunk \
+         with its envelope; frames have a 32-bit length), got 60000",
+    );
+    assert_eq!(ok(&with_members("max_frame_size = 65536")).max_frame_size, 65_536);
+}
+
+#[test]
 fn spool_dir_must_not_be_empty() {
     assert_problem(&with_members("spool_dir = \"\""), "spool_dir: must not be empty");
 }
@@ -938,11 +951,11 @@ fn spool_dir_must_not_be_empty() {
 fn max_frame_size_must_fit_a_zeo_frame() {
     assert_problem(
         &with_members("max_frame_size = 10"),
-        "max_frame_size: must be between 1024 and 4294967295 bytes",
+        "max_frame_size: must be between 65536 and 4294967295 bytes",
     );
     assert_problem(
         &with_members("max_frame_size = 4294967296"),
-        "max_frame_size: must be between 1024 and 4294967295 bytes",
+        "max_frame_size: must be between 65536 and 4294967295 bytes",
     );
     assert_eq!(
         ok(&with_members("max_frame_size = 4294967295")).max_frame_size,
@@ -1427,4 +1440,13 @@ fn relative_tls_paths_belong_to_the_configuration_file() {
     assert_eq!(front.identity.certificate, dir.path().join("s.pem"));
     assert_eq!(front.identity.key, PathBuf::from("/abs/s.key"));
     assert_eq!(c.members[0].tls.as_ref().unwrap().ca, dir.path().join("ca.pem"));
+}
+
+#[test]
+fn blob_downloads_per_session_is_sixteen_by_default_and_at_least_one() {
+    assert_eq!(ok(MEMBERS).limits.blob_downloads_per_session, 16);
+    assert_problem(
+        &with_members("[limits]\nblob_downloads_per_session = 0"),
+        "limits.blob_downloads_per_session: must be between 1 and 1024, got 0",
+    );
 }

@@ -187,7 +187,8 @@ fn max_frame_size(p: &mut Problems, raw: Option<u64>) -> usize {
                 "max_frame_size",
                 format!(
                     "must be between {MIN_MAX_FRAME_SIZE} and {MAX_MAX_FRAME_SIZE} bytes \
-                     (ZEO frames have a 32-bit length), got {n}"
+                     (at least a ZEO blob chunk with its envelope; frames have a 32-bit \
+                     length), got {n}"
                 ),
             );
             DEFAULT_MAX_FRAME_SIZE
@@ -286,6 +287,13 @@ fn limits(p: &mut Problems, raw: RawLimits) -> Limits {
             "limits.explicit_tid_skew",
             raw.explicit_tid_skew.as_deref(),
             DEFAULT_LIMITS.explicit_tid_skew,
+        ),
+        blob_downloads_per_session: count(
+            p,
+            "limits.blob_downloads_per_session",
+            raw.blob_downloads_per_session,
+            1..=MAX_BLOB_DOWNLOADS_PER_SESSION,
+            DEFAULT_LIMITS.blob_downloads_per_session,
         ),
     }
 }

@@ -479,6 +479,8 @@ struct RelayShared {
     /// Signalled on resume, on every finished write and on cuts.
     flow_changed: Condvar,
     cut_rule: Mutex<Option<Vec<u8>>>,
+    /// [`Relay::corrupt_next_frame_containing`].
+    corrupt_rule: Mutex<Option<Vec<u8>>>,
     log: Mutex<FrameLog>,
     /// [`Relay::delay_server_replies`], in nanoseconds.
     reply_delay_nanos: AtomicU64,
@@ -583,6 +585,7 @@ impl Relay {
             flow: Mutex::new(Flow::default()),
             flow_changed: Condvar::new(),
             cut_rule: Mutex::new(None),
+            corrupt_rule: Mutex::new(None),
             log: Mutex::new(FrameLog::default()),
             reply_delay_nanos: AtomicU64::new(0),
         });
@@ -700,6 +703,16 @@ impl Relay {
     /// again for another cut.  Replaces a rule that has not fired yet.
     pub fn cut_before_frame_containing(&self, needle: &[u8]) {
         *lock(&self.shared.cut_rule) = Some(needle.to_vec());
+    }
+
+    /// Arm a one-shot corruption: the next client->server frame whose
+    /// payload contains `needle` (e.g. `b"storeBlobChunk"`) is forwarded
+    /// with the byte in the middle of its payload inverted (inside a blob
+    /// chunk's data, for a chunk of any size), as a faulty network card or
+    /// disk would leave it; the frame still decodes. The rule then disarms
+    /// itself.
+    pub fn corrupt_next_frame_containing(&self, needle: &[u8]) {
+        *lock(&self.shared.corrupt_rule) = Some(needle.to_vec());
     }
 
     /// Disarm a rule set by [`Relay::cut_before_frame_containing`] that has
@@ -838,7 +851,8 @@ fn pump(shared: &RelayShared, link: &Link, direction: Direction, mut src: TcpStr
         for piece in pieces.drain(..) {
             let bytes = match piece {
                 Piece::Raw(bytes) => bytes,
-                Piece::Frame(frame) => {
+                Piece::Frame(mut frame) => {
+                    corrupt(shared, &mut frame[HEADER_LEN..]);
                     if inspect(shared, &frame[HEADER_LEN..]) {
                         shared.frames_dropped.fetch_add(1, Ordering::SeqCst);
                         link.cut();
@@ -965,6 +979,17 @@ fn inspect(shared: &RelayShared, payload: &[u8]) -> bool {
         return true;
     }
     false
+}
+
+/// Inverts the middle byte of `payload` if the armed corruption rule
+/// matches it (the rule is then disarmed).
+fn corrupt(shared: &RelayShared, payload: &mut [u8]) {
+    let mut rule = lock(&shared.corrupt_rule);
+    if rule.as_deref().is_some_and(|needle| contains(payload, needle)) {
+        *rule = None;
+        let middle = payload.len() / 2;
+        payload[middle] ^= 0xff;
+    }
 }
 
 /// Write `bytes` to `dst` unless stalled (then wait for resume, a cut or

@@ -1,6 +1,7 @@
 //! The one way the controller asks several members the same thing: send to
 //! each at once, collect every answer with the time it took, and sort the
-//! answers into replies, application errors (the members' verdict, for the
+//! answers into replies, application errors and replies over
+//! `max_frame_size` (the members' verdict, for the
 //! caller to judge) and failures (the member is degraded here, with the
 //! reason, so no caller forgets to).
 
@@ -116,16 +117,23 @@ impl Controller {
                     }
                     Err(reply) => format!("unexpected answer to {what}: {reply:?}"),
                 },
-                Ok(Err(MemberError::Application { error, .. })) => {
-                    sorted.push(Answered {
-                        member,
-                        index,
-                        answer: Err(error),
-                        took,
-                    });
-                    continue;
-                }
-                Ok(Err(e)) => e.to_string(),
+                // An error reply, or a reply larger than max_frame_size (an
+                // `undo` whose vote lists more oids than a frame holds): the
+                // call's answer, for the caller to judge. `tpc_finish`
+                // answers with a tid, so its caller takes an oversized one
+                // for the failure it is (`Controller::committed`).
+                Ok(Err(e)) => match e.as_answer() {
+                    Some(error) => {
+                        sorted.push(Answered {
+                            member,
+                            index,
+                            answer: Err(error),
+                            took,
+                        });
+                        continue;
+                    }
+                    None => e.to_string(),
+                },
                 Err(e) => format!("member actor unreachable: {e}"),
             };
             let reason = format!("{what} failed: {failure}");

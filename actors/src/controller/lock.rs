@@ -33,6 +33,7 @@
 use super::admin::{Draining, QueuedReload};
 use super::fanout::Timed;
 use super::{MemberId, Pack, SessionId, Takeover, Vote};
+use crate::transaction::SpoolFault;
 use actix::SpawnHandle;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -66,6 +67,9 @@ pub(super) struct Commit {
     /// finish within `[timeouts] transaction`; cancelled when it leaves
     /// the lock (one pending timer, not one per commit).
     pub expiry: Option<SpawnHandle>,
+    /// Set when a member's replay could not read the transaction's spool
+    /// back: the vote is then refused, no member blamed.
+    pub spool_fault: SpoolFault,
 }
 
 /// Who holds the commit lock.
@@ -639,6 +643,7 @@ mod tests {
             vote_took: Vec::new(),
             since: Instant::now(),
             expiry: None,
+            spool_fault: SpoolFault::default(),
         }
     }
 

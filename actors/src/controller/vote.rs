@@ -10,7 +10,7 @@ use crate::member::{CallAfter, Oneways};
 use crate::metrics::{self, CommitOutcome};
 use crate::recovery::has_interface;
 use crate::tid;
-use crate::transaction::{TxnBuffer, TxnOp};
+use crate::transaction::{SpoolFault, TxnBuffer, TxnOp};
 use crate::voting::{self, Rule, Verdict};
 use std::time::Instant;
 use zeo::exceptions::ZeoError;
@@ -138,11 +138,13 @@ impl Controller {
             return self.refuse_vote(vote.session, vote.msgid, error);
         }
         let txn = Arc::new(vote.txn);
+        let spool_fault = SpoolFault::default();
         let oneways = Oneways::Replay {
             txn: txn.clone(),
             id: member_txn.clone(),
             tid,
             fence: self.root_serial,
+            fault: spool_fault.clone(),
         };
         let call = Request::Vote(methods::Vote {
             id: member_txn.clone(),
@@ -161,6 +163,7 @@ impl Controller {
             vote_took: Vec::new(),
             since: Instant::now(),
             expiry: None,
+            spool_fault,
         });
         let msgid = vote.msgid;
         ctx.spawn(answers.into_actor(self).map(move |results, act, ctx| {
@@ -193,6 +196,15 @@ impl Controller {
         };
         let session = commit.session;
         let touches_root = commit.touches_root;
+        if let Some(fault) = commit.spool_fault.get() {
+            // zeoraid's own disk failed: the members voted on what they
+            // got (less than the transaction) and are fine.
+            error!(self.log, "a vote's spool could not be read back: transaction aborted everywhere, no member is blamed";
+                "error" => fault);
+            metrics::commit(CommitOutcome::Failed);
+            let error = ZeoError::unavailable(fault);
+            return self.abort_vote(ctx, session, msgid, error);
+        }
         let ahead = self.lock.take_finish_times_ahead();
         // A member degraded while voting (a session saw it fail a read):
         // its answer no longer counts.

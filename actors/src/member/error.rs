@@ -81,6 +81,21 @@ impl MemberError {
         }
     }
 
+    /// The error a client gets for an answer that is its own problem: a
+    /// member's error reply as it is; a reply over `max_frame_size` as a
+    /// `ClientStorageError` that names neither the member nor the reply's
+    /// exact size, so that several members answering the same call alike
+    /// agree (a vote's majority compares them). `None` for failures.
+    pub fn as_answer(&self) -> Option<ZeoError> {
+        match self {
+            MemberError::Application { error, .. } => Some(error.clone()),
+            MemberError::ReplyTooLarge { method, max, .. } => Some(ZeoError::unavailable(&format!(
+                "the reply to {method} is larger than max_frame_size ({max} bytes): ask for less"
+            ))),
+            _ => None,
+        }
+    }
+
     /// The ZEO error reply, for application errors.
     pub fn application_error(&self) -> Option<&ZeoError> {
         match self {
@@ -122,6 +137,17 @@ mod tests {
             max: 1024,
         };
         assert!(!too_large.is_member_failure());
+        let elsewhere = MemberError::ReplyTooLarge {
+            member: "zeo2".into(),
+            method: "undoLog".into(),
+            len: 2100,
+            max: 1024,
+        };
+        assert_eq!(
+            too_large.as_answer(),
+            elsewhere.as_answer(),
+            "two members answering alike agree"
+        );
         assert_eq!(outcome(too_large), CallOutcome::ErrorReply);
     }
 }

@@ -4,7 +4,7 @@
 use super::error::MemberError;
 use super::events::MemberEvent;
 use super::snapshot::MemberSnapshot;
-use crate::transaction::TxnBuffer;
+use crate::transaction::{SpoolFault, TxnBuffer};
 use actix::{MailboxError, Message, Recipient};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -49,6 +49,8 @@ pub enum Oneways {
         /// The root object's serial the leader of a cluster expects: the
         /// member refuses the vote if it moved (`transaction::Replay`).
         fence: Option<Tid>,
+        /// Where the replay reports a spool it cannot read back.
+        fault: SpoolFault,
     },
 }
 

@@ -767,7 +767,13 @@ impl Handler<CallAfter> for MemberActor {
     fn handle(&mut self, msg: CallAfter, ctx: &mut Context<Self>) -> Self::Result {
         let queued = match msg.oneways {
             Oneways::Requests(requests) => requests.into_iter().try_for_each(|r| self.oneway(r)),
-            Oneways::Replay { txn, id, tid, fence } => self.replay(Replay::new(txn, id, tid).fenced(fence)),
+            Oneways::Replay {
+                txn,
+                id,
+                tid,
+                fence,
+                fault,
+            } => self.replay(Replay::new(txn, id, tid).fenced(fence).reporting_to(fault)),
         };
         if let Err(e) = queued {
             return Box::pin(futures::future::ready(Err(e)));
@@ -820,7 +826,7 @@ impl MemberActor {
     fn replay(&mut self, replay: Replay) -> Result<(), MemberError> {
         let live = self.conn.as_ref().filter(|_| self.state == ConnState::Ready);
         let live = live.ok_or_else(|| self.unavailable())?;
-        let messages = replay.map(|request| request.map(|r| r.to_message(MsgId::ASYNC)));
+        let messages = replay.map(|request| Ok(request.to_message(MsgId::ASYNC)));
         let frames = wire::lazy_frames(live.encoding, "reading a spooled blob back", messages);
         live.queue
             .send(Outgoing::Frames(frames))

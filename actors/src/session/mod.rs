@@ -46,7 +46,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 use zeo::callbacks::Callback;
@@ -83,6 +83,9 @@ pub struct SessionSettings {
     /// Record data a transaction may hold in memory before its records
     /// are spooled to `spool_dir` (`[limits] transaction_memory`).
     pub transaction_memory: usize,
+    /// Blob downloads the client may have in flight
+    /// (`[limits] blob_downloads_per_session`, `reads.rs`).
+    pub blob_downloads: usize,
     /// Which `raid_*` calls clients may make (`zeo_admin_calls`).
     pub admin_calls: ZeoAdminCalls,
     /// The token the mutating `raid_*` calls must carry as their last
@@ -137,6 +140,9 @@ pub struct ClientSession {
     txn: Option<(TxnBuffer, Phase)>,
     /// The blob upload in progress (between storeBlobStart and storeBlobEnd).
     blob_spool: Option<SpooledBlob>,
+    /// A permit per blob download in flight, held until the client's
+    /// writer has sent the blob (`reads.rs`).
+    blob_downloads: Arc<Semaphore>,
     readers: Vec<Addr<MemberActor>>,
     next_reader: usize,
     /// What the controller last said the array serves.
@@ -179,13 +185,23 @@ impl ClientSession {
                 FramedRead::new(stream.reader, FrameCodec::new(settings.max_frame));
             let (queue, queued) = mpsc::unbounded_channel();
             let me = ctx.address();
+            let blob_downloads = Arc::new(Semaphore::new(settings.blob_downloads));
+            let room = blob_downloads.clone();
             // The next frame is read once the session has handled this one:
             // a client cannot pile up more than one frame in zeoraid's
             // memory (a transaction's records are spooled as they come).
+            // Nor while all its blob downloads are in flight: a client
+            // pipelining `sendBlob`s waits for one to be done (and so
+            // does whatever it sent after them), instead of holding a spool
+            // file per request.
             let reader = wire::spawn_reader(reader, Peer::Client, move |item| {
                 let delivered = me.send(FromClient(item));
+                let room = room.clone();
                 async move {
                     let _ = delivered.await;
+                    if room.available_permits() == 0 {
+                        let _ = room.acquire().await;
+                    }
                 }
             });
             let me = ctx.address();
@@ -225,6 +241,7 @@ impl ClientSession {
                 label: None,
                 txn: None,
                 blob_spool: None,
+                blob_downloads,
                 readers: Vec::new(),
                 next_reader: 0,
                 serving: Serving::ReadWrite,

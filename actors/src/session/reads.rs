@@ -177,7 +177,17 @@ impl ClientSession {
     /// one). The chunks are then read from the spool as the client takes
     /// them: a blob costs disk, not memory, however many clients read it
     /// and however slowly.
+    ///
+    /// Each download holds one of the session's
+    /// `[limits] blob_downloads_per_session` permits from here until the
+    /// client's writer has sent the blob. The session's reader reads no
+    /// frame while none is left, so one is always free here.
     pub(super) fn send_blob(&mut self, ctx: &mut Context<Self>, msgid: MsgId, oid: Oid, serial: Tid) {
+        let Ok(permit) = self.blob_downloads.clone().try_acquire_owned() else {
+            // Not reached: the reader waits for a free permit.
+            let reason = "too many blob downloads in flight ([limits] blob_downloads_per_session)";
+            return self.error(msgid, ZeoError::unavailable(reason));
+        };
         let Some(member) = self.pick_reader(&[]) else {
             return self.error(msgid, no_reader());
         };
@@ -193,7 +203,7 @@ impl ClientSession {
                 act.report(&member, DegradeKind::Failed, format!("sendBlob failed: {reason}"));
             }
             match (member_answer(result), spooled) {
-                (Ok(()), Ok(blob)) => act.stream_blob(msgid, oid, serial, &blob),
+                (Ok(()), Ok(blob)) => act.stream_blob(msgid, oid, serial, &blob, permit),
                 (Ok(()), Err(e)) => act.error(msgid, spool_error(&e)),
                 (Err(error), _) => act.error(msgid, error),
             }
@@ -202,8 +212,16 @@ impl ClientSession {
 
     /// Sends a spooled blob to the client: `receiveBlobStart`, the chunks
     /// made from the spool as the writer gets to them, `receiveBlobStop`,
-    /// then the reply.
-    fn stream_blob(&mut self, msgid: MsgId, oid: Oid, serial: Tid, blob: &SpooledBlob) {
+    /// then the reply. `permit` goes with the chunks: given back when the
+    /// writer is done with them.
+    fn stream_blob(
+        &mut self,
+        msgid: MsgId,
+        oid: Oid,
+        serial: Tid,
+        blob: &SpooledBlob,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
         let (Some(encoding), Ok(chunks)) = (self.encoding, blob.chunks()) else {
             return self.error(
                 msgid,
@@ -212,6 +230,7 @@ impl ClientSession {
         };
         self.callback(Callback::ReceiveBlobStart { oid, serial });
         let messages = chunks.map(move |chunk| {
+            let _download = &permit;
             chunk.map(|chunk| Callback::ReceiveBlobChunk { oid, serial, chunk }.to_message())
         });
         self.push_lazy(wire::lazy_frames(

@@ -9,8 +9,8 @@
 mod replay;
 mod spool;
 
-pub use replay::Replay;
-pub use spool::{is_stale_spool, BlobChunks, BlobDigest, BlobHasher, SpooledBlob, SPOOL_PREFIX};
+pub use replay::{Replay, SpoolFault};
+pub use spool::{is_stale_spool, BlobChunks, BlobDigest, BlobHasher, SpooledBlob, BLOB_CHUNK, SPOOL_PREFIX};
 
 use bytes::Bytes;
 use std::io;
@@ -64,6 +64,16 @@ pub enum TxnOp {
     },
 }
 
+/// What one buffered operation costs in memory besides its record data,
+/// a fixed estimate: the operation in the buffer (its enum with an oid and
+/// a serial), the `Bytes` and allocator bookkeeping of its data, and the
+/// operation's share of the buffer's spare capacity. An operation is never
+/// spooled, so a transaction of many small operations (thousands of
+/// `checkCurrentSerialInTransaction` or deletes) counts against
+/// `[limits] transaction_memory` too, and its records spool sooner.
+pub const OP_OVERHEAD: usize = 160;
+const _: () = assert!(std::mem::size_of::<TxnOp>() * 2 <= OP_OVERHEAD);
+
 #[derive(Clone, Debug)]
 pub struct TxnBuffer {
     /// The client's transaction id (`id(txn)` in its process).
@@ -75,7 +85,8 @@ pub struct TxnBuffer {
     pub tid: Option<Tid>,
     pub status: String,
     pub ops: Vec<TxnOp>,
-    /// Record data held in memory so far.
+    /// Memory held so far: record data kept in memory, plus
+    /// [`OP_OVERHEAD`] per operation.
     held: usize,
     /// Where records go once `held` would pass the limit: appended while
     /// the client stores, shared (read only) by the members' replays.
@@ -97,13 +108,20 @@ impl TxnBuffer {
         }
     }
 
-    /// Adds an operation. A record that would take the record data held
-    /// in memory past `limit` bytes is appended to the transaction's spool
-    /// file (created in `spool_dir` when first needed) instead, so a
-    /// transaction of any size costs zeoraid at most `limit` of memory.
+    /// Adds an operation. A record that would take the memory held past
+    /// `limit` bytes (record data and [`OP_OVERHEAD`] per operation) is
+    /// appended to the transaction's spool file (created in `spool_dir`
+    /// when first needed) instead, so the records of a transaction of any
+    /// size cost zeoraid at most `limit` of memory.
     pub fn push(&mut self, mut op: TxnOp, limit: usize, spool_dir: &Path) -> io::Result<()> {
+        self.held += OP_OVERHEAD;
         let data = match &mut op {
             TxnOp::Store { data, .. } | TxnOp::Restore { data: Some(data), .. } => Some(data),
+            TxnOp::Blob { data, .. } => {
+                // A blob's record stays in memory (its content is spooled).
+                self.held += data.len();
+                None
+            }
             _ => None,
         };
         if let Some(record) = data {
@@ -145,8 +163,8 @@ impl TxnBuffer {
     }
 
     /// Opens every spooled blob once, so that a spool file gone missing
-    /// refuses the vote here instead of failing the members' connections
-    /// halfway through their [`Replay`]s.
+    /// refuses the vote here, before anything goes to a member (one that
+    /// fails later, halfway through the [`Replay`]s, is a [`SpoolFault`]).
     pub fn check_spool(&self) -> std::io::Result<()> {
         for op in &self.ops {
             if let TxnOp::Blob { blob, .. } = op {
@@ -187,5 +205,54 @@ impl TxnBuffer {
         let mut seen = std::collections::HashSet::new();
         oids.retain(|oid| seen.insert(*oid));
         oids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty transaction, as a client begins one.
+    pub(super) fn txn() -> TxnBuffer {
+        TxnBuffer::begin(&TpcBegin {
+            id: TxnId::from_i64(1),
+            user: Value::bytes(&b""[..]),
+            description: Value::bytes(&b""[..]),
+            extension: Value::Dict(vec![]),
+            tid: None,
+            status: " ".into(),
+        })
+    }
+
+    #[test]
+    fn many_small_operations_count_against_the_memory_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut txn = txn();
+        let limit = 10 * OP_OVERHEAD;
+        for n in 0..10 {
+            let check = TxnOp::CheckCurrent {
+                oid: Oid::from_u64(n),
+                serial: Tid::ZERO,
+            };
+            txn.push(check, limit, dir.path()).unwrap();
+        }
+        let store = TxnOp::Store {
+            oid: Oid::from_u64(99),
+            serial: Tid::ZERO,
+            data: Record::Held(Bytes::from_static(b"a small record")),
+        };
+        txn.push(store, limit, dir.path()).unwrap();
+        assert!(
+            matches!(
+                txn.ops.last(),
+                Some(TxnOp::Store {
+                    data: Record::Spooled { .. },
+                    ..
+                })
+            ),
+            "ten operations took the whole limit: the record is spooled, {:?}",
+            txn.ops.last()
+        );
+        assert!(txn.record(&Record::Spooled { at: 0, len: 14 }).unwrap() == b"a small record"[..]);
     }
 }

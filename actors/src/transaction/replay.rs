@@ -11,15 +11,43 @@
 //! in the vote, under its storage lock; once a newer leader rewrote the
 //! root there (its takeover), a deposed leader's vote fails with
 //! `ReadConflictError` on that member (ARCHITECTURE.md §9).
+//!
+//! The spool is zeoraid's own disk: when it cannot be read back (an I/O
+//! error, a file cut short under zeoraid), that is zeoraid's fault, not the
+//! member's. The replay then records the error in its [`SpoolFault`], ends
+//! a blob it was sending with its `storeBlobEnd` (a ZEO server keeps a
+//! half-received blob open until then, and refuses the next one), and
+//! sends no more operations; the vote still goes out on a connection in
+//! good order, and the controller, seeing the fault, aborts the
+//! transaction everywhere and refuses the vote. Failing the connection
+//! instead would degrade every member for one unreadable file.
 
 use super::{BlobChunks, TxnBuffer, TxnOp};
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use zeo::methods::{
     CheckCurrentSerialInTransaction, DeleteObject, Request, Restorea, StoreBlobChunk, StoreBlobEnd, Storea,
     TpcBegin, TxnId, Undoa,
 };
 use zeo::types::{Oid, Tid};
+
+/// Why a transaction's spool could not be read back during one of its
+/// replays: the first such error of any member's replay, shared by all.
+#[derive(Clone, Debug, Default)]
+pub struct SpoolFault(Arc<OnceLock<String>>);
+
+impl SpoolFault {
+    fn record(&self, error: &io::Error) {
+        let _ = self
+            .0
+            .set(format!("zeoraid could not read its spool file back: {error}"));
+    }
+
+    /// The error, if a replay met one.
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+}
 
 /// The requests that replay `txn` on one member as transaction `id` with
 /// tid `tid`; an iterator, so nothing is made before it is sent.
@@ -33,8 +61,10 @@ pub struct Replay {
     begun: bool,
     /// The next operation to send.
     next_op: usize,
-    /// The blob of operation `next_op - 1`, while its chunks go out.
-    blob: Option<BlobChunks>,
+    /// A blob operation's index and its chunks, while they go out.
+    blob: Option<(usize, BlobChunks)>,
+    /// Where a spool read error is reported.
+    fault: SpoolFault,
 }
 
 impl Replay {
@@ -47,7 +77,21 @@ impl Replay {
             begun: false,
             next_op: 0,
             blob: None,
+            fault: SpoolFault::default(),
         }
+    }
+
+    /// Reports a spool read error to `fault` (see the module's doc).
+    pub fn reporting_to(mut self, fault: SpoolFault) -> Replay {
+        self.fault = fault;
+        self
+    }
+
+    /// The spool cannot be read: the error is reported, and no further
+    /// operation is sent.
+    fn give_up(&mut self, error: &io::Error) {
+        self.fault.record(error);
+        self.next_op = self.txn.ops.len();
     }
 
     /// Checks that the root object's serial is still `root_serial` (a
@@ -81,25 +125,29 @@ impl Replay {
         })
     }
 
-    /// The next chunk of the blob going out, or its `storeBlobEnd`.
-    fn blob_chunk(&mut self) -> io::Result<Request> {
-        let chunks = self.blob.as_mut().expect("a blob is going out");
-        if let Some(chunk) = chunks.next() {
-            return Ok(Request::StoreBlobChunk(StoreBlobChunk { chunk: chunk? }));
+    /// The next chunk of the blob going out, or its `storeBlobEnd` (also
+    /// right after a chunk that could not be read).
+    fn blob_chunk(&mut self) -> Request {
+        let (index, chunks) = self.blob.as_mut().expect("a blob is going out");
+        let index = *index;
+        match chunks.next() {
+            Some(Ok(chunk)) => return Request::StoreBlobChunk(StoreBlobChunk { chunk }),
+            Some(Err(error)) => self.give_up(&error),
+            None => {}
         }
         self.blob = None;
         let TxnOp::Blob {
             oid, serial, data, ..
-        } = &self.txn.ops[self.next_op - 1]
+        } = &self.txn.ops[index]
         else {
             unreachable!("only a blob operation has chunks");
         };
-        Ok(Request::StoreBlobEnd(StoreBlobEnd {
+        Request::StoreBlobEnd(StoreBlobEnd {
             oid: *oid,
             serial: *serial,
             data: data.clone(),
             id: self.id.clone(),
-        }))
+        })
     }
 
     /// The request for operation `next_op` (a blob's `storeBlobStart`,
@@ -144,7 +192,7 @@ impl Replay {
                 id,
             }),
             TxnOp::Blob { blob, .. } => {
-                self.blob = Some(blob.chunks()?);
+                self.blob = Some((self.next_op - 1, blob.chunks()?));
                 Request::StoreBlobStart
             }
         })
@@ -152,29 +200,29 @@ impl Replay {
 }
 
 impl Iterator for Replay {
-    type Item = io::Result<Request>;
+    type Item = Request;
 
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next(&mut self) -> Option<Request> {
         if !self.begun {
             self.begun = true;
-            return Some(Ok(self.begin()));
+            return Some(self.begin());
         }
         if let Some(check) = self.fence_check() {
-            return Some(Ok(check));
+            return Some(check);
         }
-        let request = if self.blob.is_some() {
-            self.blob_chunk()
-        } else if self.next_op == self.txn.ops.len() {
+        if self.blob.is_some() {
+            return Some(self.blob_chunk());
+        }
+        if self.next_op == self.txn.ops.len() {
             return None;
-        } else {
-            self.operation()
-        };
-        if request.is_err() {
-            // Nothing more of this transaction can be sent right.
-            self.blob = None;
-            self.next_op = self.txn.ops.len();
         }
-        Some(request)
+        match self.operation() {
+            Ok(request) => Some(request),
+            Err(error) => {
+                self.give_up(&error);
+                None
+            }
+        }
     }
 }
 
@@ -183,18 +231,8 @@ mod tests {
     use super::*;
     use crate::transaction::Record;
     use bytes::Bytes;
-    use zeo::Value;
 
-    fn txn() -> TxnBuffer {
-        TxnBuffer::begin(&TpcBegin {
-            id: TxnId::from_i64(1),
-            user: Value::bytes(&b""[..]),
-            description: Value::bytes(&b""[..]),
-            extension: Value::Dict(vec![]),
-            tid: None,
-            status: " ".into(),
-        })
-    }
+    use crate::transaction::tests::txn;
 
     fn store(n: u8, len: usize) -> TxnOp {
         TxnOp::Store {
@@ -221,10 +259,13 @@ mod tests {
             )
         };
         let kinds: Vec<bool> = txn.ops.iter().map(spooled).collect();
-        assert_eq!(kinds, [false, false, true, true], "two records fit in 2500 bytes");
+        assert_eq!(
+            kinds,
+            [false, false, true, true],
+            "two records and their operations fit in 2500 bytes"
+        );
         let replay = Replay::new(Arc::new(txn), TxnId::from_i64(7), Tid::from_u64(5));
         let stores: Vec<(Oid, Bytes)> = replay
-            .map(Result::unwrap)
             .filter_map(|r| match r {
                 Request::Storea(s) => Some((s.oid, s.data)),
                 _ => None,
@@ -244,7 +285,7 @@ mod tests {
         let root_serial = Tid::from_u64(0x03e0_0000_0000_0009);
         let replay =
             Replay::new(Arc::new(txn), TxnId::from_i64(7), Tid::from_u64(5)).fenced(Some(root_serial));
-        let requests: Vec<Request> = replay.map(Result::unwrap).collect();
+        let requests: Vec<Request> = replay.collect();
         assert!(matches!(requests[0], Request::TpcBegin(_)), "{requests:?}");
         match &requests[1] {
             Request::CheckCurrentSerialInTransaction(check) => {
@@ -255,5 +296,65 @@ mod tests {
         }
         assert!(matches!(requests[2], Request::Storea(_)), "{requests:?}");
         assert_eq!(requests.len(), 3);
+    }
+
+    /// Cuts every spool file in `dir` to `len` bytes, as a disk error or
+    /// a careless cleaner would leave it under zeoraid.
+    fn truncate_spools(dir: &std::path::Path, len: u64) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(entry.unwrap().path());
+            file.unwrap().set_len(len).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_unreadable_spilled_record_is_reported_and_ends_the_operations() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut txn = txn();
+        for n in 1..=3 {
+            txn.push(store(n, 1000), 1500, dir.path()).unwrap();
+        }
+        truncate_spools(dir.path(), 0);
+        let fault = SpoolFault::default();
+        let replay =
+            Replay::new(Arc::new(txn), TxnId::from_i64(7), Tid::from_u64(5)).reporting_to(fault.clone());
+        let names: Vec<String> = replay.map(|r| r.name().to_owned()).collect();
+        assert_eq!(
+            names,
+            ["tpc_begin", "storea"],
+            "only the record held in memory goes out"
+        );
+        let error = fault.get().expect("the fault is reported");
+        assert!(error.contains("could not read its spool file back"), "{error}");
+    }
+
+    #[test]
+    fn a_blob_cut_short_in_the_spool_still_ends_with_its_store_blob_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut blob = crate::transaction::SpooledBlob::create(dir.path()).unwrap();
+        blob.append(&vec![7; 3 * crate::transaction::spool::BLOB_CHUNK])
+            .unwrap();
+        let mut txn = txn();
+        let blob_op = TxnOp::Blob {
+            oid: Oid::from_u64(9),
+            serial: Tid::ZERO,
+            data: Bytes::from_static(b"record"),
+            blob: Arc::new(blob),
+        };
+        txn.push(blob_op, 1 << 20, dir.path()).unwrap();
+        txn.push(store(1, 10), 1 << 20, dir.path()).unwrap();
+        truncate_spools(dir.path(), crate::transaction::spool::BLOB_CHUNK as u64 + 10);
+        let fault = SpoolFault::default();
+        let replay =
+            Replay::new(Arc::new(txn), TxnId::from_i64(7), Tid::from_u64(5)).reporting_to(fault.clone());
+        let names: Vec<String> = replay.map(|r| r.name().to_owned()).collect();
+        assert_eq!(
+            names,
+            ["tpc_begin", "storeBlobStart", "storeBlobChunk", "storeBlobEnd"],
+            "the blob is closed on the member and nothing follows"
+        );
+        assert!(fault.get().is_some());
     }
 }
