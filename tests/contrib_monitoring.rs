@@ -213,3 +213,22 @@ fn alert_rules_and_dashboard_name_metrics_a_live_zeoraid_exports() {
         missing.join("\n")
     );
 }
+
+/// Prometheus' own checker reads the rules as Prometheus will: PromQL
+/// that parses, durations, templates in the annotations (promtool comes
+/// with Debian's `prometheus`, installed by scripts/system-packages).
+#[test]
+fn promtool_accepts_the_alert_rules() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/prometheus/zeoraid-alerts.yml");
+    let out = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .expect("promtool (scripts/system-packages installs Debian's prometheus)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("SUCCESS"),
+        "promtool check rules: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
