@@ -46,6 +46,7 @@ pub fn controller_settings(config: &Config) -> ControllerSettings {
             spool_dir: Some(config.spool_dir.clone()),
         },
         slow: config.slow_member,
+        scrub: config.scrub,
         transaction_timeout: config.timeouts.transaction,
         leading: None,
     }

@@ -39,6 +39,9 @@ impl State {
 pub struct StatusLine {
     pub status: ArrayState,
     pub summary: String,
+    /// Set while a scrub found members that differ with no majority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconsistent: Option<String>,
     #[serde(flatten)]
     pub cluster: Option<ClusterLine>,
 }
@@ -56,6 +59,7 @@ pub(super) async fn status(state: web::Data<State>, req: HttpRequest) -> Result<
     Ok(HttpResponse::Ok().json(StatusLine {
         status: s.status,
         summary: s.summary,
+        inconsistent: s.inconsistent,
         cluster: state.cluster_view().as_ref().map(ClusterLine::of),
     }))
 }

@@ -25,6 +25,7 @@ impl Controller {
         self.generation = record.generation;
         self.last_tid = record.last_tid;
         self.max_oid = record.max_oid;
+        self.scrub.position = record.scrub;
         for slot in &mut self.members {
             let Some(member) = record.members.get(&*slot.name) else {
                 slot.degraded = Some(Degraded {
@@ -86,6 +87,7 @@ impl Controller {
                 .record
                 .as_ref()
                 .map_or_else(Vec::new, |r| r.forced.clone()),
+            scrub: self.scrub.position,
         }
     }
 

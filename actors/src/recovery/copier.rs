@@ -166,6 +166,19 @@ impl Copier {
         }
     }
 
+    /// A copier that only reads, from one member (the scrub): both sides
+    /// are that member, and reads go through [`Side::Source`].
+    pub fn reader(member: Arc<str>, addr: Addr<MemberActor>, log: Logger) -> Copier {
+        Copier::new(
+            member.clone(),
+            member,
+            addr.clone(),
+            addr,
+            std::env::temp_dir(),
+            log,
+        )
+    }
+
     fn name(&self, side: Side) -> &str {
         match side {
             Side::Source => &self.source_name,

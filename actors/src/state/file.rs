@@ -140,6 +140,10 @@ mod tests {
             max_oid: Tid::from_u64(42),
             members: Default::default(),
             forced: Vec::new(),
+            scrub: Some(crate::state::ScrubPosition {
+                next: Tid::from_u64(0x03e0_0000_0000_0001),
+                to: Tid::from_u64(0x03e0_0000_0000_0002),
+            }),
         };
         record.members.insert("zeo1".into(), MemberRecord::default());
         record.members.insert(

@@ -1,0 +1,268 @@
+//! The scrub (`POST /scrub`, `zeoraid ctl scrub`) with real members: a
+//! member changed behind zeoraid's back is found and, outvoted, degraded
+//! as diverged; two members that differ leave the array inconsistent with
+//! nobody degraded; identical members under a continuous writer are
+//! found identical; the throttle holds; a restart resumes a scrub.
+
+mod common;
+
+use common::array::{Array, ArrayOptions};
+use common::ctl::ctl;
+use common::faults::wait_until;
+use common::http::{get, request};
+use common::writer::Writer;
+use serde_json::Value as Json;
+use std::time::Duration;
+use zeo::types::Tid;
+
+/// Bound for a scrub of a few dozen transactions to end.
+const SCRUB_ENDS: Duration = Duration::from_secs(60);
+
+fn array_with(members: usize, scrub: &str) -> Array {
+    let mut options = ArrayOptions::new(members);
+    options.tables = format!("[recovery]\nauto = false\n\n[scrub]\n{scrub}\n");
+    Array::start_with(options)
+}
+
+fn details(array: &Array) -> Json {
+    let answer = get(array.http_addr(), "/details");
+    assert_eq!(answer.code, 200, "GET /details: {}", answer.body);
+    answer.json()
+}
+
+fn start_scrub(array: &Array, query: &str) -> Json {
+    let answer = request(array.http_addr(), "POST", &format!("/scrub{query}"), None);
+    assert_eq!(
+        answer.code,
+        200,
+        "POST /scrub{query}: {}\n{}",
+        answer.body,
+        array.context()
+    );
+    answer.json()
+}
+
+/// Waits (bounded) until no scrub runs and one has a result; `/details`.
+fn wait_scrub_result(array: &Array) -> Json {
+    let mut last = Json::Null;
+    let ended = wait_until(SCRUB_ENDS, || {
+        last = details(array);
+        last["scrub"]["running"] == false && last["scrub"]["last_result"].is_string()
+    });
+    assert!(
+        ended,
+        "the scrub did not end within {SCRUB_ENDS:?}: {last}\n{}",
+        array.context()
+    );
+    last
+}
+
+fn member<'a>(details: &'a Json, name: &str) -> &'a Json {
+    details["members"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["name"] == name))
+        .unwrap_or_else(|| panic!("no member {name} in {details}"))
+}
+
+/// Rewrites the object of `probe` on member `index` directly (not through
+/// zeoraid), then commits another object through zeoraid so the array's
+/// last tid (the scrub's default end) is past the rewrite. Returns the
+/// rewrite's tid.
+fn rewrite_behind_zeoraids_back(array: &Array, index: usize) -> Tid {
+    let probe = array.commit_probe();
+    let mut direct = array.member_client(index);
+    let rewritten = direct.commit(&[(probe.oid, probe.tid, b"written behind zeoraid's back")]);
+    let after = array.commit_probe();
+    assert!(
+        after.tid > rewritten,
+        "zeoraid's next commit {} is after the rewrite {}",
+        after.tid,
+        rewritten
+    );
+    rewritten
+}
+
+#[test]
+fn a_member_changed_behind_zeoraids_back_is_outvoted_and_degraded() {
+    let array = array_with(3, "");
+    array.commit_probe();
+    let rewritten = rewrite_behind_zeoraids_back(&array, 2);
+    let started = start_scrub(&array, "");
+    assert!(
+        started["message"]
+            .as_str()
+            .unwrap()
+            .contains("scrub of 3 members"),
+        "{started}"
+    );
+    let d = wait_scrub_result(&array);
+    let zeo3 = member(&d, "zeo3");
+    assert_eq!(zeo3["state"], "degraded", "{d}");
+    assert_eq!(zeo3["kind"], "diverged", "{d}");
+    let reason = zeo3["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&rewritten.to_hex()),
+        "the rewrite's tid in the reason: {reason}"
+    );
+    for name in ["zeo1", "zeo2"] {
+        assert_eq!(member(&d, name)["state"], "optimal", "{d}");
+    }
+    assert!(d.get("inconsistent").is_none(), "{d}");
+    assert_eq!(d["scrub"]["progress"]["mismatches"], 1, "{d}");
+    let metrics = get(array.http_addr(), "/metrics").body;
+    assert!(metrics.contains("zeoraid_scrub_mismatches_total 1"), "{metrics}");
+    assert!(metrics.contains("zeoraid_scrub_running 0"), "{metrics}");
+}
+
+#[test]
+fn identical_members_under_a_writer_are_found_identical() {
+    let array = array_with(3, "");
+    let writer = Writer::start(&[array.addr()]);
+    writer.wait_acks(20, Duration::from_secs(60));
+    start_scrub(&array, "");
+    writer.wait_more_acks(10, Duration::from_secs(60));
+    let d = wait_scrub_result(&array);
+    let acks = writer.stop();
+    let result = d["scrub"]["last_result"].as_str().unwrap();
+    assert!(result.starts_with("finished"), "{d}");
+    assert_eq!(d["scrub"]["progress"]["mismatches"], 0, "{d}");
+    assert!(
+        d["scrub"]["progress"]["transactions"].as_u64().unwrap() >= 20,
+        "{d}"
+    );
+    assert_eq!(d["status"], "optimal", "{d}");
+    assert!(acks.len() >= 30, "the writer went on: {} acks", acks.len());
+    let metrics = get(array.http_addr(), "/metrics").body;
+    assert!(
+        !metrics.contains("zeoraid_scrub_transactions_total 0\n"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn two_members_that_differ_leave_the_array_inconsistent() {
+    let array = array_with(2, "");
+    let rewritten = rewrite_behind_zeoraids_back(&array, 1);
+    let url = format!("http://{}", array.http_addr());
+    let run = ctl(&["--url", &url, "scrub"], &[]);
+    assert_eq!(run.code, 0, "ctl scrub: {} {}", run.stdout, run.stderr);
+    let d = wait_scrub_result(&array);
+    for name in ["zeo1", "zeo2"] {
+        assert_eq!(member(&d, name)["state"], "optimal", "nobody is degraded: {d}");
+    }
+    let inconsistent = d["inconsistent"]
+        .as_str()
+        .unwrap_or_else(|| panic!("flagged: {d}"));
+    assert!(
+        inconsistent.starts_with("zeo1 and zeo2 differ at tid"),
+        "{inconsistent}"
+    );
+    assert!(inconsistent.contains(&rewritten.to_hex()), "{inconsistent}");
+    let status = get(array.http_addr(), "/status").json();
+    assert_eq!(status["inconsistent"], inconsistent, "{status}");
+    let run = ctl(&["--url", &url, "status"], &[]);
+    assert_eq!(run.code, 1, "WARNING: {}", run.stdout);
+    assert!(
+        run.stdout.starts_with("ZEORAID WARNING - optimal"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("inconsistent: zeo1 and zeo2 differ"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn ctl_scrub_takes_tids_and_refuses_a_second_scrub() {
+    let array = array_with(2, "max_transactions_per_second = 1");
+    for _ in 0..5 {
+        array.commit_probe();
+    }
+    let url = format!("http://{}", array.http_addr());
+    let run = ctl(&["--url", &url, "scrub", "--from", "12"], &[]);
+    assert_eq!(run.code, 2, "a malformed tid is a usage error: {}", run.stderr);
+    assert!(run.stderr.contains("a tid is 16 hex digits"), "{}", run.stderr);
+    let run = ctl(&["--url", &url, "scrub", "--from", "0000000000000000"], &[]);
+    assert_eq!(run.code, 0, "{} {}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("from 0000000000000000"), "{}", run.stdout);
+    let again = request(array.http_addr(), "POST", "/scrub", None);
+    assert_eq!(again.code, 409, "{}", again.body);
+    assert!(again.error().contains("running already"), "{}", again.body);
+}
+
+/// 40 transactions at 5 per second: the first progress (after about 2 s)
+/// counts no more than the throttle allows for the time it reports.
+#[test]
+fn the_throttle_holds() {
+    let tps = 5.0;
+    let array = array_with(2, "max_transactions_per_second = 5");
+    for _ in 0..40 {
+        array.commit_probe();
+    }
+    start_scrub(&array, "");
+    let mut last = Json::Null;
+    let reported = wait_until(SCRUB_ENDS, || {
+        last = details(&array);
+        last["scrub"]["progress"].is_object()
+    });
+    assert!(reported, "no progress: {last}");
+    let progress = &last["scrub"]["progress"];
+    let compared = progress["transactions"].as_f64().unwrap();
+    let elapsed = progress["elapsed_seconds"].as_f64().unwrap();
+    assert!(compared >= 1.0, "{progress}");
+    assert!(
+        compared <= tps * elapsed + 1.0,
+        "{compared} transactions in {elapsed:.2} s at {tps}/s: {progress}"
+    );
+    assert_eq!(
+        last["scrub"]["running"], true,
+        "40 transactions take 8 s at 5/s: {last}"
+    );
+}
+
+#[test]
+fn a_restart_resumes_an_interrupted_scrub() {
+    let mut array = array_with(2, "max_transactions_per_second = 10");
+    for _ in 0..40 {
+        array.commit_probe();
+    }
+    start_scrub(&array, "");
+    let mut saved = Json::Null;
+    let checkpointed = wait_until(SCRUB_ENDS, || {
+        saved = details(&array);
+        saved["scrub"]["progress"]["transactions"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    });
+    assert!(checkpointed, "no progress: {saved}");
+    let state: Json =
+        serde_json::from_str(&std::fs::read_to_string(array.dir().join("state").join("array.json")).unwrap())
+            .unwrap();
+    let next = state["scrub"]["next"]
+        .as_str()
+        .expect("the position in the state")
+        .to_owned();
+    assert_ne!(next, "0000000000000000", "{state}");
+    let mark = array.log_mark();
+    array.restart_zeoraid();
+    array.wait_for_log(mark, Duration::from_secs(30), "the scrub resumed", |l| {
+        l["msg"] == "resuming the scrub a restart interrupted"
+    });
+    let d = wait_scrub_result(&array);
+    let progress = &d["scrub"]["progress"];
+    assert!(
+        d["scrub"]["last_result"]
+            .as_str()
+            .unwrap()
+            .starts_with("finished"),
+        "{d}"
+    );
+    assert!(
+        progress["from"].as_str().unwrap() >= next.as_str(),
+        "resumed, not restarted: {d}"
+    );
+    assert_eq!(progress["mismatches"], 0, "{d}");
+    assert!(d["scrub"]["resume_from"].is_null(), "{d}");
+}
