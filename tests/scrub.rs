@@ -2,7 +2,8 @@
 //! member changed behind zeoraid's back is found and, outvoted, degraded
 //! as diverged; two members that differ leave the array inconsistent with
 //! nobody degraded; identical members under a continuous writer are
-//! found identical; the throttle holds; a restart resumes a scrub.
+//! found identical; a blob file damaged on one member's disk is found; the
+//! throttle holds; a restart resumes a scrub.
 
 mod common;
 
@@ -10,10 +11,13 @@ use common::array::{Array, ArrayOptions};
 use common::ctl::ctl;
 use common::faults::wait_until;
 use common::http::{get, request};
+use common::rawclient::RawClient;
 use common::writer::Writer;
 use serde_json::Value as Json;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-use zeo::types::Tid;
+use zeo::methods::{Request, StoreBlobChunk, StoreBlobEnd};
+use zeo::types::{Oid, Tid};
 
 /// Bound for a scrub of a few dozen transactions to end.
 const SCRUB_ENDS: Duration = Duration::from_secs(60);
@@ -265,4 +269,77 @@ fn a_restart_resumes_an_interrupted_scrub() {
     );
     assert_eq!(progress["mismatches"], 0, "{d}");
     assert!(d["scrub"]["resume_from"].is_null(), "{d}");
+}
+
+/// A blob record as ZODB writes one: the class pickle names `ZODB.blob.Blob`.
+const BLOB_RECORD: &[u8] = b"\x80\x03cZODB.blob\nBlob\nq\x00.\x80\x03N.";
+
+/// Commits a new blob object with `content` through `client`; its tid.
+fn commit_blob(client: &mut RawClient, oid: Oid, content: &[u8]) -> Tid {
+    let txn = client.begin();
+    client.store(&txn, oid, Tid::ZERO, BLOB_RECORD);
+    client.oneway(Request::StoreBlobStart);
+    client.oneway(Request::StoreBlobChunk(StoreBlobChunk {
+        chunk: bytes::Bytes::copy_from_slice(content),
+    }));
+    client.oneway(Request::StoreBlobEnd(StoreBlobEnd {
+        oid,
+        serial: Tid::ZERO,
+        data: bytes::Bytes::from_static(BLOB_RECORD),
+        id: txn.clone(),
+    }));
+    client.vote(&txn).expect("vote");
+    client.finish(&txn).expect("tpc_finish")
+}
+
+fn blob_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.to_string_lossy().ends_with(".blob") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_blob_file_damaged_on_one_members_disk_is_found() {
+    let array = array_with(3, "");
+    let mut client = array.client();
+    let oid = client.new_oid();
+    let content: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let tid = commit_blob(&mut client, oid, &content);
+    let files = blob_files(&array.members()[1].blob_dir().expect("members with blobs"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mut damaged = content.clone();
+    damaged[50_000] ^= 0xff;
+    // ZODB keeps blob files read-only.
+    let mut permissions = std::fs::metadata(&files[0]).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(&files[0], permissions).unwrap();
+    std::fs::write(&files[0], &damaged).unwrap();
+    start_scrub(&array, "");
+    let d = wait_scrub_result(&array);
+    let zeo2 = member(&d, "zeo2");
+    assert_eq!(
+        (&zeo2["state"], &zeo2["kind"]),
+        (&Json::from("degraded"), &Json::from("diverged")),
+        "{d}"
+    );
+    let reason = zeo2["reason"].as_str().unwrap();
+    assert!(reason.contains(&tid.to_hex()), "{reason}");
+    assert!(
+        reason.contains(&format!("the blob file of oid {oid}")),
+        "{reason}"
+    );
+    for name in ["zeo1", "zeo3"] {
+        assert_eq!(member(&d, name)["state"], "optimal", "{d}");
+    }
 }

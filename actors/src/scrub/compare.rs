@@ -13,22 +13,35 @@
 use crate::recovery::verify::{record_difference, txn_difference};
 use std::sync::Arc;
 use zeo::reply::{DataRecord, TxnRecord};
-use zeo::types::Tid;
+use zeo::types::{Oid, Tid};
 
-/// One member's transaction with all its records.
+/// One member's transaction with all its records and blob files.
 #[derive(Clone, Debug)]
 pub(crate) struct Read {
     pub txn: TxnRecord,
     pub records: Vec<DataRecord>,
+    /// The blob file of each oid with a blob record, in oid order.
+    pub blobs: Vec<BlobFile>,
+}
+
+/// A blob file as one member serves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BlobFile {
+    pub oid: Oid,
+    /// Its size and SHA-256, or that the member has none.
+    pub described: String,
+    pub size: u64,
 }
 
 impl Read {
-    /// What the throttle counts: the records' data.
+    /// What the throttle counts: the records' data and the blob files.
     pub fn bytes(&self) -> u64 {
-        self.records
+        let records: u64 = self
+            .records
             .iter()
             .map(|r| r.data.as_ref().map_or(0, |d| d.len() as u64))
-            .sum()
+            .sum();
+        records + self.blobs.iter().map(|b| b.size).sum::<u64>()
     }
 }
 
@@ -113,11 +126,18 @@ fn difference((a_name, a): (&str, &Read), (b_name, b): (&str, &Read)) -> Option<
     if let Some(reason) = txn_difference((a_name, &a.txn), (b_name, &b.txn)) {
         return Some(reason);
     }
-    record_difference(&a.records, &b.records).map(|reason| {
-        format!(
+    if let Some(reason) = record_difference(&a.records, &b.records) {
+        return Some(format!(
             "transaction {} differs between {a_name} and {b_name} ({a_name} as the target, \
              {b_name} as the source): {reason}",
             a.txn.tid
+        ));
+    }
+    // Same records, so the same blob oids in the same order.
+    a.blobs.iter().zip(&b.blobs).find(|(x, y)| x != y).map(|(x, y)| {
+        format!(
+            "transaction {}: the blob file of oid {} is {} on {a_name} and {} on {b_name}",
+            a.txn.tid, x.oid, x.described, y.described
         )
     })
 }
@@ -147,6 +167,7 @@ mod tests {
                     data_txn: None,
                 })
                 .collect(),
+            blobs: Vec::new(),
         }
     }
 
@@ -213,6 +234,33 @@ mod tests {
         assert_eq!(differing[0].0, 1);
         assert!(
             differing[0].1.starts_with("zeo2 lacks transaction"),
+            "{}",
+            differing[0].1
+        );
+    }
+
+    #[test]
+    fn a_damaged_blob_file_is_outvoted() {
+        let blob = |described: &str| BlobFile {
+            oid: P64::from_u64(1),
+            described: described.into(),
+            size: 3,
+        };
+        let mut a = read(5, &[(1, b"x")]);
+        a.blobs.push(blob("3 bytes, sha256 aa"));
+        let mut damaged = a.clone();
+        damaged.blobs[0] = blob("3 bytes, sha256 bb");
+        assert_eq!(a.bytes(), 4);
+        let Verdict::Majority { differing, .. } = judge(&names(3), &[Some(&a), Some(&a), Some(&damaged)])
+        else {
+            panic!("a majority");
+        };
+        assert_eq!(differing[0].0, 2);
+        assert!(
+            differing[0].1.ends_with(
+                "the blob file of oid 0x0000000000000001 is 3 bytes, sha256 bb on zeo3 and 3 bytes, \
+                 sha256 aa on zeo1"
+            ),
             "{}",
             differing[0].1
         );

@@ -16,22 +16,27 @@
 //! (`recovery/copier.rs`); a step reads every member's next transaction
 //! with all its records at once and judges them (`compare.rs`). A member
 //! whose next transaction is later than the others' lacks theirs; its read
-//! is kept for the next step. Blob files are not compared (the blob
-//! records' data is).
+//! is kept for the next step. Each blob record's file is downloaded from
+//! every member and compared by size and SHA-256 (hashed as it streams,
+//! nothing kept), and counted by the bytes throttle.
 
 mod compare;
 mod messages;
 
 pub use messages::{ScrubEvent, ScrubProgress, ScrubSettings, StopScrub};
 
+use crate::member::MemberError;
 use crate::recovery::copier::{Copier, OpenIterator, Side};
+use crate::recovery::is_blob_record;
 use crate::recovery::pace::{Pacer, Rates};
 use crate::tid::unix_seconds;
 use actix::prelude::*;
-use compare::{judge, Read, Verdict};
+use compare::{judge, BlobFile, Read, Verdict};
 use slog::{error, info, Logger};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zeo::reply::DataRecord;
+use zeo::types::Oid;
 use zeo::types::Tid;
 
 /// How far back the reported rates look.
@@ -69,14 +74,36 @@ impl Reader {
             None => None,
             Some(txn) => {
                 let records = copier.records(Side::Source, it, txn.tid).await;
-                Some(Read {
-                    records: records.map_err(|e| e.to_string())?,
-                    txn,
-                })
+                let records = records.map_err(|e| e.to_string())?;
+                let blobs = self.blobs(txn.tid, &records).await?;
+                Some(Read { txn, records, blobs })
             }
         };
         self.pending = Some(read);
         Ok(())
+    }
+
+    /// The blob file of each oid with a blob record in the transaction
+    /// `tid`, downloaded and hashed as it streams, as recovery checks the
+    /// files it copies.
+    async fn blobs(&self, tid: Tid, records: &[DataRecord]) -> Result<Vec<BlobFile>, String> {
+        let mut oids: Vec<Oid> = records
+            .iter()
+            .filter(|r| r.data.as_deref().is_some_and(is_blob_record))
+            .map(|r| r.oid)
+            .collect();
+        oids.sort();
+        oids.dedup();
+        let mut blobs = Vec::with_capacity(oids.len());
+        for oid in oids {
+            let (described, size) = match self.copier.blob_digest(Side::Source, oid, tid).await {
+                Ok(digest) => (digest.to_string(), digest.size),
+                Err(MemberError::Application { .. }) => ("no blob file".to_owned(), 0),
+                Err(e) => return Err(format!("sendBlob of {oid} at {tid}: {e}")),
+            };
+            blobs.push(BlobFile { oid, described, size });
+        }
+        Ok(blobs)
     }
 }
 
