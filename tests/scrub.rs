@@ -12,9 +12,9 @@ use common::ctl::ctl;
 use common::faults::wait_until;
 use common::http::{get, request};
 use common::rawclient::RawClient;
+use common::runzeo::files_under;
 use common::writer::Writer;
 use serde_json::Value as Json;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 use zeo::methods::{Request, StoreBlobChunk, StoreBlobEnd};
 use zeo::types::{Oid, Tid};
@@ -59,6 +59,12 @@ fn wait_scrub_result(array: &Array) -> Json {
         array.context()
     );
     last
+}
+
+/// The last scrub went through to its end.
+fn assert_finished(details: &Json) {
+    let result = details["scrub"]["last_result"].as_str().unwrap_or_default();
+    assert!(result.starts_with("finished"), "{details}");
 }
 
 fn member<'a>(details: &'a Json, name: &str) -> &'a Json {
@@ -127,8 +133,7 @@ fn identical_members_under_a_writer_are_found_identical() {
     writer.wait_more_acks(10, Duration::from_secs(60));
     let d = wait_scrub_result(&array);
     let acks = writer.stop();
-    let result = d["scrub"]["last_result"].as_str().unwrap();
-    assert!(result.starts_with("finished"), "{d}");
+    assert_finished(&d);
     assert_eq!(d["scrub"]["progress"]["mismatches"], 0, "{d}");
     assert!(
         d["scrub"]["progress"]["transactions"].as_u64().unwrap() >= 20,
@@ -256,13 +261,7 @@ fn a_restart_resumes_an_interrupted_scrub() {
     });
     let d = wait_scrub_result(&array);
     let progress = &d["scrub"]["progress"];
-    assert!(
-        d["scrub"]["last_result"]
-            .as_str()
-            .unwrap()
-            .starts_with("finished"),
-        "{d}"
-    );
+    assert_finished(&d);
     assert!(
         progress["from"].as_str().unwrap() >= next.as_str(),
         "resumed, not restarted: {d}"
@@ -292,22 +291,6 @@ fn commit_blob(client: &mut RawClient, oid: Oid, content: &[u8]) -> Tid {
     client.finish(&txn).expect("tpc_finish")
 }
 
-fn blob_files(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if path.to_string_lossy().ends_with(".blob") {
-                found.push(path);
-            }
-        }
-    }
-    found
-}
-
 #[test]
 fn a_blob_file_damaged_on_one_members_disk_is_found() {
     let array = array_with(3, "");
@@ -315,7 +298,10 @@ fn a_blob_file_damaged_on_one_members_disk_is_found() {
     let oid = client.new_oid();
     let content: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let tid = commit_blob(&mut client, oid, &content);
-    let files = blob_files(&array.members()[1].blob_dir().expect("members with blobs"));
+    let files = files_under(
+        &array.members()[1].blob_dir().expect("members with blobs"),
+        ".blob",
+    );
     assert_eq!(files.len(), 1, "{files:?}");
     let mut damaged = content.clone();
     damaged[50_000] ^= 0xff;
@@ -342,4 +328,18 @@ fn a_blob_file_damaged_on_one_members_disk_is_found() {
     for name in ["zeo1", "zeo3"] {
         assert_eq!(member(&d, name)["state"], "optimal", "{d}");
     }
+}
+
+#[test]
+fn a_scheduled_scrub_starts_by_itself() {
+    let array = array_with(2, "interval = \"1s\"");
+    array.commit_probe();
+    let d = wait_scrub_result(&array);
+    assert_eq!(d["scrub"]["interval_seconds"], 1.0, "{d}");
+    assert_finished(&d);
+    assert!(
+        array.find_log(0, |l| l["msg"] == "scrub started").is_some(),
+        "{}",
+        array.context()
+    );
 }
