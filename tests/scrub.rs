@@ -231,9 +231,11 @@ fn the_throttle_holds() {
     );
 }
 
+/// 40 transactions at 5 per second take 8 s: the restart comes after the
+/// first progress (about 2 s in, its position written), well before the end.
 #[test]
 fn a_restart_resumes_an_interrupted_scrub() {
-    let mut array = array_with(2, "max_transactions_per_second = 10");
+    let mut array = array_with(2, "max_transactions_per_second = 5");
     for _ in 0..40 {
         array.commit_probe();
     }
@@ -342,4 +344,23 @@ fn a_scheduled_scrub_starts_by_itself() {
         "{}",
         array.context()
     );
+}
+
+#[test]
+fn a_pack_stops_a_running_scrub_which_keeps_its_position() {
+    let array = array_with(2, "max_transactions_per_second = 2");
+    // A pack starts from the root object.
+    array
+        .client()
+        .commit(&[(Oid::ZERO, Tid::ZERO, common::records::ROOT_RECORD)]);
+    for _ in 0..10 {
+        array.commit_probe();
+    }
+    start_scrub(&array, "");
+    array.client().pack_now();
+    let d = wait_scrub_result(&array);
+    let result = d["scrub"]["last_result"].as_str().unwrap();
+    assert_eq!(result, "stopped: a pack started", "{d}");
+    assert!(d["scrub"]["resume_from"].is_string(), "{d}");
+    assert_eq!(d["status"], "optimal", "{d}");
 }
