@@ -150,7 +150,7 @@ fn identical_members_under_a_writer_are_found_identical() {
 
 #[test]
 fn two_members_that_differ_leave_the_array_inconsistent() {
-    let array = array_with(2, "");
+    let mut array = array_with(2, "");
     let rewritten = rewrite_behind_zeoraids_back(&array, 1);
     let url = format!("http://{}", array.http_addr());
     let run = ctl(&["--url", &url, "scrub"], &[]);
@@ -180,6 +180,14 @@ fn two_members_that_differ_leave_the_array_inconsistent() {
         run.stdout.contains("inconsistent: zeo1 and zeo2 differ"),
         "{}",
         run.stdout
+    );
+    // The flag is in the array state: a restart keeps it.
+    array.restart_zeoraid();
+    array.wait_status("optimal", Duration::from_secs(30), |s| s["status"] == "optimal");
+    assert_eq!(
+        details(&array)["inconsistent"],
+        inconsistent,
+        "kept across a restart"
     );
 }
 

@@ -26,6 +26,7 @@ impl Controller {
         self.last_tid = record.last_tid;
         self.max_oid = record.max_oid;
         self.scrub.position = record.scrub;
+        self.scrub.inconsistent = record.inconsistent.clone();
         for slot in &mut self.members {
             let Some(member) = record.members.get(&*slot.name) else {
                 slot.degraded = Some(Degraded {
@@ -88,6 +89,7 @@ impl Controller {
                 .as_ref()
                 .map_or_else(Vec::new, |r| r.forced.clone()),
             scrub: self.scrub.position,
+            inconsistent: self.scrub.inconsistent.clone(),
         }
     }
 

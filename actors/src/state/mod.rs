@@ -48,6 +48,10 @@ pub struct ArrayRecord {
     /// the scrub existed, and when none is unfinished).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrub: Option<ScrubPosition>,
+    /// Why the array is inconsistent (a scrub found members that differ
+    /// with no majority), until a later scrub finds nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconsistent: Option<String>,
 }
 
 /// An unfinished scrub: it compared everything below `next`, and
@@ -208,6 +212,7 @@ mod tests {
         let record: ArrayRecord = serde_json::from_str(old).unwrap();
         assert!(record.forced.is_empty());
         assert_eq!(record.scrub, None, "written before the scrub existed");
+        assert_eq!(record.inconsistent, None);
         let text = serde_json::to_string(&record).unwrap();
         assert!(!text.contains("forced"), "{text}");
         assert!(!text.contains("scrub"), "{text}");
