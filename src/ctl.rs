@@ -26,7 +26,7 @@ mod follow;
 mod nagios;
 
 use crate::config;
-use crate::http::{ErrorBody, MemberActionDone};
+use crate::http::{ErrorBody, MemberActionDone, ScrubStarted};
 use clap::{Args, Subcommand};
 use cluster::DetailsReply;
 use serde::de::DeserializeOwned;
@@ -127,6 +127,40 @@ pub enum CtlCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Start comparing the optimal members' histories (progress and the
+    /// result show in `details`): a member that differs from the majority
+    /// is degraded as diverged; with no majority the array is flagged
+    /// inconsistent (status WARNING). Nothing is repaired.
+    Scrub {
+        /// The first tid compared, 16 hex digits [default: where an
+        /// interrupted scrub stopped, else the beginning].
+        #[arg(long, value_name = "TID", value_parser = parse_tid)]
+        from: Option<String>,
+        /// The last tid compared, 16 hex digits [default: the array's last tid].
+        #[arg(long, value_name = "TID", value_parser = parse_tid)]
+        to: Option<String>,
+    },
+}
+
+/// A tid as the daemon takes it: 16 hex digits.
+fn parse_tid(text: &str) -> Result<String, String> {
+    if text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(format!("a tid is 16 hex digits, not {text:?}"))
+    }
+}
+
+/// `/scrub[?from=TID][&to=TID]`.
+fn scrub_path(from: Option<&str>, to: Option<&str>) -> String {
+    let query: Vec<String> = [("from", from), ("to", to)]
+        .into_iter()
+        .filter_map(|(key, tid)| Some(format!("{key}={}", tid?)))
+        .collect();
+    match query.is_empty() {
+        true => "/scrub".to_owned(),
+        false => format!("/scrub?{}", query.join("&")),
+    }
 }
 
 /// The `message` of a disable or recover answer.
@@ -184,6 +218,13 @@ fn run(args: &CtlArgs) -> u8 {
             }
         }
         CtlCommand::Reload => admin(&target, args, "/reload", "reload", reload_answer),
+        CtlCommand::Scrub { from, to } => admin(
+            &target,
+            args,
+            &scrub_path(from.as_deref(), to.as_deref()),
+            "scrub",
+            |started: &ScrubStarted| started.message.clone(),
+        ),
         CtlCommand::ForceOptimal { name, yes } => admin(
             &target,
             args,
@@ -392,6 +433,16 @@ pub fn exit_code(status: ArrayState) -> u8 {
     }
 }
 
+/// The exit code of an array status, WARNING at least while a scrub
+/// found the members inconsistent (no majority: nobody was degraded).
+pub fn array_code(status: ArrayState, inconsistent: &Option<String>) -> u8 {
+    let code = exit_code(status);
+    match inconsistent {
+        Some(_) if code == OK => WARNING,
+        _ => code,
+    }
+}
+
 fn nagios_word(code: u8) -> &'static str {
     match code {
         OK => "OK",
@@ -402,15 +453,15 @@ fn nagios_word(code: u8) -> &'static str {
 }
 
 /// `ZEORAID OK - optimal: 2 of 2 members optimal`.
-fn status_line(status: ArrayState, summary: &str) -> String {
-    format!("ZEORAID {} - {summary}", nagios_word(exit_code(status)))
+fn status_line(code: u8, summary: &str) -> String {
+    format!("ZEORAID {} - {summary}", nagios_word(code))
 }
 
 /// The status line, the array's numbers, and a table of the members.
 fn details_text(array: &ArrayStatus, now: SystemTime) -> String {
     format!(
         "{}\n{}",
-        status_line(array.status, &array.summary),
+        status_line(array_code(array.status, &array.inconsistent), &array.summary),
         details_body(array, now)
     )
 }
@@ -663,9 +714,34 @@ mod tests {
             "ZEORAID OK - optimal: 2 of 2 members optimal\n"
         );
         assert_eq!(
-            status_line(ArrayState::Failed, "failed: no member left"),
+            status_line(CRITICAL, "failed: no member left"),
             "ZEORAID CRITICAL - failed: no member left"
         );
+        let j = json!({"status": "optimal", "summary": "optimal: 2 of 2 members optimal; inconsistent: zeo1 \
+            and zeo2 differ", "inconsistent": "zeo1 and zeo2 differ"});
+        let line = serde_json::from_value::<cluster::StatusReply>(j).unwrap();
+        assert_eq!(line.code(), WARNING, "an inconsistent array is a WARNING");
+        assert!(line
+            .text(SystemTime::now())
+            .starts_with("ZEORAID WARNING - optimal"));
+        let inconsistent = Some("zeo1 and zeo2 differ".to_owned());
+        assert_eq!(array_code(ArrayState::Failed, &inconsistent), CRITICAL);
+        assert_eq!(array_code(ArrayState::Optimal, &None), OK);
+    }
+
+    #[test]
+    fn scrub_paths() {
+        assert_eq!(scrub_path(None, None), "/scrub");
+        assert_eq!(
+            scrub_path(Some("03e0000000000001"), None),
+            "/scrub?from=03e0000000000001"
+        );
+        assert_eq!(
+            scrub_path(Some("0000000000000000"), Some("03e0000000000001")),
+            "/scrub?from=0000000000000000&to=03e0000000000001"
+        );
+        assert_eq!(parse_tid("03E0000000000001"), Ok("03e0000000000001".to_owned()));
+        assert!(parse_tid("12").is_err());
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub fn controller_settings(config: &Config, tls: &PreparedTls) -> ControllerSett
             spool_dir: Some(config.spool_dir.clone()),
         },
         slow: config.slow_member,
+        scrub: config.scrub,
         transaction_timeout: config.timeouts.transaction,
         leading: None,
     }

@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::runzeo::{
-    process_exists, protocol_announcement, run_python, run_python_ok, ruok, RunZeo, RunZeoOptions,
-    NO_TRANSACTION,
+    files_under, process_exists, protocol_announcement, run_python, run_python_ok, ruok, RunZeo,
+    RunZeoOptions, NO_TRANSACTION,
 };
 
 const PY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -51,22 +50,6 @@ fn commit(server: &RunZeo, with_blob: bool) -> String {
     let tid = out.trim().to_string();
     assert_eq!(tid.len(), 16, "unexpected tid {tid:?}");
     tid
-}
-
-fn files_under(dir: &Path, suffix: &str) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if path.to_string_lossy().ends_with(suffix) {
-                found.push(path);
-            }
-        }
-    }
-    found
 }
 
 #[test]

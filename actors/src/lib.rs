@@ -20,6 +20,7 @@ pub mod controller;
 pub mod member;
 pub mod metrics;
 pub mod recovery;
+pub mod scrub;
 pub mod session;
 pub mod state;
 pub mod status;

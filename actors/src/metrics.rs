@@ -302,6 +302,9 @@ fn init() {
     LazyLock::force(&CLIENT_CONNECTIONS);
     LazyLock::force(&CLIENT_REFUSALS);
     operations::init();
+    LazyLock::force(&SCRUB_TRANSACTIONS);
+    LazyLock::force(&SCRUB_MISMATCHES);
+    LazyLock::force(&SCRUB_RUNNING);
 }
 
 /// Every metric in Prometheus text exposition format 0.0.4, for `GET /metrics`
@@ -541,6 +544,46 @@ pub(crate) fn recovery_ended(member: &str) {
 /// A recovery's final step held the commit lock this long.
 pub(crate) fn recovery_final_step(blocked: Duration) {
     RECOVERY_BLOCK.observe(blocked.as_secs_f64());
+}
+
+static SCRUB_TRANSACTIONS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "zeoraid_scrub_transactions_total",
+            "Transactions the scrub compared across the optimal members",
+        )
+        .expect("valid metric"),
+    )
+});
+
+static SCRUB_MISMATCHES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "zeoraid_scrub_mismatches_total",
+            "Differences the scrub found between members (a member outvoted and degraded as \
+             diverged, or no majority: the array inconsistent)",
+        )
+        .expect("valid metric"),
+    )
+});
+
+static SCRUB_RUNNING: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(IntGauge::new("zeoraid_scrub_running", "1 while a scrub runs, else 0").expect("valid metric"))
+});
+
+/// The scrub compared `n` more transactions.
+pub(crate) fn scrub_transactions(n: u64) {
+    SCRUB_TRANSACTIONS.inc_by(n);
+}
+
+/// The scrub found a difference.
+pub(crate) fn scrub_mismatch() {
+    SCRUB_MISMATCHES.inc();
+}
+
+/// A scrub started or ended.
+pub(crate) fn scrub_running(running: bool) {
+    SCRUB_RUNNING.set(i64::from(running));
 }
 
 /// The number of registered client sessions.

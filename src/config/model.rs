@@ -128,6 +128,8 @@ pub struct Config {
     /// copy in `Member::restart`, so consumers should read that one.
     pub restart: RestartPolicy,
     pub recovery: Recovery,
+    /// `[scrub]`: the scrub's throttle and schedule.
+    pub scrub: ScrubPolicy,
     /// When a member far slower than its peers at committing is degraded.
     pub slow_member: SlowPolicy,
     pub http: Http,
@@ -230,6 +232,8 @@ pub struct Limits {
     pub blob_downloads_per_session: usize,
 }
 
+/// Which management calls the ZEO port answers: the session's own type.
+pub use zeoraid_actors::controller::ScrubPolicy;
 /// How reads are served, what clients get once the array has failed, and
 /// when a slow member is degraded: the controller's own types, so config
 /// and actors share one definition and one set of defaults.
@@ -238,7 +242,6 @@ pub use zeoraid_actors::controller::{ClusterMode, FailMode, SlowPolicy};
 /// (degraded) and only probed occasionally: the member actor's own policy
 /// type, so config and actors share one definition and one set of defaults.
 pub use zeoraid_actors::member::RestartPolicy;
-/// Which management calls the ZEO port answers: the session's own type.
 pub use zeoraid_actors::session::ZeoAdminCalls;
 use zeoraid_actors::transaction::BLOB_CHUNK;
 

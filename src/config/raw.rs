@@ -30,6 +30,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "limits",
     "restart",
     "recovery",
+    "scrub",
     "slow_member",
     "http",
     "zeo_admin_calls",
@@ -54,6 +55,7 @@ pub struct RawConfig {
     pub limits: Option<RawLimits>,
     pub restart: Option<RawRestart>,
     pub recovery: Option<RawRecovery>,
+    pub scrub: Option<RawScrub>,
     pub slow_member: Option<RawSlowMember>,
     pub http: Option<RawHttp>,
     pub zeo_admin_calls: Option<String>,
@@ -106,6 +108,14 @@ pub struct RawRecovery {
     pub stable_for: Option<String>,
     pub final_step_slice: Option<String>,
     pub final_step_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScrub {
+    pub interval: Option<String>,
+    pub max_transactions_per_second: Option<u64>,
+    pub max_bytes_per_second: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -285,6 +285,7 @@ fn shipped_reference_config_is_valid_and_shows_the_defaults() {
     assert_eq!(c.limits, d.limits);
     assert_eq!(c.restart, d.restart);
     assert_eq!(c.recovery, d.recovery);
+    assert_eq!(c.scrub, d.scrub);
     assert_eq!(c.slow_member, d.slow_member);
     assert_eq!(c.http, d.http);
     assert_eq!(c.zeo_admin_calls, d.zeo_admin_calls);
@@ -1069,6 +1070,34 @@ fn recovery_zero_rates_mean_unthrottled() {
         &with_members("[recovery]\nfinal_step_slice = \"2s\"\nfinal_step_timeout = \"2s\""),
         "recovery.final_step_timeout: must be longer than recovery.final_step_slice",
     );
+}
+
+#[test]
+fn scrub_is_throttled_and_unscheduled_by_default() {
+    let c = ok(MEMBERS);
+    assert_eq!(c.scrub, ScrubPolicy::default());
+    assert_eq!(c.scrub.interval, None);
+    assert_eq!(c.scrub.throttle.max_transactions_per_second, NonZeroU64::new(200));
+    assert_eq!(c.scrub.throttle.max_bytes_per_second, NonZeroU64::new(10_000_000));
+    let c = ok(&with_members(
+        "[scrub]\ninterval = \"7d\"\nmax_transactions_per_second = 0\nmax_bytes_per_second = 1048576",
+    ));
+    assert_eq!(c.scrub.interval, Some(Duration::from_secs(7 * 86400)));
+    assert_eq!(
+        c.scrub.throttle.max_transactions_per_second, None,
+        "0 = unthrottled"
+    );
+    assert_eq!(c.scrub.throttle.max_bytes_per_second, NonZeroU64::new(1_048_576));
+    assert_eq!(
+        ok(&with_members("[scrub]\ninterval = \"0s\"")).scrub.interval,
+        None
+    );
+    assert_problem(
+        &with_members("[scrub]\ninterval = \"weekly\""),
+        "scrub.interval: invalid duration \"weekly\"",
+    );
+    let unknown = parse_error(&with_members("[scrub]\nevery = \"1d\""), &[]);
+    assert!(unknown.contains("scrub: unknown field `every`"), "{unknown}");
 }
 
 #[test]

@@ -18,8 +18,10 @@ use std::time::Duration;
 use super::duration::{parse_duration, HumanDuration};
 use super::model::*;
 use super::raw::{
-    RawCluster, RawConfig, RawHttp, RawLimits, RawMember, RawRecovery, RawRestart, RawSlowMember, RawTimeouts,
+    RawCluster, RawConfig, RawHttp, RawLimits, RawMember, RawRecovery, RawRestart, RawScrub, RawSlowMember,
+    RawTimeouts,
 };
+use zeoraid_actors::recovery::Throttle;
 
 /// One thing wrong with the settings, located by its key path
 /// (`members[1].address`, `restart.jitter`, `ZEORAID_LOG`).
@@ -80,6 +82,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
         None,
     );
     let recovery = recovery(&mut p, raw.recovery.unwrap_or_default());
+    let scrub = scrub(&mut p, raw.scrub.unwrap_or_default());
     let slow_member = slow_member_policy(&mut p, raw.slow_member.unwrap_or_default());
     let http = http(&mut p, raw.http.unwrap_or_default(), valid_listen);
     let zeo_admin_calls = zeo_admin_calls(&mut p, raw.zeo_admin_calls.as_deref());
@@ -107,6 +110,7 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
         limits,
         restart,
         recovery,
+        scrub,
         slow_member,
         http,
         zeo_admin_calls,
@@ -349,6 +353,24 @@ fn recovery(p: &mut Problems, raw: RawRecovery) -> Recovery {
         );
     }
     recovery
+}
+
+/// `[scrub]`: rates as `[recovery]`'s (0 = unthrottled), and an optional
+/// schedule (absent or "0s": only operators start a scrub).
+fn scrub(p: &mut Problems, raw: RawScrub) -> ScrubPolicy {
+    let default = ScrubPolicy::default();
+    let rate = |value: Option<u64>, default: Option<NonZeroU64>| value.map_or(default, NonZeroU64::new);
+    let interval = duration(p, "scrub.interval", raw.interval.as_deref(), Duration::ZERO);
+    ScrubPolicy {
+        throttle: Throttle {
+            max_transactions_per_second: rate(
+                raw.max_transactions_per_second,
+                default.throttle.max_transactions_per_second,
+            ),
+            max_bytes_per_second: rate(raw.max_bytes_per_second, default.throttle.max_bytes_per_second),
+        },
+        interval: (!interval.is_zero()).then_some(interval),
+    }
 }
 
 /// `[cluster]`: at least one etcd URL (plain `http://`: the etcd client

@@ -6,7 +6,7 @@
 //! still taking over is WARNING; a serving zeoraid that no longer leads
 //! (deposed) is CRITICAL whatever its array says.
 
-use super::{details_body, details_text, exit_code, nagios_word, StatusAnswer, CRITICAL, OK, WARNING};
+use super::{array_code, details_body, details_text, nagios_word, StatusAnswer, CRITICAL, OK, WARNING};
 use crate::http::{http_url, ClusterDetails, ClusterLine, Details, NotLeader, StandbyAnswer, StatusLine};
 use serde::Deserialize;
 use std::fmt::Write as _;
@@ -72,7 +72,10 @@ pub(super) fn line(code: u8, summary: &str) -> String {
 
 /// The status line of a serving zeoraid, with its role in a cluster.
 fn serving_line(status: &StatusLine) -> String {
-    let code = serving_code(exit_code(status.status), status.cluster.as_ref());
+    let code = serving_code(
+        array_code(status.status, &status.inconsistent),
+        status.cluster.as_ref(),
+    );
     line(code, &serving_summary(status))
 }
 
@@ -112,7 +115,10 @@ fn cluster_text(cluster: &ClusterDetails) -> String {
 impl StatusAnswer for StatusReply {
     fn code(&self) -> u8 {
         match self {
-            StatusReply::Serving(status) => serving_code(exit_code(status.status), status.cluster.as_ref()),
+            StatusReply::Serving(status) => serving_code(
+                array_code(status.status, &status.inconsistent),
+                status.cluster.as_ref(),
+            ),
             StatusReply::Standby(standby) => standby_code(&standby.cluster),
         }
     }
@@ -129,7 +135,7 @@ impl StatusAnswer for DetailsReply {
     fn code(&self) -> u8 {
         match self {
             DetailsReply::Serving(details) => serving_code(
-                exit_code(details.array.status),
+                array_code(details.array.status, &details.array.inconsistent),
                 details.cluster.as_ref().map(|c| &c.line),
             ),
             DetailsReply::Standby(standby) => standby_code(&standby.cluster.line),
@@ -145,6 +151,7 @@ impl StatusAnswer for DetailsReply {
                 let status = StatusLine {
                     status: details.array.status,
                     summary: details.array.summary.clone(),
+                    inconsistent: details.array.inconsistent.clone(),
                     cluster: Some(cluster.line.clone()),
                 };
                 format!(

@@ -75,7 +75,9 @@ pub(super) fn status(target: &Target, args: &CtlArgs, thresholds: &Thresholds) -
 fn judge(code: u8, array: &ArrayStatus, thresholds: &Thresholds, now: SystemTime) -> u8 {
     let mut code = code;
     if let Some(grace) = thresholds.warning_degraded_for {
-        if code == WARNING && degraded_for(array, now) < grace {
+        // The grace is for members out of the array, not for members that
+        // a scrub found to differ.
+        if code == WARNING && array.inconsistent.is_none() && degraded_for(array, now) < grace {
             code = OK;
         }
     }

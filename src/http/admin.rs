@@ -4,13 +4,14 @@
 //! is logged. Only the zeoraid that serves the array does them: a standby
 //! answers 409 naming the leader and its HTTP address.
 
-use super::query::{ForceQuery, RecoverQuery};
+use super::query::{ForceQuery, RecoverQuery, ScrubQuery};
 use super::{ApiError, ArrayHandles, State};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use slog::info;
 use zeoraid_actors::controller::{
     AdminError, Controller, DisableMember, ForceOptimal, RecoverMember, ReloadConfiguration, ReloadError,
+    StartScrub,
 };
 
 /// `POST /members/{name}/disable`: degrade the member now with the reason
@@ -129,6 +130,36 @@ fn done(member: String, message: String) -> HttpResponse {
 pub struct MemberActionDone {
     pub member: String,
     /// What happened, in one sentence.
+    pub message: String,
+}
+
+/// `POST /scrub[?from=TID&to=TID]`: start comparing the optimal members'
+/// histories over `[from, to]` (defaults: where an interrupted scrub
+/// stopped, else the beginning; the array's last tid). A member that
+/// differs from the majority is degraded as diverged; with no majority
+/// the array is flagged inconsistent. Progress and the result in
+/// `/details`' `scrub`. 200 `{"message"}`; 409 when one runs already,
+/// fewer than 2 optimal members are connected, or `from` is after `to`.
+pub(super) async fn scrub(
+    state: web::Data<State>,
+    req: HttpRequest,
+    query: web::Query<ScrubQuery>,
+) -> Result<HttpResponse, ApiError> {
+    state.authorize(&req)?;
+    let ScrubQuery { from, to } = query.into_inner();
+    info!(state.log, "admin request"; "action" => "scrub", "from" => from.map(|t| t.to_hex()),
+        "to" => to.map(|t| t.to_hex()), "peer" => peer(&req));
+    let array = state.leader_only("scrub")?;
+    match ask(array, StartScrub { from, to }).await? {
+        Ok(message) => Ok(HttpResponse::Ok().json(ScrubStarted { message })),
+        Err(e) => Err(admin_error(&e)),
+    }
+}
+
+/// The answer to a scrub that started, which `zeoraid ctl scrub` reads back.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ScrubStarted {
+    /// What was started, in one sentence.
     pub message: String,
 }
 

@@ -258,7 +258,9 @@ mod tests {
             "cluster_mode": "single", "fail_mode": "close", "last_tid": "03ff", "optimal": 0,
             "quorum": 1, "commits": 0, "aborts": 0, "conflicts": 0, "clients": 0,
             "longest_recovery_block_ms": 0, "state_generation": 1, "state_location": "etcd",
-            "members": []
+            "members": [],
+            "scrub": {"running": false, "progress": null, "last_result": null, "resume_from": null,
+                "interval_seconds": null}
         });
         let mut leader = view(Role::Leader, Some("zr1"));
         leader.reason = Some("elected".into());

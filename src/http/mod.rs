@@ -21,6 +21,7 @@
 //! | `POST /members/{name}/recover[?full=true]` | start recovering a degraded member |
 //! | `POST /members/{name}/force-optimal[?confirm=true]` | disaster override: go on from this member (without `confirm`: 409, what may be lost) |
 //! | `POST /reload` | re-read the configuration file, apply the member list |
+//! | `POST /scrub[?from=TID&to=TID]` | start comparing the optimal members' histories (TIDs in 16 hex digits) |
 //!
 //! With `[cluster]` (`cluster.rs`), `/status` and `/details` also carry
 //! `"role"`, `"epoch"` and `"leader"` (`/details` also this zeoraid's
@@ -50,7 +51,7 @@ mod page;
 mod query;
 mod status;
 
-pub use admin::MemberActionDone;
+pub use admin::{MemberActionDone, ScrubStarted};
 pub use cluster::{
     http_url, ClusterDetails, ClusterLine, Details, NotLeader, StandbyAnswer, StandbyReload, StandbyReloaded,
     StandbyStatus,
@@ -284,6 +285,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(post("/members/{name}/recover", admin::recover))
         .service(post("/members/{name}/force-optimal", admin::force_optimal).app_data(query::config()))
         .service(post("/reload", admin::reload))
+        .service(post("/scrub", admin::scrub).app_data(query::config()))
         .default_service(web::to(not_found));
 }
 

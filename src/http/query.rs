@@ -118,3 +118,13 @@ mod tests {
         );
     }
 }
+
+/// `POST /scrub[?from=TID&to=TID]`, each tid in 16 hex digits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ScrubQuery {
+    #[serde(default, with = "zeoraid_actors::tid::opt_hex")]
+    pub from: Option<zeo::types::Tid>,
+    #[serde(default, with = "zeoraid_actors::tid::opt_hex")]
+    pub to: Option<zeo::types::Tid>,
+}

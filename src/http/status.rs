@@ -40,6 +40,9 @@ impl State {
 pub struct StatusLine {
     pub status: ArrayState,
     pub summary: String,
+    /// Set while a scrub found members that differ with no majority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconsistent: Option<String>,
     #[serde(flatten)]
     pub cluster: Option<ClusterLine>,
 }
@@ -57,6 +60,7 @@ pub(super) async fn status(state: web::Data<State>, req: HttpRequest) -> Result<
     Ok(HttpResponse::Ok().json(StatusLine {
         status: s.status,
         summary: s.summary,
+        inconsistent: s.inconsistent,
         cluster: state.cluster_view().as_ref().map(ClusterLine::of),
     }))
 }

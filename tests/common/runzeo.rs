@@ -885,3 +885,21 @@ pub fn tail(text: &str, max: usize) -> &str {
     }
     &text[start..]
 }
+
+/// Every file below `dir` whose name ends in `suffix` (a server's blob
+/// files: `.blob`).
+pub fn files_under(dir: &Path, suffix: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.to_string_lossy().ends_with(suffix) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}

@@ -96,6 +96,7 @@ impl Handler<Drain> for Controller {
         let (reply, answer) = oneshot::channel();
         info!(self.log, "draining"; "commit_lock_held" => self.lock.commit().is_some(),
             "votes_waiting" => self.lock.votes_waiting(), "within_ms" => msg.within.as_millis() as u64);
+        self.stop_scrub("zeoraid is shutting down");
         for queued in self.lock.start_drain(Draining::new(reply)) {
             let _ = queued.reply.send(Err(AdminError::ShuttingDown));
         }

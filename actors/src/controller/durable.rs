@@ -25,6 +25,8 @@ impl Controller {
         self.generation = record.generation;
         self.last_tid = record.last_tid;
         self.max_oid = record.max_oid;
+        self.scrub.position = record.scrub;
+        self.scrub.inconsistent = record.inconsistent.clone();
         for slot in &mut self.members {
             let Some(member) = record.members.get(&*slot.name) else {
                 slot.degraded = Some(Degraded {
@@ -86,6 +88,8 @@ impl Controller {
                 .record
                 .as_ref()
                 .map_or_else(Vec::new, |r| r.forced.clone()),
+            scrub: self.scrub.position,
+            inconsistent: self.scrub.inconsistent.clone(),
         }
     }
 

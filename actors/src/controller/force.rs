@@ -244,6 +244,7 @@ mod tests {
             recovery: RecoveryPolicy::default(),
             transaction_timeout: std::time::Duration::from_secs(30),
             leading: None,
+            scrub: super::ScrubPolicy::default(),
         };
         let durable = DurableState {
             store: Box::new(FileStore::open(dir).unwrap()),

@@ -45,6 +45,8 @@ pub struct ControllerSettings {
     /// Set when this zeoraid leads a cluster: its commits are fenced and
     /// acknowledged only while its lease is proven.
     pub leading: Option<Leading>,
+    /// `[scrub]`: its throttle and schedule.
+    pub scrub: super::ScrubPolicy,
 }
 
 /// What a cluster's leader needs on the commit path (ARCHITECTURE.md §9).
@@ -240,6 +242,13 @@ pub struct ArrayStatus {
     pub clients: usize,
     pub last_tid: String,
     pub members: Vec<MemberStatus>,
+    /// Set when a scrub found members that differ with no majority to
+    /// tell which is right: who differs where. Nobody was degraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconsistent: Option<String>,
+    /// The scrub: running or not, progress and ETA, the last result.
+    #[serde(default)]
+    pub scrub: super::ScrubStatus,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

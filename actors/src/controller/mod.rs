@@ -25,6 +25,7 @@ mod modes;
 mod oids;
 mod pack;
 mod recovering;
+mod scrubbing;
 mod slow;
 mod takeover;
 mod vote;
@@ -34,6 +35,7 @@ pub use durable::DurableState;
 pub use messages::*;
 pub use modes::{ClusterMode, FailMode};
 pub use recovering::{RecoverMember, RecoveryPolicy, RecoveryStatus};
+pub use scrubbing::{ScrubPolicy, ScrubStatus, StartScrub};
 pub use slow::{SlowDetector, SlowPolicy};
 
 use crate::member::{ConnState, MemberActor, MemberEvent, MemberSettings};
@@ -216,6 +218,9 @@ pub struct Controller {
     /// fence): set by the takeover, moved by each commit that changes the
     /// root. `None` before the takeover, or alone (no fence).
     root_serial: Option<Tid>,
+    /// The scrub: the running one, the last result, the inconsistent
+    /// flag, the position kept in the array state (`scrubbing.rs`).
+    scrub: scrubbing::ScrubControl,
 }
 
 #[derive(Default)]
@@ -265,6 +270,7 @@ impl Controller {
             me: None,
             leading: settings.leading,
             root_serial: None,
+            scrub: scrubbing::ScrubControl::new(settings.scrub),
         };
         if let Some(record) = controller.durable.record.clone() {
             controller.restore(record);
@@ -577,6 +583,7 @@ impl Controller {
         for i in 0..self.members.len() {
             self.schedule_auto_recovery(ctx, i);
         }
+        self.schedule_scrubs(ctx);
         for waiter in self.ready_waiters.drain(..) {
             let _ = waiter.send(());
         }
@@ -809,7 +816,35 @@ impl Controller {
         let members: Vec<MemberStatus> = self.members.iter().map(|m| self.member_status(m)).collect();
         let optimal = self.optimal_count();
         let status = self.array_status();
-        let summary = match self.failed_reason() {
+        let summary = self.summary(&members, optimal, status);
+        ArrayStatus {
+            status,
+            summary: match &self.scrub.inconsistent {
+                Some(why) => format!("{summary}; inconsistent: {why}"),
+                None => summary,
+            },
+            inconsistent: self.scrub.inconsistent.clone(),
+            scrub: self.scrub.status(),
+            reason: self.failed_reason(),
+            cluster_mode: self.cluster_mode.to_string(),
+            fail_mode: self.fail_mode.to_string(),
+            last_tid: self.last_tid.to_hex(),
+            optimal,
+            quorum: self.cluster_mode.quorum(self.members.len()),
+            longest_recovery_block_ms: self.longest_recovery_block.as_millis() as u64,
+            state_location: self.durable.store.location(),
+            state_generation: self.generation,
+            commits: self.stats.commits,
+            aborts: self.stats.aborts,
+            conflicts: self.stats.conflicts,
+            clients: self.sessions.len(),
+            members,
+        }
+    }
+
+    /// The one line for humans and Nagios.
+    fn summary(&self, members: &[MemberStatus], optimal: usize, status: ArrayState) -> String {
+        match self.failed_reason() {
             Some(reason) => format!("{status}: {reason}"),
             None => {
                 let degraded: Vec<String> = members
@@ -827,24 +862,6 @@ impl Controller {
                     )
                 }
             }
-        };
-        ArrayStatus {
-            status,
-            summary,
-            reason: self.failed_reason(),
-            cluster_mode: self.cluster_mode.to_string(),
-            fail_mode: self.fail_mode.to_string(),
-            last_tid: self.last_tid.to_hex(),
-            optimal,
-            quorum: self.cluster_mode.quorum(self.members.len()),
-            longest_recovery_block_ms: self.longest_recovery_block.as_millis() as u64,
-            state_location: self.durable.store.location(),
-            state_generation: self.generation,
-            commits: self.stats.commits,
-            aborts: self.stats.aborts,
-            conflicts: self.stats.conflicts,
-            clients: self.sessions.len(),
-            members,
         }
     }
 

@@ -49,6 +49,10 @@ impl Controller {
         let pack_time = msg.t.min(unix_seconds(SystemTime::now()));
         info!(self.log, "pack started"; "pack_time" => pack_time, "asked_pack_time" => msg.t,
             "commits_waiting" => self.lock.votes_waiting());
+        // Members packing under a scrub's open iterators would answer it
+        // from histories in the middle of changing: it stops (its
+        // position stays, `ctl scrub` resumes it).
+        self.stop_scrub("a pack started");
         // Always `wait`, whatever the client asked: a member answering at
         // once would pack in a thread beside the commits that follow the
         // release of the lock, and its result would depend on where its

@@ -166,6 +166,19 @@ impl Copier {
         }
     }
 
+    /// A copier that only reads, from one member (the scrub): both sides
+    /// are that member, and reads go through [`Side::Source`].
+    pub fn reader(member: Arc<str>, addr: Addr<MemberActor>, log: Logger) -> Copier {
+        Copier::new(
+            member.clone(),
+            member,
+            addr.clone(),
+            addr,
+            std::env::temp_dir(),
+            log,
+        )
+    }
+
     fn name(&self, side: Side) -> &str {
         match side {
             Side::Source => &self.source_name,
@@ -513,27 +526,32 @@ impl Copier {
         (answer, written)
     }
 
+    /// The size and SHA-256 of the blob of `(oid, serial)` as `side`'s
+    /// member serves it, hashed as it streams (nothing is kept).
+    pub async fn blob_digest(&self, side: Side, oid: Oid, serial: Tid) -> Result<BlobDigest, MemberError> {
+        let mut hasher = BlobHasher::default();
+        let (answer, _) = self
+            .receive_blob(side, oid, serial, |chunk| {
+                hasher.update(chunk);
+                Ok(())
+            })
+            .await;
+        answer.map(|()| hasher.digest())
+    }
+
     /// Checks that the target serves each blob of a transaction just
     /// committed exactly as the source sent it (size and SHA-256, hashed as
     /// it streams). A mismatch fails the copy: the target holds a wrong
     /// blob file for a committed revision, which resuming cannot mend.
     async fn verify_blobs(&self, tid: Tid, blobs: &[(Oid, BlobDigest)]) -> Result<(), RecoveryError> {
         for (oid, sent) in blobs {
-            let mut hasher = BlobHasher::default();
-            let (answer, _) = self
-                .receive_blob(Side::Target, *oid, tid, |chunk| {
-                    hasher.update(chunk);
-                    Ok(())
-                })
-                .await;
-            answer.map_err(|e| {
+            let stored = self.blob_digest(Side::Target, *oid, tid).await.map_err(|e| {
                 self.fail_call(
                     Side::Target,
                     &format!("reading back the blob of {oid} at {tid}"),
                     e,
                 )
             })?;
-            let stored = hasher.digest();
             if stored != *sent {
                 return Err(self.fail(
                     Side::Target,

@@ -38,11 +38,11 @@
 //! cut in half by a `Stop` or a `CopyTail`.
 
 mod blob;
-mod copier;
+pub(crate) mod copier;
 mod error;
 mod messages;
-mod pace;
-mod verify;
+pub(crate) mod pace;
+pub(crate) mod verify;
 
 pub use blob::is_blob_record;
 pub use error::RecoveryError;

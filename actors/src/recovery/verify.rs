@@ -249,7 +249,7 @@ async fn compare(
         } else {
             s
         };
-        if let Some(reason) = txn_difference(c, &t, &s) {
+        if let Some(reason) = txn_difference((&c.member, &t), (&c.source_name, &s)) {
             return Err(RecoveryError::Refused { reason });
         }
         let t_records = c.records(Side::Target, &target, t.tid).await?;
@@ -288,8 +288,13 @@ fn source_lacks(c: &Copier, tid: Tid, source_last: Tid) -> RecoveryError {
     RecoveryError::Refused { reason }
 }
 
-/// Compares the metadata of two transactions at the same tid.
-pub(crate) fn txn_difference(c: &Copier, t: &TxnRecord, s: &TxnRecord) -> Option<String> {
+/// Compares the metadata of two transactions at the same tid, each
+/// with the name of the member it came from (recovery: target and
+/// source; the scrub: any two members).
+pub(crate) fn txn_difference(
+    (t_name, t): (&str, &TxnRecord),
+    (s_name, s): (&str, &TxnRecord),
+) -> Option<String> {
     let fields: [(&str, String, String); 4] = [
         ("status", format!("{:?}", t.status), format!("{:?}", s.status)),
         ("user", format!("{:?}", t.user), format!("{:?}", s.user)),
@@ -316,8 +321,8 @@ pub(crate) fn txn_difference(c: &Copier, t: &TxnRecord, s: &TxnRecord) -> Option
         .find(|(_, eq)| !eq)
         .map(|((name, tv, sv), _)| {
             format!(
-                "transaction {} differs: its {name} is {tv} on {} and {sv} on {}",
-                t.tid, c.member, c.source_name
+                "transaction {} differs: its {name} is {tv} on {t_name} and {sv} on {s_name}",
+                t.tid
             )
         })
 }

@@ -140,6 +140,11 @@ mod tests {
             max_oid: Tid::from_u64(42),
             members: Default::default(),
             forced: Vec::new(),
+            scrub: Some(crate::state::ScrubPosition {
+                next: Tid::from_u64(0x03e0_0000_0000_0001),
+                to: Tid::from_u64(0x03e0_0000_0000_0002),
+            }),
+            inconsistent: Some("zeo1 and zeo2 differ at tid 0x03e0000000000002".into()),
         };
         record.members.insert("zeo1".into(), MemberRecord::default());
         record.members.insert(

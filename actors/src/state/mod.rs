@@ -44,6 +44,24 @@ pub struct ArrayRecord {
     /// existed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forced: Vec<ForcedRecord>,
+    /// Where an unfinished scrub stands (absent in files written before
+    /// the scrub existed, and when none is unfinished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrub: Option<ScrubPosition>,
+    /// Why the array is inconsistent (a scrub found members that differ
+    /// with no majority), until a later scrub finds nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconsistent: Option<String>,
+}
+
+/// An unfinished scrub: it compared everything below `next`, and
+/// compares up to `to`; a restart resumes it there.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScrubPosition {
+    #[serde(with = "crate::tid::hex")]
+    pub next: Tid,
+    #[serde(with = "crate::tid::hex")]
+    pub to: Tid,
 }
 
 /// One `force-optimal`, as written: the array's history went on from
@@ -193,8 +211,11 @@ mod tests {
             "max_oid": "0000000000000002", "members": {"zeo1": {}}}"#;
         let record: ArrayRecord = serde_json::from_str(old).unwrap();
         assert!(record.forced.is_empty());
+        assert_eq!(record.scrub, None, "written before the scrub existed");
+        assert_eq!(record.inconsistent, None);
         let text = serde_json::to_string(&record).unwrap();
         assert!(!text.contains("forced"), "{text}");
+        assert!(!text.contains("scrub"), "{text}");
     }
 
     #[test]
