@@ -183,7 +183,9 @@ def test_ctl_with_the_config_file(raid):
 
     run = ctl("--config", conf, "status")
     assert run.returncode == 0, (run.stdout, run.stderr)
-    assert run.stdout == "ZEORAID OK - optimal: 2 of 2 members optimal\n"
+    line, perfdata = run.stdout.rstrip("\n").split(" | ")
+    assert line == "ZEORAID OK - optimal: 2 of 2 members optimal"
+    assert "optimal_members=2" in perfdata, perfdata
     code, ready = raid.http("GET", "/readyz")
     assert (code, ready["ready"]) == (200, True)
 
