@@ -199,7 +199,11 @@ fn ctl_scrub_takes_tids_and_refuses_a_second_scrub() {
     }
     let url = format!("http://{}", array.http_addr());
     let run = ctl(&["--url", &url, "scrub", "--from", "12"], &[]);
-    assert_eq!(run.code, 3, "a malformed tid is a usage error (UNKNOWN): {}", run.stderr);
+    assert_eq!(
+        run.code, 3,
+        "a malformed tid is a usage error (UNKNOWN): {}",
+        run.stderr
+    );
     assert!(run.stderr.contains("a tid is 16 hex digits"), "{}", run.stderr);
     let run = ctl(&["--url", &url, "scrub", "--from", "0000000000000000"], &[]);
     assert_eq!(run.code, 0, "{} {}", run.stdout, run.stderr);
