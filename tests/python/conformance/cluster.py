@@ -230,10 +230,34 @@ class Member(Server):
 
     blob_dir = None  # set when started
     paused = False   # SIGSTOPped by Cluster.pause_member
+    python = sys.executable  # zeo5_python() for a ZEO 5 member
 
     @property
     def data_fs(self):
         return self.dir / "Data.fs"
+
+    def runzeo_argv(self):
+        return [str(self.python), "-m", "ZEO.runzeo",
+                "-C", str(self.dir / "runzeo.conf")]
+
+
+def zeo5_python():
+    """The python of the ZEO 5.4 / ZODB 5.8 environment: $ZEORAID_PYTHON_ZEO5
+    (scripts/test sets it), else <repo>/.venv-zeo5/bin/python, created by
+    `scripts/python-env --zeo5` if it is not there yet."""
+    env = os.environ.get("ZEORAID_PYTHON_ZEO5")
+    if env:
+        return Path(env)
+    python = ROOT / ".venv-zeo5" / "bin" / "python"
+    if not (python.parent / "runzeo").exists():
+        made = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "python-env"), "--zeo5"],
+            capture_output=True, text=True, timeout=600)
+        if made.returncode != 0:
+            raise StartError(f"scripts/python-env --zeo5 failed:\n"
+                             f"{made.stdout}{made.stderr}")
+        python = Path(made.stdout.strip().splitlines()[-1])
+    return python
 
 
 def runzeo_config(addr, dir, storage_options="", blob_dir=None,
@@ -324,8 +348,10 @@ class Cluster:
 
     def __init__(self, target, name, dir, storage_options="",
                  blob_dir=None, zeoraid_options="", zeo_options="",
-                 addr=None, storage_conf=None):
+                 addr=None, storage_conf=None, zeo5_members=()):
         self.target, self.name, self.dir = target, name, Path(dir)
+        # The members ("m2", ...) that run ZEO 5.4's runzeo.
+        self.zeo5_members = tuple(zeo5_members)
         self.storage_options = storage_options
         self.zeoraid_options = zeoraid_options
         self.zeo_options = zeo_options
@@ -393,12 +419,13 @@ class Cluster:
                                               self.storage_options,
                                               blob_dir, self.zeo_options,
                                               self.storage_conf))
-                proc = spawn([sys.executable, "-m", "ZEO.runzeo",
-                              "-C", str(conf)], dir / "runzeo.log")
-                self.processes.append(proc)
-                member = Member(name, "runzeo", addr, proc,
+                member = Member(name, "runzeo", addr, None,
                                 dir / "runzeo.log", dir)
                 member.blob_dir = blob_dir
+                if name in self.zeo5_members:
+                    member.python = zeo5_python()
+                member.proc = proc = spawn(member.runzeo_argv(), member.log)
+                self.processes.append(proc)
                 starting.append(member)
             exited = _wait_all(starting,
                                lambda m: zeoprobe.ruok(m.addr, 2.0),
@@ -494,8 +521,7 @@ class Cluster:
         member = self.member(name)
         if member.proc.poll() is None:
             raise RuntimeError(f"member {name} is still running")
-        proc = spawn([sys.executable, "-m", "ZEO.runzeo",
-                      "-C", str(member.dir / "runzeo.conf")], member.log)
+        proc = spawn(member.runzeo_argv(), member.log)
         self.processes.append(proc)
         member.proc = proc
         member.paused = False
@@ -557,8 +583,7 @@ class Cluster:
         if self.front is None:
             server.addr = addr
             self._write_member_conf(server)
-            argv = [sys.executable, "-m", "ZEO.runzeo",
-                    "-C", str(server.dir / "runzeo.conf")]
+            argv = server.runzeo_argv()
             env = None
         else:
             conf = self.front.dir / "zeoraid.toml"
@@ -608,7 +633,7 @@ class ClusterSet:
 
     def start(self, name="main", storage_options="", blob_dir=None,
               zeoraid_options="", zeo_options="", addr=None, target=None,
-              storage_conf=None):
+              storage_conf=None, zeo5_members=()):
         """Start a fresh cluster. storage_options: extra ZConfig lines for
         the members' <filestorage>; blob_dir: the (only) member's blob
         directory instead of one of its own; zeoraid_options: extra TOML
@@ -617,7 +642,8 @@ class ClusterSet:
         (default: a free port). target="runzeo" with storage_conf (a
         ZConfig storage section): a plain runzeo serving that storage
         instead of a cluster of the set's target (e.g. a ZEO server whose
-        storage is a <zeoclient> of a cluster)."""
+        storage is a <zeoclient> of a cluster); zeo5_members: the members
+        ("m1", ...) run by ZEO 5.4's runzeo (zeo5_python())."""
         with self._lock:
             if self.expired:
                 raise StartError("the test ran out of time (see "
@@ -626,7 +652,7 @@ class ClusterSet:
                 raise ValueError(f"cluster {name!r} already started")
             cluster = Cluster(target or self.target, name, self.dir / name,
                               storage_options, blob_dir, zeoraid_options,
-                              zeo_options, addr, storage_conf)
+                              zeo_options, addr, storage_conf, zeo5_members)
             self.clusters[name] = cluster
             return cluster.start()
 
