@@ -95,6 +95,9 @@ pub struct ArrayOptions {
     /// Environment variables zeoraid is started with (besides the
     /// test's own, less every `ZEORAID_*` one).
     pub env: Vec<(String, String)>,
+    /// Indexes of the members that run ZEO 5.4 ([`RunZeoOptions::zeo5`]);
+    /// the others run ZEO 6.2.
+    pub zeo5_members: Vec<usize>,
 }
 
 impl ArrayOptions {
@@ -116,7 +119,16 @@ impl ArrayOptions {
             http_token: None,
             http_token_for_reads: false,
             env: Vec::new(),
+            zeo5_members: Vec::new(),
         }
+    }
+
+    /// How member `i` is started: [`ArrayOptions::member_options`] with
+    /// its initial storage and ZEO version.
+    pub fn options_of_member(&self, i: usize) -> RunZeoOptions {
+        let mut options = with_initial_storage(self.member_options.clone(), &self.member_storages, i);
+        options.zeo5 |= self.zeo5_members.contains(&i);
+        options
     }
 }
 
@@ -282,7 +294,7 @@ impl Array {
 
     /// [`Array::start`] with more control.
     pub fn start_with(options: ArrayOptions) -> Array {
-        let members = start_members(options.members, &options.member_options, &options.member_storages);
+        let members = start_members_with(options.members, |i| options.options_of_member(i));
         let relays = Relay::in_front_of(&members, &options.relayed);
         let dir = tempfile::Builder::new()
             .prefix("zeoraid-array-")
@@ -811,12 +823,23 @@ impl Drop for Array {
 /// if there is one); if one fails, the others are killed (dropped) and the
 /// failure is re-raised.
 pub fn start_members(n: usize, options: &RunZeoOptions, storages: &[Option<PathBuf>]) -> Vec<RunZeo> {
+    start_members_with(n, |i| with_initial_storage(options.clone(), storages, i))
+}
+
+/// `options` starting on a copy of `storages[i]` if there is one.
+fn with_initial_storage(mut options: RunZeoOptions, storages: &[Option<PathBuf>], i: usize) -> RunZeoOptions {
+    if let Some(Some(storage)) = storages.get(i) {
+        options.initial_storage = Some(storage.clone());
+    }
+    options
+}
+
+/// Starts `n` members in parallel, member `i` with `options_of(i)`; fails
+/// as [`start_members`] does.
+pub fn start_members_with(n: usize, options_of: impl Fn(usize) -> RunZeoOptions) -> Vec<RunZeo> {
     let handles: Vec<_> = (0..n)
         .map(|i| {
-            let mut options = options.clone();
-            if let Some(Some(storage)) = storages.get(i) {
-                options.initial_storage = Some(storage.clone());
-            }
+            let options = options_of(i);
             thread::spawn(move || RunZeo::start(options))
         })
         .collect();

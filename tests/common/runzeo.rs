@@ -9,7 +9,10 @@
 //!
 //! Which Python is used: `$ZEORAID_PYTHON` if set (`scripts/test` sets it),
 //! otherwise `<repo>/.venv/bin/python`; when that venv has no `runzeo` yet,
-//! `scripts/python-env` is run once per test process to create it.
+//! `scripts/python-env` is run once per test process to create it.  A ZEO
+//! 5.4 server ([`RunZeoOptions::zeo5`]) runs from the ZEO 5 environment the
+//! same way: `$ZEORAID_PYTHON_ZEO5`, else `<repo>/.venv-zeo5/bin/python`,
+//! else `scripts/python-env --zeo5` creates it ([`zeo5_python`]).
 //!
 //! Every wait is bounded.  Dropping a [`RunZeo`] kills (SIGKILL) and reaps
 //! the server, also while a test unwinds from a panic, so no `runzeo`
@@ -80,6 +83,9 @@ pub struct RunZeoOptions {
     /// requires client certificates signed by `authenticate`). Readiness
     /// is then its "listening" log line alone: `ruok` speaks plain TCP.
     pub ssl: Option<RunZeoSsl>,
+    /// Run ZEO 5.4.1 / ZODB 5.8.1's runzeo (the ZEO 5 environment) instead
+    /// of the main environment's ZEO 6.2.
+    pub zeo5: bool,
 }
 
 /// runzeo's `<ssl>` section: the server's certificate and key, and the CA
@@ -103,6 +109,7 @@ impl Default for RunZeoOptions {
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             initial_storage: None,
             ssl: None,
+            zeo5: false,
         }
     }
 }
@@ -152,6 +159,12 @@ impl RunZeoOptions {
     /// Speak TLS (see [`RunZeoOptions::ssl`]).
     pub fn ssl(mut self, ssl: RunZeoSsl) -> Self {
         self.ssl = Some(ssl);
+        self
+    }
+
+    /// A ZEO 5.4 server (see [`RunZeoOptions::zeo5`]).
+    pub fn zeo5(mut self) -> Self {
+        self.zeo5 = true;
         self
     }
 
@@ -229,7 +242,7 @@ impl RunZeo {
 
     /// [`RunZeo::start`] that returns the error instead of panicking.
     pub fn try_start(options: RunZeoOptions) -> Result<RunZeo, RunZeoError> {
-        let python = python().to_path_buf();
+        let python = server_python(&options).to_path_buf();
         let dir = tempfile::Builder::new()
             .prefix("runzeo-")
             .tempdir()
@@ -401,7 +414,7 @@ impl RunZeo {
     /// Retries a bounded number of times while the port is still taken.
     pub fn try_restart(&mut self) -> Result<(), RunZeoError> {
         self.kill9();
-        let python = python().to_path_buf();
+        let python = server_python(&self.options).to_path_buf();
         let mut last_err = None;
         for _ in 0..START_ATTEMPTS {
             match spawn_ready(
@@ -599,20 +612,60 @@ pub fn repo_root() -> &'static Path {
 /// no `runzeo`.  Panics if there is none to be had.
 pub fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(find_python)
+    PYTHON.get_or_init(|| find_python(&MAIN_ENV))
 }
 
-fn find_python() -> PathBuf {
-    if let Some(python) = std::env::var_os("ZEORAID_PYTHON").filter(|p| !p.is_empty()) {
+/// The Python of the ZEO 5 environment (ZEO 5.4.1 / ZODB 5.8.1):
+/// `$ZEORAID_PYTHON_ZEO5`, else `<repo>/.venv-zeo5/bin/python`, running
+/// `scripts/python-env --zeo5` first when that venv has no `runzeo`.
+pub fn zeo5_python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| find_python(&ZEO5_ENV))
+}
+
+/// The Python whose runzeo serves a server started with `options`.
+fn server_python(options: &RunZeoOptions) -> &'static Path {
+    if options.zeo5 {
+        zeo5_python()
+    } else {
+        python()
+    }
+}
+
+/// Where one of the project's Python environments is and how it is made.
+struct PythonEnv {
+    /// The variable that names its python, overriding the rest.
+    variable: &'static str,
+    /// Its directory below the repository root.
+    venv: &'static str,
+    /// The arguments of `scripts/python-env` that create it.
+    script_args: &'static [&'static str],
+}
+
+const MAIN_ENV: PythonEnv = PythonEnv {
+    variable: "ZEORAID_PYTHON",
+    venv: ".venv",
+    script_args: &[],
+};
+
+const ZEO5_ENV: PythonEnv = PythonEnv {
+    variable: "ZEORAID_PYTHON_ZEO5",
+    venv: ".venv-zeo5",
+    script_args: &["--zeo5"],
+};
+
+fn find_python(env: &PythonEnv) -> PathBuf {
+    if let Some(python) = std::env::var_os(env.variable).filter(|p| !p.is_empty()) {
         let python = PathBuf::from(python);
         assert!(
             python.exists(),
-            "ZEORAID_PYTHON={} does not exist (run scripts/python-env, or unset it)",
+            "{}={} does not exist (run scripts/python-env, or unset it)",
+            env.variable,
             python.display()
         );
         return python;
     }
-    let venv_bin = repo_root().join(".venv").join("bin");
+    let venv_bin = repo_root().join(env.venv).join("bin");
     if venv_bin.join("runzeo").exists() {
         return venv_bin.join("python");
     }
@@ -632,13 +685,15 @@ fn find_python() -> PathBuf {
     let script = repo_root().join("scripts").join("python-env");
     let output = Command::new("bash")
         .arg(&script)
+        .args(env.script_args)
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
     assert!(
         output.status.success(),
-        "{} failed ({}):\n{}{}",
+        "{} {:?} failed ({}):\n{}{}",
         script.display(),
+        env.script_args,
         output.status,
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
