@@ -17,7 +17,7 @@
 mod common;
 
 use common::array::{Array, ArrayOptions};
-use common::runzeo::{repo_root, run_python, run_python_ok, RunZeo};
+use common::runzeo::{protocol_announcement, repo_root, run_python, run_python_ok, RunZeo};
 use serde_json::Value as Json;
 use std::process::Command;
 use std::time::Duration;
@@ -108,10 +108,14 @@ addrs = [('127.0.0.1', int(p)) for p in sys.argv[2:]]
 mirror.wait_identical(addrs, timeout=15)
 "#;
 
-/// zeo1 runs ZEO 6.2, zeo2 ZEO 5.4.1; automatic recovery as soon as a
-/// member is back.
+/// zeo1 runs ZEO 6.2, zeo2 ZEO 5.4.1, both speaking pickle (Z5);
+/// automatic recovery as soon as a member is back.
 fn mixed_array() -> Array {
-    let mut options = ArrayOptions::new(2);
+    mixed_array_with(ArrayOptions::new(2))
+}
+
+/// [`mixed_array`] with more control over the members and zeoraid.
+fn mixed_array_with(mut options: ArrayOptions) -> Array {
     options.zeo5_members = vec![ZEO5];
     options.tables = "[recovery]\nstable_for = \"0s\"\n".to_string();
     let array = Array::start_with(options);
@@ -243,6 +247,21 @@ fn a_zeo5_member_beside_a_zeo6_member_mirrors_commits_blobs_and_undo() {
             "{member:?}: {status}"
         );
     }
+}
+
+/// Both members announce `M5` (`msgpack true`): zeoraid speaks msgpack to
+/// the ZEO 5 member as to the ZEO 6 one.
+#[test]
+fn a_zeo5_member_speaking_msgpack_mirrors_commits_and_blobs() {
+    let mut options = ArrayOptions::new(2);
+    options.member_options = options.member_options.msgpack();
+    let array = mixed_array_with(options);
+    for member in array.members() {
+        let announced = protocol_announcement(member.addr(), STATE_WITHIN).expect("an announcement");
+        assert_eq!(announced, b"M5", "{member:?}");
+    }
+    session(&array, "msgpack", &[]);
+    assert_members_identical(&array);
 }
 
 #[test]
