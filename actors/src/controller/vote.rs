@@ -265,6 +265,15 @@ impl Controller {
                 outvoted,
             } => {
                 for ((i, _), theirs) in outvoted {
+                    if answer.is_err() && theirs.is_err() {
+                        // Refused everywhere: nothing was written, so the
+                        // member's data cannot differ. Storages word their
+                        // refusals differently (RelStorage's conflicts are
+                        // its own classes).
+                        warn!(self.log, "a member refused a vote with another error than the majority";
+                            "member" => %self.members[i].name, "theirs" => ?theirs, "majority" => ?answer);
+                        continue;
+                    }
                     let reason = format!("vote answered {theirs:?} where the majority answered {answer:?}");
                     self.degrade(i, DegradeKind::Diverged, reason, None);
                 }
@@ -276,6 +285,17 @@ impl Controller {
                     .write_refusal()
                     .unwrap_or_else(|| ZeoError::unavailable("no member could vote: the array has failed"));
                 return Judged::Refused(error);
+            }
+            Verdict::NoWinner(groups) if refused_with_a_conflict(&groups).is_some() => {
+                let conflict = refused_with_a_conflict(&groups)
+                    .cloned()
+                    .expect("checked by the guard");
+                let answers: Vec<String> = groups.iter().map(|g| format!("{:?}", g[0].1)).collect();
+                warn!(self.log, "members refused a vote with different errors, one a conflict: the client gets the conflict";
+                    "answers" => ?answers);
+                self.stats.conflicts += 1;
+                metrics::commit(CommitOutcome::Conflict);
+                return Judged::Refused(conflict);
             }
             Verdict::NoWinner(groups) => {
                 let answers: Vec<String> = groups
@@ -407,4 +427,18 @@ impl Controller {
         }
         self.run_next(ctx);
     }
+}
+
+/// When every member refused the vote and one of them with a ZODB
+/// conflict, that conflict: nothing was written anywhere, and the client
+/// retries a conflict, as it would facing that member alone. Storages
+/// refuse the same conflict with their own classes (RelStorage's
+/// `CacheHasNewerTidError` where FileStorage raises `ReadConflictError`),
+/// which no majority could reconcile.
+fn refused_with_a_conflict<K>(groups: &[Vec<(K, Result<VoteResult, ZeoError>)>]) -> Option<&ZeoError> {
+    let mut errors = groups.iter().map(|g| g[0].1.as_ref().err());
+    if errors.clone().any(|e| e.is_none()) {
+        return None;
+    }
+    errors.find_map(|e| e.filter(|e| e.is_conflict()))
 }
