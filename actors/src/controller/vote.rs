@@ -275,7 +275,7 @@ impl Controller {
                         continue;
                     }
                     let reason = format!("vote answered {theirs:?} where the majority answered {answer:?}");
-                    self.degrade(i, DegradeKind::Diverged, reason, None);
+                    self.degrade(i, outvoted_kind(&theirs), reason, None);
                 }
                 (answer, agreeing)
             }
@@ -441,4 +441,17 @@ fn refused_with_a_conflict<K>(groups: &[Vec<(K, Result<VoteResult, ZeoError>)>])
         return None;
     }
     errors.find_map(|e| e.filter(|e| e.is_conflict()))
+}
+
+/// How a member outvoted at the vote is degraded. An answer about the data
+/// (a different serial, a conflict) says its history differs: diverged,
+/// for an operator to look at. A server exception (e.g. RelStorage 4.3's
+/// `undo` failing inside ZEO 6.2's server with a `TypeError`) says only
+/// that it could not take this transaction: failed, and recovery, which
+/// verifies its history before copying, brings it back.
+fn outvoted_kind(theirs: &Result<VoteResult, ZeoError>) -> DegradeKind {
+    match theirs {
+        Err(error) if !error.is_application_error() => DegradeKind::Failed,
+        _ => DegradeKind::Diverged,
+    }
 }
