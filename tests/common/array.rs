@@ -95,6 +95,10 @@ pub struct ArrayOptions {
     /// Environment variables zeoraid is started with (besides the
     /// test's own, less every `ZEORAID_*` one).
     pub env: Vec<(String, String)>,
+    /// Member `i` starts with `member_kinds[i]` instead of
+    /// `member_options` when that is `Some` (e.g. a RelStorage member
+    /// beside FileStorage ones).
+    pub member_kinds: Vec<Option<RunZeoOptions>>,
 }
 
 impl ArrayOptions {
@@ -116,6 +120,7 @@ impl ArrayOptions {
             http_token: None,
             http_token_for_reads: false,
             env: Vec::new(),
+            member_kinds: Vec::new(),
         }
     }
 }
@@ -282,7 +287,13 @@ impl Array {
 
     /// [`Array::start`] with more control.
     pub fn start_with(options: ArrayOptions) -> Array {
-        let members = start_members(options.members, &options.member_options, &options.member_storages);
+        let each = (0..options.members)
+            .map(|i| match options.member_kinds.get(i) {
+                Some(Some(kind)) => kind.clone(),
+                _ => options.member_options.clone(),
+            })
+            .collect();
+        let members = start_members_each(each, &options.member_storages);
         let relays = Relay::in_front_of(&members, &options.relayed);
         let dir = tempfile::Builder::new()
             .prefix("zeoraid-array-")
@@ -811,9 +822,16 @@ impl Drop for Array {
 /// if there is one); if one fails, the others are killed (dropped) and the
 /// failure is re-raised.
 pub fn start_members(n: usize, options: &RunZeoOptions, storages: &[Option<PathBuf>]) -> Vec<RunZeo> {
-    let handles: Vec<_> = (0..n)
-        .map(|i| {
-            let mut options = options.clone();
+    start_members_each(vec![options.clone(); n], storages)
+}
+
+/// [`start_members`] with each member's own options.
+pub fn start_members_each(each: Vec<RunZeoOptions>, storages: &[Option<PathBuf>]) -> Vec<RunZeo> {
+    let n = each.len();
+    let handles: Vec<_> = each
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut options)| {
             if let Some(Some(storage)) = storages.get(i) {
                 options.initial_storage = Some(storage.clone());
             }
