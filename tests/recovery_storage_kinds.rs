@@ -7,7 +7,9 @@
 //! finds the members identical, the source is stopped, and a ZODB client
 //! reads everything back through zeoraid from the recovered member alone:
 //! objects, every revision in their history, blobs and the undo log.
-//! A history-free RelStorage member is refused, with the reason.
+//! Also: a FileStorage that missed a pack of RelStorage, a blob whose
+//! current revision a RelStorage target packed, and a history-free
+//! RelStorage member, refused with the reason.
 
 mod common;
 
@@ -30,7 +32,8 @@ const ENDS: Duration = Duration::from_secs(90);
 /// undone, a change that is undone and a blob change that is undone; an
 /// empty transaction (begun, voted and finished with no record); every
 /// transaction with extension metadata.
-/// `pack`: packs the database as of now.
+/// `pack`: packs the database as of now. `touch TAG`: writes a new
+/// revision of TAG's blob.
 /// `read`: prints one JSON document of what the client sees: every
 /// object of the root, every revision of each (history and loadSerial),
 /// blob contents, the undo log and the last transaction.
@@ -62,6 +65,12 @@ def blob_text(blob):
 
 if mode == 'pack':
     db.pack(time.time())
+elif mode == 'touch':
+    conn = db.open()
+    with conn.root()[sys.argv[3] + '-blob'].open('w') as f:
+        f.write(b'a new revision of an old blob')
+    commit(sys.argv[3] + ' blob touched')
+    conn.close()
 elif mode == 'write':
     tag, undo = sys.argv[3], sys.argv[4] == 'undo'
     conn = db.open()
@@ -200,11 +209,11 @@ fn assert_scrub_finds_them_identical(array: &Array) {
     }
 }
 
-/// The objects both members serve (at least the workloads' keys).
+/// What both members serve (at least one workload's mapping and blob).
 fn read_both(array: &Array) -> Json {
     let both = read(array);
     assert!(
-        both["objects"].as_object().is_some_and(|o| o.len() >= 4),
+        both["objects"].as_object().is_some_and(|o| o.len() >= 2),
         "{both}"
     );
     both
@@ -366,4 +375,38 @@ fn without_revisions(mut read: Json) -> Json {
         object.as_object_mut().map(|o| o.remove("revisions"));
     }
     read
+}
+
+/// A RelStorage member that was packed, then missed a new revision of a
+/// blob whose current revision is in a packed transaction: the blob's
+/// upload names the member's current serial, which its `history` no
+/// longer lists (it leaves out packed transactions), so it comes from
+/// `loadBefore`; the recovery completes and the member serves alone.
+#[test]
+fn a_blob_whose_revision_relstorage_packed_is_recovered_onto_it() {
+    let mut array = array_of(RunZeoOptions::new(), sqlite());
+    create_root(&array);
+    write(&array, "old", false);
+    run_python_ok(
+        CLIENT,
+        &[&array.addr().to_string(), "pack"],
+        Duration::from_secs(120),
+    );
+    post(&array, "/members/zeo2/disable");
+    run_python_ok(
+        CLIENT,
+        &[&array.addr().to_string(), "touch", "old"],
+        Duration::from_secs(120),
+    );
+    let recovery = recover(&array, "zeo2", false);
+    assert_scrub_finds_them_identical(&array);
+    let both = without_revisions(read_both(&array));
+    array.members_mut()[0].kill9();
+    array.wait_status("zeo1 out", ENDS, |s| member(s, "zeo1")["state"] != "optimal");
+    let alone = without_revisions(read(&array));
+    assert_eq!(
+        alone["objects"]["old-blob"]["value"],
+        "a new revision of an old blob"
+    );
+    assert_eq!(alone, both, "recovery: {recovery}");
 }

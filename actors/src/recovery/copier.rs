@@ -41,8 +41,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
 use zeo::methods::{
-    History, IteratorGc, IteratorNext, IteratorRecordNext, IteratorRecordStart, IteratorStart, Request,
-    Restorea, StoreBlobChunk, StoreBlobEnd, TpcAbort, TpcBegin, TpcFinish, TxnId, Vote,
+    History, IteratorGc, IteratorNext, IteratorRecordNext, IteratorRecordStart, IteratorStart, LoadBefore,
+    Request, Restorea, StoreBlobChunk, StoreBlobEnd, TpcAbort, TpcBegin, TpcFinish, TxnId, Vote,
 };
 use zeo::reply::{DataRecord, Reply, TxnRecord};
 use zeo::types::{Oid, Tid};
@@ -580,7 +580,9 @@ impl Copier {
     /// The tid of the target's current record of `oid` (what a store must
     /// name as its serial), zero if the target never had the oid. From
     /// `history`, which (unlike `loadBefore`) also sees a record that
-    /// undid the object's creation.
+    /// undid the object's creation. RelStorage's `history` leaves out the
+    /// transactions a pack went through, so an object it lists nothing for
+    /// is asked with `loadBefore`.
     async fn current_serial(&self, oid: Oid) -> Result<Tid, RecoveryError> {
         let request = Request::History(History { oid, size: Some(1) });
         match self.call_raw(Side::Target, request).await {
@@ -589,11 +591,28 @@ impl Copier {
                     .as_bytes()
                     .and_then(|b| Tid::from_slice(b))
                     .ok_or_else(|| self.fail(Side::Target, format!("history of {oid}: bad tid {tid:?}"))),
-                None => Ok(Tid::ZERO),
+                None => self.loaded_serial(oid).await,
             },
             Ok(other) => Err(self.unexpected(Side::Target, "history", &other)),
             Err(MemberError::Application { error, .. }) if error.is_pos_key_error() => Ok(Tid::ZERO),
             Err(e) => Err(self.fail_call(Side::Target, &format!("history of {oid}"), e)),
+        }
+    }
+
+    /// The serial of the target's current revision of `oid` by
+    /// `loadBefore`; zero if it has none.
+    async fn loaded_serial(&self, oid: Oid) -> Result<Tid, RecoveryError> {
+        let request = Request::LoadBefore(LoadBefore {
+            oid,
+            // Nothing on the target is after its last copied transaction.
+            tid: Tid::from_u64(self.target_last.as_u64().saturating_add(1)),
+        });
+        match self.call_raw(Side::Target, request).await {
+            Ok(Reply::LoadBefore(Some(current))) => Ok(current.start),
+            Ok(Reply::LoadBefore(None)) => Ok(Tid::ZERO),
+            Ok(other) => Err(self.unexpected(Side::Target, "loadBefore", &other)),
+            Err(MemberError::Application { error, .. }) if error.is_pos_key_error() => Ok(Tid::ZERO),
+            Err(e) => Err(self.fail_call(Side::Target, &format!("loadBefore of {oid}"), e)),
         }
     }
 
