@@ -98,6 +98,10 @@ pub struct ArrayOptions {
     /// Indexes of the members that run ZEO 5.4 ([`RunZeoOptions::zeo5`]);
     /// the others run ZEO 6.2.
     pub zeo5_members: Vec<usize>,
+    /// Member `i` starts with `member_kinds[i]` instead of
+    /// `member_options` when that is `Some` (e.g. a RelStorage member
+    /// beside FileStorage ones).
+    pub member_kinds: Vec<Option<RunZeoOptions>>,
 }
 
 impl ArrayOptions {
@@ -120,13 +124,19 @@ impl ArrayOptions {
             http_token_for_reads: false,
             env: Vec::new(),
             zeo5_members: Vec::new(),
+            member_kinds: Vec::new(),
         }
     }
 
-    /// How member `i` is started: [`ArrayOptions::member_options`] with
-    /// its initial storage and ZEO version.
+    /// How member `i` is started: its [`ArrayOptions::member_kinds`] entry
+    /// or [`ArrayOptions::member_options`], with its initial storage and
+    /// ZEO version.
     pub fn options_of_member(&self, i: usize) -> RunZeoOptions {
-        let mut options = with_initial_storage(self.member_options.clone(), &self.member_storages, i);
+        let base = match self.member_kinds.get(i) {
+            Some(Some(kind)) => kind.clone(),
+            _ => self.member_options.clone(),
+        };
+        let mut options = with_initial_storage(base, &self.member_storages, i);
         options.zeo5 |= self.zeo5_members.contains(&i);
         options
     }

@@ -22,6 +22,7 @@ pub mod ctl;
 pub mod etcd;
 pub mod faults;
 pub mod http;
+pub mod postgres;
 pub mod rawclient;
 pub mod records;
 pub mod runzeo;

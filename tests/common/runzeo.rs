@@ -86,6 +86,25 @@ pub struct RunZeoOptions {
     /// Run ZEO 5.4.1 / ZODB 5.8.1's runzeo (the ZEO 5 environment) instead
     /// of the main environment's ZEO 6.2.
     pub zeo5: bool,
+    /// What the server serves: a FileStorage (default) or RelStorage.
+    pub storage: StorageKind,
+    /// RelStorage only: `keep-history false` (no history, no undo).
+    pub history_free: bool,
+}
+
+/// The storage a member's runzeo serves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StorageKind {
+    /// `<filestorage>`: `data.fs` (and `blobs/`) in the member's directory.
+    #[default]
+    FileStorage,
+    /// `<relstorage>` on SQLite, its database in `sqlite/` of the member's
+    /// directory; blobs in the database (`shared-blob-dir false`, `blobs/`
+    /// is the cache).
+    RelStorageSqlite,
+    /// `<relstorage>` on PostgreSQL: the `dsn` of a database (see
+    /// `postgres::Postgres::create_database`); blobs in the database.
+    RelStoragePostgres { dsn: String },
 }
 
 /// runzeo's `<ssl>` section: the server's certificate and key, and the CA
@@ -110,6 +129,8 @@ impl Default for RunZeoOptions {
             initial_storage: None,
             ssl: None,
             zeo5: false,
+            storage: StorageKind::FileStorage,
+            history_free: false,
         }
     }
 }
@@ -165,6 +186,24 @@ impl RunZeoOptions {
     /// A ZEO 5.4 server (see [`RunZeoOptions::zeo5`]).
     pub fn zeo5(mut self) -> Self {
         self.zeo5 = true;
+        self
+    }
+
+    /// Serve RelStorage on SQLite instead of a FileStorage.
+    pub fn relstorage_sqlite(mut self) -> Self {
+        self.storage = StorageKind::RelStorageSqlite;
+        self
+    }
+
+    /// Serve RelStorage on the PostgreSQL database `dsn`.
+    pub fn relstorage_postgres(mut self, dsn: &str) -> Self {
+        self.storage = StorageKind::RelStoragePostgres { dsn: dsn.to_string() };
+        self
+    }
+
+    /// A history-free RelStorage (`keep-history false`).
+    pub fn history_free(mut self) -> Self {
+        self.history_free = true;
         self
     }
 
@@ -249,6 +288,10 @@ impl RunZeo {
             .map_err(|e| RunZeoError::new(format!("cannot create a tempdir: {e}")))?;
         let log_path = dir.path().join("runzeo.log");
         let config_path = dir.path().join("zeo.conf");
+        if options.storage == StorageKind::RelStorageSqlite {
+            fs::create_dir(dir.path().join("sqlite"))
+                .map_err(|e| RunZeoError::new(format!("cannot create the SQLite directory: {e}")))?;
+        }
         if let Some(source) = &options.initial_storage {
             fs::copy(source, dir.path().join("data.fs")).map_err(|e| {
                 RunZeoError::new(format!("cannot copy the storage {}: {e}", source.display()))
@@ -324,6 +367,33 @@ impl RunZeo {
     /// The FileStorage file (`data_dir()/data.fs`).
     pub fn storage_path(&self) -> PathBuf {
         self.dir.path().join("data.fs")
+    }
+
+    /// Kill the server, delete its FileStorage (`data.fs` and its index,
+    /// lock and temporary files) and its blob directory, and start it
+    /// again on the same port: an empty member, as an operator makes one
+    /// for a full copy. Panics for a RelStorage member.
+    pub fn restart_empty(&mut self) {
+        assert_eq!(
+            self.options.storage,
+            StorageKind::FileStorage,
+            "restart_empty wipes a FileStorage only"
+        );
+        self.kill9();
+        for suffix in ["", ".index", ".lock", ".tmp"] {
+            let file = self.dir.path().join(format!("data.fs{suffix}"));
+            if let Err(e) = fs::remove_file(&file) {
+                assert!(
+                    e.kind() == io::ErrorKind::NotFound,
+                    "cannot remove {}: {e}",
+                    file.display()
+                );
+            }
+        }
+        if let Some(blobs) = self.blob_dir().filter(|b| b.exists()) {
+            fs::remove_dir_all(&blobs).unwrap_or_else(|e| panic!("cannot remove {}: {e}", blobs.display()));
+        }
+        self.restart();
     }
 
     /// The blob directory, if the server has one.
@@ -799,16 +869,43 @@ fn zconfig(options: &RunZeoOptions, addr: SocketAddr, dir: &Path) -> String {
         ));
     }
     zeo.push_str("</zeo>\n\n");
-    let mut storage = format!(
-        "<filestorage {}>\n  path {}\n",
+    zeo + &storage_section(options, dir)
+}
+
+/// The storage's ZConfig section (with `%import relstorage` for RelStorage).
+fn storage_section(options: &RunZeoOptions, dir: &Path) -> String {
+    let blob_dir = |key: &str| match options.blobs {
+        true => format!("  {key} {}\n", dir.join("blobs").display()),
+        false => String::new(),
+    };
+    let adapter = match &options.storage {
+        StorageKind::FileStorage => {
+            return format!(
+                "<filestorage {}>\n  path {}\n{}</filestorage>\n",
+                options.storage_name,
+                dir.join("data.fs").display(),
+                blob_dir("blob-dir")
+            );
+        }
+        StorageKind::RelStorageSqlite => format!(
+            "  <sqlite3>\n    data-dir {}\n  </sqlite3>\n",
+            dir.join("sqlite").display()
+        ),
+        StorageKind::RelStoragePostgres { dsn } => {
+            format!("  <postgresql>\n    dsn {dsn}\n  </postgresql>\n")
+        }
+    };
+    format!(
+        "%import relstorage\n<relstorage {}>\n  keep-history {}\n{}{}{}</relstorage>\n",
         options.storage_name,
-        dir.join("data.fs").display()
-    );
-    if options.blobs {
-        storage.push_str(&format!("  blob-dir {}\n", dir.join("blobs").display()));
-    }
-    storage.push_str("</filestorage>\n");
-    zeo + &storage
+        !options.history_free,
+        blob_dir("blob-dir"),
+        match options.blobs {
+            true => "  shared-blob-dir false\n",
+            false => "",
+        },
+        adapter
+    )
 }
 
 /// Spawn runzeo and wait until it is ready: it has logged that it listens

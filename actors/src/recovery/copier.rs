@@ -25,6 +25,7 @@
 
 use super::blob::is_blob_record;
 use super::error::RecoveryError;
+use super::storages::TargetStorage;
 use crate::member::{
     Call, CallAfter, CallOn, ConnectionId, CurrentConnection, MemberActor, MemberError, OnewayOn, Oneways,
     SendBlob,
@@ -40,8 +41,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
 use zeo::methods::{
-    History, IteratorGc, IteratorNext, IteratorRecordNext, IteratorRecordStart, IteratorStart, Request,
-    Restorea, StoreBlobChunk, StoreBlobEnd, TpcAbort, TpcBegin, TpcFinish, TxnId, Vote,
+    History, IteratorGc, IteratorNext, IteratorRecordNext, IteratorRecordStart, IteratorStart, LoadBefore,
+    Request, Restorea, StoreBlobChunk, StoreBlobEnd, TpcAbort, TpcBegin, TpcFinish, TxnId, Vote,
 };
 use zeo::reply::{DataRecord, Reply, TxnRecord};
 use zeo::types::{Oid, Tid};
@@ -125,6 +126,8 @@ pub(crate) struct Copier {
     log: Logger,
     /// The target's last committed tid: it holds everything up to here.
     pub target_last: Tid,
+    /// How to write onto the target (set by the verification).
+    pub target_storage: TargetStorage,
     /// The source iterator of the current pass.
     stream: Option<Stream>,
 }
@@ -162,6 +165,7 @@ impl Copier {
             spool_dir,
             log,
             target_last: Tid::ZERO,
+            target_storage: TargetStorage::default(),
             stream: None,
         }
     }
@@ -270,13 +274,18 @@ impl Copier {
         }
     }
 
-    /// Starts an iterator over `[start, stop]` on `side`.
+    /// Starts an iterator over `[start, stop]` on `side`, never before tid
+    /// 1: tid 0 is no transaction, but a history-preserving RelStorage
+    /// keeps a placeholder transaction 0 (no records, user "system") that
+    /// its iterator lists when started from 0.
     pub async fn iterator(
         &self,
         side: Side,
         start: Option<Tid>,
         stop: Option<Tid>,
     ) -> Result<OpenIterator, RecoveryError> {
+        let first = Tid::from_u64(1);
+        let start = Some(start.map_or(first, |tid| tid.max(first)));
         let connection = match self.addr(side).send(CurrentConnection).await {
             Ok(Some(connection)) => connection,
             Ok(None) => return Err(self.fail(side, "iterator_start: the member is not connected")),
@@ -437,10 +446,13 @@ impl Copier {
         let mut replays = Vec::with_capacity(records.len());
         let mut missing = 0;
         for (i, record) in records.into_iter().enumerate() {
+            let last = last_of_oid.get(&record.oid) == Some(&i);
+            if !last && self.target_storage.one_record_per_object {
+                // The target keeps the last record of the object only.
+                continue;
+            }
             let blob_data = match &record.data {
-                Some(data) if last_of_oid.get(&record.oid) == Some(&i) && is_blob_record(data) => {
-                    data.clone()
-                }
+                Some(data) if last && is_blob_record(data) => data.clone(),
                 _ => {
                     replays.push(Replay::Restore(record));
                     continue;
@@ -568,7 +580,9 @@ impl Copier {
     /// The tid of the target's current record of `oid` (what a store must
     /// name as its serial), zero if the target never had the oid. From
     /// `history`, which (unlike `loadBefore`) also sees a record that
-    /// undid the object's creation.
+    /// undid the object's creation. RelStorage's `history` leaves out the
+    /// transactions a pack went through, so an object it lists nothing for
+    /// is asked with `loadBefore`.
     async fn current_serial(&self, oid: Oid) -> Result<Tid, RecoveryError> {
         let request = Request::History(History { oid, size: Some(1) });
         match self.call_raw(Side::Target, request).await {
@@ -577,11 +591,28 @@ impl Copier {
                     .as_bytes()
                     .and_then(|b| Tid::from_slice(b))
                     .ok_or_else(|| self.fail(Side::Target, format!("history of {oid}: bad tid {tid:?}"))),
-                None => Ok(Tid::ZERO),
+                None => self.loaded_serial(oid).await,
             },
             Ok(other) => Err(self.unexpected(Side::Target, "history", &other)),
             Err(MemberError::Application { error, .. }) if error.is_pos_key_error() => Ok(Tid::ZERO),
             Err(e) => Err(self.fail_call(Side::Target, &format!("history of {oid}"), e)),
+        }
+    }
+
+    /// The serial of the target's current revision of `oid` by
+    /// `loadBefore`; zero if it has none.
+    async fn loaded_serial(&self, oid: Oid) -> Result<Tid, RecoveryError> {
+        let request = Request::LoadBefore(LoadBefore {
+            oid,
+            // Nothing on the target is after its last copied transaction.
+            tid: Tid::from_u64(self.target_last.as_u64().saturating_add(1)),
+        });
+        match self.call_raw(Side::Target, request).await {
+            Ok(Reply::LoadBefore(Some(current))) => Ok(current.start),
+            Ok(Reply::LoadBefore(None)) => Ok(Tid::ZERO),
+            Ok(other) => Err(self.unexpected(Side::Target, "loadBefore", &other)),
+            Err(MemberError::Application { error, .. }) if error.is_pos_key_error() => Ok(Tid::ZERO),
+            Err(e) => Err(self.fail_call(Side::Target, &format!("loadBefore of {oid}"), e)),
         }
     }
 

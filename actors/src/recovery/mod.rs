@@ -42,6 +42,7 @@ pub(crate) mod copier;
 mod error;
 mod messages;
 pub(crate) mod pace;
+pub(crate) mod storages;
 pub(crate) mod verify;
 
 pub use blob::is_blob_record;
@@ -51,7 +52,7 @@ pub use messages::{
     TailCopied, VerifyWindow,
 };
 pub use pace::Throttle;
-pub(crate) use verify::has_interface;
+pub(crate) use storages::has_interface;
 
 use crate::member::{Call, MemberActor};
 use crate::tid::unix_seconds;
@@ -259,6 +260,7 @@ impl RecoveryActor {
                 }
             };
             copier.target_last = verified.target_last;
+            copier.target_storage = verified.target;
             act.copier = Some(copier);
             let c = &mut act.counters;
             c.started_from = verified.target_last;

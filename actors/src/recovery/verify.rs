@@ -11,11 +11,17 @@
 //!
 //! What is compared, per transaction: tid, status, user, description,
 //! extension; per record: oid, tid, data, and the back-pointer `data_txn`.
-//! Records are compared in oid order (stable for an oid's repeated
-//! records): a copy reproduces the order of a transaction written through
-//! ZEO, but not necessarily of one written to a FileStorage directly.
-//! `data_txn` is not compared for blob records: a blob can only be copied
-//! as a full record (with its blob file), never as a back-pointer.
+//! Records are compared in oid order, the last record of each object only:
+//! a FileStorage keeps every record a client sent in a transaction (a ZEO
+//! client sends a blob's record twice), RelStorage keeps one per object,
+//! and a load sees the last. A copy reproduces the order of a transaction
+//! written through ZEO, but not necessarily of one written to a
+//! FileStorage directly. `data_txn` is compared only where both members
+//! give one: it is how a FileStorage shares an earlier record's data (an
+//! undo), RelStorage stores the data again and gives none, and the data
+//! is compared either way. Nor is it compared for blob records: a blob can
+//! only be copied as a full record (with its blob file), never as a
+//! back-pointer.
 //!
 //! A target that missed a pack of the array (`missed_pack`) is compared
 //! leniently before the pack time: a pack removes non-current revisions,
@@ -31,11 +37,11 @@ use super::blob::is_blob_record;
 use super::copier::{Copier, Side};
 use super::error::RecoveryError;
 use super::messages::VerifyWindow;
+use super::storages::{check_storages, TargetStorage};
 use crate::tid::unix_seconds;
 use zeo::methods::{Request, UndoLog};
 use zeo::reply::{DataRecord, Reply, TxnRecord};
 use zeo::types::Tid;
-use zeo::Value;
 
 /// What phase 1 found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +53,8 @@ pub(crate) struct Verified {
     pub source_last: Tid,
     pub compared: u64,
     pub full_copy: bool,
+    /// How to write onto the target (`storages.rs`).
+    pub target: TargetStorage,
 }
 
 /// Phase 1. The target's `lastTransaction` is where its history *probably*
@@ -67,13 +75,14 @@ pub(crate) async fn verify(
     let packed = |tid: Tid| missed_pack.is_some_and(|t| unix_seconds(tid) <= t);
     let reported = c.last_transaction(Side::Target).await?;
     let source_last = c.last_transaction(Side::Source).await?;
-    check_blob_support(c).await?;
+    let target = check_storages(c).await?;
     let empty = |compared| Verified {
         target_last: Tid::ZERO,
         reported_last: reported,
         source_last,
         compared,
         full_copy: true,
+        target,
     };
     if reported == Tid::ZERO {
         return Ok(empty(0));
@@ -105,39 +114,9 @@ pub(crate) async fn verify(
             source_last,
             compared: outcome.compared,
             full_copy: false,
+            target,
         },
         None => empty(outcome.compared),
-    })
-}
-
-/// A source with blobs needs a target with blobs (else every blob upload
-/// would fail with a closed connection, far from the cause).
-async fn check_blob_support(c: &Copier) -> Result<(), RecoveryError> {
-    let mut blobs = [false; 2];
-    for (i, side) in [Side::Source, Side::Target].into_iter().enumerate() {
-        blobs[i] = match c.call(side, Request::GetInfo).await? {
-            Reply::GetInfo(info) => has_interface(&info, "IBlobStorage"),
-            other => return Err(c.unexpected(side, "get_info", &other)),
-        };
-    }
-    if blobs[0] && !blobs[1] {
-        return Err(RecoveryError::Refused {
-            reason: format!(
-                "{} stores blobs but {} has no blob directory",
-                c.source_name, c.member
-            ),
-        });
-    }
-    Ok(())
-}
-
-pub(crate) fn has_interface(info: &Value, name: &str) -> bool {
-    let Some(interfaces) = info.dict_get("interfaces").and_then(Value::as_seq) else {
-        return false;
-    };
-    interfaces.iter().any(|i| match i.as_seq() {
-        Some([_, n]) => n.as_str() == Some(name),
-        _ => false,
     })
 }
 
@@ -331,7 +310,7 @@ pub(crate) fn txn_difference(
 /// names the first difference.
 pub(crate) fn record_difference(target: &[DataRecord], source: &[DataRecord]) -> Option<String> {
     let sorted = |records: &[DataRecord]| {
-        let mut r: Vec<DataRecord> = records.to_vec();
+        let mut r = last_record_of_each_object(records);
         r.sort_by_key(|r| r.oid);
         r
     };
@@ -358,7 +337,8 @@ pub(crate) fn record_difference(target: &[DataRecord], source: &[DataRecord]) ->
             ));
         }
         let blob = a.data.as_deref().is_some_and(is_blob_record);
-        if !blob && a.data_txn != b.data_txn {
+        let both_point_back = a.data_txn.is_some() && b.data_txn.is_some();
+        if !blob && both_point_back && a.data_txn != b.data_txn {
             return Some(format!(
                 "oid {}: back-pointer (data_txn) {:?} vs {:?}",
                 a.oid, a.data_txn, b.data_txn
@@ -380,6 +360,21 @@ pub(crate) fn record_difference(target: &[DataRecord], source: &[DataRecord]) ->
         ));
     }
     None
+}
+
+/// A transaction's records with only the last one of each object (what a
+/// load at that transaction sees), in their order: a FileStorage keeps
+/// every record a client sent (a ZEO client sends a blob's record twice),
+/// RelStorage one per object.
+fn last_record_of_each_object(records: &[DataRecord]) -> Vec<DataRecord> {
+    let last: std::collections::HashMap<_, usize> =
+        records.iter().enumerate().map(|(i, r)| (r.oid, i)).collect();
+    records
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| last.get(&r.oid) == Some(i))
+        .map(|(_, r)| r.clone())
+        .collect()
 }
 
 /// Before a pack the target missed: every record of the source must be on
@@ -476,8 +471,27 @@ mod tests {
             "the target has a record of oid 0x0000000000000002 the source lacks"
         );
         let bp = [rec(1, 9, b"x", Some(3)), rec(2, 9, b"y", None)];
-        let msg = record_difference(&bp, &base).unwrap();
+        let other_bp = [rec(1, 9, b"x", Some(4)), rec(2, 9, b"y", None)];
+        let msg = record_difference(&bp, &other_bp).unwrap();
         assert!(msg.contains("back-pointer"), "{msg}");
+    }
+
+    #[test]
+    fn storages_without_back_pointers_or_repeated_records_compare_equal() {
+        // A FileStorage: an undo as a back-pointer, a blob's record twice.
+        let filestorage = [
+            rec(1, 9, b"x", Some(3)),
+            rec(2, 9, b"y", None),
+            rec(2, 9, b"z", None),
+        ];
+        // RelStorage: the data again, one record per object.
+        let relstorage = [rec(2, 9, b"z", None), rec(1, 9, b"x", None)];
+        assert_eq!(record_difference(&filestorage, &relstorage), None);
+        assert_eq!(record_difference(&relstorage, &filestorage), None);
+        // The last record of an object is what counts.
+        let other_last = [rec(1, 9, b"x", None), rec(2, 9, b"y", None)];
+        let msg = record_difference(&filestorage, &other_last).unwrap();
+        assert!(msg.starts_with("oid 0x0000000000000002: data differs"), "{msg}");
     }
 
     #[test]
@@ -502,20 +516,5 @@ mod tests {
         let source = [rec(1, 9, BLOB, Some(4)), rec(1, 9, BLOB, Some(4))];
         let target = [rec(1, 9, BLOB, Some(4)), rec(1, 9, BLOB, None)];
         assert_eq!(record_difference(&target, &source), None);
-    }
-
-    #[test]
-    fn interfaces_are_read_from_get_info() {
-        let pair = |m: &str, n: &str| Value::tuple([Value::str(m), Value::str(n)]);
-        let info = Value::Dict(vec![(
-            Value::str("interfaces"),
-            Value::tuple([
-                pair("ZODB.interfaces", "IBlobStorage"),
-                pair("ZODB.interfaces", "IStorage"),
-            ]),
-        )]);
-        assert!(has_interface(&info, "IBlobStorage"));
-        assert!(!has_interface(&info, "IBlobStorageRestoreable"));
-        assert!(!has_interface(&Value::Dict(vec![]), "IBlobStorage"));
     }
 }
