@@ -17,6 +17,7 @@ use slog::{debug, info, Logger};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::config::Config;
+use crate::listen::{FrontListener, ListenError};
 use crate::reload::Reloader;
 use actix::{Actor, Addr, Recipient};
 use std::path::PathBuf;
@@ -40,12 +41,8 @@ pub enum DaemonError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot listen for ZEO clients on {addr}: {source}")]
-    Listen {
-        addr: std::net::SocketAddr,
-        #[source]
-        source: io::Error,
-    },
+    #[error("{0}")]
+    Listen(#[source] crate::listen::ListenError),
     #[error("cannot listen for HTTP on {addr}: {source}")]
     Http {
         addr: std::net::SocketAddr,
@@ -190,15 +187,15 @@ pub(crate) async fn serve_array(
             Err(stepped_down) => return Ok(stepped_down),
         }
     }
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    // Dropped (removing a Unix socket's file) whenever this returns.
+    let (listener, socket_file) = FrontListener::bind(&config.listen, config.listen_mode, &log)
         .await
-        .map_err(|source| DaemonError::Listen {
-            addr: config.listen,
+        .map_err(DaemonError::Listen)?;
+    let listen = listener.local().map_err(|source| {
+        DaemonError::Listen(ListenError::Bind {
+            address: config.listen.to_string(),
             source,
-        })?;
-    let listen = listener.local_addr().map_err(|source| DaemonError::Listen {
-        addr: config.listen,
-        source,
+        })
     })?;
     prepare_spool(&config.spool_dir, &log)?;
     let front_tls = tls.front();
@@ -244,7 +241,7 @@ pub(crate) async fn serve_array(
     ));
     info!(log, "zeoraid started";
         "pid" => std::process::id(),
-        "listen" => %listen,
+        "listen" => listen,
         "http" => %http.addr(),
         "array" => array.status,
         "last_tid" => array.last_tid.to_hex(),
@@ -269,6 +266,7 @@ pub(crate) async fn serve_array(
     info!(log, "shutting down"; "signal" => received, "then" => "no new clients, finishing transactions in flight",
         "within_ms" => config.timeouts.commit.as_millis() as u64);
     front.abort();
+    drop(socket_file);
     if let Some(task) = status_line {
         task.abort();
     }

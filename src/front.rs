@@ -1,26 +1,28 @@
-//! The front ZEO listener: accepts application connections and hands each
-//! to its own client-session actor, within `[limits] max_client_connections`.
+//! The front ZEO listener (TCP or a Unix socket, `crate::listen`): accepts
+//! application connections and hands each to its own client-session actor,
+//! within `[limits] max_client_connections`.
 //!
 //! A connection over the limit is closed as soon as it is accepted, so
 //! clients cannot take the descriptors the members' reconnects and the HTTP
 //! endpoint need (neither is counted). Each session holds one permit of the
-//! limit until it ends. Accepted sockets get TCP keepalive, so a client
+//! limit until it ends. Accepted TCP sockets get keepalive, so a client
 //! whose host vanished (a half-open connection) is noticed and its session
 //! ends (a transaction it left voted is aborted by `[timeouts] transaction`
 //! long before). With `[tls]`, each connection's TLS handshake runs in its
 //! own task before its session starts, holding its permit meanwhile.
 
+use crate::listen::{Accepted, FrontListener};
 use rustls::ServerConfig;
 use slog::{error, info, warn, Logger};
 use socket2::{SockRef, TcpKeepalive};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use zeoraid_actors::controller::Controller;
-use zeoraid_actors::session::{ClientSession, ClientStream, SessionSettings};
+use zeoraid_actors::session::{ClientPeer, ClientSession, ClientStream, SessionSettings};
 use zeoraid_actors::tls::Reloadable;
 
 /// Keepalive probes start after a minute of silence, every 10 s, and 6
@@ -36,7 +38,7 @@ const KEEPALIVE: TcpKeepalive = TcpKeepalive::new()
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 pub async fn serve(
-    listener: TcpListener,
+    listener: FrontListener,
     settings: Arc<SessionSettings>,
     max_connections: usize,
     tls: Option<Reloadable<ServerConfig>>,
@@ -47,22 +49,25 @@ pub async fn serve(
     let mut refusals = Refusals::default();
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => match admission.clone().try_acquire_owned() {
+            Ok(accepted) => match admission.clone().try_acquire_owned() {
                 Ok(permit) => {
-                    keep_alive(&stream, &log);
-                    match &tls {
-                        None => {
-                            let stream = ClientStream::plain(stream);
-                            ClientSession::start(
-                                stream,
-                                peer,
-                                settings.clone(),
-                                controller.clone(),
-                                permit,
-                                &log,
-                            );
+                    let start = |stream, peer, permit| {
+                        ClientSession::start(
+                            stream,
+                            peer,
+                            settings.clone(),
+                            controller.clone(),
+                            permit,
+                            &log,
+                        );
+                    };
+                    match (accepted, &tls) {
+                        (Accepted::Tcp(stream, peer), None) => {
+                            keep_alive(&stream, &log);
+                            start(ClientStream::plain(stream), ClientPeer::Tcp(peer), permit);
                         }
-                        Some(tls) => {
+                        (Accepted::Tcp(stream, peer), Some(tls)) => {
+                            keep_alive(&stream, &log);
                             let accepting = TlsAccept {
                                 config: tls.current(),
                                 settings: settings.clone(),
@@ -72,10 +77,16 @@ pub async fn serve(
                             };
                             actix_rt::spawn(accepting.run(stream, peer));
                         }
+                        // The configuration refuses [tls] with a Unix
+                        // socket listen, so this is plain.
+                        (Accepted::Unix(stream), _) => {
+                            let (stream, peer) = ClientStream::unix(stream);
+                            start(stream, peer, permit);
+                        }
                     }
                 }
                 Err(_) => {
-                    drop(stream);
+                    drop(accepted);
                     zeoraid_actors::metrics::client_refused();
                     refusals.refused(max_connections, &log);
                 }
@@ -109,7 +120,7 @@ impl TlsAccept {
                 let stream = ClientStream::tls(stream);
                 ClientSession::start(
                     stream,
-                    peer,
+                    ClientPeer::Tcp(peer),
                     self.settings,
                     self.controller,
                     self.permit,

@@ -12,6 +12,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod front;
 pub mod http;
+pub mod listen;
 pub mod logging;
 pub mod manual;
 pub mod members;

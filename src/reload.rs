@@ -113,6 +113,7 @@ pub(crate) fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
         }
     };
     check("listen", old.listen != new.listen);
+    check("listen_mode", old.listen_mode != new.listen_mode);
     check("storage", old.storage != new.storage);
     check("msgpack", old.msgpack != new.msgpack);
     check("max_frame_size", old.max_frame_size != new.max_frame_size);

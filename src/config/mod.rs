@@ -9,6 +9,7 @@
 
 mod duration;
 mod env;
+mod listen;
 mod model;
 mod raw;
 mod tls;

@@ -105,8 +105,11 @@ pub const DEFAULT_LOG: LogSettings = LogSettings {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// ZEO address clients connect to.
-    pub listen: SocketAddr,
+    /// ZEO address clients connect to: TCP or a Unix socket path.
+    pub listen: ListenAddress,
+    /// The permissions `chmod`ed onto a Unix socket `listen` once bound
+    /// (`None`: as the umask leaves them). Only set with a Unix `listen`.
+    pub listen_mode: Option<u32>,
     /// Storage name clients register with; also the name registered on
     /// every member.
     pub storage: String,
@@ -358,6 +361,26 @@ pub struct Member {
     /// unless the member serves it under another name.
     pub storage: String,
     pub tls: Option<MemberTlsFiles>,
+}
+
+/// Where zeoraid listens for ZEO clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddress {
+    /// Resolved when the configuration is read: one socket is bound, and
+    /// an address that moved needs a restart anyway.
+    Tcp(SocketAddr),
+    /// A socket file zeoraid creates (replacing one a crashed zeoraid
+    /// left behind) and removes when it stops.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddress::Tcp(addr) => write!(f, "{addr}"),
+            ListenAddress::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
 }
 
 /// Where a member ZEO server listens.

@@ -19,6 +19,7 @@ use serde::Deserialize;
 /// list in step with the struct.
 pub const TOP_LEVEL_KEYS: &[&str] = &[
     "listen",
+    "listen_mode",
     "storage",
     "cluster_mode",
     "fail_mode",
@@ -44,6 +45,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub listen: Option<String>,
+    pub listen_mode: Option<String>,
     pub storage: Option<String>,
     pub cluster_mode: Option<String>,
     pub fail_mode: Option<String>,

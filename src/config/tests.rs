@@ -23,6 +23,10 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
     parse_env(text, &[])
 }
 
+fn tcp_listen(text: &str) -> ListenAddress {
+    ListenAddress::Tcp(text.parse::<SocketAddr>().unwrap())
+}
+
 fn ok(text: &str) -> Config {
     parse(text).unwrap_or_else(|e| panic!("expected a valid config, got: {e}"))
 }
@@ -67,7 +71,7 @@ fn with_members(text: &str) -> String {
 #[test]
 fn minimal_config_gets_every_default() {
     let c = ok(MEMBERS);
-    assert_eq!(c.listen, "127.0.0.1:8100".parse::<SocketAddr>().unwrap());
+    assert_eq!(c.listen, tcp_listen("127.0.0.1:8100"));
     assert_eq!(c.storage, "1");
     assert_eq!(c.cluster_mode, ClusterMode::Single);
     assert_eq!(c.fail_mode, FailMode::Close);
@@ -176,7 +180,7 @@ fn full_config_parses_every_option() {
         [true, false, true],
         "members speak M5 unless told not to"
     );
-    assert_eq!(c.listen, "0.0.0.0:8200".parse::<SocketAddr>().unwrap());
+    assert_eq!(c.listen, tcp_listen("0.0.0.0:8200"));
     assert_eq!(c.storage, "main");
     assert_eq!(c.cluster_mode, ClusterMode::Coop);
     assert_eq!(c.fail_mode, FailMode::ReadOnly);
@@ -260,7 +264,7 @@ fn full_config_parses_every_option() {
 #[test]
 fn shipped_quick_start_config_is_valid() {
     let c = ok(include_str!("../../config/zeoraid.toml"));
-    assert_eq!(c.listen, "127.0.0.1:8100".parse::<SocketAddr>().unwrap());
+    assert_eq!(c.listen, tcp_listen("127.0.0.1:8100"));
     assert_eq!(c.http.listen, "127.0.0.1:8101".parse::<SocketAddr>().unwrap());
     assert_eq!(c.storage, "1");
     let addresses: Vec<String> = c.members.iter().map(|m| m.address.to_string()).collect();
@@ -434,7 +438,7 @@ fn env_overrides_file_values_and_nested_keys() {
         ],
     )
     .unwrap();
-    assert_eq!(c.listen, "127.0.0.1:3".parse::<SocketAddr>().unwrap());
+    assert_eq!(c.listen, tcp_listen("127.0.0.1:3"));
     assert_eq!(c.http.listen, "127.0.0.1:4".parse::<SocketAddr>().unwrap());
     assert_eq!(c.log.level, LogLevel::Debug);
     assert_eq!(c.log.format, LogFormat::Json);
@@ -519,7 +523,7 @@ fn env_values_are_validated_like_file_values() {
 #[test]
 fn empty_env_values_count_as_unset() {
     let c = parse_env(MEMBERS, &[("ZEORAID_LISTEN", ""), ("ZEORAID_LOG", "")]).unwrap();
-    assert_eq!(c.listen, "127.0.0.1:8100".parse::<SocketAddr>().unwrap());
+    assert_eq!(c.listen, tcp_listen("127.0.0.1:8100"));
     assert_eq!(c.log, DEFAULT_LOG);
 }
 
@@ -863,7 +867,7 @@ fn member_must_not_be_zeoraid_itself() {
 fn listen_addresses_must_parse() {
     assert_problem(
         &with_members("listen = \"localhost\""),
-        "listen: expected host:port (an IP address or a host name) such as \"127.0.0.1:8100\", got \"localhost\"",
+        "listen: expected host:port (an IP address or a host name) or a Unix socket path such as \"127.0.0.1:8100\", got \"localhost\"",
     );
     assert_problem(
         &with_members("[http]\nlisten = \"8101\""),
@@ -871,7 +875,7 @@ fn listen_addresses_must_parse() {
     );
     let unknown = problems(&with_members("listen = \"no-such-host.invalid:8100\""));
     assert!(
-        unknown[0].starts_with("listen: expected host:port (an IP address or a host name) such as \"127.0.0.1:8100\", got \"no-such-host.invalid:8100\": "),
+        unknown[0].starts_with("listen: expected host:port (an IP address or a host name) or a Unix socket path such as \"127.0.0.1:8100\", got \"no-such-host.invalid:8100\": "),
         "{unknown:?}"
     );
     // Port 0 (pick a free port) is legitimate for tests.
@@ -886,7 +890,7 @@ fn listen_takes_a_host_name_resolved_when_read() {
         "listen = \"localhost:8100\"\n[http]\nlisten = \"localhost:0\"",
     ))
     .unwrap();
-    assert_eq!(c.listen, "127.0.0.1:8100".parse::<SocketAddr>().unwrap());
+    assert_eq!(c.listen, tcp_listen("127.0.0.1:8100"));
     assert!(c.http.listen.ip().is_loopback());
 }
 
@@ -1478,4 +1482,84 @@ fn blob_downloads_per_session_is_sixteen_by_default_and_at_least_one() {
         &with_members("[limits]\nblob_downloads_per_session = 0"),
         "limits.blob_downloads_per_session: must be between 1 and 1024, got 0",
     );
+}
+
+#[test]
+fn listen_takes_a_unix_socket_path() {
+    let c = ok(&with_members(
+        "listen = \"/run/zeoraid/zeo.sock\"\nlisten_mode = \"0660\"",
+    ));
+    assert_eq!(
+        c.listen,
+        ListenAddress::Unix(PathBuf::from("/run/zeoraid/zeo.sock"))
+    );
+    assert_eq!(c.listen_mode, Some(0o660));
+    assert!(
+        c.summary().contains("listen /run/zeoraid/zeo.sock,"),
+        "{}",
+        c.summary()
+    );
+    let relative = ok(&with_members("listen = \"./zeo.sock\""));
+    assert_eq!(relative.listen, ListenAddress::Unix(PathBuf::from("./zeo.sock")));
+    assert_eq!(relative.listen_mode, None, "default: as the umask leaves it");
+    let from_env = parse_env(
+        MEMBERS,
+        &[("ZEORAID_LISTEN", "/tmp/z.sock"), ("ZEORAID_LISTEN_MODE", "600")],
+    )
+    .unwrap();
+    assert_eq!(from_env.listen, ListenAddress::Unix(PathBuf::from("/tmp/z.sock")));
+    assert_eq!(from_env.listen_mode, Some(0o600));
+}
+
+#[test]
+fn a_unix_listen_path_is_checked() {
+    let long = format!("/{}", "s".repeat(107));
+    assert_problem(
+        &with_members(&format!("listen = \"{long}\"")),
+        &format!("listen: Unix socket path is 108 bytes, longer than the 107 the kernel accepts: \"{long}\""),
+    );
+    assert_problem(
+        "listen = \"/tmp/zeo.sock\"\n[[members]]\nname = \"a\"\naddress = \"/tmp/zeo.sock\"",
+        "members[0].address: \"/tmp/zeo.sock\" is zeoraid's own listen address",
+    );
+    // A member on another socket, and an HTTP port, are fine beside it.
+    ok("listen = \"/tmp/zeo.sock\"\n[http]\nlisten = \"127.0.0.1:8100\"\n[[members]]\nname = \"a\"\naddress = \"/tmp/member.sock\"");
+}
+
+#[test]
+fn listen_mode_is_octal_and_only_for_a_unix_socket() {
+    for bad in ["", "0680", "1777", "rw-rw----", "-1"] {
+        assert_problem(
+            &with_members(&format!("listen = \"/tmp/z.sock\"\nlisten_mode = \"{bad}\"")),
+            &format!("listen_mode: expected octal permission bits such as \"0660\", got \"{bad}\""),
+        );
+    }
+    assert_problem(
+        &with_members("listen = \"127.0.0.1:8100\"\nlisten_mode = \"0660\""),
+        "listen_mode: only applies when listen is a Unix socket path",
+    );
+    assert_eq!(
+        ok(&with_members("listen = \"/tmp/z.sock\"\nlisten_mode = \"0777\"")).listen_mode,
+        Some(0o777)
+    );
+}
+
+#[test]
+fn tls_on_a_unix_listen_path_is_refused() {
+    let text = with_members("listen = \"/tmp/z.sock\"\n[tls]\ncertificate = \"s.pem\"\nkey = \"s.key\"");
+    let found = problems(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("tls: zeoraid does not speak TLS on a Unix socket listen path"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn a_changed_listen_or_listen_mode_needs_a_restart() {
+    let old = ok(&with_members("listen = \"/tmp/z.sock\""));
+    let moved = ok(&with_members("listen = \"127.0.0.1:8100\""));
+    let chmod = ok(&with_members("listen = \"/tmp/z.sock\"\nlisten_mode = \"0600\""));
+    assert_eq!(crate::reload::needs_restart(&old, &moved), ["listen"]);
+    assert_eq!(crate::reload::needs_restart(&old, &chmod), ["listen_mode"]);
 }

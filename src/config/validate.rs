@@ -12,7 +12,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::duration::{parse_duration, HumanDuration};
@@ -40,7 +40,7 @@ impl fmt::Display for Problem {
 /// Longest Unix socket path the kernel accepts (`sun_path` is 108 bytes
 /// including the terminating NUL); longer paths only fail at connect time,
 /// long after the operator has moved on.
-const MAX_UNIX_PATH: usize = 107;
+pub(super) const MAX_UNIX_PATH: usize = 107;
 
 #[derive(Default)]
 pub(super) struct Problems(Vec<Problem>);
@@ -64,8 +64,9 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
 
     // `None` when invalid: comparisons against `listen` below would
     // otherwise be made against the substituted default and mislead.
-    let valid_listen = socket_addr(&mut p, "listen", raw.listen.as_deref(), DEFAULT_LISTEN);
-    let listen = valid_listen.unwrap_or_else(default_addr(DEFAULT_LISTEN));
+    let valid_listen = super::listen::address(&mut p, raw.listen.as_deref());
+    let listen = (valid_listen.clone()).unwrap_or_else(|| ListenAddress::Tcp(default_addr(DEFAULT_LISTEN)()));
+    let listen_mode = super::listen::mode(&mut p, raw.listen_mode.as_deref(), valid_listen.as_ref());
     let storage = storage_name(&mut p, raw.storage);
     let cluster_mode = cluster_mode(&mut p, raw.cluster_mode.as_deref());
     let fail_mode = fail_mode(&mut p, raw.fail_mode.as_deref());
@@ -84,7 +85,11 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
     let recovery = recovery(&mut p, raw.recovery.unwrap_or_default());
     let scrub = scrub(&mut p, raw.scrub.unwrap_or_default());
     let slow_member = slow_member_policy(&mut p, raw.slow_member.unwrap_or_default());
-    let http = http(&mut p, raw.http.unwrap_or_default(), valid_listen);
+    let valid_tcp_listen = match valid_listen {
+        Some(ListenAddress::Tcp(addr)) => Some(addr),
+        _ => None,
+    };
+    let http = http(&mut p, raw.http.unwrap_or_default(), valid_tcp_listen);
     let zeo_admin_calls = zeo_admin_calls(&mut p, raw.zeo_admin_calls.as_deref());
     let log = log_settings(&mut p, raw.log.unwrap_or_default(), log_env);
     let cluster = raw.cluster.map(|raw| cluster(&mut p, raw));
@@ -92,13 +97,15 @@ pub fn validate(raw: RawConfig, log_env: Option<&str>) -> Result<Config, Vec<Pro
         &mut p,
         raw.members.unwrap_or_default(),
         &restart,
-        valid_listen,
+        valid_listen.clone(),
         &storage,
     );
+    super::listen::refuse_tls_on_unix(&mut p, valid_listen.as_ref(), raw.tls.is_some());
     let tls = raw.tls.map(|raw| super::tls::front(&mut p, raw));
 
     let config = Config {
         listen,
+        listen_mode,
         storage,
         cluster_mode,
         fail_mode,
@@ -453,7 +460,13 @@ fn host_name() -> String {
 /// `[http]`; `valid_listen` is the ZEO listen address when it is valid,
 /// which the HTTP endpoint must not share.
 fn http(p: &mut Problems, raw: RawHttp, valid_listen: Option<SocketAddr>) -> Http {
-    let http_listen = socket_addr(p, "http.listen", raw.listen.as_deref(), DEFAULT_HTTP_LISTEN);
+    let http_listen = socket_addr(
+        p,
+        "http.listen",
+        TCP_EXPECTED,
+        raw.listen.as_deref(),
+        DEFAULT_HTTP_LISTEN,
+    );
     let http = Http {
         listen: http_listen.unwrap_or_else(default_addr(DEFAULT_HTTP_LISTEN)),
         token: match raw.token {
@@ -484,10 +497,15 @@ fn http(p: &mut Problems, raw: RawHttp, valid_listen: Option<SocketAddr>) -> Htt
     http
 }
 
-/// `None` if `value` is set but invalid (the problem is recorded).
-fn socket_addr(
+/// What a TCP listen address may be.
+const TCP_EXPECTED: &str = "host:port (an IP address or a host name)";
+
+/// `None` if `value` is set but invalid (the problem is recorded, saying
+/// the value was `expected`).
+pub(super) fn socket_addr(
     p: &mut Problems,
     key: &str,
+    expected: &str,
     value: Option<&str>,
     default: &'static str,
 ) -> Option<SocketAddr> {
@@ -498,7 +516,7 @@ fn socket_addr(
             Err(Err(why)) => {
                 p.push(
                     key,
-                    format!("expected host:port (an IP address or a host name) such as \"{default}\", got {text:?}{why}"),
+                    format!("expected {expected} such as \"{default}\", got {text:?}{why}"),
                 );
                 None
             }
@@ -762,7 +780,7 @@ fn members(
     p: &mut Problems,
     raw: Vec<RawMember>,
     global_restart: &RestartPolicy,
-    listen: Option<SocketAddr>,
+    listen: Option<ListenAddress>,
     array_storage: &str,
 ) -> Vec<Member> {
     if raw.is_empty() {
@@ -815,7 +833,7 @@ struct SeenMembers {
     names: HashMap<String, usize>,
     addresses: HashMap<MemberAddress, usize>,
     /// zeoraid's own ZEO listen address, when valid: no member may be it.
-    listen: Option<SocketAddr>,
+    listen: Option<ListenAddress>,
 }
 
 impl SeenMembers {
@@ -866,7 +884,11 @@ impl SeenMembers {
                 format!("{prefix}.address"),
                 format!("{text:?} is already used by members[{first}]"),
             );
-        } else if self.listen.is_some_and(|l| is_own_listen_address(&address, l)) {
+        } else if self
+            .listen
+            .as_ref()
+            .is_some_and(|l| is_own_listen_address(&address, l))
+        {
             p.push(
                 format!("{prefix}.address"),
                 format!("{text:?} is zeoraid's own listen address"),
@@ -900,14 +922,7 @@ fn check_member_name(name: &str) -> Result<(), String> {
 pub fn parse_member_address(text: &str) -> Result<MemberAddress, String> {
     let expected = || format!("expected host:port or a Unix socket path, got {text:?}");
     if text.contains('/') {
-        let path = Path::new(text);
-        if text.len() > MAX_UNIX_PATH {
-            return Err(format!(
-                "Unix socket path is {} bytes, longer than the {MAX_UNIX_PATH} the kernel accepts: {text:?}",
-                text.len()
-            ));
-        }
-        return Ok(MemberAddress::Unix(path.to_path_buf()));
+        return unix_socket_path(text).map(MemberAddress::Unix);
     }
     if let Ok(addr) = text.parse::<SocketAddr>() {
         if addr.port() == 0 {
@@ -931,6 +946,17 @@ pub fn parse_member_address(text: &str) -> Result<MemberAddress, String> {
     }
 }
 
+/// A Unix socket path the kernel accepts.
+pub(super) fn unix_socket_path(text: &str) -> Result<PathBuf, String> {
+    if text.len() > MAX_UNIX_PATH {
+        return Err(format!(
+            "Unix socket path is {} bytes, longer than the {MAX_UNIX_PATH} the kernel accepts: {text:?}",
+            text.len()
+        ));
+    }
+    Ok(PathBuf::from(text))
+}
+
 fn is_host_name(host: &str) -> bool {
     !host.is_empty()
         && !host.starts_with(['-', '.'])
@@ -939,11 +965,12 @@ fn is_host_name(host: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
-fn is_own_listen_address(address: &MemberAddress, listen: SocketAddr) -> bool {
-    match address {
-        MemberAddress::Tcp { host, port } => {
+fn is_own_listen_address(address: &MemberAddress, listen: &ListenAddress) -> bool {
+    match (address, listen) {
+        (MemberAddress::Tcp { host, port }, ListenAddress::Tcp(listen)) => {
             *port == listen.port() && host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip == listen.ip())
         }
-        MemberAddress::Unix(_) => false,
+        (MemberAddress::Unix(path), ListenAddress::Unix(listen)) => path == listen,
+        _ => false,
     }
 }

@@ -30,7 +30,7 @@ mod undo_pack;
 mod voted_read;
 
 pub use management::ZeoAdminCalls;
-pub use stream::ClientStream;
+pub use stream::{ClientPeer, ClientStream};
 
 use crate::controller::{
     ClusterMode, Controller, ReloadConfiguration, Serving, SessionClosed, SessionId, ToSession,
@@ -43,7 +43,6 @@ use actix::prelude::*;
 use bytes::Bytes;
 use slog::{info, warn, Logger};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -110,7 +109,7 @@ struct InFlightLoad {
 
 pub struct ClientSession {
     id: SessionId,
-    peer: SocketAddr,
+    peer: ClientPeer,
     connected_since: std::time::SystemTime,
     settings: Arc<SessionSettings>,
     controller: Addr<Controller>,
@@ -172,7 +171,7 @@ impl ClientSession {
     /// Takes over an accepted connection: announces the protocol and serves it.
     pub fn start(
         stream: ClientStream,
-        peer: SocketAddr,
+        peer: ClientPeer,
         settings: Arc<SessionSettings>,
         controller: Addr<Controller>,
         admission: OwnedSemaphorePermit,

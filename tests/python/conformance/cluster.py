@@ -9,7 +9,8 @@ A *target* names what the tests talk to:
 
 `Cluster` is one running instance of a target: `addr` is where a
 `ClientStorage` connects, `members` the runzeo servers holding the data
-(for `runzeo`, the one server itself). `ClusterSet` starts clusters for
+(for `runzeo`, the one server itself); a front started on a given Unix
+socket path has that path (a str) as `addr`. `ClusterSet` starts clusters for
 one test and stops them all, also when the test failed.
 
 Every process is started in its own session (process group) and ended by
@@ -156,9 +157,40 @@ def stop_processes(procs, timeout=STOP_TIMEOUT):
             pass
 
 
+def address_text(addr):
+    """addr as configuration files write it: host:port, or a Unix socket
+    path (a str, as ClientStorage takes it)."""
+    if isinstance(addr, str):
+        return addr
+    return f"{addr[0]}:{addr[1]}"
+
+
+def connect(addr, timeout):
+    """A connected socket to addr: (host, port) or a Unix socket path."""
+    if not isinstance(addr, str):
+        return socket.create_connection(addr, timeout=timeout)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(addr)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _member_ready(member):
+    """A runzeo answers ruok; one on a Unix socket path (a plain runzeo
+    target given one) a client's ping (zeoprobe speaks TCP only)."""
+    if isinstance(member.addr, str):
+        client_ping(member.addr, timeout=5)
+    else:
+        zeoprobe.ruok(member.addr, 2.0)
+
+
 def announcement(addr, timeout=2.0):
     """Connect and read the server's protocol announcement frame."""
-    with socket.create_connection(addr, timeout=timeout) as sock:
+    with connect(addr, timeout) as sock:
         (length,) = struct.unpack(">I", _read_exact(sock, 4))
         if not 0 < length <= 16:
             raise ValueError(f"announcement frame of {length} bytes")
@@ -219,7 +251,7 @@ class Server:
 
     @property
     def address(self):
-        return f"{self.addr[0]}:{self.addr[1]}"
+        return address_text(self.addr)
 
     def log_tail(self, lines=40):
         return _tail(self.log, lines)
@@ -266,7 +298,7 @@ def runzeo_config(addr, dir, storage_options="", blob_dir=None,
     zeo_options: extra lines for the <zeo> section (server options such
     as `invalidation-queue-size 2`); storage_conf: a storage section of
     the caller's instead of the FileStorage."""
-    zeo = (f"<zeo>\n  address {addr[0]}:{addr[1]}\n  {zeo_options}\n"
+    zeo = (f"<zeo>\n  address {address_text(addr)}\n  {zeo_options}\n"
            f"</zeo>\n")
     if storage_conf is not None:
         return zeo + storage_conf + "\n"
@@ -285,7 +317,7 @@ def zeoraid_config(addr, http_addr, members, dir, options=""):
     tables of their own ([timeouts] ...)."""
     lines = [
         "# written by tests/python/conformance/cluster.py",
-        f'listen = "{addr[0]}:{addr[1]}"',
+        f'listen = "{address_text(addr)}"',
         f'storage = "{STORAGE_NAME}"',
         f'spool_dir = "{dir / "spool"}"',
     ]
@@ -427,8 +459,7 @@ class Cluster:
                 member.proc = proc = spawn(member.runzeo_argv(), member.log)
                 self.processes.append(proc)
                 starting.append(member)
-            exited = _wait_all(starting,
-                               lambda m: zeoprobe.ruok(m.addr, 2.0),
+            exited = _wait_all(starting, _member_ready,
                                SERVER_READY_TIMEOUT,
                                f"{self.target} member runzeo")
             self.members += [m for m in starting if m not in exited]

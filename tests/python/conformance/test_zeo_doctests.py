@@ -4,12 +4,14 @@ ZEO/tests/testZEO.py and its .test files run these with
 `forker.setUp`, whose `start_server()` starts an in-process ZEO server.
 Here `start_server()` starts a fresh cluster of the test's target instead
 (`stop_server` checks its mirror, then stops it). Only doctests that call
-`start_server` with no server options are run (MODULE_DOCTESTS,
+`start_server` with no server options (or only a Unix socket path as
+`port`) are run (MODULE_DOCTESTS,
 FILE_DOCTESTS, and testZEO.MultiprocessingTests, whose body calls
 forker.setUp itself); what is left out and why is in README.md.
 """
 
 import doctest
+import os
 import re
 
 import pytest
@@ -48,6 +50,7 @@ MODULE_DOCTESTS = [
     "invalidate_client_cache_entry_on_server_commit_error",
     "gracefully_handle_abort_while_storing_many_blobs",
     "can_use_empty_string_for_local_host_on_client",
+    "unix_domain_sockets",
 ]
 
 # ZEO's doctest files that talk to a plain server.
@@ -71,11 +74,18 @@ def setUp(test):
     def start_server(storage_conf=None, zeo_conf=None, port=None,
                      keep=False, addr=None, protocol=None, **kw):
         options = {k: v for k, v in kw.items() if k not in IGNORED}
+        # A str port is a Unix socket path (unix_domain_sockets), relative
+        # to the doctest's directory, not the front's.
+        path = os.path.abspath(port) if isinstance(port, str) else None
+        if path:
+            port = None
         if storage_conf or zeo_conf or port or keep or addr or protocol \
                 or options:
             raise NotImplementedError(
-                "conformance start_server: only a default server")
-        cluster = clusters.start(f"server{len(clusters.clusters) + 1}")
+                "conformance start_server: only a default server, or one "
+                "on a Unix socket path")
+        cluster = clusters.start(f"server{len(clusters.clusters) + 1}",
+                                 addr=path)
         return cluster.addr, cluster
 
     def stop_server(cluster):
