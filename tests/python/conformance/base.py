@@ -20,6 +20,7 @@ function object, only reachable under a second name.
 
 import contextlib
 import os
+import re
 import tempfile
 import threading
 import unittest
@@ -54,7 +55,8 @@ def check_mirrors(clusters):
     """Every (running) cluster's members hold identical transactions."""
     for cluster in clusters:
         if len(cluster.members) > 1 and not cluster.stopped:
-            mirror.wait_identical(cluster.member_addrs, MIRROR_TIMEOUT)
+            mirror.wait_identical(cluster.member_addrs, MIRROR_TIMEOUT,
+                                  cluster.member_storage_kinds)
 
 
 def run_case(case, layer=None):
@@ -206,7 +208,8 @@ def for_targets(namespace, suite, applies=None, reason=None, excluded=None,
     the selected targets."""
     made = []
     for target in targets or selected_targets():
-        name = f"{suite.__name__.rstrip('_')}_{target.replace('-', '_')}"
+        suffix = re.sub(r"\W", "_", target)  # zeoraid-fs+pg: zeoraid_fs_pg
+        name = f"{suite.__name__.rstrip('_')}_{suffix}"
         attrs = {"__test__": True, "target": target,
                  "__module__": namespace["__name__"],
                  "__qualname__": name}

@@ -2,8 +2,18 @@
 
 import pytest
 
+from . import postgres
 from .base import clusters_for_test
 from .cluster import selected_targets
+
+
+@pytest.fixture(scope="session", autouse=True)
+def postgres_server():
+    """The PostgreSQL server of RelStorage members (postgres.py) is
+    started by the first member that needs it; stopped, and its directory
+    removed, when the session ends."""
+    yield
+    postgres.stop_server()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

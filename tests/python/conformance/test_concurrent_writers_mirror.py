@@ -28,7 +28,8 @@ def test_concurrent_writers_mirror(clusters, target):
     tids = [tid for tid, _ in acked]
 
     # The members are identical...
-    mirror.wait_identical(cluster.member_addrs, timeout=30)
+    mirror.wait_identical(cluster.member_addrs, timeout=30,
+                          kinds=cluster.member_storage_kinds)
 
     # ...and each holds every acknowledged commit, as written.
     for member in cluster.members:
