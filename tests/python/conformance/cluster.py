@@ -39,7 +39,8 @@ from importlib.machinery import SourceFileLoader
 from importlib.util import module_from_spec, spec_from_loader
 from pathlib import Path
 
-from .member_storage import FILESTORAGE, SHORT_NAMES, MemberStorage
+from .member_storage import (
+    FILESTORAGE, SHORT_NAMES, MemberStorage, is_relstorage)
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -281,6 +282,16 @@ def runzeo_config(addr, dir, storage_options="", blob_dir=None,
                                  storage_options)
 
 
+def runzeo_argv(conf, storage=None):
+    """The command starting a runzeo with config file conf; a RelStorage
+    member's runzeo sends RelStorage's POSKeyError as ZODB's own (see
+    relstorage_member.py)."""
+    if storage is not None and is_relstorage(storage.kind):
+        return [sys.executable, str(Path(__file__).with_name(
+            "relstorage_member.py")), "-C", str(conf)]
+    return [sys.executable, "-m", "ZEO.runzeo", "-C", str(conf)]
+
+
 def zeoraid_config(addr, http_addr, members, dir, options=""):
     """The zeoraid.toml of a cluster. options: extra TOML lines, placed
     after the top-level keys written here and before the [http] table, so
@@ -438,8 +449,7 @@ class Cluster:
                                               self.storage_options,
                                               blob_dir, self.zeo_options,
                                               self.storage_conf, storage))
-                proc = spawn([sys.executable, "-m", "ZEO.runzeo",
-                              "-C", str(conf)], dir / "runzeo.log")
+                proc = spawn(runzeo_argv(conf, storage), dir / "runzeo.log")
                 self.processes.append(proc)
                 member = Member(name, "runzeo", addr, proc,
                                 dir / "runzeo.log", dir)
@@ -540,8 +550,8 @@ class Cluster:
         member = self.member(name)
         if member.proc.poll() is None:
             raise RuntimeError(f"member {name} is still running")
-        proc = spawn([sys.executable, "-m", "ZEO.runzeo",
-                      "-C", str(member.dir / "runzeo.conf")], member.log)
+        proc = spawn(runzeo_argv(member.dir / "runzeo.conf", member.storage),
+                     member.log)
         self.processes.append(proc)
         member.proc = proc
         member.paused = False
@@ -603,8 +613,7 @@ class Cluster:
         if self.front is None:
             server.addr = addr
             self._write_member_conf(server)
-            argv = [sys.executable, "-m", "ZEO.runzeo",
-                    "-C", str(server.dir / "runzeo.conf")]
+            argv = runzeo_argv(server.dir / "runzeo.conf", server.storage)
             env = None
         else:
             conf = self.front.dir / "zeoraid.toml"

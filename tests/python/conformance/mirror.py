@@ -20,6 +20,12 @@ keeps a record, not what the record is:
 - the order of the records within a transaction: FileStorage keeps the
   order in which they were stored, RelStorage answers them by oid. Both
   members' records of a transaction are compared sorted by oid.
+- an object stored twice in one transaction: FileStorage keeps both
+  records (ZODB's Connection stores a new blob's object twice, the
+  second time with its file; a plain runzeo does the same), RelStorage one
+  state per object and transaction, the last one stored. The last record
+  of each oid is compared, which is also what loading it at that
+  transaction answers on both.
 
 Members of one kind are compared strictly, in iteration order.
 
@@ -125,11 +131,13 @@ def _short(data, limit=80):
 
 
 def _records(txn, mixed):
-    """A transaction's records: in its own order, or by oid when storages
-    of different kinds are compared (see the module's doc)."""
+    """A transaction's records: in its own order, or the last of each oid
+    by oid when storages of different kinds are compared (see the
+    module's doc)."""
     if not mixed:
         return iter(txn)
-    return iter(sorted(txn, key=lambda rec: rec.oid))
+    last = {rec.oid: rec for rec in txn}
+    return iter(sorted(last.values(), key=lambda rec: rec.oid))
 
 
 def compare_storages(names, storages, kinds=None):
