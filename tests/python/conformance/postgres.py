@@ -87,6 +87,13 @@ class PostgresServer:
 
     # -- lifecycle -----------------------------------------------------------
     def start(self):
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self):
         from .cluster import free_port, spawn
         bindir = binaries()
         # Not under pytest's tmp_path: that is private to root (0700) and
@@ -195,15 +202,24 @@ class PostgresServer:
 
 
 _server = None
+_start_error = None
 _server_lock = threading.Lock()
 
 
 def server():
-    """The session's PostgreSQL server, started on first use."""
-    global _server
+    """The session's PostgreSQL server, started on first use. A start
+    that failed is not tried again in this session: every later caller
+    gets its error."""
+    global _server, _start_error
     with _server_lock:
+        if _start_error is not None:
+            raise _start_error
         if _server is None:
-            _server = PostgresServer().start()
+            try:
+                _server = PostgresServer().start()
+            except Exception as err:
+                _start_error = err
+                raise
         return _server
 
 
