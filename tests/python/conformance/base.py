@@ -31,7 +31,8 @@ from ZEO.tests import testZEO
 from ZODB.tests import StorageTestBase
 
 from . import mirror
-from .cluster import ClusterSet, member_count, selected_targets
+from .cluster import ClusterSet, member_count, member_kinds, \
+    selected_targets
 
 # zope.testrunner's test levels: ZODB marks long-running tests level 2
 # (@long_test); zope-testrunner, and so ZODB's and ZEO's own CI, skips them
@@ -232,3 +233,18 @@ def for_targets(namespace, suite, applies=None, reason=None, excluded=None,
 
 def is_zeoraid(target):
     return member_count(target) > 0
+
+
+# Suites that run on targets mixing storage kinds (zeoraid-fs+pg, ...)
+# only when ZEORAID_CONFORMANCE_MIXED=all: they take long and test
+# concurrency or server lifecycle that the FileStorage targets cover
+# (README.md, Runtime).
+MIXED_ALL = os.environ.get("ZEORAID_CONFORMANCE_MIXED", "") == "all"
+MIXED_OPT_IN = ("on targets mixing storage kinds only with "
+                "ZEORAID_CONFORMANCE_MIXED=all (README.md, Runtime)")
+
+
+def runs_by_default(target):
+    """False for a target mixing storage kinds, unless
+    ZEORAID_CONFORMANCE_MIXED=all."""
+    return MIXED_ALL or len(set(member_kinds(target))) < 2

@@ -13,7 +13,7 @@ of commits.
 
 from ZEO.ClientStorage import ClientStorage
 
-from . import mirror
+from . import mirror, relstorage_exclusions
 from .workload import Workload, record_state
 
 WRITERS = 4
@@ -22,6 +22,8 @@ WORKLOAD_TIMEOUT = 240    # seconds for the whole workload
 
 
 def test_concurrent_writers_mirror(clusters, target):
+    relstorage_exclusions.skip_if_excluded(
+        target, "test_concurrent_writers_mirror")
     cluster = clusters.start()
     load = Workload(cluster.addr, WRITERS, COMMITS, WORKLOAD_TIMEOUT)
     acked = load.finish()

@@ -14,7 +14,9 @@ in-process forker. The server-lifecycle tests of ConnectionTests
 from ZEO.tests import ConnectionTests
 from ZEO.tests import InvalidationTests
 
-from .base import ConformanceFixture, for_targets
+from . import relstorage_exclusions
+from .base import MIXED_OPT_IN, ConformanceFixture, for_targets, \
+    runs_by_default
 
 
 class InvalidationTests_(ConformanceFixture,
@@ -35,4 +37,6 @@ class InvalidationTests_(ConformanceFixture,
         self.addr[index] = cluster.addr
 
 
-for_targets(globals(), InvalidationTests_)
+for_targets(globals(), InvalidationTests_,
+            excluded=relstorage_exclusions.excluded(InvalidationTests_),
+            applies=runs_by_default, reason=MIXED_OPT_IN)
