@@ -235,13 +235,11 @@ def is_zeoraid(target):
     return member_count(target) > 0
 
 
-# Suites that run on targets mixing storage kinds (zeoraid-fs+pg, ...)
-# only when ZEORAID_CONFORMANCE_MIXED=all: they take long and test
-# concurrency or server lifecycle that the FileStorage targets cover
-# (README.md, Runtime).
+# test_connection.py runs on a target mixing storage kinds (zeoraid-fs+pg,
+# ...) only when ZEORAID_CONFORMANCE_MIXED=all: it takes long, and what
+# it does to zeoraid (server lifecycle) does not depend on the members'
+# storage (README.md, Runtime).
 MIXED_ALL = os.environ.get("ZEORAID_CONFORMANCE_MIXED", "") == "all"
-MIXED_OPT_IN = ("on targets mixing storage kinds only with "
-                "ZEORAID_CONFORMANCE_MIXED=all (README.md, Runtime)")
 
 
 def runs_by_default(target):

@@ -45,11 +45,14 @@ from .member_storage import (
 ROOT = Path(__file__).resolve().parents[3]
 
 # Which targets the suite runs against: ZEORAID_CONFORMANCE_TARGETS, a
-# comma-separated list of target names. THE DEFAULT LIVES HERE. It is
-# "runzeo" only until zeoraid serves ZEO clients; then it becomes
-# "runzeo,zeoraid-2,zeoraid-3".
-DEFAULT_TARGETS = "runzeo,zeoraid-2,zeoraid-3"
-ALL_TARGETS = ("runzeo", "zeoraid-2", "zeoraid-3")
+# comma-separated list of target names. THE DEFAULT LIVES HERE: a plain
+# runzeo, arrays of 2 and 3 FileStorage members, and arrays of a
+# FileStorage member beside a RelStorage member (what of the suite runs on
+# those: README.md, Runtime).
+DEFAULT_TARGETS = ("runzeo,zeoraid-2,zeoraid-3,"
+                   "zeoraid-fs+pg,zeoraid-fs+sqlite")
+ALL_TARGETS = ("runzeo", "zeoraid-2", "zeoraid-3", "zeoraid-fs+pg",
+               "zeoraid-fs+sqlite")
 
 # Bounded waits (seconds).
 SERVER_READY_TIMEOUT = 30      # a runzeo answers ruok / zeoraid answers ping

@@ -15,8 +15,7 @@ from ZEO.tests import ConnectionTests
 from ZEO.tests import InvalidationTests
 
 from . import relstorage_exclusions
-from .base import MIXED_OPT_IN, ConformanceFixture, for_targets, \
-    runs_by_default
+from .base import ConformanceFixture, for_targets
 
 
 class InvalidationTests_(ConformanceFixture,
@@ -38,5 +37,4 @@ class InvalidationTests_(ConformanceFixture,
 
 
 for_targets(globals(), InvalidationTests_,
-            excluded=relstorage_exclusions.excluded(InvalidationTests_),
-            applies=runs_by_default, reason=MIXED_OPT_IN)
+            excluded=relstorage_exclusions.excluded(InvalidationTests_))
