@@ -33,6 +33,16 @@ def postgres_server():
     postgres.stop_server()
 
 
+def test_missing_postgresql_fails_naming_the_setup_script(monkeypatch):
+    """Without PostgreSQL's binaries the `pg` targets fail (they do not
+    skip), and the error says how to install them."""
+    monkeypatch.setattr(postgres.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(postgres.shutil, "which", lambda name: None)
+    with pytest.raises(postgres.PostgresMissing,
+                       match="scripts/system-packages"):
+        postgres.binaries()
+
+
 def _commit_and_undo(db):
     conn = db.open()
     conn.root()["value"] = 1

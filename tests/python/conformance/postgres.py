@@ -61,9 +61,9 @@ def binaries():
     raise PostgresMissing(
         "PostgreSQL's initdb/postgres not found (looked in "
         "/usr/lib/postgresql/*/bin and PATH): the RelStorage-on-PostgreSQL "
-        "targets need Debian's `postgresql` package; run scripts/system-packages "
-        "(as root or with sudo), or leave the `+pg` targets out of "
-        "ZEORAID_CONFORMANCE_TARGETS")
+        "targets need Debian's `postgresql` package; run "
+        "scripts/system-packages (as root or with sudo), or leave the `+pg` "
+        "targets out of ZEORAID_CONFORMANCE_TARGETS")
 
 
 def _run_as():
