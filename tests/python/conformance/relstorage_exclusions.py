@@ -45,8 +45,10 @@ WRITE_CONFLICT = (
 DELETE_OBJECT = (
     "deleteObject (IExternalGC): RelStorage 4.3 does not offer "
     "deleteObject in a transaction begun with a given tid (its Restore "
-    "phase copies a misspelt `deletObject`), which is how zeoraid begins "
-    "every member's transaction (the same tid on all)")
+    "phase copies a misspelt `deletObject`: AttributeError at the vote), "
+    "which is how zeoraid begins every member's transaction (the same "
+    "tid on all); the test also expects len() to count objects, which "
+    "RelStorage's does not (0)")
 
 SQLITE_ABORT_AFTER_VOTE = (
     "a transaction aborted in or after its vote (a conflict found at the "
