@@ -208,7 +208,7 @@ def for_targets(namespace, suite, applies=None, reason=None, excluded=None,
     targets where applies(target) is false. `targets`: these instead of
     the selected targets."""
     made = []
-    for target in targets or selected_targets():
+    for target in selected_targets() if targets is None else targets:
         suffix = re.sub(r"\W", "_", target)  # zeoraid-fs+pg: zeoraid_fs_pg
         name = f"{suite.__name__.rstrip('_')}_{suffix}"
         attrs = {"__test__": True, "target": target,
