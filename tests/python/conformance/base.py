@@ -20,6 +20,7 @@ function object, only reachable under a second name.
 
 import contextlib
 import os
+import re
 import tempfile
 import threading
 import unittest
@@ -30,7 +31,8 @@ from ZEO.tests import testZEO
 from ZODB.tests import StorageTestBase
 
 from . import mirror
-from .cluster import ClusterSet, member_count, selected_targets
+from .cluster import ClusterSet, member_count, member_kinds, \
+    selected_targets
 
 # zope.testrunner's test levels: ZODB marks long-running tests level 2
 # (@long_test); zope-testrunner, and so ZODB's and ZEO's own CI, skips them
@@ -54,7 +56,8 @@ def check_mirrors(clusters):
     """Every (running) cluster's members hold identical transactions."""
     for cluster in clusters:
         if len(cluster.members) > 1 and not cluster.stopped:
-            mirror.wait_identical(cluster.member_addrs, MIRROR_TIMEOUT)
+            mirror.wait_identical(cluster.member_addrs, MIRROR_TIMEOUT,
+                                  cluster.member_storage_kinds)
 
 
 def run_case(case, layer=None):
@@ -205,8 +208,9 @@ def for_targets(namespace, suite, applies=None, reason=None, excluded=None,
     targets where applies(target) is false. `targets`: these instead of
     the selected targets."""
     made = []
-    for target in targets or selected_targets():
-        name = f"{suite.__name__.rstrip('_')}_{target.replace('-', '_')}"
+    for target in selected_targets() if targets is None else targets:
+        suffix = re.sub(r"\W", "_", target)  # zeoraid-fs+pg: zeoraid_fs_pg
+        name = f"{suite.__name__.rstrip('_')}_{suffix}"
         attrs = {"__test__": True, "target": target,
                  "__module__": namespace["__name__"],
                  "__qualname__": name}
@@ -229,3 +233,16 @@ def for_targets(namespace, suite, applies=None, reason=None, excluded=None,
 
 def is_zeoraid(target):
     return member_count(target) > 0
+
+
+# test_connection.py runs on a target mixing storage kinds (zeoraid-fs+pg,
+# ...) only when ZEORAID_CONFORMANCE_MIXED=all: it takes long, and what
+# it does to zeoraid (server lifecycle) does not depend on the members'
+# storage (README.md, Runtime).
+MIXED_ALL = os.environ.get("ZEORAID_CONFORMANCE_MIXED", "") == "all"
+
+
+def runs_by_default(target):
+    """False for a target mixing storage kinds, unless
+    ZEORAID_CONFORMANCE_MIXED=all."""
+    return MIXED_ALL or len(set(member_kinds(target))) < 2

@@ -6,6 +6,14 @@ A *target* names what the tests talk to:
   runzeo      one runzeo (FileStorage + blob directory): the reference
   zeoraid-N   N runzeo members, each with its own FileStorage and blob
               directory, and `zeoraid serve` in front of them
+  zeoraid-K1+K2+...
+              one runzeo member per storage kind K (`fs` FileStorage, `pg`
+              RelStorage on PostgreSQL, `sqlite` RelStorage on SQLite; see
+              member_storage.py), in that order (m1, m2, ...), and zeoraid
+              in front: `zeoraid-fs+pg`, `zeoraid-fs+sqlite`
+  runzeo-K    one runzeo serving storage kind K: `runzeo-pg`,
+              `runzeo-sqlite` (what a RelStorage behind a plain ZEO
+              server does, to tell RelStorage's ways from zeoraid's)
 
 `Cluster` is one running instance of a target: `addr` is where a
 `ClientStorage` connects, `members` the runzeo servers holding the data
@@ -32,14 +40,20 @@ from importlib.machinery import SourceFileLoader
 from importlib.util import module_from_spec, spec_from_loader
 from pathlib import Path
 
+from .member_storage import (
+    FILESTORAGE, SHORT_NAMES, MemberStorage, is_relstorage)
+
 ROOT = Path(__file__).resolve().parents[3]
 
 # Which targets the suite runs against: ZEORAID_CONFORMANCE_TARGETS, a
-# comma-separated list of target names. THE DEFAULT LIVES HERE. It is
-# "runzeo" only until zeoraid serves ZEO clients; then it becomes
-# "runzeo,zeoraid-2,zeoraid-3".
-DEFAULT_TARGETS = "runzeo,zeoraid-2,zeoraid-3"
-ALL_TARGETS = ("runzeo", "zeoraid-2", "zeoraid-3")
+# comma-separated list of target names. THE DEFAULT LIVES HERE: a plain
+# runzeo, arrays of 2 and 3 FileStorage members, and arrays of a
+# FileStorage member beside a RelStorage member (what of the suite runs on
+# those: README.md, Runtime).
+DEFAULT_TARGETS = ("runzeo,zeoraid-2,zeoraid-3,"
+                   "zeoraid-fs+pg,zeoraid-fs+sqlite")
+ALL_TARGETS = ("runzeo", "zeoraid-2", "zeoraid-3", "zeoraid-fs+pg",
+               "zeoraid-fs+sqlite")
 
 # Bounded waits (seconds).
 SERVER_READY_TIMEOUT = 30      # a runzeo answers ruok / zeoraid answers ping
@@ -60,15 +74,32 @@ def selected_targets():
 
 def member_count(target):
     """Members behind a target; 0 means the target is a plain runzeo."""
-    if target == "runzeo":
-        return 0
-    prefix = "zeoraid-"
-    if target.startswith(prefix) and target[len(prefix):].isdigit() \
-            and int(target[len(prefix):]) >= 1:
-        return int(target[len(prefix):])
+    front, kinds = _parse_target(target)
+    return len(kinds) if front == "zeoraid" else 0
+
+
+def member_kinds(target):
+    """The storage kind of each server holding the target's data, in
+    member order (m1, m2, ...); for a plain runzeo, its own."""
+    return _parse_target(target)[1]
+
+
+def _parse_target(target):
+    """("runzeo" | "zeoraid", [storage kind, ...])."""
+    front, _, rest = target.partition("-")
+    if front == "runzeo" and not rest:
+        return front, [FILESTORAGE]
+    if front == "runzeo" and rest in SHORT_NAMES:
+        return front, [SHORT_NAMES[rest]]
+    if front == "zeoraid" and rest.isdigit() and int(rest) >= 1:
+        return front, [FILESTORAGE] * int(rest)
+    if front == "zeoraid" and rest and all(
+            k in SHORT_NAMES for k in rest.split("+")):
+        return front, [SHORT_NAMES[k] for k in rest.split("+")]
     raise ValueError(
         f"unknown conformance target {target!r} (ZEORAID_CONFORMANCE_TARGETS"
-        f" takes a comma-separated list of: runzeo, zeoraid-N)")
+        f" takes a comma-separated list of: runzeo, runzeo-K, zeoraid-N, "
+        f"zeoraid-K+K..., K one of {', '.join(SHORT_NAMES)})")
 
 
 def zeoraid_binary():
@@ -120,13 +151,14 @@ def _die_with_parent():
         pass
 
 
-def spawn(argv, log_path, env=None):
+def spawn(argv, log_path, env=None, **popen):
+    """popen: further subprocess.Popen arguments (cwd, user, ...)."""
     log = open(log_path, "ab")
     try:
         return subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, env=env,
-            preexec_fn=_die_with_parent)
+            preexec_fn=_die_with_parent, **popen)
     finally:
         log.close()
 
@@ -263,14 +295,14 @@ class Member(Server):
     blob_dir = None  # set when started
     paused = False   # SIGSTOPped by Cluster.pause_member
     python = sys.executable  # zeo5_python() for a ZEO 5 member
+    storage = None   # its MemberStorage (kind, database)
 
     @property
     def data_fs(self):
         return self.dir / "Data.fs"
 
     def runzeo_argv(self):
-        return [str(self.python), "-m", "ZEO.runzeo",
-                "-C", str(self.dir / "runzeo.conf")]
+        return runzeo_argv(self.dir / "runzeo.conf", self.storage, self.python)
 
 
 def zeo5_python():
@@ -293,21 +325,29 @@ def zeo5_python():
 
 
 def runzeo_config(addr, dir, storage_options="", blob_dir=None,
-                  zeo_options="", storage_conf=None):
-    """storage_options: extra ZConfig lines for the <filestorage>;
+                  zeo_options="", storage_conf=None, storage=None):
+    """storage_options: extra ZConfig lines for the storage section;
     zeo_options: extra lines for the <zeo> section (server options such
     as `invalidation-queue-size 2`); storage_conf: a storage section of
-    the caller's instead of the FileStorage."""
+    the caller's instead of the FileStorage; storage: the member's
+    MemberStorage (default: a FileStorage in dir)."""
     zeo = (f"<zeo>\n  address {address_text(addr)}\n  {zeo_options}\n"
            f"</zeo>\n")
     if storage_conf is not None:
         return zeo + storage_conf + "\n"
-    return (zeo +
-            f"<filestorage {STORAGE_NAME}>\n"
-            f"  path {dir / 'Data.fs'}\n"
-            f"  blob-dir {blob_dir or dir / 'blobs'}\n"
-            f"  {storage_options}\n"
-            f"</filestorage>\n")
+    storage = storage or MemberStorage(FILESTORAGE, dir, dir.name)
+    return zeo + storage.section(STORAGE_NAME, blob_dir or dir / "blobs",
+                                 storage_options)
+
+
+def runzeo_argv(conf, storage=None, python=sys.executable):
+    """The command starting a runzeo with config file conf; a RelStorage
+    member's runzeo sends RelStorage's POSKeyError as ZODB's own (see
+    contrib/relstorage/runzeo.py, shipped for deployments)."""
+    if storage is not None and is_relstorage(storage.kind):
+        return [str(python), str(ROOT / "contrib" / "relstorage" / "runzeo.py"),
+                "-C", str(conf)]
+    return [str(python), "-m", "ZEO.runzeo", "-C", str(conf)]
 
 
 def zeoraid_config(addr, http_addr, members, dir, options=""):
@@ -400,6 +440,9 @@ class Cluster:
         self.front = None
         self.processes = []
         self.stopped = False
+        # Each member's storage by member name, made once (a retried start
+        # on another port keeps it) and released when the cluster stops.
+        self.storages = {}
 
     # -- where things are ----------------------------------------------------
     @property
@@ -415,6 +458,13 @@ class Cluster:
     @property
     def member_addrs(self):
         return [m.addr for m in self.members]
+
+    @property
+    def member_storage_kinds(self):
+        # A member added by hand (tests/python/test_recovery_array.py) has
+        # no MemberStorage: a FileStorage.
+        return [m.storage.kind if m.storage else FILESTORAGE
+                for m in self.members]
 
     def logs(self):
         return [s for s in [self.front, *self.members] if s is not None]
@@ -434,6 +484,13 @@ class Cluster:
             raise
         return self
 
+    def _member_storage(self, name, dir):
+        if name not in self.storages:
+            kinds = member_kinds(self.target)
+            self.storages[name] = MemberStorage(
+                kinds[int(name[1:]) - 1], dir, name)
+        return self.storages[name]
+
     def _start_members(self, count):
         names = [f"m{i + 1}" for i in range(count)]
         for attempt in range(START_ATTEMPTS):
@@ -441,6 +498,7 @@ class Cluster:
             for name in names:
                 dir = self.dir / name
                 dir.mkdir(parents=True, exist_ok=True)
+                storage = self._member_storage(name, dir)
                 if self.given_addr and not member_count(self.target):
                     addr = self.given_addr  # a plain runzeo is the front
                 else:
@@ -450,10 +508,11 @@ class Cluster:
                 conf.write_text(runzeo_config(addr, dir,
                                               self.storage_options,
                                               blob_dir, self.zeo_options,
-                                              self.storage_conf))
+                                              self.storage_conf, storage))
                 member = Member(name, "runzeo", addr, None,
                                 dir / "runzeo.log", dir)
                 member.blob_dir = blob_dir
+                member.storage = storage
                 if name in self.zeo5_members:
                     member.python = zeo5_python()
                 member.proc = proc = spawn(member.runzeo_argv(), member.log)
@@ -583,7 +642,7 @@ class Cluster:
     def _write_member_conf(self, member):
         (member.dir / "runzeo.conf").write_text(runzeo_config(
             member.addr, member.dir, self.storage_options, member.blob_dir,
-            self.zeo_options, self.storage_conf))
+            self.zeo_options, self.storage_conf, member.storage))
 
     def reconfigure_members(self, zeo_options=None, storage_options=None):
         """Give the members other <zeo> / <filestorage> option lines, their
@@ -650,6 +709,8 @@ class Cluster:
         stop_processes(front)
         stop_processes([p for p in self.processes if p not in front])
         self.stopped = True
+        while self.storages:
+            self.storages.popitem()[1].release()
 
 
 class ClusterSet:

@@ -2,8 +2,23 @@
 
 import pytest
 
+from . import postgres
 from .base import clusters_for_test
-from .cluster import selected_targets
+from .cluster import member_kinds, selected_targets
+from .member_storage import RELSTORAGE_PG
+
+
+@pytest.fixture(scope="session", autouse=True)
+def postgres_server():
+    """The PostgreSQL server of RelStorage members (postgres.py), when a
+    selected target has one: started before the first test (not inside
+    one: test_blobs.py runs some tests without root's CAP_DAC_OVERRIDE,
+    which the server's directory, owned by `nobody`, would need), stopped
+    and its directory removed when the session ends."""
+    if any(RELSTORAGE_PG in member_kinds(t) for t in selected_targets()):
+        postgres.server()
+    yield
+    postgres.stop_server()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

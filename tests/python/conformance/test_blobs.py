@@ -33,6 +33,7 @@ from ZEO.tests import testZEO
 from ZODB.tests import PackableStorage
 from ZODB.tests import testblob
 
+from . import relstorage_exclusions
 from .base import for_targets, is_zeoraid, run_case
 from .test_storage_mixins import Remote
 
@@ -51,7 +52,8 @@ class SharedBlobDir_(Remote, testZEO.CommonBlobTests):
     shared_blob_dir = True
 
 
-for_targets(globals(), BlobStorage_)
+for_targets(globals(), BlobStorage_,
+            excluded=relstorage_exclusions.excluded(BlobStorage_))
 SHARED_BLOB_DIR = ("shared blob directory: the client writes blobs into "
                    "the server's own blob directory; only with a plain "
                    "runzeo (see README.md)")
@@ -186,6 +188,8 @@ def without_dac_override():
 def test_blob_suite(clusters, target, suite_name, case_id, case, layer):
     if not _applies(suite_name, target):
         pytest.skip(SHARED_BLOB_DIR)
+    relstorage_exclusions.skip_if_excluded(
+        target, f"test_blob_suite[{suite_name}:{case_id}]")
     _running["clusters"] = clusters
     try:
         # The suite's layer (MonotonicallyIncreasingTimeMinimalTestLayer)

@@ -64,19 +64,20 @@ from ZODB.tests import ConflictResolution
 from zope.testing import renormalizing
 
 from .base import ConformanceFixture, RemoteStorageCase, check_mirrors, \
-    for_targets, is_zeoraid, run_case
+    for_targets, is_zeoraid, run_case, runs_by_default
 from .cluster import free_port, selected_targets
 from .test_zeo_doctests import PATTERNS
 
 
 def connection_targets():
     """The selected targets, but of the zeoraid ones only the first
-    (default: runzeo, zeoraid-2). What these tests do to zeoraid (stop it,
-    start it again, move it, restart its members) is the same in front of
-    2 or 3 members, and each zeoraid target costs about a minute; run
-    another one with ZEORAID_CONFORMANCE_TARGETS=zeoraid-3."""
+    (default: runzeo, zeoraid-2), and a target mixing storage kinds only
+    with ZEORAID_CONFORMANCE_MIXED=all. What these tests do to zeoraid
+    (stop it, start it again, move it, restart its members) is the same
+    in front of 2 or 3 members, and each zeoraid target costs about a
+    minute; run another one with ZEORAID_CONFORMANCE_TARGETS=zeoraid-3."""
     selected = selected_targets()
-    zeoraid = [t for t in selected if is_zeoraid(t)]
+    zeoraid = [t for t in selected if is_zeoraid(t) and runs_by_default(t)]
     return [t for t in selected if not is_zeoraid(t)] + zeoraid[:1]
 
 

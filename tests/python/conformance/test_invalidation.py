@@ -14,6 +14,7 @@ in-process forker. The server-lifecycle tests of ConnectionTests
 from ZEO.tests import ConnectionTests
 from ZEO.tests import InvalidationTests
 
+from . import relstorage_exclusions
 from .base import ConformanceFixture, for_targets
 
 
@@ -35,4 +36,5 @@ class InvalidationTests_(ConformanceFixture,
         self.addr[index] = cluster.addr
 
 
-for_targets(globals(), InvalidationTests_)
+for_targets(globals(), InvalidationTests_,
+            excluded=relstorage_exclusions.excluded(InvalidationTests_))

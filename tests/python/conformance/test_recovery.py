@@ -14,6 +14,7 @@ from ZEO.ClientStorage import ClientStorage
 from ZEO.tests import testZEO
 from ZODB.tests import RecoveryStorage
 
+from . import relstorage_exclusions
 from .base import RemoteStorageCase, for_targets
 
 
@@ -41,5 +42,6 @@ class RecoveryStorage_(RemoteStorageCase, RecoveryStorage.RecoveryStorage):
         RemoteStorageCase.tearDown(self)
 
 
-for_targets(globals(), RecoveryStorage_)
+for_targets(globals(), RecoveryStorage_,
+            excluded=relstorage_exclusions.excluded(RecoveryStorage_))
 

@@ -29,6 +29,7 @@ from ZODB.tests import RevisionStorage
 from ZODB.tests import Synchronization
 from ZODB.tests import TransactionalUndoStorage
 
+from . import relstorage_exclusions
 from .base import RemoteStorageCase, for_targets
 
 
@@ -160,4 +161,5 @@ SUITES = [
 ]
 
 for _suite in SUITES:
-    for_targets(globals(), _suite)
+    for_targets(globals(), _suite,
+                excluded=relstorage_exclusions.excluded(_suite))

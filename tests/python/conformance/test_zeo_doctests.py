@@ -21,6 +21,7 @@ from ZEO.tests import forker
 from ZEO.tests import testZEO
 from zope.testing import renormalizing
 
+from . import relstorage_exclusions
 from .base import check_mirrors, run_case
 
 # The output normalisation of testZEO.test_suite, unchanged.
@@ -125,6 +126,8 @@ CASES = _cases()
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_zeo_doctest(clusters, target, name, monkeypatch):
+    relstorage_exclusions.skip_if_excluded(
+        target, f"test_zeo_doctest[{name}]")
     _running["clusters"] = clusters
     monkeypatch.setattr(forker, "setUp", setUp)
     try:
