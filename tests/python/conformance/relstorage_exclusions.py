@@ -59,12 +59,6 @@ UNDO_LOG = (
     "do not; zeoraid answers them from one member in turn, and the test "
     "compares the answers of two calls")
 
-RESTORE_ACROSS_PACK = (
-    "restore after a pack of the source: afterwards the RelStorage member "
-    "lacks the last transaction the FileStorage member has (the mirror "
-    "check's 'last transactions differ'); not yet explained, so not "
-    "counted as passing")
-
 _UNDO_TESTS = [
     "RevisionStorage.testLoadBeforeUndo",
     "IteratorStorage.testUndoZombie",
@@ -75,6 +69,8 @@ _UNDO_TESTS = [
     "TransUndoStorageWithCache.checkUndoInvalidation",
     "RecoveryStorage.testRestoreWithMultipleObjectsInUndoRedo",
     "RecoveryStorage.testRestoreWithMultipleUndoRedo",
+    # undoes the source's last transaction before its manual restore
+    "RecoveryStorage.testRestoreAcrossPack",
 ] + [f"TransactionalUndoStorage.{m}" for m in (
     "testCreationUndoneGetTid", "testPackAfterUndoDeletion",
     "testPackAfterUndoManyTimes", "testSimpleTransactionalUndo",
@@ -109,7 +105,6 @@ RELSTORAGE = {
     **{name: WRITE_CONFLICT for name in _WRITE_CONFLICT_TESTS},
     "TransactionalUndoStorage.testIndicesInUndoInfo": UNDO_LOG,
     "TransactionalUndoStorage.testIndicesInUndoLog": UNDO_LOG,
-    "RecoveryStorage.testRestoreAcrossPack": RESTORE_ACROSS_PACK,
     "test_blob_suite[IExternalGC:IExternalGC_test]": DELETE_OBJECT,
 }
 
