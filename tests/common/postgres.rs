@@ -174,19 +174,9 @@ impl Postgres {
     }
 
     fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        super::runzeo::signal(child.id(), libc::SIGQUIT);
-        let deadline = Instant::now() + SHUTDOWN;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
+        if let Some(child) = self.child.take() {
+            super::runzeo::stop_child(child, libc::SIGQUIT, SHUTDOWN);
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 

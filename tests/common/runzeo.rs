@@ -444,20 +444,8 @@ impl RunZeo {
     /// to exit (SIGKILL after that).  Returns its exit status, or `None`
     /// if it had to be killed or was not running.
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        signal(child.id(), libc::SIGTERM);
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            thread::sleep(POLL);
-        }
+        let child = self.child.take()?;
+        stop_child(child, libc::SIGTERM, timeout)
     }
 
     /// Freeze the server with SIGSTOP: it keeps its port open, the kernel
@@ -986,6 +974,24 @@ fn spawn_ready(
                 read_lossy(config),
                 tail(&read_from(log_path, offset), LOG_TAIL)
             )));
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// Sends `sig` to `child` and waits up to `timeout` for it to exit; kills
+/// it (SIGKILL) if it has not. Its exit status, `None` when it was killed.
+pub fn stop_child(mut child: Child, sig: libc::c_int, timeout: Duration) -> Option<ExitStatus> {
+    signal(child.id(), sig);
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
         }
         thread::sleep(POLL);
     }
