@@ -286,22 +286,18 @@ impl Controller {
                     .unwrap_or_else(|| ZeoError::unavailable("no member could vote: the array has failed"));
                 return Judged::Refused(error);
             }
-            Verdict::NoWinner(groups) if refused_with_a_conflict(&groups).is_some() => {
-                let conflict = refused_with_a_conflict(&groups)
-                    .cloned()
-                    .expect("checked by the guard");
-                let answers: Vec<String> = groups.iter().map(|g| format!("{:?}", g[0].1)).collect();
-                warn!(self.log, "members refused a vote with different errors, one a conflict: the client gets the conflict";
-                    "answers" => ?answers);
-                self.stats.conflicts += 1;
-                metrics::commit(CommitOutcome::Conflict);
-                return Judged::Refused(conflict);
-            }
             Verdict::NoWinner(groups) => {
                 let answers: Vec<String> = groups
                     .iter()
                     .map(|g| format!("{} member(s): {:?}", g.len(), g[0].1))
                     .collect();
+                if let Some(conflict) = refused_with_a_conflict(&groups).cloned() {
+                    warn!(self.log, "members refused a vote with different errors, one a conflict: the client gets the conflict";
+                        "answers" => ?answers);
+                    self.stats.conflicts += 1;
+                    metrics::commit(CommitOutcome::Conflict);
+                    return Judged::Refused(conflict);
+                }
                 error!(self.log, "members disagree on a vote and no majority decides: transaction aborted everywhere";
                     "answers" => ?answers, "cluster_mode" => %self.cluster_mode);
                 metrics::commit(CommitOutcome::Failed);
