@@ -2,12 +2,12 @@
 
     bench/run [--members 1,2,3] [--rounds 5] [--duration 1.2] [--workloads a,b]
               [--idle-clients 100] [--soak 0] [--recovery 2000] [--floor]
-              [--blob-memory] [--out DIR]
+              [--link-delay-us 500] [--leader] [--tls] [--blob-memory] [--out DIR]
 
 For each member count it starts, on tmpfs, one plain `runzeo` (the
 reference), N `runzeo` members and zeoraid in front of them (the target),
 and runs bench/zeo_bench.py against both, interleaved round by round (see
-bench/README.md). zeoraid's own process is the one passed as `--target-pids`,
+docs/performance.md). zeoraid's own process is the one passed as `--target-pids`,
 so the CPU columns are zeoraid's CPU per operation, not its members'.
 
 With --floor, before the member counts, one more comparison: the floor any
@@ -17,6 +17,23 @@ current-thread runtime, built by bench/run) in front of its own fresh
 workloads, rounds and duration, and the relay's pid as `--target-pids`.
 Its ratio is what the extra loopback hop alone costs; the rest of zeoraid's
 gap is zeoraid's own work.
+
+With --link-delay-us US, members on other hosts: examples/link_delay adds
+US microseconds each way in front of each member, and in front of a fresh
+runzeo that is the reference of this profile. First that linked runzeo
+against the plain one (what the link itself costs, measured on its own),
+then zeoraid with --link-members (1,2,3) linked members against it, with
+--link-workloads.
+
+With --leader, the multi-zeoraid leader (a [cluster] zeoraid elected on an
+etcd started here, a standby zeoraid beside it) against a single zeoraid,
+side by side, one member each. With --tls, zeoraid speaking TLS to its
+clients and to its member (certificates made with openssl) against a
+runzeo speaking TLS, one member.
+
+At the end, every target of the performance issue is checked against the
+figures of this run (bench/targets.py) and printed: met, not met, or not
+measured when its profile was not asked for.
 
 Then, with the last member count:
   * RSS of zeoraid before and after 100 idle client connections
@@ -56,6 +73,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import zeo_bench  # noqa: E402  (the side-by-side driver, also used as a library)
 import blob_memory  # noqa: E402
+import targets  # noqa: E402
 
 WORKLOADS = list(zeo_bench.WORKLOADS)
 
@@ -116,11 +134,18 @@ class Processes:
 class Array:
     """N runzeo members on tmpfs and one zeoraid in front of them."""
 
-    def __init__(self, procs, python, zeoraid_bin, workdir, n_members):
+    def __init__(self, procs, python, zeoraid_bin, workdir, n_members, link=None,
+                 cluster=None, name=None, tls=None):
+        """`link`: (link_delay binary, delay µs): each member behind its
+        own delaying relay, as if on another host. `cluster`: an etcd URL:
+        zeoraid runs with a [cluster] table (the elected leader serves).
+        `tls`: the Certificates: clients, zeoraid and members speak TLS."""
         self.procs, self.python, self.bin = procs, python, zeoraid_bin
-        self.dir = os.path.join(workdir, "array%d" % n_members)
+        self.link, self.cluster, self.tls = link, cluster, tls
+        self.dir = os.path.join(workdir, name or "array%d" % n_members)
         os.makedirs(self.dir)
-        self.members = []  # (name, port, Popen)
+        self.members = []  # (name, port zeoraid connects to, Popen)
+        self.links = []  # the members' link_delay processes
         for i in range(n_members):
             self.add_member_server("m%d" % (i + 1))
         self.port, self.http_port = free_port(), free_port()
@@ -137,9 +162,25 @@ class Array:
 
     def stop(self):
         """zeoraid, then its members."""
-        self.procs.stop(self.proc)
+        for p in [self.proc] + getattr(self, "standbys", []) + self.links:
+            self.procs.stop(p)
         for _, _, p in self.members:
             self.procs.stop(p)
+
+    def start_standby(self):
+        """A second zeoraid with this array's config but its own name and
+        HTTP port: in a cluster it stands by while this one leads."""
+        config = os.path.join(self.dir, "standby.toml")
+        with open(self.config) as fh:
+            text = fh.read()
+        text = text.replace("127.0.0.1:%d" % self.http_port, "127.0.0.1:%d" % free_port())
+        text = text.replace('name = "%s"' % os.path.basename(self.dir),
+                            'name = "%s-standby"' % os.path.basename(self.dir))
+        text = text.replace(os.path.join(self.dir, "spool"), os.path.join(self.dir, "spool-standby"))
+        with open(config, "w") as fh:
+            fh.write(text)
+        self.standbys = [self.procs.start("standby-" + os.path.basename(self.dir),
+                                          [self.bin, "serve", "--config", config])]
 
     def restart(self):
         """Recovery settings apply only at a restart (see `zeoraid reload`)."""
@@ -150,7 +191,12 @@ class Array:
         port = free_port()
         d = os.path.join(self.dir, name)
         os.makedirs(d)
-        p = start_runzeo(self.procs, self.python, name + "-" + os.path.basename(self.dir), d, port)
+        p = start_runzeo(self.procs, self.python, name + "-" + os.path.basename(self.dir), d, port,
+                         self.tls)
+        if self.link:
+            port, link = start_link(self.procs, self.link,
+                                    name + "-link-" + os.path.basename(self.dir), port)
+            self.links.append(link)
         self.members.append((name, port, p))
         return port
 
@@ -164,9 +210,20 @@ class Array:
             "[recovery]", "auto = false",
             "max_transactions_per_second = %d" % self.throttle_tps,
         ]
+        if self.cluster:
+            lines += ["[cluster]", 'etcd = ["%s"]' % self.cluster,
+                      'name = "%s"' % os.path.basename(self.dir),
+                      'prefix = "/bench/%s"' % os.path.basename(self.dir)]
+        if self.tls:
+            lines += ["[tls]", 'certificate = "%s"' % self.tls.server_cert,
+                      'key = "%s"' % self.tls.server_key]
         for name in names:
             lines += ["[[members]]", 'name = "%s"' % name,
                       'address = "127.0.0.1:%d"' % ports[name]]
+            if self.tls:
+                lines += ["[members.tls]", 'ca = "%s"' % self.tls.ca,
+                          'certificate = "%s"' % self.tls.client_cert,
+                          'key = "%s"' % self.tls.client_key]
         with open(self.config, "w") as fh:
             fh.write("\n".join(lines) + "\n")
 
@@ -188,12 +245,90 @@ class Array:
         raise RuntimeError("array did not become %s within %ss" % (want, timeout))
 
 
-def start_runzeo(procs, python, name, d, port):
+def start_runzeo(procs, python, name, d, port, tls=None):
+    """A runzeo with a FileStorage in `d`; with `tls` it speaks TLS only
+    and asks clients for a certificate signed by the CA."""
     runzeo = os.path.join(os.path.dirname(python), "runzeo")
-    p = procs.start(name, [runzeo, "-a", "127.0.0.1:%d" % port,
-                           "-f", os.path.join(d, "Data.fs")])
+    if tls:
+        config = os.path.join(d, "zeo.conf")
+        with open(config, "w") as fh:
+            fh.write("<zeo>\n  address 127.0.0.1:%d\n  <ssl>\n    certificate %s\n"
+                     "    key %s\n    authenticate %s\n  </ssl>\n</zeo>\n"
+                     "<filestorage>\n  path %s\n</filestorage>\n"
+                     % (port, tls.server_cert, tls.server_key, tls.ca, os.path.join(d, "Data.fs")))
+        p = procs.start(name, [runzeo, "-C", config])
+    else:
+        p = procs.start(name, [runzeo, "-a", "127.0.0.1:%d" % port,
+                               "-f", os.path.join(d, "Data.fs")])
     wait_listening(p, name, port)
     return p
+
+
+class Certificates:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate,
+    made with openssl in `d`."""
+
+    def __init__(self, d):
+        os.makedirs(d)
+        self.ca, ca_key = os.path.join(d, "ca.pem"), os.path.join(d, "ca.key")
+        self.server_cert, self.server_key = os.path.join(d, "server.pem"), os.path.join(d, "server.key")
+        self.client_cert, self.client_key = os.path.join(d, "client.pem"), os.path.join(d, "client.key")
+        self._openssl(d, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                      "-nodes", "-days", "2", "-subj", "/CN=zeoraid bench CA",
+                      "-addext", "basicConstraints=critical,CA:TRUE",
+                      "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                      "-keyout", ca_key, "-out", self.ca)
+        for cert, key, cn, ext in (
+                (self.server_cert, self.server_key, "127.0.0.1", "subjectAltName=IP:127.0.0.1"),
+                (self.client_cert, self.client_key, "bench client", "extendedKeyUsage=clientAuth")):
+            csr = cert + ".csr"
+            self._openssl(d, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                          "-subj", "/CN=" + cn, "-keyout", key, "-out", csr)
+            extfile = cert + ".ext"
+            with open(extfile, "w") as fh:
+                fh.write(ext + "\n")
+            self._openssl(d, "x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", ca_key,
+                          "-CAcreateserial", "-days", "2", "-extfile", extfile, "-out", cert)
+
+    @staticmethod
+    def _openssl(d, *args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def env(self):
+        """What zeo_bench (and this process's probes) read to speak TLS."""
+        return json.dumps({"ca": self.ca, "cert": self.client_cert, "key": self.client_key})
+
+
+def start_link(procs, link, name, upstream_port):
+    """examples/link_delay in front of `upstream_port`; returns its port and process."""
+    link_bin, delay_us = link
+    port = free_port()
+    p = procs.start(name, [link_bin, "127.0.0.1:%d" % port, "127.0.0.1:%d" % upstream_port,
+                           str(delay_us)])
+    wait_listening(p, name, port)
+    return port, p
+
+
+def start_etcd(procs, workdir):
+    """etcd in `workdir` on free loopback ports; returns its client URL."""
+    client, peer = "http://127.0.0.1:%d" % free_port(), "http://127.0.0.1:%d" % free_port()
+    p = procs.start("etcd", ["etcd", "--name", "bench", "--data-dir", os.path.join(workdir, "etcd"),
+                             "--listen-client-urls", client, "--advertise-client-urls", client,
+                             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                             "--initial-cluster", "bench=" + peer])
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if p.poll() is not None:
+            raise RuntimeError("etcd exited with %s (see etcd.log)" % p.returncode)
+        try:
+            with urllib.request.urlopen(client + "/health", timeout=2) as r:
+                if b'"health":"true"' in r.read():
+                    return client
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("etcd not healthy within 30 s")
 
 
 def wait_listening(p, name, port, timeout=30):
@@ -218,6 +353,8 @@ def run_zeo_bench(python, target, reference, target_pid, reference_pid, a, out):
             "--workloads", a.workloads, "--json", out]
     if a.wait_idle:
         argv += ["--wait-idle", str(a.wait_idle)]
+    if getattr(a, "ssl", None):
+        argv += ["--ssl-ca", a.ssl.ca, "--ssl-cert", a.ssl.client_cert, "--ssl-key", a.ssl.client_key]
     log("zeo_bench -> %s" % out)
     rc = subprocess.call(argv, stdout=sys.stderr)
     if rc == 2:
@@ -420,10 +557,10 @@ def recovery_cost(procs, python, zeoraid_bin, workdir, k):
     return out
 
 
-def table(summary, name):
-    """The markdown table of one zeo_bench summary: plain ZEO against `name`."""
-    out = ["| workload | plain ZEO ops/s | %(n)s ops/s | ratio (range) | p50 ms plain / %(n)s | "
-           "p99 ms plain / %(n)s | +p50 µs | %(n)s CPU µs/op |" % {"n": name},
+def table(summary, name, ref="plain ZEO"):
+    """The markdown table of one zeo_bench summary: `ref` against `name`."""
+    out = ["| workload | %(r)s ops/s | %(n)s ops/s | ratio (range) | p50 ms %(r)s / %(n)s | "
+           "p99 ms %(r)s / %(n)s | +p50 µs | %(n)s CPU µs/op |" % {"n": name, "r": ref},
            "| --- | ---: | ---: | --- | --- | --- | ---: | ---: |"]
     for wl, s in summary.items():
         t, r = s.get("target"), s.get("reference")
@@ -450,6 +587,20 @@ def markdown(results):
     if "floor" in results:
         out.append("### relay floor (do-nothing byte relay in front of 1 runzeo)\n")
         out += table(results["floor"]["summary"], "relay")
+    if "link" in results:
+        link = results["link"]
+        out.append("### members on other hosts: the link alone (%d µs each way) against plain ZEO\n"
+                   % link["delay_us"])
+        out += table(link["alone"]["summary"], "linked runzeo")
+        for n, doc in sorted(link["arrays"].items()):
+            out.append("### %s linked member%s against a linked runzeo\n" % (n, "" if n == "1" else "s"))
+            out += table(doc["summary"], "zeoraid", "linked runzeo")
+    if "leader" in results:
+        out.append("### the multi-zeoraid leader (reference: a single zeoraid, 1 member each)\n")
+        out += table(results["leader"]["summary"], "leader", "single")
+    if "tls" in results:
+        out.append("### TLS on both sides, 1 member (reference: plain runzeo with TLS)\n")
+        out += table(results["tls"]["summary"], "zeoraid", "TLS runzeo")
     for key in ("idle_clients", "soak", "recovery", "blob_memory"):
         if key in results:
             out.append("%s: `%s`\n" % (key, json.dumps(results[key])))
@@ -471,6 +622,86 @@ def relay_floor(procs, python, relay_bin, workdir, ref_port, ref_pid, a):
     finally:
         procs.stop(relay)
         procs.stop(upstream)
+    return {"summary": doc["summary"], "exit": rc}
+
+
+def link_profile(procs, python, a, workdir, ref_port, ref_pid):
+    """Members on other hosts: each member behind its own link_delay, and
+    the reference (a fresh runzeo) behind the same kind of link. First the
+    delayed reference against the plain one (what the link costs, on its
+    own), then zeoraid with 1, 2, 3 delayed members against the delayed
+    reference."""
+    d = os.path.join(workdir, "link")
+    os.makedirs(d)
+    link = (a.link_delay_bin, a.link_delay_us)
+    upstream_port = free_port()
+    upstream = start_runzeo(procs, python, "link-runzeo", d, upstream_port)
+    port, relay = start_link(procs, link, "link-reference", upstream_port)
+    la = argparse.Namespace(**vars(a))
+    la.workloads = a.link_workloads
+    out = {"delay_us": a.link_delay_us, "arrays": {}}
+    try:
+        doc, rc = run_zeo_bench(python, port, ref_port, relay.pid, ref_pid, la,
+                                os.path.join(a.out, "zeo_bench_link_alone.json"))
+        out["alone"] = {"summary": doc["summary"], "exit": rc}
+        for n in [int(x) for x in a.link_members.split(",") if x]:
+            arr = Array(procs, python, a.zeoraid, d, n, link=link)
+            try:
+                doc, rc = run_zeo_bench(python, arr.port, port, arr.proc.pid, relay.pid, la,
+                                        os.path.join(a.out, "zeo_bench_link_%dmembers.json" % n))
+            finally:
+                arr.stop()
+            out["arrays"][str(n)] = {"summary": doc["summary"], "exit": rc}
+    finally:
+        procs.stop(relay)
+        procs.stop(upstream)
+    return out
+
+
+def tls_profile(procs, python, a, workdir):
+    """TLS on both sides: clients to zeoraid and zeoraid to its member,
+    against a plain runzeo speaking TLS to its clients (1 member)."""
+    d = os.path.join(workdir, "tls")
+    os.makedirs(d)
+    certs = Certificates(os.path.join(d, "certs"))
+    os.environ[zeo_bench.SSL_ENV] = certs.env()
+    zeo_bench._ssl_context.clear()
+    try:
+        ref_dir = os.path.join(d, "reference")
+        os.makedirs(ref_dir)
+        ref_port = free_port()
+        ref = start_runzeo(procs, python, "tls-reference", ref_dir, ref_port, certs)
+        arr = Array(procs, python, a.zeoraid, d, 1, tls=certs)
+        ta = argparse.Namespace(**vars(a))
+        ta.ssl = certs
+        try:
+            doc, rc = run_zeo_bench(python, arr.port, ref_port, arr.proc.pid, ref.pid, ta,
+                                    os.path.join(a.out, "zeo_bench_tls.json"))
+        finally:
+            arr.stop()
+            procs.stop(ref)
+    finally:
+        del os.environ[zeo_bench.SSL_ENV]
+        zeo_bench._ssl_context.clear()
+    return {"summary": doc["summary"], "exit": rc}
+
+
+def leader_profile(procs, python, a, workdir):
+    """The multi-zeoraid leader against a single zeoraid, side by side:
+    each with one member of its own; the leader elected on a local etcd,
+    with a standby zeoraid beside it (same members, same etcd)."""
+    d = os.path.join(workdir, "leader")
+    os.makedirs(d)
+    etcd = start_etcd(procs, d)
+    single = Array(procs, python, a.zeoraid, d, 1, name="single")
+    leader = Array(procs, python, a.zeoraid, d, 1, cluster=etcd, name="leader")
+    leader.start_standby()
+    try:
+        doc, rc = run_zeo_bench(python, leader.port, single.port, leader.proc.pid,
+                                single.proc.pid, a, os.path.join(a.out, "zeo_bench_leader.json"))
+    finally:
+        leader.stop()
+        single.stop()
     return {"summary": doc["summary"], "exit": rc}
 
 
@@ -497,6 +728,17 @@ def main():
     ap.add_argument("--blob-readers", type=int, default=100)
     ap.add_argument("--floor", action="store_true",
                     help="also measure a do-nothing byte relay in front of 1 runzeo")
+    ap.add_argument("--link-delay-us", type=int, default=0, metavar="US",
+                    help="also run the members-on-other-hosts profile: each member, and the "
+                    "reference, behind a link adding US microseconds each way")
+    ap.add_argument("--link-members", default="1,2,3")
+    ap.add_argument("--link-workloads",
+                    default="write_1obj_c1,write_1obj_c4,write_10obj_c4,read_c1")
+    ap.add_argument("--leader", action="store_true",
+                    help="also measure the multi-zeoraid leader against a single zeoraid")
+    ap.add_argument("--tls", action="store_true",
+                    help="also measure TLS on both sides against a plain runzeo with TLS")
+    ap.add_argument("--link-delay-bin", default=os.path.join(ROOT, "target/release/examples/link_delay"))
     ap.add_argument("--zeoraid", default=os.path.join(ROOT, "target/release/zeoraid"))
     ap.add_argument("--tcp-relay", default=os.path.join(ROOT, "target/release/examples/tcp_relay"))
     ap.add_argument("--out", default=os.path.join(HERE, "results", time.strftime("%Y%m%d-%H%M%S")))
@@ -527,6 +769,24 @@ def main():
             doc, rc = run_zeo_bench(python, arr.port, ref_port, arr.proc.pid, ref.pid, a,
                                     os.path.join(a.out, "zeo_bench_%dmembers.json" % n))
             results["arrays"][str(n)] = {"summary": doc["summary"], "exit": rc}
+            save(results, a.out)
+        if a.link_delay_us:
+            if arr:
+                arr.stop()
+                arr = None
+            results["link"] = link_profile(procs, python, a, workdir, ref_port, ref.pid)
+            save(results, a.out)
+        if a.leader:
+            if arr:
+                arr.stop()
+                arr = None
+            results["leader"] = leader_profile(procs, python, a, workdir)
+            save(results, a.out)
+        if a.tls:
+            if arr:
+                arr.stop()
+                arr = None
+            results["tls"] = tls_profile(procs, python, a, workdir)
             save(results, a.out)
         if a.idle_clients:
             # On a fresh zeoraid: after a workload, the allocator still holds
@@ -559,8 +819,9 @@ def main():
         procs.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
     results["machine"]["loadavg_end"] = os.getloadavg()
+    results["targets"] = targets.evaluate(results)
     save(results, a.out)
-    md = markdown(results)
+    md = markdown(results) + "\n" + "\n".join(targets.markdown(results["targets"]))
     with open(os.path.join(a.out, "summary.md"), "w") as fh:
         fh.write(md + "\n")
     print(md)
