@@ -2,7 +2,7 @@
 """Instructions zeoraid executes per operation, counted by callgrind: a
 measure that, unlike time, does not depend on what else the machine does.
 
-    python bench/instructions.py BINARY [BINARY ...] [--reads N] [--commits N]
+    python bench/instructions.py BINARY [BINARY ...] [--reads N] [--commits N] [--keep DIR]
 
 For each zeoraid BINARY: one runzeo member (FileStorage in a temporary
 directory), zeoraid in front of it under `valgrind --tool=callgrind`, then
@@ -20,6 +20,7 @@ import argparse
 import glob
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -98,7 +99,7 @@ def dump(pid, out_prefix):
     raise RuntimeError(f"no callgrind dump of {pid}")
 
 
-def measure(binary, reads, commits, python):
+def measure(binary, reads, commits, python, keep=None):
     with tempfile.TemporaryDirectory(prefix="zr-instr-") as tmp:
         tmp = Path(tmp)
         member_port, port, http = free_port(), free_port(), free_port()
@@ -129,6 +130,11 @@ def measure(binary, reads, commits, python):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 run(n)
                 counts[name] = round(dump(zeoraid.pid, out_prefix) / n)
+                if keep:
+                    # The newest dump is this workload's: keep it for callgrind_annotate.
+                    newest = max(glob.glob(f"{out_prefix}.*"), key=os.path.getmtime)
+                    os.makedirs(keep, exist_ok=True)
+                    shutil.copy(newest, os.path.join(keep, f"callgrind.{name}"))
             conn.close()
             return counts
         finally:
@@ -148,10 +154,14 @@ def main():
     parser.add_argument("--reads", type=int, default=2000)
     parser.add_argument("--commits", type=int, default=1000)
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--keep", metavar="DIR",
+                        help="keep each workload's callgrind dump in DIR/<n>/callgrind.<workload> "
+                        "(n: the binary's position), for callgrind_annotate")
     a = parser.parse_args()
     results = {}
-    for binary in a.binaries:
-        results[binary] = measure(binary, a.reads, a.commits, a.python)
+    for i, binary in enumerate(a.binaries):
+        keep = os.path.join(a.keep, str(i)) if a.keep else None
+        results[binary] = measure(binary, a.reads, a.commits, a.python, keep)
         print(binary, results[binary], flush=True)
     print("INSTRUCTIONS " + json.dumps(results))
 
