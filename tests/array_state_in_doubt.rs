@@ -51,7 +51,10 @@ struct InDoubt {
 }
 
 fn relayed_array() -> Array {
-    let mut options = ArrayOptions::new(2);
+    relayed_array_with(ArrayOptions::new(2))
+}
+
+fn relayed_array_with(mut options: ArrayOptions) -> Array {
     options.relayed = vec![1];
     Array::start_with(options)
 }
@@ -273,7 +276,20 @@ fn an_in_doubt_commit_whose_only_holder_is_down_at_restart_is_not_served_and_it_
 /// returns the old revision.
 #[test]
 fn a_member_killed_between_vote_and_finish_stays_degraded_across_a_restart_and_is_recovered() {
-    let mut array = relayed_array();
+    killed_between_vote_and_finish(relayed_array());
+}
+
+/// The same with zeo2 a ZEO 5.4 server on ZODB 5.8 (a member of an array
+/// being upgraded): its FileStorage drops the voted transaction the same
+/// way, and zeoraid keeps it degraded and recovers it the same way.
+#[test]
+fn a_zeo5_member_killed_between_vote_and_finish_stays_degraded_across_a_restart_and_is_recovered() {
+    let mut options = ArrayOptions::new(2);
+    options.zeo5_members = vec![1];
+    killed_between_vote_and_finish(relayed_array_with(options));
+}
+
+fn killed_between_vote_and_finish(mut array: Array) {
     let mut doubt = finish_in_doubt(&array);
     array.members_mut()[1].kill9();
     // zeoraid sees zeo2 gone, degrades it and acknowledges the commit.
