@@ -410,3 +410,29 @@ fn a_blob_whose_revision_relstorage_packed_is_recovered_onto_it() {
     );
     assert_eq!(alone, both, "recovery: {recovery}");
 }
+
+/// A pack through a FileStorage + RelStorage array started beside a ZODB
+/// client that writes (which of the two reaches the commit lock first is
+/// the scheduler's choice; either way the members must agree): both
+/// members pack under the commit lock, the writes commit on both before or
+/// after it, the scrub finds them identical, and the RelStorage member
+/// alone serves what both served.
+#[test]
+fn a_pack_with_writers_on_a_filestorage_and_relstorage_array_leaves_them_identical() {
+    let mut array = array_of(RunZeoOptions::new(), sqlite());
+    create_root(&array);
+    write(&array, "old", false);
+    write(&array, "older", false);
+    let addr = array.addr().to_string();
+    let packer =
+        std::thread::spawn(move || run_python_ok(CLIENT, &[&addr, "pack"], Duration::from_secs(120)));
+    write(&array, "live", false);
+    packer.join().expect("the pack's client");
+    write(&array, "after", false);
+    assert_scrub_finds_them_identical(&array);
+    let both = without_revisions(read_both(&array));
+    assert!(both["objects"]["live-blob"].is_object(), "{both}");
+    array.members_mut()[0].kill9();
+    array.wait_status("zeo1 out", ENDS, |s| member(s, "zeo1")["state"] != "optimal");
+    assert_eq!(without_revisions(read(&array)), both, "zeo2 (RelStorage) alone");
+}
