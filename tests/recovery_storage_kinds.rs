@@ -13,9 +13,8 @@
 
 mod common;
 
-use common::array::{Array, ArrayOptions};
-use common::faults::wait_until;
-use common::http::{get, request};
+use common::array::{assert_scrub_finds_them_identical, Array, ArrayOptions};
+use common::http::request;
 use common::postgres::Postgres;
 use common::records::ROOT_RECORD;
 use common::runzeo::{run_python_ok, RunZeoOptions};
@@ -193,22 +192,6 @@ fn assert_serves_alone(array: &mut Array, index: usize, both: &Json, recovery: &
     );
 }
 
-fn assert_scrub_finds_them_identical(array: &Array) {
-    post(array, "/scrub");
-    let mut details = Json::Null;
-    let ended = wait_until(ENDS, || {
-        details = get(array.http_addr(), "/details").json();
-        details["scrub"]["running"] == false && details["scrub"]["last_result"].is_string()
-    });
-    assert!(ended, "the scrub did not end: {details}\n{}", array.context());
-    let result = details["scrub"]["last_result"].as_str().unwrap_or_default();
-    assert!(result.starts_with("finished"), "{details}\n{}", array.context());
-    assert_ne!(details["inconsistent"], true, "{details}");
-    for name in ["zeo1", "zeo2"] {
-        assert_eq!(member(&details, name)["state"], "optimal", "{details}");
-    }
-}
-
 /// What both members serve (at least one workload's mapping and blob).
 fn read_both(array: &Array) -> Json {
     let both = read(array);
@@ -233,13 +216,13 @@ fn incremental_to_relstorage_then_full_back(relstorage: RunZeoOptions) {
     post(&array, "/members/zeo2/disable");
     write(&array, "while-disabled", true);
     let recovery = recover(&array, "zeo2", false);
-    assert_scrub_finds_them_identical(&array);
+    assert_scrub_finds_them_identical(&array, ENDS);
     let both = read_both(&array);
     assert_serves_alone(&mut array, 0, &both, &recovery);
 
     array.members_mut()[0].restart_empty();
     let recovery = recover(&array, "zeo1", true);
-    assert_scrub_finds_them_identical(&array);
+    assert_scrub_finds_them_identical(&array, ENDS);
     assert_serves_alone(&mut array, 1, &both, &recovery);
 }
 
@@ -256,7 +239,7 @@ fn full_to_relstorage_then_incremental_back(relstorage: RunZeoOptions) {
     post(&array, "/members/zeo2/disable");
     write(&array, "second", false);
     let recovery = recover(&array, "zeo2", false);
-    assert_scrub_finds_them_identical(&array);
+    assert_scrub_finds_them_identical(&array, ENDS);
     let both = read_both(&array);
     assert_serves_alone(&mut array, 0, &both, &recovery);
 }
@@ -356,7 +339,7 @@ fn a_filestorage_member_that_missed_a_pack_of_relstorage_is_recovered_and_packed
     );
     write(&array, "after", false);
     let recovery = recover(&array, "zeo2", false);
-    assert_scrub_finds_them_identical(&array);
+    assert_scrub_finds_them_identical(&array, ENDS);
     // After a pack, RelStorage's `history` leaves out the transactions the
     // pack went through and FileStorage's does not (ARCHITECTURE.md,
     // "Members of other storages"): what is compared is the rest.
@@ -399,7 +382,7 @@ fn a_blob_whose_revision_relstorage_packed_is_recovered_onto_it() {
         Duration::from_secs(120),
     );
     let recovery = recover(&array, "zeo2", false);
-    assert_scrub_finds_them_identical(&array);
+    assert_scrub_finds_them_identical(&array, ENDS);
     let both = without_revisions(read_both(&array));
     array.members_mut()[0].kill9();
     array.wait_status("zeo1 out", ENDS, |s| member(s, "zeo1")["state"] != "optimal");

@@ -900,3 +900,29 @@ pub fn without_member(config: &str, name: &str) -> String {
         .map(|l| format!("{l}\n"))
         .collect()
 }
+
+/// Runs a scrub through the HTTP endpoint and waits up to `within` for it
+/// to end; panics unless it finished, found the members consistent, and
+/// left every member optimal.
+pub fn assert_scrub_finds_them_identical(array: &Array, within: Duration) {
+    let answer = super::http::request(array.http_addr(), "POST", "/scrub", None);
+    assert_eq!(
+        answer.code,
+        200,
+        "POST /scrub: {}\n{}",
+        answer.body,
+        array.context()
+    );
+    let mut details = Json::Null;
+    let ended = super::faults::wait_until(within, || {
+        details = super::http::get(array.http_addr(), "/details").json();
+        details["scrub"]["running"] == false && details["scrub"]["last_result"].is_string()
+    });
+    assert!(ended, "the scrub did not end: {details}\n{}", array.context());
+    let result = details["scrub"]["last_result"].as_str().unwrap_or_default();
+    assert!(result.starts_with("finished"), "{details}\n{}", array.context());
+    assert_ne!(details["inconsistent"], true, "{details}");
+    for member in details["members"].as_array().into_iter().flatten() {
+        assert_eq!(member["state"], "optimal", "{details}");
+    }
+}

@@ -369,25 +369,34 @@ impl RunZeo {
         self.dir.path().join("data.fs")
     }
 
-    /// Kill the server, delete its FileStorage (`data.fs` and its index,
-    /// lock and temporary files) and its blob directory, and start it
-    /// again on the same port: an empty member, as an operator makes one
-    /// for a full copy. Panics for a RelStorage member.
+    /// Kill the server, delete its storage (a FileStorage's `data.fs` and
+    /// its index, lock and temporary files; a RelStorage on SQLite's
+    /// database directory) and its blob directory, and start it again on
+    /// the same port: an empty member, as an operator makes one for a full
+    /// copy. Panics for a RelStorage member on PostgreSQL.
     pub fn restart_empty(&mut self) {
-        assert_eq!(
-            self.options.storage,
-            StorageKind::FileStorage,
-            "restart_empty wipes a FileStorage only"
-        );
         self.kill9();
-        for suffix in ["", ".index", ".lock", ".tmp"] {
-            let file = self.dir.path().join(format!("data.fs{suffix}"));
-            if let Err(e) = fs::remove_file(&file) {
-                assert!(
-                    e.kind() == io::ErrorKind::NotFound,
-                    "cannot remove {}: {e}",
-                    file.display()
-                );
+        match &self.options.storage {
+            StorageKind::FileStorage => {
+                for suffix in ["", ".index", ".lock", ".tmp"] {
+                    let file = self.dir.path().join(format!("data.fs{suffix}"));
+                    if let Err(e) = fs::remove_file(&file) {
+                        assert!(
+                            e.kind() == io::ErrorKind::NotFound,
+                            "cannot remove {}: {e}",
+                            file.display()
+                        );
+                    }
+                }
+            }
+            StorageKind::RelStorageSqlite => {
+                let database = self.dir.path().join("sqlite");
+                fs::remove_dir_all(&database)
+                    .and_then(|()| fs::create_dir(&database))
+                    .unwrap_or_else(|e| panic!("cannot empty {}: {e}", database.display()));
+            }
+            StorageKind::RelStoragePostgres { .. } => {
+                panic!("restart_empty wipes a FileStorage or a RelStorage on SQLite only")
             }
         }
         if let Some(blobs) = self.blob_dir().filter(|b| b.exists()) {

@@ -50,7 +50,7 @@ impl Controller {
         };
         // Aborted on the members while its participants are known.
         let participants = commit.participants.clone();
-        self.abort_on(&participants, &[]);
+        self.abort_on(ctx, &participants, &[]);
         let commit = self
             .lock
             .expire_commit(member_txn)

@@ -64,7 +64,7 @@ impl Handler<Finish> for Controller {
             .copied()
             .filter(|&id| self.index_of(id).is_some_and(|i| self.members[i].optimal()))
             .collect();
-        self.abort_on(&voters, &finishing);
+        self.abort_on(ctx, &voters, &finishing);
         let answers = self.fan_out(&finishing, Call(finish));
         // At most one commit finishes at a time: the next one's vote is
         // judged (and so its client can ask to finish) only once this is.

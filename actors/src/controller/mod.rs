@@ -10,6 +10,7 @@
 //! controller at all: sessions send them straight to a member from the
 //! reader list the controller pushes to them ([`ToSession::Serving`]).
 
+mod abort_check;
 mod admin;
 mod commit;
 mod debug;

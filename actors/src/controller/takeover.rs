@@ -159,7 +159,7 @@ impl Controller {
                 // holds the newest history for a diverged one.
                 let why =
                     format!("the root object changed while the takeover waited for a member's lock: {moved}");
-                act.abort_fence(&fence, &[]);
+                act.abort_fence(ctx, &fence, &[]);
                 return act.takeover_failed(ctx, fence.reply, why);
             }
             let mut agreeing = Vec::new();
@@ -190,13 +190,13 @@ impl Controller {
                 .filter_map(|a| Some((a.index, a.member, a.answer.ok()?)))
                 .collect();
             let Some(newest) = lasts.iter().map(|&(_, _, t)| t).max() else {
-                act.abort_fence(&fence, &[]);
+                act.abort_fence(ctx, &fence, &[]);
                 return act.takeover_failed(ctx, fence.reply, "no member voted the takeover".into());
             };
             if newest >= fence.tid {
                 // A transaction of the old leader landed above the tid
                 // chosen: retry above it.
-                act.abort_fence(&fence, &[]);
+                act.abort_fence(ctx, &fence, &[]);
                 act.last_tid = act.last_tid.max(newest);
                 info!(act.log, "takeover retried above a member's last tid"; "last_tid" => newest.to_hex());
                 return act.retry_takeover(ctx, fence.reply);
@@ -212,7 +212,7 @@ impl Controller {
                 }
             }
             act.last_tid = act.last_tid.max(newest);
-            act.abort_fence(&fence, &holding);
+            act.abort_fence(ctx, &fence, &holding);
             act.write_fence(ctx, fence, holding);
         }));
     }
@@ -222,7 +222,7 @@ impl Controller {
         self.last_tid = self.last_tid.max(fence.tid);
         self.save_state();
         if let Some(failure) = self.state_failure.clone() {
-            self.abort_fence(&fence, &[]);
+            self.abort_fence(ctx, &fence, &[]);
             return self.takeover_failed(ctx, fence.reply, failure);
         }
         let finish = Request::TpcFinish(methods::TpcFinish {
@@ -261,8 +261,8 @@ impl Controller {
     }
 
     /// Aborts the fence's transaction on its participants but `keep`.
-    fn abort_fence(&self, fence: &Fence, keep: &[MemberId]) {
-        self.abort_txn_on(&fence.member_txn, &fence.participants, keep);
+    fn abort_fence(&self, ctx: &mut Context<Self>, fence: &Fence, keep: &[MemberId]) {
+        self.abort_txn_on(ctx, &fence.member_txn, fence.tid, &fence.participants, keep);
     }
 
     /// The takeover goes to the back of nothing: it runs again at once,

@@ -362,7 +362,7 @@ impl Controller {
             .commit()
             .map(|c| c.participants.clone())
             .unwrap_or_default();
-        self.abort_on(&participants, &agreeing);
+        self.abort_on(ctx, &participants, &agreeing);
         let commit = self.lock.commit_mut().expect("lock held");
         commit.participants = agreeing;
         commit.voted = true;
@@ -389,24 +389,29 @@ impl Controller {
 
     /// Sends `tpc_abort` of the locked transaction to the members in
     /// `participants` that are not in `keep`.
-    pub(super) fn abort_on(&self, participants: &[MemberId], keep: &[MemberId]) {
+    pub(super) fn abort_on(&self, ctx: &mut Context<Self>, participants: &[MemberId], keep: &[MemberId]) {
         if let Some(commit) = self.lock.commit() {
-            self.abort_txn_on(&commit.member_txn, participants, keep);
+            self.abort_txn_on(ctx, &commit.member_txn, commit.tid, participants, keep);
         }
     }
 
-    /// Sends `tpc_abort` of member transaction `member_txn` to the members
-    /// in `participants` that are not in `keep`.
-    pub(super) fn abort_txn_on(&self, member_txn: &TxnId, participants: &[MemberId], keep: &[MemberId]) {
+    /// Sends `tpc_abort` of member transaction `member_txn`, voted as
+    /// `tid`, to the members in `participants` that are not in `keep`,
+    /// each checked for what it kept (`abort_check.rs`). Every abort of a
+    /// transaction sent to members goes through here.
+    pub(super) fn abort_txn_on(
+        &self,
+        ctx: &mut Context<Self>,
+        member_txn: &TxnId,
+        tid: Tid,
+        participants: &[MemberId],
+        keep: &[MemberId],
+    ) {
         let abort = Request::TpcAbort(methods::TpcAbort {
             id: member_txn.clone(),
         });
         for &id in participants.iter().filter(|id| !keep.contains(id)) {
-            if let Some(member) = self.member(id) {
-                // Queued behind the vote on the member's connection, ahead
-                // of the next transaction's tpc_begin.
-                member.do_send(crate::member::Call(abort.clone()));
-            }
+            self.abort_and_check(ctx, id, &abort, tid);
         }
     }
 
@@ -414,7 +419,7 @@ impl Controller {
     pub(super) fn abort_locked(&mut self, ctx: &mut Context<Self>, msgid: Option<MsgId>) {
         let Some(commit) = self.lock.commit() else { return };
         let participants = commit.participants.clone();
-        self.abort_on(&participants, &[]);
+        self.abort_on(ctx, &participants, &[]);
         let mut commit = self.lock.release_commit().expect("held");
         Self::disarm_expiry(ctx, &mut commit);
         self.stats.aborts += 1;

@@ -100,12 +100,12 @@ pub(crate) async fn verify(
         VerifyWindow::All => None,
         VerifyWindow::Last(n) => Some(window_start(c, n, reported).await?),
     };
-    let mut outcome = compare(c, start, reported, source_last, &packed).await?;
+    let mut outcome = compare(c, start, source_last, &packed).await?;
     if outcome.last_matched.is_none() && start.is_some() {
         // None of the window is on the target: its reported last tid names
         // a transaction it does not have, and only its whole history tells
         // where it ends.
-        outcome = compare(c, None, reported, source_last, &packed).await?;
+        outcome = compare(c, None, source_last, &packed).await?;
     }
     Ok(match outcome.last_matched {
         Some(target_last) => Verified {
@@ -176,17 +176,20 @@ struct Compared {
     last_matched: Option<Tid>,
 }
 
-/// Walks both histories over `[start, last]` in step; the first
-/// difference refuses. The target's history may end early (see [`verify`]).
+/// Walks both histories from `start` in step to the end of the target's;
+/// the first difference refuses. The target's history may end before its
+/// reported last tid (see [`verify`]), or after it: a RelStorage server
+/// answers `lastTransaction` from its own view, which a transaction its
+/// storage kept after zeoraid aborted it (RelStorage on SQLite) does not
+/// move, so only the history itself shows such a transaction.
 async fn compare(
     c: &Copier,
     start: Option<Tid>,
-    last: Tid,
     source_last: Tid,
     packed: &dyn Fn(Tid) -> bool,
 ) -> Result<Compared, RecoveryError> {
-    let mut target = c.iterator(Side::Target, start, Some(last)).await?;
-    let mut source = c.iterator(Side::Source, start, Some(last)).await?;
+    let mut target = c.iterator(Side::Target, start, None).await?;
+    let mut source = c.iterator(Side::Source, start, None).await?;
     let mut done = Compared {
         compared: 0,
         last_matched: None,

@@ -52,7 +52,9 @@ SQLITE_ABORT_AFTER_VOTE = (
     "RelStorage 4.3 on SQLite keeps the (empty) transaction of a given-tid "
     "transaction aborted after its vote started "
     "(test_relstorage_members.py), a transaction the FileStorage member "
-    "does not have, so the members differ")
+    "does not have; zeoraid finds it and degrades the SQLite member as "
+    "diverged (tests/abort_after_vote.rs), but the members still differ, "
+    "which the comparison after every test refuses")
 
 UNDO_LOG = (
     "undoInfo/undoLog entries: FileStorage's carry a 'size', RelStorage's "
