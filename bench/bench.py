@@ -770,23 +770,19 @@ def main():
                                     os.path.join(a.out, "zeo_bench_%dmembers.json" % n))
             results["arrays"][str(n)] = {"summary": doc["summary"], "exit": rc}
             save(results, a.out)
-        if a.link_delay_us:
-            if arr:
+        profiles = (
+            ("link", a.link_delay_us,
+             lambda: link_profile(procs, python, a, workdir, ref_port, ref.pid)),
+            ("leader", a.leader, lambda: leader_profile(procs, python, a, workdir)),
+            ("tls", a.tls, lambda: tls_profile(procs, python, a, workdir)),
+        )
+        for key, wanted, profile in profiles:
+            if not wanted:
+                continue
+            if arr:  # each profile starts its own servers: no idle array beside them
                 arr.stop()
                 arr = None
-            results["link"] = link_profile(procs, python, a, workdir, ref_port, ref.pid)
-            save(results, a.out)
-        if a.leader:
-            if arr:
-                arr.stop()
-                arr = None
-            results["leader"] = leader_profile(procs, python, a, workdir)
-            save(results, a.out)
-        if a.tls:
-            if arr:
-                arr.stop()
-                arr = None
-            results["tls"] = tls_profile(procs, python, a, workdir)
+            results[key] = profile()
             save(results, a.out)
         if a.idle_clients:
             # On a fresh zeoraid: after a workload, the allocator still holds

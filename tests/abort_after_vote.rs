@@ -11,7 +11,6 @@
 mod common;
 
 use common::array::{assert_scrub_finds_them_identical, Array, ArrayOptions};
-use common::http::request;
 use common::rawclient::RawClient;
 use common::records::ROOT_RECORD;
 use common::runzeo::RunZeoOptions;
@@ -41,18 +40,6 @@ fn member<'a>(status: &'a Json, name: &str) -> &'a Json {
         .as_array()
         .and_then(|m| m.iter().find(|m| m["name"] == name))
         .unwrap_or_else(|| panic!("no member {name} in {status}"))
-}
-
-fn post(array: &Array, path: &str) -> Json {
-    let answer = request(array.http_addr(), "POST", path, None);
-    assert_eq!(
-        answer.code,
-        200,
-        "POST {path}: {}\n{}",
-        answer.body,
-        array.context()
-    );
-    answer.json()
 }
 
 /// The root object, committed through zeoraid: what the transactions
@@ -149,7 +136,7 @@ fn a_sqlite_member_keeping_a_transaction_aborted_after_its_vote_is_diverged_unti
     // The runbook's way back: the member wiped, then copied in full.
     array.members_mut()[1].restart_empty();
     array.wait_status("zeo2 connected", ENDS, |s| member(s, "zeo2")["connected"] == true);
-    post(&array, "/members/zeo2/recover?full=true");
+    array.post_ok("/members/zeo2/recover?full=true");
     array.wait_status("zeo2 optimal", ENDS, |s| member(s, "zeo2")["state"] == "optimal");
     assert_eq!(
         tids_of(&array, 0),
@@ -197,7 +184,7 @@ fn filestorage_members_keep_nothing_of_a_transaction_aborted_after_its_vote() {
 /// it is refused; the refusal. zeo2 stays diverged.
 fn recovery_refused(array: &Array, query: &str) -> String {
     let since = array.log_mark();
-    post(array, &format!("/members/zeo2/recover{query}"));
+    array.post_ok(&format!("/members/zeo2/recover{query}"));
     let line = array.wait_for_log(since, ENDS, "recovery ended", |l| {
         l["msg"] == "recovery ended" && l["member"] == "zeo2"
     });

@@ -14,7 +14,6 @@
 mod common;
 
 use common::array::{assert_scrub_finds_them_identical, Array, ArrayOptions};
-use common::http::request;
 use common::postgres::Postgres;
 use common::records::ROOT_RECORD;
 use common::runzeo::{run_python_ok, RunZeoOptions};
@@ -140,18 +139,6 @@ fn read(array: &Array) -> Json {
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("the client printed {out:?}: {e}"))
 }
 
-fn post(array: &Array, path: &str) -> Json {
-    let answer = request(array.http_addr(), "POST", path, None);
-    assert_eq!(
-        answer.code,
-        200,
-        "POST {path}: {}\n{}",
-        answer.body,
-        array.context()
-    );
-    answer.json()
-}
-
 fn member<'a>(status: &'a Json, name: &str) -> &'a Json {
     status["members"]
         .as_array()
@@ -170,7 +157,7 @@ fn array_of(zeo1: RunZeoOptions, zeo2: RunZeoOptions) -> Array {
 /// optimal; its `last_recovery`.
 fn recover(array: &Array, name: &str, full: bool) -> String {
     let query = if full { "?full=true" } else { "" };
-    post(array, &format!("/members/{name}/recover{query}"));
+    array.post_ok(&format!("/members/{name}/recover{query}"));
     let status = array.wait_status(&format!("{name} optimal"), ENDS, |s| {
         member(s, name)["state"] == "optimal"
     });
@@ -213,7 +200,7 @@ fn incremental_to_relstorage_then_full_back(relstorage: RunZeoOptions) {
     let mut array = array_of(RunZeoOptions::new(), relstorage);
     create_root(&array);
     write(&array, "before", false);
-    post(&array, "/members/zeo2/disable");
+    array.post_ok("/members/zeo2/disable");
     write(&array, "while-disabled", true);
     let recovery = recover(&array, "zeo2", false);
     assert_scrub_finds_them_identical(&array, ENDS);
@@ -233,10 +220,10 @@ fn incremental_to_relstorage_then_full_back(relstorage: RunZeoOptions) {
 /// stopped, the FileStorage serves alone.
 fn full_to_relstorage_then_incremental_back(relstorage: RunZeoOptions) {
     let mut array = array_of(relstorage, RunZeoOptions::new());
-    post(&array, "/members/zeo1/disable");
+    array.post_ok("/members/zeo1/disable");
     write(&array, "first", true);
     recover(&array, "zeo1", true);
-    post(&array, "/members/zeo2/disable");
+    array.post_ok("/members/zeo2/disable");
     write(&array, "second", false);
     let recovery = recover(&array, "zeo2", false);
     assert_scrub_finds_them_identical(&array, ENDS);
@@ -279,7 +266,7 @@ fn filestorage_to_relstorage_on_sqlite_in_full_and_back_incrementally() {
 /// it optimal; its `last_recovery`.
 fn recovery_refused(array: &Array, name: &str) -> String {
     let since = array.log_mark();
-    post(array, &format!("/members/{name}/recover"));
+    array.post_ok(&format!("/members/{name}/recover"));
     let status = array.wait_status(&format!("{name}'s recovery refused"), ENDS, |s| {
         member(s, name)["last_recovery"]
             .as_str()
@@ -303,7 +290,7 @@ fn recovery_refused(array: &Array, name: &str) -> String {
 fn a_history_free_relstorage_member_is_refused_as_target_and_as_source() {
     let array = array_of(RunZeoOptions::new(), sqlite().history_free());
     create_root(&array);
-    post(&array, "/members/zeo2/disable");
+    array.post_ok("/members/zeo2/disable");
     write(&array, "missed", false);
     let held = array.members()[1].last_transaction();
     let reason = recovery_refused(&array, "zeo2");
@@ -315,7 +302,7 @@ fn a_history_free_relstorage_member_is_refused_as_target_and_as_source() {
 
     let array = array_of(sqlite().history_free(), RunZeoOptions::new());
     create_root(&array);
-    post(&array, "/members/zeo2/disable");
+    array.post_ok("/members/zeo2/disable");
     write(&array, "missed", false);
     let reason = recovery_refused(&array, "zeo2");
     assert!(reason.contains("zeo1 (the source) keeps no history"), "{reason}");
@@ -330,7 +317,7 @@ fn a_filestorage_member_that_missed_a_pack_of_relstorage_is_recovered_and_packed
     let mut array = array_of(sqlite(), RunZeoOptions::new());
     create_root(&array);
     write(&array, "before", false);
-    post(&array, "/members/zeo2/disable");
+    array.post_ok("/members/zeo2/disable");
     write(&array, "during", false);
     run_python_ok(
         CLIENT,
@@ -375,7 +362,7 @@ fn a_blob_whose_revision_relstorage_packed_is_recovered_onto_it() {
         &[&array.addr().to_string(), "pack"],
         Duration::from_secs(120),
     );
-    post(&array, "/members/zeo2/disable");
+    array.post_ok("/members/zeo2/disable");
     run_python_ok(
         CLIENT,
         &[&array.addr().to_string(), "touch", "old"],

@@ -576,6 +576,20 @@ impl Array {
         }
     }
 
+    /// `POST path` on the management endpoint, which must answer 200; its
+    /// JSON body.
+    pub fn post_ok(&self, path: &str) -> Json {
+        let answer = super::http::request(self.http_addr(), "POST", path, None);
+        assert_eq!(
+            answer.code,
+            200,
+            "POST {path}: {}\n{}",
+            answer.body,
+            self.context()
+        );
+        answer.json()
+    }
+
     /// The controller's part of `GET /actors` (the debug view).
     pub fn controller_view(&self) -> Json {
         let answer = super::http::get(self.http_addr(), "/actors");
