@@ -6,7 +6,9 @@
 //! conflict, zeoraid finds it in that member's history and degrades the
 //! member as diverged, naming the tid, while the FileStorage member serves
 //! on; the wipe and full copy of the runbook bring it back. FileStorage
-//! members keep nothing and stay optimal.
+//! members keep nothing and stay optimal. A member cut off between the
+//! abort and its check is not trusted on its return: only a recovery,
+//! which reads its history, brings it back.
 
 mod common;
 
@@ -195,4 +197,80 @@ fn recovery_refused(array: &Array, query: &str) -> String {
     assert!(refusal.starts_with("refused"), "{refusal}");
     assert_eq!(line["outcome"], refusal.as_str(), "{line}");
     refusal
+}
+
+fn relayed_array_of(zeo2: RunZeoOptions) -> Array {
+    let mut options = ArrayOptions::new(2);
+    options.member_kinds = vec![Some(RunZeoOptions::new().blobs()), Some(zeo2.blobs())];
+    options.relayed = vec![1];
+    options.tables = "[recovery]\nauto = false\n".into();
+    Array::start_with(options)
+}
+
+/// A client's transaction voted on both members, then aborted while
+/// zeo2's link hangs; the link is cut and comes back. zeo2's server
+/// aborted the transaction itself when its connection closed, and zeoraid
+/// could not check it. Returns zeo2's status once it is connected again
+/// and zeoraid has judged it (optimal, or degraded with a first missed
+/// tid).
+fn abort_cut_off_from_zeo2(array: &Array) -> Json {
+    let root = commit_root(array);
+    let mut client = array.client();
+    let txn = client.begin();
+    client.store(&txn, Oid::ZERO, root, ROOT_RECORD);
+    client.vote(&txn).expect("the vote");
+    array.relay(1).stall();
+    client
+        .call(Request::TpcAbort(TpcAbort { id: txn }))
+        .expect("tpc_abort after the vote");
+    array.relay(1).cut();
+    array.relay(1).resume();
+    let status = array.wait_status("zeo2 connected again and judged", ENDS, |s| {
+        let zeo2 = member(s, "zeo2");
+        zeo2["connected"] == true && (zeo2["state"] == "optimal" || !zeo2["first_missed_tid"].is_null())
+    });
+    member(&status, "zeo2").clone()
+}
+
+/// zeo2 (RelStorage on SQLite) kept the transaction its server aborted
+/// when the connection to zeoraid was cut, before zeoraid could check it:
+/// its connection coming back does not make it optimal (the aborted tid is
+/// marked as the first it missed), and its recovery finds the transaction
+/// and refuses, naming it; zeo2 stays out of the array.
+#[test]
+fn a_sqlite_member_cut_off_before_its_check_comes_back_only_through_a_recovery_that_refuses_it() {
+    let array = relayed_array_of(sqlite());
+    let zeo2 = abort_cut_off_from_zeo2(&array);
+    assert_eq!(zeo2["state"], "degraded", "{zeo2}");
+    let kept: Vec<Tid> = tids_of(&array, 1)
+        .difference(&tids_of(&array, 0))
+        .copied()
+        .collect();
+    assert_eq!(kept.len(), 1, "zeo2 holds {kept:?} that zeo1 lacks");
+    assert_eq!(zeo2["first_missed_tid"], kept[0].to_hex(), "{zeo2}");
+    let since = array.log_mark();
+    array.post_ok("/members/zeo2/recover");
+    let line = array.wait_for_log(since, ENDS, "recovery ended", |l| {
+        l["msg"] == "recovery ended" && l["member"] == "zeo2"
+    });
+    let outcome = line["outcome"].as_str().unwrap_or_default();
+    assert!(
+        outcome.starts_with("refused") && outcome.contains(&format!("zeo2 has transaction {}", kept[0])),
+        "{line}"
+    );
+    let status = array.raid_status();
+    assert_eq!(member(&status, "zeo2")["state"], "degraded", "{status}");
+}
+
+/// The same cut with a FileStorage zeo2, which keeps nothing: it also
+/// waits for a recovery, which finds its history whole and makes it
+/// optimal with both members holding the same transactions.
+#[test]
+fn a_filestorage_member_cut_off_before_its_check_is_recovered() {
+    let array = relayed_array_of(RunZeoOptions::new());
+    let zeo2 = abort_cut_off_from_zeo2(&array);
+    assert_eq!(zeo2["state"], "degraded", "{zeo2}");
+    array.post_ok("/members/zeo2/recover");
+    array.wait_status("zeo2 optimal", ENDS, |s| member(s, "zeo2")["state"] == "optimal");
+    assert_eq!(tids_of(&array, 0), tids_of(&array, 1));
 }

@@ -100,7 +100,28 @@ impl Controller {
             Err(failed) => {
                 let reason = format!("checking that tpc_abort of {tid} left nothing failed: {failed}");
                 self.degrade(index, DegradeKind::Failed, reason, None);
+                self.heal_only_through_recovery(index, tid);
             }
+        }
+    }
+
+    /// Member `index` could not be checked after the abort of `tid` (its
+    /// connection failed meanwhile, and its server aborted the transaction
+    /// itself): it may hold `tid`. A member degraded with nothing missed
+    /// is made optimal again by its connection alone
+    /// (`holds_everything`), which would serve that transaction unseen; so
+    /// `tid` is marked as the first it missed, whatever it was degraded
+    /// for. It then comes back only through a recovery, whose verification
+    /// reads its history to the end and refuses it as diverged if it kept
+    /// `tid`; if it did not, the copy starts at `tid`, which is right too:
+    /// it held every transaction before it while it was optimal.
+    fn heal_only_through_recovery(&mut self, index: usize, tid: Tid) {
+        let Some(degraded) = self.members[index].degraded.as_mut() else {
+            return;
+        };
+        if degraded.first_missed.is_none() {
+            degraded.first_missed = Some(tid);
+            self.save_state();
         }
     }
 
