@@ -396,11 +396,18 @@ impl Cluster {
     }
 
     /// Waits until zeoraid `i`'s `/details` satisfies `pred`; returns them.
+    /// No answer counts as not yet: a standby elected leader restarts its
+    /// management endpoint, so a poll at that moment finds it closed or
+    /// has its connection reset.
     pub fn wait_details(&self, i: usize, what: &str, within: Duration, pred: impl Fn(&Json) -> bool) -> Json {
         let deadline = Instant::now() + within;
         loop {
-            let details = self.details(i);
-            if pred(&details) {
+            let details = try_request(self.zeoraids[i].http, "GET", "/details", None, PROBE)
+                .ok()
+                .filter(|answer| answer.code == 200)
+                .and_then(|answer| serde_json::from_str(&answer.body).ok())
+                .unwrap_or(Json::Null);
+            if !details.is_null() && pred(&details) {
                 return details;
             }
             assert!(
