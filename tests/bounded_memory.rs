@@ -229,7 +229,11 @@ fn a_spool_unreadable_at_the_vote_is_zeoraids_fault_not_the_members() {
 }
 
 /// How many files in `dir` zeoraid has open (a download's spool may be
-/// open twice for a moment: written, and read back).
+/// open twice for a moment: written, and read back; it counts once). The
+/// kernel names an unlinked file's descriptors "PATH (deleted)", and a
+/// spool is unlinked when its writing side is dropped, which can happen
+/// between reading the two descriptors' names: without the suffix they
+/// are still one file.
 fn open_files_in(array: &Array, dir: &std::path::Path) -> usize {
     let pid = array.zeoraid_pid().expect("zeoraid runs");
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
@@ -237,6 +241,11 @@ fn open_files_in(array: &Array, dir: &std::path::Path) -> usize {
     };
     fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
         .filter(|target| target.starts_with(dir))
+        .map(|target| {
+            let name = target.to_string_lossy();
+            name.strip_suffix(" (deleted)")
+                .map_or(name.to_string(), str::to_owned)
+        })
         .collect::<std::collections::HashSet<_>>()
         .len()
 }
