@@ -99,7 +99,10 @@ impl Controller {
             }
             Err(failed) => {
                 let reason = format!("checking that tpc_abort of {tid} left nothing failed: {failed}");
-                self.degrade(index, DegradeKind::Failed, reason, None);
+                // A member still optimal gets `tid` as its first missed
+                // transaction here; one degraded meanwhile (its connection
+                // broke) gets it below, without a second write of the state.
+                self.degrade(index, DegradeKind::Failed, reason, Some(tid));
                 self.heal_only_through_recovery(index, tid);
             }
         }
