@@ -57,6 +57,7 @@ a test: no threshold is asserted, the numbers are for docs/performance.md.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -129,6 +130,21 @@ class Processes:
         for _, p in reversed(self.procs):
             self.stop(p)
         self.procs = []
+
+
+@contextlib.contextmanager
+def scratch(name):
+    """A working directory on tmpfs (no fsync is measured) and the
+    processes started there: all stopped, and the directory removed, at
+    the end whatever happens."""
+    workdir = "/dev/shm/%s-%d" % (name, os.getpid())
+    os.makedirs(workdir)
+    procs = Processes(workdir)
+    try:
+        yield workdir, procs
+    finally:
+        procs.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 class Array:
@@ -745,13 +761,10 @@ def main():
     a = ap.parse_args()
     python = sys.executable
     os.makedirs(a.out, exist_ok=True)
-    workdir = "/dev/shm/zeoraid-bench-%d" % os.getpid()
-    os.makedirs(workdir)
-    procs = Processes(workdir)
     results = {"machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname()),
                            "loadavg_start": os.getloadavg()},
                "arrays": {}}
-    try:
+    with scratch("zeoraid-bench") as (workdir, procs):
         ref_dir = os.path.join(workdir, "reference")
         os.makedirs(ref_dir)
         ref_port = free_port()
@@ -811,9 +824,6 @@ def main():
             finally:
                 shutil.rmtree(blob_dir, ignore_errors=True)
             save(results, a.out)
-    finally:
-        procs.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
     results["machine"]["loadavg_end"] = os.getloadavg()
     results["targets"] = targets.evaluate(results)
     save(results, a.out)

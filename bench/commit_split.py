@@ -23,7 +23,6 @@ metrics are read before and after).
 
 import argparse
 import os
-import shutil
 import sys
 import time
 import urllib.request
@@ -115,18 +114,12 @@ def main():
     ap.add_argument("--zeoraid", default=os.path.join(ROOT, "target/release/zeoraid"))
     ap.add_argument("--link-delay-bin", default=os.path.join(ROOT, "target/release/examples/link_delay"))
     a = ap.parse_args()
-    workdir = "/dev/shm/zeoraid-commit-split-%d" % os.getpid()
-    os.makedirs(workdir)
-    procs = bench.Processes(workdir)
-    try:
+    with bench.scratch("zeoraid-commit-split") as (workdir, procs):
         for n in [int(x) for x in a.members.split(",") if x]:
             print("%d member%s, link delay %d us each way, %d commits:" % (
                 n, "" if n == 1 else "s", a.link_delay_us, a.commits))
             for row in split(a, n, workdir, procs):
                 print(row)
-    finally:
-        procs.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
