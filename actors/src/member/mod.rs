@@ -474,8 +474,7 @@ impl MemberActor {
 
     /// Encodes and queues one message on the ready connection.
     fn write(&self, msg: Message) -> Result<(), MemberError> {
-        let live = self.conn.as_ref().filter(|_| self.state == ConnState::Ready);
-        let live = live.ok_or_else(|| self.unavailable())?;
+        let live = self.live()?;
         let protocol_error = |error| MemberError::Protocol {
             member: self.name.to_string(),
             error,
@@ -484,6 +483,28 @@ impl MemberActor {
             .encoding
             .encode_frame(&msg.into_value())
             .map_err(protocol_error)?;
+        self.write_frame(live, frame)
+    }
+
+    /// Queues a call: a load's frame written directly
+    /// ([`zeo::fast_load`]), anything else through [`Self::write`].
+    fn write_call(&self, msgid: i64, request: &Request) -> Result<(), MemberError> {
+        if let Request::LoadBefore(load) = request {
+            let live = self.live()?;
+            if let Some(frame) = zeo::fast_load::write_load_before_call(live.encoding, msgid, load) {
+                return self.write_frame(live, frame);
+            }
+        }
+        self.write(request.to_message(MsgId::int(msgid)))
+    }
+
+    /// The connection, if it is ready.
+    fn live(&self) -> Result<&Live, MemberError> {
+        let live = self.conn.as_ref().filter(|_| self.state == ConnState::Ready);
+        live.ok_or_else(|| self.unavailable())
+    }
+
+    fn write_frame(&self, live: &Live, frame: Bytes) -> Result<(), MemberError> {
         live.queue
             .send(Outgoing::Frame(frame))
             .map_err(|_| self.unavailable())
@@ -555,7 +576,7 @@ impl MemberActor {
             return None;
         }
         let msgid = self.next_msgid;
-        if let Err(e) = self.write(request.to_message(MsgId::int(msgid))) {
+        if let Err(e) = self.write_call(msgid, &request) {
             self.settle(pending, Err(e));
             return None;
         }
@@ -569,6 +590,9 @@ impl MemberActor {
         let Some(encoding) = self.conn.as_ref().map(|live| live.encoding) else {
             return;
         };
+        if self.on_load_reply(encoding, &frame) {
+            return;
+        }
         let decoded = encoding.decode(&frame).and_then(Message::from_value);
         let msg = match decoded {
             Ok(msg) => msg,
@@ -635,6 +659,27 @@ impl MemberActor {
             },
             Message::Heartbeat => {}
         }
+    }
+
+    /// Settles a `loadBefore` whose reply the frame is, read without a
+    /// value tree ([`zeo::fast_load`]); false (nothing done) for any other
+    /// frame, which [`Self::on_frame`] then decodes.
+    fn on_load_reply(&mut self, encoding: Encoding, frame: &Bytes) -> bool {
+        let Some((msgid, at)) = zeo::fast_load::read_reply_start(encoding, frame) else {
+            return false;
+        };
+        if self.pending.get(&msgid).is_none_or(|p| p.method != "loadBefore") {
+            return false;
+        }
+        let Some(result) = zeo::fast_load::read_load_before_result(frame, at) else {
+            return false;
+        };
+        let Some(pending) = self.pending.remove(&msgid) else {
+            return false;
+        };
+        self.observe_rtt(pending.started.elapsed());
+        self.settle(pending, Ok(Reply::LoadBefore(result)));
+        true
     }
 
     /// Ends the blob stream of a `sendBlob` whose reply arrived: what was

@@ -148,9 +148,16 @@ impl ClientSession {
             });
         }
         let invalidated_by = self.finish_load(load);
-        let result = result
-            .map(|reply| fix_up_load(reply, invalidated_by, self.last_seen))
-            .and_then(|r| shape(self, &member, connection, r));
+        let result = result.map(|reply| fix_up_load(reply, invalidated_by, self.last_seen));
+        if let Ok(Reply::LoadBefore(loaded)) = &result {
+            if let Some(frame) = self
+                .encoding
+                .and_then(|encoding| zeo::fast_load::write_load_before_reply(encoding, &msgid, loaded))
+            {
+                return self.push(frame);
+            }
+        }
+        let result = result.and_then(|r| shape(self, &member, connection, r));
         self.answer(msgid, result);
     }
 

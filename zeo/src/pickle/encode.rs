@@ -23,6 +23,12 @@ pub fn encode_into(v: &Value, out: &mut Vec<u8>) -> Result<(), PickleError> {
     Ok(())
 }
 
+/// Appends the opcodes of `v` alone (no PROTO, no STOP): a part of a
+/// pickle written by hand ([`crate::fast_load`]).
+pub fn save_into(v: &Value, out: &mut Vec<u8>) -> Result<(), PickleError> {
+    save(v, out, 0)
+}
+
 fn save(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), PickleError> {
     if depth > MAX_ENCODE_DEPTH {
         return Err(PickleError::Unencodable(format!(

@@ -32,7 +32,7 @@ mod decode;
 mod encode;
 
 pub use decode::decode_with;
-pub use encode::{encode_into, MAX_ENCODE_DEPTH};
+pub use encode::{encode_into, save_into, MAX_ENCODE_DEPTH};
 
 use crate::error::PickleError;
 use crate::value::Value;

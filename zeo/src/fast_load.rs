@@ -1,0 +1,416 @@
+//! `loadBefore` frames read and written without a value tree.
+//!
+//! Loads are most of what a proxy relays, and for a load the generic path
+//! (frame → [`Value`] tree → [`Message`](crate::message::Message) → typed
+//! request or reply, and back) costs more than the
+//! work itself: allocating and dropping the trees, and walking them to
+//! encode. Here the four frames of a relayed load (the client's call, the
+//! call to the member, the member's reply, the client's reply) are read
+//! and written directly, for the one exact shape ZEO's pickler produces
+//! (Z5, protocol 3, fast mode: `docs/zeo-protocol.md#encodings`).
+//!
+//! Every function here answers `None` for anything it does not recognise
+//! byte for byte (another encoding, another opcode choice, another
+//! method), and the caller then takes the generic path, which accepts or
+//! refuses it as before. What it does accept, it decodes to exactly what
+//! the generic path decodes, and what it writes is byte-identical to the
+//! generic encoder's output (both checked by the tests below and by
+//! `zeo/tests/fast_load.rs` on every captured load). So this module changes the cost of a
+//! load, never its meaning: an oid or tid that is not 8 bytes, a reply
+//! that is not a 3-tuple, an error reply, all go the generic way.
+//!
+//! msgpack (M5) connections always take the generic path.
+
+use bytes::Bytes;
+
+use crate::encoding::Encoding;
+use crate::framing::HEADER_LEN;
+use crate::message::{MsgId, REPLY_NAME};
+use crate::methods::LoadBefore;
+use crate::pickle::save_into;
+use crate::reply::LoadBeforeResult;
+use crate::types::P64;
+use crate::value::Value;
+
+const PROTO_3: [u8; 2] = [0x80, 3];
+const MARK: u8 = b'(';
+const TUPLE: u8 = b't';
+const STOP: u8 = b'.';
+const NONE: u8 = b'N';
+const FALSE: u8 = 0x89;
+const TUPLE2: u8 = 0x86;
+const TUPLE3: u8 = 0x87;
+const SHORT_BINBYTES: u8 = b'C';
+const BINBYTES: u8 = b'B';
+const BINUNICODE: u8 = b'X';
+const BININT1: u8 = b'K';
+const BININT2: u8 = b'M';
+const BININT: u8 = b'J';
+/// The flag of a reply: `0`, as BININT1.
+const REPLY_FLAG: [u8; 2] = [BININT1, 0];
+
+/// A client's `loadBefore` call: its msgid and arguments, if the frame is
+/// exactly `(msgid, False, 'loadBefore', (oid, tid))` with an int msgid
+/// or a tuple of two byte strings (what `ZEO.ClientStorage` uses: the
+/// `(oid, tid)` it loads) and 8-byte oid and tid.
+pub fn read_load_before_call(encoding: Encoding, payload: &Bytes) -> Option<(MsgId, LoadBefore)> {
+    if encoding != Encoding::Pickle {
+        return None;
+    }
+    let mut r = Reader::new(payload);
+    r.expect(&PROTO_3)?;
+    r.expect(&[MARK])?;
+    let msgid = r.msgid()?;
+    r.expect(&[FALSE])?;
+    r.str_equal("loadBefore")?;
+    let oid = r.p64()?;
+    let tid = r.p64()?;
+    r.expect(&[TUPLE2, TUPLE, STOP])?;
+    r.at_end()?;
+    Some((msgid, LoadBefore { oid, tid }))
+}
+
+/// The frame (length prefix included) of a `loadBefore` call to a
+/// member, as [`Request::to_message`](crate::methods::Request::to_message)
+/// and [`Encoding::encode_frame`] would write it.
+pub fn write_load_before_call(encoding: Encoding, msgid: i64, load: &LoadBefore) -> Option<Bytes> {
+    if encoding != Encoding::Pickle {
+        return None;
+    }
+    let mut out = frame_start(64);
+    save_into(&Value::Int(msgid), &mut out).ok()?;
+    out.push(FALSE);
+    push_str(&mut out, "loadBefore");
+    push_p64(&mut out, &load.oid);
+    push_p64(&mut out, &load.tid);
+    out.extend_from_slice(&[TUPLE2, TUPLE, STOP]);
+    frame_end(out)
+}
+
+/// The msgid of a member's (non-error) reply and where its result starts,
+/// if the frame is `(msgid, 0, '.reply', result)` with an int msgid other
+/// than the heartbeat's. The result itself is read by the caller that
+/// knows which method it answers ([`read_load_before_result`]).
+pub fn read_reply_start(encoding: Encoding, payload: &Bytes) -> Option<(i64, usize)> {
+    if encoding != Encoding::Pickle {
+        return None;
+    }
+    let mut r = Reader::new(payload);
+    r.expect(&PROTO_3)?;
+    r.expect(&[MARK])?;
+    let msgid = r.int()?;
+    if msgid == MsgId::HEARTBEAT.as_int()? {
+        return None;
+    }
+    r.expect(&REPLY_FLAG)?;
+    r.str_equal(REPLY_NAME)?;
+    Some((msgid, r.at))
+}
+
+/// The result of a `loadBefore` reply whose result starts at `at` (from
+/// [`read_reply_start`]): `None` unless it is exactly `None` or
+/// `(data, start, end)` with 8-byte tids (`end` possibly `None`), followed
+/// by the end of the envelope. The record is sliced out of `payload`, not
+/// copied.
+pub fn read_load_before_result(payload: &Bytes, at: usize) -> Option<Option<LoadBeforeResult>> {
+    let mut r = Reader { buf: payload, at };
+    let result = if r.peek()? == NONE {
+        r.at += 1;
+        None
+    } else {
+        let data = r.bytes()?;
+        let start = r.p64()?;
+        let end = if r.peek()? == NONE {
+            r.at += 1;
+            None
+        } else {
+            Some(r.p64()?)
+        };
+        r.expect(&[TUPLE3])?;
+        Some(LoadBeforeResult { data, start, end })
+    };
+    r.expect(&[TUPLE, STOP])?;
+    r.at_end()?;
+    Some(result)
+}
+
+/// The frame (length prefix included) of the reply to a client's
+/// `loadBefore`, as [`Message::reply`](crate::message::Message::reply) of
+/// the result's value and [`Encoding::encode_frame`] would write it.
+pub fn write_load_before_reply(
+    encoding: Encoding,
+    msgid: &MsgId,
+    result: &Option<LoadBeforeResult>,
+) -> Option<Bytes> {
+    if encoding != Encoding::Pickle {
+        return None;
+    }
+    let size = result.as_ref().map_or(0, |r| r.data.len()) + 64;
+    let mut out = frame_start(size);
+    save_into(&msgid.0, &mut out).ok()?;
+    out.extend_from_slice(&REPLY_FLAG);
+    push_str(&mut out, REPLY_NAME);
+    match result {
+        None => out.push(NONE),
+        Some(r) => {
+            push_bytes(&mut out, &r.data)?;
+            push_p64(&mut out, &r.start);
+            match &r.end {
+                Some(end) => push_p64(&mut out, end),
+                None => out.push(NONE),
+            }
+            out.push(TUPLE3);
+        }
+    }
+    out.extend_from_slice(&[TUPLE, STOP]);
+    frame_end(out)
+}
+
+/// A buffer with the frame header reserved and the envelope opened.
+fn frame_start(capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    out.extend_from_slice(&PROTO_3);
+    out.push(MARK);
+    out
+}
+
+/// Writes the frame header; `None` past the largest frame the header holds.
+fn frame_end(mut out: Vec<u8>) -> Option<Bytes> {
+    let len = u32::try_from(out.len() - HEADER_LEN).ok()?;
+    out[..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+    Some(Bytes::from(out))
+}
+
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    out.push(BINUNICODE);
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn push_p64(out: &mut Vec<u8>, p: &P64) {
+    out.extend_from_slice(&[SHORT_BINBYTES, 8]);
+    out.extend_from_slice(&p.0);
+}
+
+fn push_bytes(out: &mut Vec<u8>, b: &[u8]) -> Option<()> {
+    if b.len() < 256 {
+        out.extend_from_slice(&[SHORT_BINBYTES, b.len() as u8]);
+    } else {
+        out.push(BINBYTES);
+        out.extend_from_slice(&u32::try_from(b.len()).ok()?.to_le_bytes());
+    }
+    out.extend_from_slice(b);
+    Some(())
+}
+
+/// A cursor over a pickle that recognises only the opcodes above.
+struct Reader<'a> {
+    buf: &'a Bytes,
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a Bytes) -> Reader<'a> {
+        Reader { buf, at: 0 }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.buf.get(self.at).copied()
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let buf: &'a [u8] = self.buf;
+        let slice = buf.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(slice)
+    }
+
+    fn expect(&mut self, want: &[u8]) -> Option<()> {
+        (self.take(want.len())? == want).then_some(())
+    }
+
+    fn at_end(&self) -> Option<()> {
+        (self.at == self.buf.len()).then_some(())
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+
+    /// BININT1, BININT2 or BININT: the ints ZEO's msgids are written as
+    /// (LONG1, past 2**31, goes the generic way).
+    fn int(&mut self) -> Option<i64> {
+        match self.take(1)?[0] {
+            BININT1 => Some(i64::from(self.take(1)?[0])),
+            BININT2 => Some(i64::from(u16::from_le_bytes(self.array()?))),
+            BININT => Some(i64::from(i32::from_le_bytes(self.array()?))),
+            _ => None,
+        }
+    }
+
+    /// SHORT_BINBYTES or BINBYTES, sliced out of the frame.
+    fn bytes(&mut self) -> Option<Bytes> {
+        let len = match self.take(1)?[0] {
+            SHORT_BINBYTES => usize::from(self.take(1)?[0]),
+            BINBYTES => usize::try_from(u32::from_le_bytes(self.array()?)).ok()?,
+            _ => return None,
+        };
+        let start = self.at;
+        self.take(len)?;
+        Some(self.buf.slice(start..start + len))
+    }
+
+    fn p64(&mut self) -> Option<P64> {
+        self.expect(&[SHORT_BINBYTES, 8])?;
+        Some(P64(self.array()?))
+    }
+
+    fn str_equal(&mut self, want: &str) -> Option<()> {
+        self.expect(&[BINUNICODE])?;
+        let len: [u8; 4] = self.array()?;
+        (u32::from_le_bytes(len) as usize == want.len()).then_some(())?;
+        self.expect(want.as_bytes())
+    }
+
+    /// A client's msgid: an int, or a pair of byte strings.
+    fn msgid(&mut self) -> Option<MsgId> {
+        if matches!(self.peek()?, BININT1 | BININT2 | BININT) {
+            let id = self.int()?;
+            return (id != MsgId::HEARTBEAT.as_int()?).then_some(MsgId::int(id));
+        }
+        let first = self.bytes()?;
+        let second = self.bytes()?;
+        self.expect(&[TUPLE2])?;
+        Some(MsgId(Value::Tuple(vec![
+            Value::Bytes(first),
+            Value::Bytes(second),
+        ])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+    use crate::methods::Request;
+    use crate::reply::Reply;
+
+    fn tid(n: u64) -> P64 {
+        P64::from_u64(n)
+    }
+
+    fn payload(frame: &Bytes) -> Bytes {
+        frame.slice(HEADER_LEN..)
+    }
+
+    #[test]
+    fn written_frames_are_the_generic_encoders() {
+        let load = LoadBefore {
+            oid: tid(2),
+            tid: P64::MAX_TID,
+        };
+        for msgid in [1, 255, 256, 65_535, 65_536, i32::MAX as i64, 1 << 40] {
+            let generic = Request::LoadBefore(load.clone()).to_message(MsgId::int(msgid));
+            let want = Encoding::Pickle.encode_frame(&generic.into_value()).unwrap();
+            assert_eq!(
+                write_load_before_call(Encoding::Pickle, msgid, &load).unwrap(),
+                want
+            );
+        }
+        let big = Bytes::from(vec![7u8; 70_000]);
+        for result in [
+            None,
+            Some(LoadBeforeResult {
+                data: Bytes::new(),
+                start: tid(1),
+                end: None,
+            }),
+            Some(LoadBeforeResult {
+                data: Bytes::from_static(b"x"),
+                start: tid(1),
+                end: Some(tid(2)),
+            }),
+            Some(LoadBeforeResult {
+                data: big,
+                start: tid(3),
+                end: None,
+            }),
+        ] {
+            for msgid in [
+                MsgId::int(3),
+                MsgId(Value::Tuple(vec![
+                    Value::Bytes(Bytes::from_static(b"ab")),
+                    Value::Bytes(Bytes::new()),
+                ])),
+            ] {
+                let value = Reply::LoadBefore(result.clone()).to_value();
+                let want = Encoding::Pickle
+                    .encode_frame(&Message::reply(msgid.clone(), value).into_value())
+                    .unwrap();
+                assert_eq!(
+                    write_load_before_reply(Encoding::Pickle, &msgid, &result).unwrap(),
+                    want
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn anything_else_goes_the_generic_way() {
+        let load = LoadBefore {
+            oid: tid(2),
+            tid: tid(9),
+        };
+        let call = payload(&write_load_before_call(Encoding::Pickle, 5, &load).unwrap());
+        assert!(read_load_before_call(Encoding::Pickle, &call).is_some());
+        assert!(read_load_before_call(Encoding::Msgpack, &call).is_none());
+        // A short oid, a trailing byte, a truncated frame, another method.
+        let mut short_oid = call.to_vec();
+        let oid_at = short_oid.windows(2).rposition(|w| w == [b'C', 8]).unwrap() - 10;
+        short_oid[oid_at + 1] = 7;
+        short_oid.remove(oid_at + 2);
+        let short_oid = Bytes::from(short_oid);
+        assert!(read_load_before_call(Encoding::Pickle, &short_oid).is_none());
+        let mut trailing = call.to_vec();
+        trailing.push(b'.');
+        assert!(read_load_before_call(Encoding::Pickle, &Bytes::from(trailing)).is_none());
+        for cut in 0..call.len() {
+            assert!(read_load_before_call(Encoding::Pickle, &call.slice(..cut)).is_none());
+        }
+        let other = Request::decode(
+            "loadSerial",
+            &Value::Tuple(vec![
+                Value::Bytes(Bytes::from_static(&[0; 8])),
+                Value::Bytes(Bytes::from_static(&[0; 8])),
+            ]),
+        )
+        .unwrap();
+        let other = Encoding::Pickle
+            .encode(&other.to_message(MsgId::int(5)).into_value())
+            .unwrap();
+        assert!(read_load_before_call(Encoding::Pickle, &other).is_none());
+        // An oneway flag, and the heartbeat's msgid.
+        let oneway = Bytes::from(
+            call.iter()
+                .map(|&b| if b == FALSE { 0x88 } else { b })
+                .collect::<Vec<u8>>(),
+        );
+        assert!(read_load_before_call(Encoding::Pickle, &oneway).is_none());
+        let heartbeat = Encoding::Pickle.encode(&Message::Heartbeat.into_value()).unwrap();
+        assert!(read_reply_start(Encoding::Pickle, &heartbeat).is_none());
+        // An error reply (flag 2), and a result of the wrong shape.
+        let error = Message::error_reply(MsgId::int(4), Value::None).into_value();
+        assert!(read_reply_start(Encoding::Pickle, &Encoding::Pickle.encode(&error).unwrap()).is_none());
+        let pair = Message::reply(
+            MsgId::int(4),
+            Value::Tuple(vec![
+                Value::Bytes(Bytes::new()),
+                Value::Bytes(Bytes::from_static(&[0; 8])),
+            ]),
+        );
+        let pair = Encoding::Pickle.encode(&pair.into_value()).unwrap();
+        let (_, at) = read_reply_start(Encoding::Pickle, &pair).unwrap();
+        assert!(read_load_before_result(&pair, at).is_none());
+    }
+}

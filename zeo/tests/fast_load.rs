@@ -1,0 +1,91 @@
+//! The load fast path (`zeo::fast_load`) against the real captures: every
+//! `loadBefore` a real `ZEO.ClientStorage` sent is read by it as the
+//! generic path reads it, and every reply a real runzeo sent to one is
+//! what it writes, byte for byte.
+
+mod capture;
+
+use capture::{all_frames, Dir, Kind};
+use std::collections::HashMap;
+use zeo::encoding::Encoding;
+use zeo::fast_load::{
+    read_load_before_call, read_load_before_result, read_reply_start, write_load_before_reply,
+};
+use zeo::message::{Message, MsgId};
+use zeo::methods::Request;
+use zeo::reply::Reply;
+
+#[test]
+fn every_captured_load_takes_the_fast_path_with_the_generic_meaning() {
+    let mut loads: HashMap<(String, String, MsgId), ()> = HashMap::new();
+    let (mut calls, mut replies, mut errors) = (0, 0, 0);
+    for frame in all_frames() {
+        if frame.kind != Kind::Pickle || !frame.zeo_encoder {
+            continue;
+        }
+        let message = Message::from_value(Encoding::Pickle.decode(&frame.payload).unwrap()).unwrap();
+        let key = |msgid: &MsgId| (frame.file.clone(), frame.conn.clone(), msgid.clone());
+        match (frame.dir, message) {
+            (
+                Dir::ClientToServer,
+                Message::Call {
+                    msgid,
+                    name,
+                    args,
+                    oneway,
+                    ..
+                },
+            ) => {
+                let fast = read_load_before_call(Encoding::Pickle, &frame.payload);
+                if name != "loadBefore" || oneway {
+                    assert!(
+                        fast.is_none(),
+                        "{}:{} {name} read as a load",
+                        frame.file,
+                        frame.line
+                    );
+                    continue;
+                }
+                let (fast_id, load) =
+                    fast.unwrap_or_else(|| panic!("{}:{} not read", frame.file, frame.line));
+                assert_eq!(fast_id, msgid);
+                assert_eq!(Request::LoadBefore(load), Request::decode(&name, &args).unwrap());
+                loads.insert(key(&msgid), ());
+                calls += 1;
+            }
+            (Dir::ServerToClient, Message::Reply { msgid, result })
+                if loads.remove(&key(&msgid)).is_some() =>
+            {
+                let Reply::LoadBefore(result) = Reply::decode("loadBefore", &result).unwrap() else {
+                    unreachable!()
+                };
+                let written = write_load_before_reply(Encoding::Pickle, &msgid, &result).unwrap();
+                assert_eq!(&written[4..], &frame.payload[..], "{}:{}", frame.file, frame.line);
+                // The same reply with the int msgid zeoraid gives a member.
+                let to_zeoraid =
+                    write_load_before_reply(Encoding::Pickle, &MsgId::int(1234), &result).unwrap();
+                let payload = to_zeoraid.slice(4..);
+                let (id, at) = read_reply_start(Encoding::Pickle, &payload).unwrap();
+                assert_eq!(id, 1234);
+                assert_eq!(read_load_before_result(&payload, at), Some(result));
+                replies += 1;
+            }
+            (Dir::ServerToClient, Message::ErrorReply { msgid, error })
+                if loads.remove(&key(&msgid)).is_some() =>
+            {
+                // A POSKeyError, as a member would send it to zeoraid: the
+                // generic way.
+                let to_zeoraid = Message::error_reply(MsgId::int(1234), error).into_value();
+                let payload = Encoding::Pickle.encode(&to_zeoraid).unwrap();
+                assert!(read_reply_start(Encoding::Pickle, &payload).is_none());
+                errors += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        replies >= 3 && errors >= 1,
+        "{replies} replies, {errors} error replies"
+    );
+    assert_eq!(replies + errors, calls, "every load answered");
+}
