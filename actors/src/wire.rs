@@ -17,7 +17,8 @@ use tokio::task::JoinHandle;
 use tokio_util::codec::{Decoder, FramedRead};
 use zeo::encoding::Encoding;
 use zeo::framing::FrameCodec;
-use zeo::message::Message;
+use zeo::message::{Message, MsgId};
+use zeo::methods::Request;
 use zeo::oversized::{Frame, SkippingFrameCodec};
 use zeo::CodecError;
 
@@ -169,6 +170,27 @@ pub(crate) fn lazy_frames(
         let message = message.map_err(|e| Lost::Io(format!("{reading}: {e}")))?;
         encoding
             .encode_frame(&message.into_value())
+            .map_err(Lost::Protocol)
+    }))
+}
+
+/// The frames of a transaction's asynchronous calls to a member, each
+/// encoded only when the writer gets to it: stores written directly
+/// ([`zeo::fast_path`]), the rest through the generic encoder.
+pub(crate) fn lazy_async_calls(
+    encoding: Encoding,
+    reading: &'static str,
+    requests: impl Iterator<Item = std::io::Result<Request>> + Send + 'static,
+) -> LazyFrames {
+    Box::new(requests.map(move |request| {
+        let request = request.map_err(|e| Lost::Io(format!("{reading}: {e}")))?;
+        if let Request::Storea(store) = &request {
+            if let Some(frame) = zeo::fast_path::write_storea_call(encoding, store) {
+                return Ok(frame);
+            }
+        }
+        encoding
+            .encode_frame(&request.to_message(MsgId::ASYNC).into_value())
             .map_err(Lost::Protocol)
     }))
 }

@@ -10,7 +10,7 @@
 //! - [`pickle`] (Z5) and [`msgpack`] (M5): value <-> bytes; [`encoding`] picks one.
 //! - [`message`]: the `(msgid, flags, name, args)` envelope.
 //! - [`methods`], [`reply`], [`callbacks`], [`exceptions`]: the typed layer.
-//! - [`fast_load`]: the frames of a relayed `loadBefore`, read and written
+//! - [`fast_path`]: the frames of a relayed `loadBefore`, read and written
 //!   without a value tree (the generic path's subset, byte for byte).
 //!
 //! This crate knows nothing about actors, RAID or configuration. Application
@@ -20,7 +20,7 @@ pub mod callbacks;
 pub mod encoding;
 pub mod error;
 pub mod exceptions;
-pub mod fast_load;
+pub mod fast_path;
 pub mod framing;
 pub mod handshake;
 pub mod message;

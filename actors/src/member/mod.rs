@@ -487,11 +487,11 @@ impl MemberActor {
     }
 
     /// Queues a call: a load's frame written directly
-    /// ([`zeo::fast_load`]), anything else through [`Self::write`].
+    /// ([`zeo::fast_path`]), anything else through [`Self::write`].
     fn write_call(&self, msgid: i64, request: &Request) -> Result<(), MemberError> {
         if let Request::LoadBefore(load) = request {
             let live = self.live()?;
-            if let Some(frame) = zeo::fast_load::write_load_before_call(live.encoding, msgid, load) {
+            if let Some(frame) = zeo::fast_path::write_load_before_call(live.encoding, msgid, load) {
                 return self.write_frame(live, frame);
             }
         }
@@ -662,16 +662,16 @@ impl MemberActor {
     }
 
     /// Settles a `loadBefore` whose reply the frame is, read without a
-    /// value tree ([`zeo::fast_load`]); false (nothing done) for any other
+    /// value tree ([`zeo::fast_path`]); false (nothing done) for any other
     /// frame, which [`Self::on_frame`] then decodes.
     fn on_load_reply(&mut self, encoding: Encoding, frame: &Bytes) -> bool {
-        let Some((msgid, at)) = zeo::fast_load::read_reply_start(encoding, frame) else {
+        let Some((msgid, at)) = zeo::fast_path::read_reply_start(encoding, frame) else {
             return false;
         };
         if self.pending.get(&msgid).is_none_or(|p| p.method != "loadBefore") {
             return false;
         }
-        let Some(result) = zeo::fast_load::read_load_before_result(frame, at) else {
+        let Some(result) = zeo::fast_path::read_load_before_result(frame, at) else {
             return false;
         };
         let Some(pending) = self.pending.remove(&msgid) else {
@@ -871,8 +871,7 @@ impl MemberActor {
     fn replay(&mut self, replay: Replay) -> Result<(), MemberError> {
         let live = self.conn.as_ref().filter(|_| self.state == ConnState::Ready);
         let live = live.ok_or_else(|| self.unavailable())?;
-        let messages = replay.map(|request| Ok(request.to_message(MsgId::ASYNC)));
-        let frames = wire::lazy_frames(live.encoding, "reading a spooled blob back", messages);
+        let frames = wire::lazy_async_calls(live.encoding, "reading a spooled blob back", replay.map(Ok));
         live.queue
             .send(Outgoing::Frames(frames))
             .map_err(|_| self.unavailable())

@@ -104,6 +104,35 @@ impl ClientSession {
         }
     }
 
+    /// A load or a store, the calls a proxy relays most, read without a
+    /// value tree ([`zeo::fast_path`]) when it passes the checks
+    /// [`Self::on_call`] would make; false (nothing done) otherwise, and
+    /// the generic path makes those checks and answers.
+    pub(super) fn on_fast_frame(
+        &mut self,
+        ctx: &mut Context<Self>,
+        encoding: Encoding,
+        frame: &Bytes,
+    ) -> bool {
+        if !self.registered {
+            return false;
+        }
+        if let Some(store) = zeo::fast_path::read_storea_call(encoding, frame) {
+            if let Err(refusal) = self.on_async(Request::Storea(store)) {
+                self.close(ctx, &refusal.reason);
+            }
+            return true;
+        }
+        if matches!(self.serving, Serving::Closed(_)) {
+            return false;
+        }
+        let Some((msgid, load)) = zeo::fast_path::read_load_before_call(encoding, frame) else {
+            return false;
+        };
+        self.load_before(ctx, msgid, load);
+        true
+    }
+
     /// The methods ZEO clients send asynchronously: buffered or applied at
     /// once, never answered themselves.
     fn on_async(&mut self, request: Request) -> Result<(), Refusal> {

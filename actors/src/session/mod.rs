@@ -332,15 +332,8 @@ impl ClientSession {
         let Some(encoding) = self.encoding else {
             return self.handshake(ctx, &frame);
         };
-        // A load, the call a proxy relays most, read without a value tree
-        // when it passes the checks `on_call` would make (otherwise the
-        // generic path below makes them and answers).
-        let serving = self.registered && !matches!(self.serving, Serving::Closed(_));
-        if let Some((msgid, load)) = serving
-            .then(|| zeo::fast_load::read_load_before_call(encoding, &frame))
-            .flatten()
-        {
-            return self.load_before(ctx, msgid, load);
+        if self.on_fast_frame(ctx, encoding, &frame) {
+            return;
         }
         let msg = match encoding.decode(&frame).and_then(Message::from_value) {
             Ok(msg) => msg,

@@ -152,7 +152,7 @@ impl ClientSession {
         if let Ok(Reply::LoadBefore(loaded)) = &result {
             if let Some(frame) = self
                 .encoding
-                .and_then(|encoding| zeo::fast_load::write_load_before_reply(encoding, &msgid, loaded))
+                .and_then(|encoding| zeo::fast_path::write_load_before_reply(encoding, &msgid, loaded))
             {
                 return self.push(frame);
             }

@@ -24,7 +24,7 @@ pub fn encode_into(v: &Value, out: &mut Vec<u8>) -> Result<(), PickleError> {
 }
 
 /// Appends the opcodes of `v` alone (no PROTO, no STOP): a part of a
-/// pickle written by hand ([`crate::fast_load`]).
+/// pickle written by hand ([`crate::fast_path`]).
 pub fn save_into(v: &Value, out: &mut Vec<u8>) -> Result<(), PickleError> {
     save(v, out, 0)
 }

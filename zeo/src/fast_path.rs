@@ -1,13 +1,14 @@
-//! `loadBefore` frames read and written without a value tree.
+//! The frames zeoraid relays most, read and written without a value tree:
+//! the four of a relayed `loadBefore` (the client's call, the call to the
+//! member, the member's reply, the client's reply) and a store on its way
+//! in (the client's `storea`) and out (each member's).
 //!
-//! Loads are most of what a proxy relays, and for a load the generic path
-//! (frame → [`Value`] tree → [`Message`](crate::message::Message) → typed
-//! request or reply, and back) costs more than the
-//! work itself: allocating and dropping the trees, and walking them to
-//! encode. Here the four frames of a relayed load (the client's call, the
-//! call to the member, the member's reply, the client's reply) are read
-//! and written directly, for the one exact shape ZEO's pickler produces
-//! (Z5, protocol 3, fast mode: `docs/zeo-protocol.md#encodings`).
+//! For these the generic path (frame → [`Value`] tree →
+//! [`Message`](crate::message::Message) → typed request or reply, and
+//! back) costs more than the work itself: allocating and dropping the
+//! trees, and walking them to encode. Here they are read and written
+//! directly, for the one exact shape ZEO's pickler produces (Z5, protocol
+//! 3, fast mode: `docs/zeo-protocol.md#encodings`).
 //!
 //! Every function here answers `None` for anything it does not recognise
 //! byte for byte (another encoding, another opcode choice, another
@@ -15,9 +16,10 @@
 //! refuses it as before. What it does accept, it decodes to exactly what
 //! the generic path decodes, and what it writes is byte-identical to the
 //! generic encoder's output (both checked by the tests below and by
-//! `zeo/tests/fast_load.rs` on every captured load). So this module changes the cost of a
-//! load, never its meaning: an oid or tid that is not 8 bytes, a reply
-//! that is not a 3-tuple, an error reply, all go the generic way.
+//! `zeo/tests/fast_path.rs` on every captured load and store). So this
+//! module changes the cost of a load or a store, never its meaning: an oid
+//! or tid that is not 8 bytes, a `str` record, a reply that is not a
+//! 3-tuple, an error reply, all go the generic way.
 //!
 //! msgpack (M5) connections always take the generic path.
 
@@ -26,7 +28,7 @@ use bytes::Bytes;
 use crate::encoding::Encoding;
 use crate::framing::HEADER_LEN;
 use crate::message::{MsgId, REPLY_NAME};
-use crate::methods::LoadBefore;
+use crate::methods::{LoadBefore, Storea, TxnId};
 use crate::pickle::save_into;
 use crate::reply::LoadBeforeResult;
 use crate::types::P64;
@@ -38,6 +40,8 @@ const TUPLE: u8 = b't';
 const STOP: u8 = b'.';
 const NONE: u8 = b'N';
 const FALSE: u8 = 0x89;
+const TRUE: u8 = 0x88;
+const LONG1: u8 = 0x8a;
 const TUPLE2: u8 = 0x86;
 const TUPLE3: u8 = 0x87;
 const SHORT_BINBYTES: u8 = b'C';
@@ -46,8 +50,9 @@ const BINUNICODE: u8 = b'X';
 const BININT1: u8 = b'K';
 const BININT2: u8 = b'M';
 const BININT: u8 = b'J';
-/// The flag of a reply: `0`, as BININT1.
-const REPLY_FLAG: [u8; 2] = [BININT1, 0];
+/// The flag of a reply, and the msgid of an asynchronous call: `0`, as
+/// BININT1.
+const ZERO: [u8; 2] = [BININT1, 0];
 
 /// A client's `loadBefore` call: its msgid and arguments, if the frame is
 /// exactly `(msgid, False, 'loadBefore', (oid, tid))` with an int msgid
@@ -102,7 +107,7 @@ pub fn read_reply_start(encoding: Encoding, payload: &Bytes) -> Option<(i64, usi
     if msgid == MsgId::HEARTBEAT.as_int()? {
         return None;
     }
-    r.expect(&REPLY_FLAG)?;
+    r.expect(&ZERO)?;
     r.str_equal(REPLY_NAME)?;
     Some((msgid, r.at))
 }
@@ -148,7 +153,7 @@ pub fn write_load_before_reply(
     let size = result.as_ref().map_or(0, |r| r.data.len()) + 64;
     let mut out = frame_start(size);
     save_into(&msgid.0, &mut out).ok()?;
-    out.extend_from_slice(&REPLY_FLAG);
+    out.extend_from_slice(&ZERO);
     push_str(&mut out, REPLY_NAME);
     match result {
         None => out.push(NONE),
@@ -163,6 +168,54 @@ pub fn write_load_before_reply(
         }
     }
     out.extend_from_slice(&[TUPLE, STOP]);
+    frame_end(out)
+}
+
+/// A client's `storea`, if the frame is exactly `(0, True, 'storea',
+/// (oid, serial, data, id))` with an 8-byte oid and serial, a `bytes`
+/// record and an int transaction id (what `ZEO.ClientStorage` sends).
+pub fn read_storea_call(encoding: Encoding, payload: &Bytes) -> Option<Storea> {
+    if encoding != Encoding::Pickle {
+        return None;
+    }
+    let mut r = Reader::new(payload);
+    r.expect(&PROTO_3)?;
+    r.expect(&[MARK])?;
+    r.expect(&ZERO)?;
+    r.expect(&[TRUE])?;
+    r.str_equal("storea")?;
+    r.expect(&[MARK])?;
+    let oid = r.p64()?;
+    let serial = r.p64()?;
+    let data = r.bytes()?;
+    let id = TxnId::from_i64(r.txn_id()?);
+    r.expect(&[TUPLE, TUPLE, STOP])?;
+    r.at_end()?;
+    Some(Storea {
+        oid,
+        serial,
+        data,
+        id,
+    })
+}
+
+/// The frame (length prefix included) of a `storea` to a member, as
+/// [`Request::to_message`](crate::methods::Request::to_message) with the
+/// asynchronous msgid and [`Encoding::encode_frame`] would write it.
+pub fn write_storea_call(encoding: Encoding, store: &Storea) -> Option<Bytes> {
+    if encoding != Encoding::Pickle {
+        return None;
+    }
+    let mut out = frame_start(store.data.len() + 64);
+    out.extend_from_slice(&ZERO);
+    out.push(TRUE);
+    push_str(&mut out, "storea");
+    out.push(MARK);
+    push_p64(&mut out, &store.oid);
+    push_p64(&mut out, &store.serial);
+    push_bytes(&mut out, &store.data)?;
+    save_into(store.id.value(), &mut out).ok()?;
+    out.extend_from_slice(&[TUPLE, TUPLE, STOP]);
     frame_end(out)
 }
 
@@ -249,6 +302,27 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A transaction id: an int as [`Reader::int`], or LONG1 of up to 8
+    /// bytes (Python's `id()` of the transaction, past 2**31), the minimal
+    /// two's complement the pickler writes; longer ones go the generic way.
+    fn txn_id(&mut self) -> Option<i64> {
+        if self.peek()? != LONG1 {
+            return self.int();
+        }
+        self.at += 1;
+        let len = usize::from(self.take(1)?[0]);
+        if len == 0 || len > 8 {
+            return None;
+        }
+        let le = self.take(len)?;
+        let fill = if le[len - 1] & 0x80 != 0 { 0xff } else { 0 };
+        let mut full = [fill; 8];
+        full[..len].copy_from_slice(le);
+        let n = i64::from_le_bytes(full);
+        // The pickler writes the fewest bytes: anything else is not its shape.
+        (encode_long_len(n) == len).then_some(n)
+    }
+
     /// SHORT_BINBYTES or BINBYTES, sliced out of the frame.
     fn bytes(&mut self) -> Option<Bytes> {
         let len = match self.take(1)?[0] {
@@ -287,6 +361,17 @@ impl<'a> Reader<'a> {
             Value::Bytes(second),
         ])))
     }
+}
+
+/// How many bytes `pickle.encode_long` uses for `n`.
+fn encode_long_len(n: i64) -> usize {
+    (1..8)
+        .find(|&len| {
+            let bits = 8 * len as u32;
+            let (min, max) = (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1);
+            (min..=max).contains(&n)
+        })
+        .unwrap_or(8)
 }
 
 #[cfg(test)]
@@ -357,6 +442,67 @@ mod tests {
     }
 
     #[test]
+    fn stores_are_written_and_read_as_the_generic_path_does() {
+        let ids = [
+            0,
+            1,
+            300,
+            70_000,
+            -5,
+            i32::MAX as i64 + 1,
+            140_234_567_890_123,
+            i64::MIN,
+            i64::MAX,
+        ];
+        for (i, id) in ids.into_iter().enumerate() {
+            let data = Bytes::from(vec![b'r'; [0, 5, 255, 256, 100_000][i % 5]]);
+            let store = Storea {
+                oid: tid(i as u64),
+                serial: tid(99),
+                data,
+                id: TxnId::from_i64(id),
+            };
+            let generic = Request::Storea(store.clone())
+                .to_message(MsgId::ASYNC)
+                .into_value();
+            let want = Encoding::Pickle.encode_frame(&generic).unwrap();
+            let written = write_storea_call(Encoding::Pickle, &store).unwrap();
+            assert_eq!(written, want, "id {id}");
+            let read = read_storea_call(Encoding::Pickle, &payload(&written)).unwrap();
+            let Message::Call { name, args, .. } =
+                Message::from_value(Encoding::Pickle.decode(&payload(&want)).unwrap()).unwrap()
+            else {
+                panic!("not a call")
+            };
+            assert_eq!(
+                Request::Storea(read),
+                Request::decode(&name, &args).unwrap(),
+                "id {id}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_non_minimal_long_is_not_the_picklers_shape() {
+        let store = Storea {
+            oid: tid(1),
+            serial: tid(2),
+            data: Bytes::new(),
+            id: TxnId::from_i64(1 << 40),
+        };
+        let frame = payload(&write_storea_call(Encoding::Pickle, &store).unwrap()).to_vec();
+        let at = frame.iter().rposition(|&b| b == LONG1).unwrap();
+        assert_eq!(frame[at + 1], 6);
+        let mut padded = frame[..at].to_vec();
+        padded.extend_from_slice(&[LONG1, 7]);
+        padded.extend_from_slice(&frame[at + 2..at + 8]);
+        padded.push(0);
+        padded.extend_from_slice(&frame[at + 8..]);
+        assert!(read_storea_call(Encoding::Pickle, &Bytes::from(frame)).is_some());
+        assert!(read_storea_call(Encoding::Pickle, &Bytes::from(padded)).is_none());
+    }
+
+    #[test]
     fn anything_else_goes_the_generic_way() {
         let load = LoadBefore {
             oid: tid(2),
@@ -390,6 +536,8 @@ mod tests {
             .encode(&other.to_message(MsgId::int(5)).into_value())
             .unwrap();
         assert!(read_load_before_call(Encoding::Pickle, &other).is_none());
+        assert!(read_storea_call(Encoding::Pickle, &other).is_none());
+        assert!(read_storea_call(Encoding::Pickle, &call).is_none());
         // An oneway flag, and the heartbeat's msgid.
         let oneway = Bytes::from(
             call.iter()

@@ -1,15 +1,16 @@
-//! The load fast path (`zeo::fast_load`) against the real captures: every
-//! `loadBefore` a real `ZEO.ClientStorage` sent is read by it as the
-//! generic path reads it, and every reply a real runzeo sent to one is
-//! what it writes, byte for byte.
+//! The fast path (`zeo::fast_path`) against the real captures: every
+//! `loadBefore` and `storea` a real `ZEO.ClientStorage` sent is read by it
+//! as the generic path reads it, every reply a real runzeo sent to a load
+//! is what it writes, byte for byte, and so is every store.
 
 mod capture;
 
 use capture::{all_frames, Dir, Kind};
 use std::collections::HashMap;
 use zeo::encoding::Encoding;
-use zeo::fast_load::{
-    read_load_before_call, read_load_before_result, read_reply_start, write_load_before_reply,
+use zeo::fast_path::{
+    read_load_before_call, read_load_before_result, read_reply_start, read_storea_call,
+    write_load_before_reply, write_storea_call,
 };
 use zeo::message::{Message, MsgId};
 use zeo::methods::Request;
@@ -18,7 +19,7 @@ use zeo::reply::Reply;
 #[test]
 fn every_captured_load_takes_the_fast_path_with_the_generic_meaning() {
     let mut loads: HashMap<(String, String, MsgId), ()> = HashMap::new();
-    let (mut calls, mut replies, mut errors) = (0, 0, 0);
+    let (mut calls, mut replies, mut errors, mut stores) = (0, 0, 0, 0);
     for frame in all_frames() {
         if frame.kind != Kind::Pickle || !frame.zeo_encoder {
             continue;
@@ -36,6 +37,16 @@ fn every_captured_load_takes_the_fast_path_with_the_generic_meaning() {
                     ..
                 },
             ) => {
+                if name == "storea" {
+                    let store = read_storea_call(Encoding::Pickle, &frame.payload)
+                        .unwrap_or_else(|| panic!("{}:{} store not read", frame.file, frame.line));
+                    let written = write_storea_call(Encoding::Pickle, &store).unwrap();
+                    assert_eq!(&written[4..], &frame.payload[..], "{}:{}", frame.file, frame.line);
+                    assert_eq!(Request::Storea(store), Request::decode(&name, &args).unwrap());
+                    stores += 1;
+                    continue;
+                }
+                assert!(read_storea_call(Encoding::Pickle, &frame.payload).is_none());
                 let fast = read_load_before_call(Encoding::Pickle, &frame.payload);
                 if name != "loadBefore" || oneway {
                     assert!(
@@ -88,4 +99,5 @@ fn every_captured_load_takes_the_fast_path_with_the_generic_meaning() {
         "{replies} replies, {errors} error replies"
     );
     assert_eq!(replies + errors, calls, "every load answered");
+    assert!(stores >= 10, "{stores} stores");
 }
