@@ -16,7 +16,10 @@ current-thread runtime, built by bench/run) in front of its own fresh
 `runzeo` is the target, against the same plain reference, with the same
 workloads, rounds and duration, and the relay's pid as `--target-pids`.
 Its ratio is what the extra loopback hop alone costs; the rest of zeoraid's
-gap is zeoraid's own work.
+gap is zeoraid's own work. Then zeoraid with 1 member against that relay
+(in front of its own runzeo), side by side in the same rounds: the first
+target's ratio, +p50 and CPU per operation measured directly, since two
+blocks run minutes apart see a machine whose speed drifts.
 
 With --link-delay-us US, members on other hosts: examples/link_delay adds
 US microseconds each way in front of each member, and in front of a fresh
@@ -24,6 +27,10 @@ runzeo that is the reference of this profile. First that linked runzeo
 against the plain one (what the link itself costs, measured on its own),
 then zeoraid with --link-members (1,2,3) linked members against it, with
 --link-workloads.
+
+With --mirror, zeoraid with 2 members against zeoraid with 1 member, side
+by side in the same rounds, on --mirror-workloads: the mirroring target
+measured directly.
 
 With --leader, the multi-zeoraid leader (a [cluster] zeoraid elected on an
 etcd started here, a standby zeoraid beside it) against a single zeoraid,
@@ -603,6 +610,12 @@ def markdown(results):
     if "floor" in results:
         out.append("### relay floor (do-nothing byte relay in front of 1 runzeo)\n")
         out += table(results["floor"]["summary"], "relay")
+    if "vs_floor" in results:
+        out.append("### zeoraid (1 member) against the relay floor, side by side\n")
+        out += table(results["vs_floor"]["summary"], "zeoraid", "relay")
+    if "mirroring" in results:
+        out.append("### 2 members against 1 member, side by side\n")
+        out += table(results["mirroring"]["summary"], "2 members", "1 member")
     if "link" in results:
         link = results["link"]
         out.append("### members on other hosts: the link alone (%d µs each way) against plain ZEO\n"
@@ -638,6 +651,51 @@ def relay_floor(procs, python, relay_bin, workdir, ref_port, ref_pid, a):
     finally:
         procs.stop(relay)
         procs.stop(upstream)
+    return {"summary": doc["summary"], "exit": rc}
+
+
+def zeoraid_vs_floor(procs, python, relay_bin, workdir, a):
+    """zeoraid with 1 member against the relay in front of its own runzeo,
+    side by side in the same rounds: the first target's figures measured
+    directly (ratio, +p50 and CPU per operation against the floor), not
+    derived from two blocks run minutes apart on a machine whose speed
+    drifts."""
+    d = os.path.join(workdir, "vs-floor")
+    os.makedirs(d)
+    upstream_port, port = free_port(), free_port()
+    upstream = start_runzeo(procs, python, "vs-floor-runzeo", d, upstream_port)
+    relay = procs.start("vs-floor-relay", [relay_bin, "127.0.0.1:%d" % port,
+                                           "127.0.0.1:%d" % upstream_port])
+    arr = None
+    try:
+        wait_listening(relay, "tcp_relay", port)
+        arr = Array(procs, python, a.zeoraid, d, 1)
+        doc, rc = run_zeo_bench(python, arr.port, port, arr.proc.pid, relay.pid, a,
+                                os.path.join(a.out, "zeo_bench_vs_floor.json"))
+    finally:
+        if arr:
+            arr.stop()
+        procs.stop(relay)
+        procs.stop(upstream)
+    return {"summary": doc["summary"], "exit": rc}
+
+
+def mirroring_side_by_side(procs, python, workdir, a):
+    """zeoraid with 2 members against zeoraid with 1 member, side by side
+    in the same rounds (the mirroring target measured directly, for the
+    reason zeoraid_vs_floor gives), on the mirroring workloads."""
+    one = two = None
+    ma = argparse.Namespace(**vars(a))
+    ma.workloads = a.mirror_workloads
+    try:
+        one = Array(procs, python, a.zeoraid, workdir, 1, name="mirror1")
+        two = Array(procs, python, a.zeoraid, workdir, 2, name="mirror2")
+        doc, rc = run_zeo_bench(python, two.port, one.port, two.proc.pid, one.proc.pid, ma,
+                                os.path.join(a.out, "zeo_bench_mirroring.json"))
+    finally:
+        for arr in (one, two):
+            if arr:
+                arr.stop()
     return {"summary": doc["summary"], "exit": rc}
 
 
@@ -744,6 +802,9 @@ def main():
     ap.add_argument("--blob-readers", type=int, default=100)
     ap.add_argument("--floor", action="store_true",
                     help="also measure a do-nothing byte relay in front of 1 runzeo")
+    ap.add_argument("--mirror", action="store_true",
+                    help="also measure 2 members against 1 member side by side")
+    ap.add_argument("--mirror-workloads", default="write_1obj_c1,write_1obj_c4")
     ap.add_argument("--link-delay-us", type=int, default=0, metavar="US",
                     help="also run the members-on-other-hosts profile: each member, and the "
                     "reference, behind a link adding US microseconds each way")
@@ -774,6 +835,8 @@ def main():
             results["floor"] = relay_floor(procs, python, a.tcp_relay, workdir,
                                            ref_port, ref.pid, a)
             save(results, a.out)
+            results["vs_floor"] = zeoraid_vs_floor(procs, python, a.tcp_relay, workdir, a)
+            save(results, a.out)
         arr = None
         for n in [int(x) for x in a.members.split(",") if x]:
             if arr:
@@ -784,6 +847,8 @@ def main():
             results["arrays"][str(n)] = {"summary": doc["summary"], "exit": rc}
             save(results, a.out)
         profiles = (
+            ("mirroring", a.mirror,
+             lambda: mirroring_side_by_side(procs, python, workdir, a)),
             ("link", a.link_delay_us,
              lambda: link_profile(procs, python, a, workdir, ref_port, ref.pid)),
             ("leader", a.leader, lambda: leader_profile(procs, python, a, workdir)),
