@@ -1,7 +1,9 @@
 //! The frames zeoraid relays most, read and written without a value tree:
 //! the four of a relayed `loadBefore` (the client's call, the call to the
-//! member, the member's reply, the client's reply) and a store on its way
-//! in (the client's `storea`) and out (each member's).
+//! member, the member's reply, the client's reply), a store on its way
+//! in (the client's `storea`) and out (each member's), and the calls that
+//! end a transaction (`vote`, `tpc_finish`, `tpc_abort`: the client's, each
+//! member's, and the members' plain answers to the first two).
 //!
 //! For these the generic path (frame → [`Value`] tree →
 //! [`Message`](crate::message::Message) → typed request or reply, and
@@ -28,9 +30,9 @@ use bytes::Bytes;
 use crate::encoding::Encoding;
 use crate::framing::HEADER_LEN;
 use crate::message::{MsgId, REPLY_NAME};
-use crate::methods::{LoadBefore, Storea, TxnId};
+use crate::methods::{LoadBefore, Request, Storea, TpcAbort, TpcFinish, TxnId, Vote};
 use crate::pickle::save_into;
-use crate::reply::LoadBeforeResult;
+use crate::reply::{LoadBeforeResult, VoteResult};
 use crate::types::P64;
 use crate::value::Value;
 
@@ -42,7 +44,9 @@ const NONE: u8 = b'N';
 const FALSE: u8 = 0x89;
 const TRUE: u8 = 0x88;
 const LONG1: u8 = 0x8a;
+const TUPLE1: u8 = 0x85;
 const TUPLE2: u8 = 0x86;
+const EMPTY_LIST: u8 = b']';
 const TUPLE3: u8 = 0x87;
 const SHORT_BINBYTES: u8 = b'C';
 const BINBYTES: u8 = b'B';
@@ -219,6 +223,82 @@ pub fn write_storea_call(encoding: Encoding, store: &Storea) -> Option<Bytes> {
     frame_end(out)
 }
 
+/// A client's `vote(id)`, `tpc_finish(id)` or `tpc_abort(id)`, if the
+/// frame is exactly `(msgid, False, name, (id,))` with an int id.
+pub fn read_txn_call(encoding: Encoding, payload: &Bytes) -> Option<(MsgId, Request)> {
+    if encoding != Encoding::Pickle {
+        return None;
+    }
+    let mut r = Reader::new(payload);
+    r.expect(&PROTO_3)?;
+    r.expect(&[MARK])?;
+    let msgid = r.msgid()?;
+    r.expect(&[FALSE])?;
+    let name = r.str()?;
+    let id = TxnId::from_i64(r.txn_id()?);
+    r.expect(&[TUPLE1, TUPLE, STOP])?;
+    r.at_end()?;
+    let request = match name {
+        "vote" => Request::Vote(Vote { id }),
+        "tpc_finish" => Request::TpcFinish(TpcFinish { id }),
+        "tpc_abort" => Request::TpcAbort(TpcAbort { id }),
+        _ => return None,
+    };
+    Some((msgid, request))
+}
+
+/// The frame (length prefix included) of a `vote`, `tpc_finish` or
+/// `tpc_abort` to a member, as the generic path would write it; `None`
+/// for any other request.
+pub fn write_txn_call(encoding: Encoding, msgid: i64, request: &Request) -> Option<Bytes> {
+    if encoding != Encoding::Pickle {
+        return None;
+    }
+    let (name, id) = match request {
+        Request::Vote(Vote { id }) => ("vote", id),
+        Request::TpcFinish(TpcFinish { id }) => ("tpc_finish", id),
+        Request::TpcAbort(TpcAbort { id }) => ("tpc_abort", id),
+        _ => return None,
+    };
+    let mut out = frame_start(48);
+    save_into(&Value::Int(msgid), &mut out).ok()?;
+    out.push(FALSE);
+    push_str(&mut out, name);
+    save_into(id.value(), &mut out).ok()?;
+    out.extend_from_slice(&[TUPLE1, TUPLE, STOP]);
+    frame_end(out)
+}
+
+/// The result of a `vote` reply that starts at `at` ([`read_reply_start`]),
+/// if it is `None` or an empty list: nothing for the client to
+/// invalidate, what a vote without conflicts answers. Oids and conflicts
+/// go the generic way.
+pub fn read_vote_result(payload: &Bytes, at: usize) -> Option<VoteResult> {
+    let mut r = Reader { buf: payload, at };
+    match r.take(1)?[0] {
+        NONE | EMPTY_LIST => {}
+        _ => return None,
+    }
+    r.expect(&[TUPLE, STOP])?;
+    r.at_end()?;
+    Some(VoteResult::Oids(Vec::new()))
+}
+
+/// The result of a `tpc_finish` reply that starts at `at`: the committed
+/// tid (8 bytes), or `None`.
+pub fn read_tpc_finish_result(payload: &Bytes, at: usize) -> Option<Option<P64>> {
+    let mut r = Reader { buf: payload, at };
+    let tid = if r.peek()? == NONE {
+        r.at += 1;
+        None
+    } else {
+        Some(r.p64()?)
+    };
+    r.expect(&[TUPLE, STOP])?;
+    r.at_end()?;
+    Some(tid)
+}
+
 /// A buffer with the frame header reserved and the envelope opened.
 fn frame_start(capacity: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(capacity);
@@ -338,6 +418,13 @@ impl<'a> Reader<'a> {
     fn p64(&mut self) -> Option<P64> {
         self.expect(&[SHORT_BINBYTES, 8])?;
         Some(P64(self.array()?))
+    }
+
+    /// A BINUNICODE string, borrowed from the frame.
+    fn str(&mut self) -> Option<&'a str> {
+        self.expect(&[BINUNICODE])?;
+        let len: [u8; 4] = self.array()?;
+        std::str::from_utf8(self.take(u32::from_le_bytes(len) as usize)?).ok()
     }
 
     fn str_equal(&mut self, want: &str) -> Option<()> {
@@ -480,6 +567,64 @@ mod tests {
                 "id {id}"
             );
         }
+    }
+
+    #[test]
+    fn transaction_calls_and_their_answers_are_the_generic_paths() {
+        for id in [7, 140_234_567_890_123] {
+            let id = TxnId::from_i64(id);
+            for request in [
+                Request::Vote(Vote { id: id.clone() }),
+                Request::TpcFinish(TpcFinish { id: id.clone() }),
+                Request::TpcAbort(TpcAbort { id: id.clone() }),
+            ] {
+                let want = Encoding::Pickle
+                    .encode_frame(&request.to_message(MsgId::int(9)).into_value())
+                    .unwrap();
+                let written = write_txn_call(Encoding::Pickle, 9, &request).unwrap();
+                assert_eq!(written, want);
+                assert_eq!(
+                    read_txn_call(Encoding::Pickle, &payload(&written)),
+                    Some((MsgId::int(9), request))
+                );
+            }
+        }
+        let store = Request::Storea(Storea {
+            oid: tid(1),
+            serial: tid(2),
+            data: Bytes::new(),
+            id: TxnId::from_i64(1),
+        });
+        assert!(write_txn_call(Encoding::Pickle, 9, &store).is_none());
+        for (method, result, fast_path) in [
+            ("vote", Value::None, true),
+            ("vote", Value::List(vec![]), true),
+            (
+                "vote",
+                Value::List(vec![Value::Bytes(Bytes::from_static(&[0; 8]))]),
+                false,
+            ),
+            ("vote", Value::Tuple(vec![]), false),
+            ("tpc_finish", Value::Bytes(Bytes::from_static(&[3; 8])), true),
+            ("tpc_finish", Value::None, true),
+            ("tpc_finish", Value::Bytes(Bytes::from_static(&[3; 7])), false),
+        ] {
+            let frame = Encoding::Pickle
+                .encode(&Message::reply(MsgId::int(4), result.clone()).into_value())
+                .unwrap();
+            let (_, at) = read_reply_start(Encoding::Pickle, &frame).unwrap();
+            let fast = match method {
+                "vote" => read_vote_result(&frame, at).map(Reply::Vote),
+                _ => read_tpc_finish_result(&frame, at).map(Reply::TpcFinish),
+            };
+            let want = fast_path.then(|| Reply::decode(method, &result).unwrap());
+            assert_eq!(fast, want, "{method} {result:?}");
+        }
+        let empty = Encoding::Pickle
+            .encode(&Message::reply(MsgId::int(4), Value::List(vec![])).into_value())
+            .unwrap();
+        let (_, at) = read_reply_start(Encoding::Pickle, &empty).unwrap();
+        assert_eq!(read_vote_result(&empty, at), Some(VoteResult::Oids(vec![])));
     }
 
     #[test]

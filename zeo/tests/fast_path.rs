@@ -1,7 +1,8 @@
 //! The fast path (`zeo::fast_path`) against the real captures: every
 //! `loadBefore` and `storea` a real `ZEO.ClientStorage` sent is read by it
 //! as the generic path reads it, every reply a real runzeo sent to a load
-//! is what it writes, byte for byte, and so is every store.
+//! is what it writes, byte for byte, and so is every store; the same for
+//! `vote`, `tpc_finish` and `tpc_abort`, and the server's answers to them.
 
 mod capture;
 
@@ -10,7 +11,8 @@ use std::collections::HashMap;
 use zeo::encoding::Encoding;
 use zeo::fast_path::{
     read_load_before_call, read_load_before_result, read_reply_start, read_storea_call,
-    write_load_before_reply, write_storea_call,
+    read_tpc_finish_result, read_txn_call, read_vote_result, write_load_before_reply, write_storea_call,
+    write_txn_call,
 };
 use zeo::message::{Message, MsgId};
 use zeo::methods::Request;
@@ -100,4 +102,71 @@ fn every_captured_load_takes_the_fast_path_with_the_generic_meaning() {
     );
     assert_eq!(replies + errors, calls, "every load answered");
     assert!(stores >= 10, "{stores} stores");
+}
+
+#[test]
+fn every_captured_transaction_end_takes_the_fast_path_with_the_generic_meaning() {
+    let txn_calls = ["vote", "tpc_finish", "tpc_abort"];
+    let mut asked: HashMap<(String, String, MsgId), String> = HashMap::new();
+    let (mut calls, mut answers) = (0, 0);
+    for frame in all_frames() {
+        if frame.kind != Kind::Pickle || !frame.zeo_encoder {
+            continue;
+        }
+        let at = format!("{}:{}", frame.file, frame.line);
+        let message = Message::from_value(Encoding::Pickle.decode(&frame.payload).unwrap()).unwrap();
+        let key = |msgid: &MsgId| (frame.file.clone(), frame.conn.clone(), msgid.clone());
+        match (frame.dir, message) {
+            (
+                Dir::ClientToServer,
+                Message::Call {
+                    msgid, name, args, ..
+                },
+            ) => {
+                let fast = read_txn_call(Encoding::Pickle, &frame.payload);
+                if !txn_calls.contains(&name.as_str()) {
+                    assert!(fast.is_none(), "{at}: {name} read as a transaction call");
+                    continue;
+                }
+                let (fast_id, request) = fast.unwrap_or_else(|| panic!("{at}: {name} not read"));
+                assert_eq!(fast_id, msgid, "{at}");
+                assert_eq!(request, Request::decode(&name, &args).unwrap(), "{at}");
+                let id = msgid.as_int().expect("ClientStorage's msgids are ints");
+                let written = write_txn_call(Encoding::Pickle, id, &request).unwrap();
+                assert_eq!(&written[4..], &frame.payload[..], "{at}");
+                asked.insert(key(&msgid), name);
+                calls += 1;
+            }
+            (Dir::ServerToClient, Message::Reply { msgid, result }) => {
+                let Some(method) = asked.remove(&key(&msgid)) else {
+                    continue;
+                };
+                let generic = Reply::decode(&method, &result).unwrap();
+                let (id, start) = read_reply_start(Encoding::Pickle, &frame.payload).unwrap();
+                assert_eq!(Some(id), msgid.as_int());
+                let fast = match method.as_str() {
+                    "vote" => read_vote_result(&frame.payload, start).map(Reply::Vote),
+                    "tpc_finish" => read_tpc_finish_result(&frame.payload, start).map(Reply::TpcFinish),
+                    _ => None,
+                };
+                match fast {
+                    Some(fast) => {
+                        assert_eq!(fast, generic, "{at}");
+                        answers += 1;
+                    }
+                    // Resolved conflicts (oids to invalidate) go the
+                    // generic way; a plain answer never does.
+                    None => assert!(
+                        method == "tpc_abort" || matches!(&generic, Reply::Vote(v) if !v.is_empty()),
+                        "{at}: {generic:?} not read"
+                    ),
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        calls >= 10 && answers >= 10,
+        "{calls} calls, {answers} answers read"
+    );
 }

@@ -486,16 +486,19 @@ impl MemberActor {
         self.write_frame(live, frame)
     }
 
-    /// Queues a call: a load's frame written directly
-    /// ([`zeo::fast_path`]), anything else through [`Self::write`].
+    /// Queues a call: a load's frame, or a `vote`'s, `tpc_finish`'s or
+    /// `tpc_abort`'s, written directly ([`zeo::fast_path`]), anything else
+    /// through [`Self::write`].
     fn write_call(&self, msgid: i64, request: &Request) -> Result<(), MemberError> {
-        if let Request::LoadBefore(load) = request {
-            let live = self.live()?;
-            if let Some(frame) = zeo::fast_path::write_load_before_call(live.encoding, msgid, load) {
-                return self.write_frame(live, frame);
-            }
+        let live = self.live()?;
+        let fast = match request {
+            Request::LoadBefore(load) => zeo::fast_path::write_load_before_call(live.encoding, msgid, load),
+            request => zeo::fast_path::write_txn_call(live.encoding, msgid, request),
+        };
+        match fast {
+            Some(frame) => self.write_frame(live, frame),
+            None => self.write(request.to_message(MsgId::int(msgid))),
         }
-        self.write(request.to_message(MsgId::int(msgid)))
     }
 
     /// The connection, if it is ready.
@@ -590,7 +593,7 @@ impl MemberActor {
         let Some(encoding) = self.conn.as_ref().map(|live| live.encoding) else {
             return;
         };
-        if self.on_load_reply(encoding, &frame) {
+        if self.on_fast_reply(encoding, &frame) {
             return;
         }
         let decoded = encoding.decode(&frame).and_then(Message::from_value);
@@ -661,24 +664,36 @@ impl MemberActor {
         }
     }
 
-    /// Settles a `loadBefore` whose reply the frame is, read without a
-    /// value tree ([`zeo::fast_path`]); false (nothing done) for any other
-    /// frame, which [`Self::on_frame`] then decodes.
-    fn on_load_reply(&mut self, encoding: Encoding, frame: &Bytes) -> bool {
-        let Some((msgid, at)) = zeo::fast_path::read_reply_start(encoding, frame) else {
+    /// Settles a `loadBefore`, `vote` or `tpc_finish` whose plain reply the
+    /// frame is, read without a value tree ([`zeo::fast_path`]); false
+    /// (nothing done) for any other frame, which [`Self::on_frame`] then
+    /// decodes.
+    fn on_fast_reply(&mut self, encoding: Encoding, frame: &Bytes) -> bool {
+        use zeo::fast_path::{
+            read_load_before_result, read_reply_start, read_tpc_finish_result, read_vote_result,
+        };
+        let Some((msgid, at)) = read_reply_start(encoding, frame) else {
             return false;
         };
-        if self.pending.get(&msgid).is_none_or(|p| p.method != "loadBefore") {
-            return false;
-        }
-        let Some(result) = zeo::fast_path::read_load_before_result(frame, at) else {
+        let reply = match self.pending.get(&msgid).map(|p| p.method.as_ref()) {
+            Some("loadBefore") => read_load_before_result(frame, at).map(Reply::LoadBefore),
+            Some("vote") => read_vote_result(frame, at).map(Reply::Vote),
+            Some("tpc_finish") => read_tpc_finish_result(frame, at).map(Reply::TpcFinish),
+            _ => None,
+        };
+        // Removed only once the reply is read: otherwise the generic path
+        // settles it.
+        let Some(reply) = reply else {
             return false;
         };
         let Some(pending) = self.pending.remove(&msgid) else {
             return false;
         };
         self.observe_rtt(pending.started.elapsed());
-        self.settle(pending, Ok(Reply::LoadBefore(result)));
+        if let Reply::TpcFinish(Some(tid)) = &reply {
+            self.saw_tid(*tid);
+        }
+        self.settle(pending, Ok(reply));
         true
     }
 

@@ -104,8 +104,8 @@ impl ClientSession {
         }
     }
 
-    /// A load or a store, the calls a proxy relays most, read without a
-    /// value tree ([`zeo::fast_path`]) when it passes the checks
+    /// A load, a store, or a call that ends a transaction, the calls a
+    /// proxy relays most, read without a value tree ([`zeo::fast_path`]) when it passes the checks
     /// [`Self::on_call`] would make; false (nothing done) otherwise, and
     /// the generic path makes those checks and answers.
     pub(super) fn on_fast_frame(
@@ -126,10 +126,14 @@ impl ClientSession {
         if matches!(self.serving, Serving::Closed(_)) {
             return false;
         }
-        let Some((msgid, load)) = zeo::fast_path::read_load_before_call(encoding, frame) else {
+        if let Some((msgid, load)) = zeo::fast_path::read_load_before_call(encoding, frame) {
+            self.load_before(ctx, msgid, load);
+            return true;
+        }
+        let Some((msgid, request)) = zeo::fast_path::read_txn_call(encoding, frame) else {
             return false;
         };
-        self.load_before(ctx, msgid, load);
+        self.on_request(ctx, msgid, request);
         true
     }
 

@@ -67,7 +67,11 @@ impl<'a> Decoder<'a> {
     fn run(&mut self) -> Result<Value, PickleError> {
         loop {
             let at = self.pos;
-            let op = *self.data.get(at).ok_or(PickleError::MissingStop)?;
+            // let-else, not `ok_or`: an error built and dropped for every opcode
+            // showed in the profile.
+            let Some(&op) = self.data.get(at) else {
+                return Err(PickleError::MissingStop);
+            };
             self.pos += 1;
             match op {
                 0x80 => {
@@ -90,16 +94,16 @@ impl<'a> Decoder<'a> {
                 0x88 => self.push(Value::Bool(true))?,
                 0x89 => self.push(Value::Bool(false))?,
                 b'J' => {
-                    let b = self.take(4)?;
-                    self.push(Value::Int(i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64))?;
+                    let b = self.array::<4>()?;
+                    self.push(Value::Int(i32::from_le_bytes(b) as i64))?;
                 }
                 b'K' => {
                     let b = self.byte()?;
                     self.push(Value::Int(b as i64))?;
                 }
                 b'M' => {
-                    let b = self.take(2)?;
-                    self.push(Value::Int(u16::from_le_bytes([b[0], b[1]]) as i64))?;
+                    let b = self.array::<2>()?;
+                    self.push(Value::Int(u16::from_le_bytes(b) as i64))?;
                 }
                 0x8a => {
                     let n = self.byte()? as usize;
@@ -133,10 +137,8 @@ impl<'a> Decoder<'a> {
                     self.push(Value::Float(f))?;
                 }
                 b'G' => {
-                    let b = self.take(8)?;
-                    let mut a = [0u8; 8];
-                    a.copy_from_slice(&b);
-                    self.push(Value::Float(f64::from_be_bytes(a)))?;
+                    let b = self.array::<8>()?;
+                    self.push(Value::Float(f64::from_be_bytes(b)))?;
                 }
                 b'C' => {
                     let n = self.byte()? as usize;
@@ -150,8 +152,8 @@ impl<'a> Decoder<'a> {
                 }
                 b'X' => {
                     let n = self.u32()? as usize;
-                    let b = self.take(n)?;
-                    let s = std::str::from_utf8(&b).map_err(|_| malformed(at, "string is not UTF-8"))?;
+                    let b = self.slice(n)?;
+                    let s = std::str::from_utf8(b).map_err(|_| malformed(at, "string is not UTF-8"))?;
                     self.push(Value::Str(s.to_owned()))?;
                 }
                 b'V' => {
@@ -312,36 +314,52 @@ impl<'a> Decoder<'a> {
     // ---- input ----
 
     fn byte(&mut self) -> Result<u8, PickleError> {
-        let b = *self
-            .data
-            .get(self.pos)
-            .ok_or(PickleError::Truncated { offset: self.pos })?;
+        let Some(&b) = self.data.get(self.pos) else {
+            return Err(PickleError::Truncated { offset: self.pos });
+        };
         self.pos += 1;
         Ok(b)
     }
 
     /// Takes `n` bytes as a zero-copy slice of the frame.
     fn take(&mut self, n: usize) -> Result<Bytes, PickleError> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
-        let end = end.ok_or(PickleError::Truncated { offset: self.pos })?;
-        let b = self.data.slice(self.pos..end);
+        let start = self.pos;
+        self.slice(n)?;
+        Ok(self.data.slice(start..self.pos))
+    }
+
+    /// Takes `n` bytes, borrowed: for what is read and dropped at once
+    /// (a `Bytes` slice would cost a reference count up and down).
+    fn slice(&mut self, n: usize) -> Result<&'a [u8], PickleError> {
+        let data: &'a [u8] = self.data;
+        let end = self.pos.checked_add(n).filter(|&e| e <= data.len());
+        let Some(end) = end else {
+            return Err(PickleError::Truncated { offset: self.pos });
+        };
+        let b = &data[self.pos..end];
         self.pos = end;
         Ok(b)
     }
 
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], PickleError> {
+        let b = self.slice(N)?;
+        Ok(b.try_into().expect("slice(N) is N bytes long"))
+    }
+
     fn u32(&mut self) -> Result<u32, PickleError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(u32::from_le_bytes(self.array()?))
     }
 
     fn line_bytes(&mut self) -> Result<Vec<u8>, PickleError> {
         let rest = &self.data[self.pos..];
         let limit = rest.len().min(MAX_LINE);
         let nl = rest[..limit].iter().position(|&b| b == b'\n');
-        let nl = nl.ok_or(if limit == MAX_LINE {
-            malformed(self.pos, "text argument too long")
-        } else {
-            PickleError::Truncated { offset: self.pos }
+        let nl = nl.ok_or_else(|| {
+            if limit == MAX_LINE {
+                malformed(self.pos, "text argument too long")
+            } else {
+                PickleError::Truncated { offset: self.pos }
+            }
         })?;
         let line = rest[..nl].to_vec();
         self.pos += nl + 1;
@@ -365,8 +383,8 @@ impl<'a> Decoder<'a> {
         if n > MAX_LONG_BYTES {
             return Err(malformed(at, "integer too long"));
         }
-        let b = self.take(n)?;
-        self.push(Value::from_bigint(BigInt::from_signed_bytes_le(&b)))?;
+        let b = self.slice(n)?;
+        self.push(Value::from_bigint(BigInt::from_signed_bytes_le(b)))?;
         Ok(())
     }
 
