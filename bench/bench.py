@@ -607,15 +607,20 @@ def markdown(results):
     for n, doc in sorted(results["arrays"].items()):
         out.append("### %s member%s\n" % (n, "" if n == "1" else "s"))
         out += table(doc["summary"], "zeoraid")
-    if "floor" in results:
-        out.append("### relay floor (do-nothing byte relay in front of 1 runzeo)\n")
-        out += table(results["floor"]["summary"], "relay")
-    if "vs_floor" in results:
-        out.append("### zeoraid (1 member) against the relay floor, side by side\n")
-        out += table(results["vs_floor"]["summary"], "zeoraid", "relay")
-    if "mirroring" in results:
-        out.append("### 2 members against 1 member, side by side\n")
-        out += table(results["mirroring"]["summary"], "2 members", "1 member")
+    # (result, heading, the target's name, the reference's name)
+    side_by_side = (
+        ("floor", "relay floor (do-nothing byte relay in front of 1 runzeo)", "relay", "plain ZEO"),
+        ("vs_floor", "zeoraid (1 member) against the relay floor, side by side", "zeoraid", "relay"),
+        ("mirroring", "2 members against 1 member, side by side", "2 members", "1 member"),
+        ("leader", "the multi-zeoraid leader (reference: a single zeoraid, 1 member each)",
+         "leader", "single"),
+        ("tls", "TLS on both sides, 1 member (reference: plain runzeo with TLS)",
+         "zeoraid", "TLS runzeo"),
+    )
+    for key, heading, name, ref in side_by_side:
+        if key in results:
+            out.append("### %s\n" % heading)
+            out += table(results[key]["summary"], name, ref)
     if "link" in results:
         link = results["link"]
         out.append("### members on other hosts: the link alone (%d µs each way) against plain ZEO\n"
@@ -624,12 +629,6 @@ def markdown(results):
         for n, doc in sorted(link["arrays"].items()):
             out.append("### %s linked member%s against a linked runzeo\n" % (n, "" if n == "1" else "s"))
             out += table(doc["summary"], "zeoraid", "linked runzeo")
-    if "leader" in results:
-        out.append("### the multi-zeoraid leader (reference: a single zeoraid, 1 member each)\n")
-        out += table(results["leader"]["summary"], "leader", "single")
-    if "tls" in results:
-        out.append("### TLS on both sides, 1 member (reference: plain runzeo with TLS)\n")
-        out += table(results["tls"]["summary"], "zeoraid", "TLS runzeo")
     for key in ("idle_clients", "soak", "recovery", "blob_memory"):
         if key in results:
             out.append("%s: `%s`\n" % (key, json.dumps(results[key])))

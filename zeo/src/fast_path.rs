@@ -63,12 +63,7 @@ const ZERO: [u8; 2] = [BININT1, 0];
 /// or a tuple of two byte strings (what `ZEO.ClientStorage` uses: the
 /// `(oid, tid)` it loads) and 8-byte oid and tid.
 pub fn read_load_before_call(encoding: Encoding, payload: &Bytes) -> Option<(MsgId, LoadBefore)> {
-    if encoding != Encoding::Pickle {
-        return None;
-    }
-    let mut r = Reader::new(payload);
-    r.expect(&PROTO_3)?;
-    r.expect(&[MARK])?;
+    let mut r = Reader::envelope(encoding, payload)?;
     let msgid = r.msgid()?;
     r.expect(&[FALSE])?;
     r.str_equal("loadBefore")?;
@@ -83,13 +78,7 @@ pub fn read_load_before_call(encoding: Encoding, payload: &Bytes) -> Option<(Msg
 /// member, as [`Request::to_message`](crate::methods::Request::to_message)
 /// and [`Encoding::encode_frame`] would write it.
 pub fn write_load_before_call(encoding: Encoding, msgid: i64, load: &LoadBefore) -> Option<Bytes> {
-    if encoding != Encoding::Pickle {
-        return None;
-    }
-    let mut out = frame_start(64);
-    save_into(&Value::Int(msgid), &mut out).ok()?;
-    out.push(FALSE);
-    push_str(&mut out, "loadBefore");
+    let mut out = envelope(encoding, 64, &Value::Int(msgid), &[FALSE], "loadBefore")?;
     push_p64(&mut out, &load.oid);
     push_p64(&mut out, &load.tid);
     out.extend_from_slice(&[TUPLE2, TUPLE, STOP]);
@@ -101,12 +90,7 @@ pub fn write_load_before_call(encoding: Encoding, msgid: i64, load: &LoadBefore)
 /// than the heartbeat's. The result itself is read by the caller that
 /// knows which method it answers ([`read_load_before_result`]).
 pub fn read_reply_start(encoding: Encoding, payload: &Bytes) -> Option<(i64, usize)> {
-    if encoding != Encoding::Pickle {
-        return None;
-    }
-    let mut r = Reader::new(payload);
-    r.expect(&PROTO_3)?;
-    r.expect(&[MARK])?;
+    let mut r = Reader::envelope(encoding, payload)?;
     let msgid = r.int()?;
     if msgid == MsgId::HEARTBEAT.as_int()? {
         return None;
@@ -151,14 +135,8 @@ pub fn write_load_before_reply(
     msgid: &MsgId,
     result: &Option<LoadBeforeResult>,
 ) -> Option<Bytes> {
-    if encoding != Encoding::Pickle {
-        return None;
-    }
     let size = result.as_ref().map_or(0, |r| r.data.len()) + 64;
-    let mut out = frame_start(size);
-    save_into(&msgid.0, &mut out).ok()?;
-    out.extend_from_slice(&ZERO);
-    push_str(&mut out, REPLY_NAME);
+    let mut out = envelope(encoding, size, &msgid.0, &ZERO, REPLY_NAME)?;
     match result {
         None => out.push(NONE),
         Some(r) => {
@@ -179,12 +157,7 @@ pub fn write_load_before_reply(
 /// (oid, serial, data, id))` with an 8-byte oid and serial, a `bytes`
 /// record and an int transaction id (what `ZEO.ClientStorage` sends).
 pub fn read_storea_call(encoding: Encoding, payload: &Bytes) -> Option<Storea> {
-    if encoding != Encoding::Pickle {
-        return None;
-    }
-    let mut r = Reader::new(payload);
-    r.expect(&PROTO_3)?;
-    r.expect(&[MARK])?;
+    let mut r = Reader::envelope(encoding, payload)?;
     r.expect(&ZERO)?;
     r.expect(&[TRUE])?;
     r.str_equal("storea")?;
@@ -207,13 +180,13 @@ pub fn read_storea_call(encoding: Encoding, payload: &Bytes) -> Option<Storea> {
 /// [`Request::to_message`](crate::methods::Request::to_message) with the
 /// asynchronous msgid and [`Encoding::encode_frame`] would write it.
 pub fn write_storea_call(encoding: Encoding, store: &Storea) -> Option<Bytes> {
-    if encoding != Encoding::Pickle {
-        return None;
-    }
-    let mut out = frame_start(store.data.len() + 64);
-    out.extend_from_slice(&ZERO);
-    out.push(TRUE);
-    push_str(&mut out, "storea");
+    let mut out = envelope(
+        encoding,
+        store.data.len() + 64,
+        &MsgId::ASYNC.0,
+        &[TRUE],
+        "storea",
+    )?;
     out.push(MARK);
     push_p64(&mut out, &store.oid);
     push_p64(&mut out, &store.serial);
@@ -226,12 +199,7 @@ pub fn write_storea_call(encoding: Encoding, store: &Storea) -> Option<Bytes> {
 /// A client's `vote(id)`, `tpc_finish(id)` or `tpc_abort(id)`, if the
 /// frame is exactly `(msgid, False, name, (id,))` with an int id.
 pub fn read_txn_call(encoding: Encoding, payload: &Bytes) -> Option<(MsgId, Request)> {
-    if encoding != Encoding::Pickle {
-        return None;
-    }
-    let mut r = Reader::new(payload);
-    r.expect(&PROTO_3)?;
-    r.expect(&[MARK])?;
+    let mut r = Reader::envelope(encoding, payload)?;
     let msgid = r.msgid()?;
     r.expect(&[FALSE])?;
     let name = r.str()?;
@@ -251,19 +219,13 @@ pub fn read_txn_call(encoding: Encoding, payload: &Bytes) -> Option<(MsgId, Requ
 /// `tpc_abort` to a member, as the generic path would write it; `None`
 /// for any other request.
 pub fn write_txn_call(encoding: Encoding, msgid: i64, request: &Request) -> Option<Bytes> {
-    if encoding != Encoding::Pickle {
-        return None;
-    }
     let (name, id) = match request {
         Request::Vote(Vote { id }) => ("vote", id),
         Request::TpcFinish(TpcFinish { id }) => ("tpc_finish", id),
         Request::TpcAbort(TpcAbort { id }) => ("tpc_abort", id),
         _ => return None,
     };
-    let mut out = frame_start(48);
-    save_into(&Value::Int(msgid), &mut out).ok()?;
-    out.push(FALSE);
-    push_str(&mut out, name);
+    let mut out = envelope(encoding, 48, &Value::Int(msgid), &[FALSE], name)?;
     save_into(id.value(), &mut out).ok()?;
     out.extend_from_slice(&[TUPLE1, TUPLE, STOP]);
     frame_end(out)
@@ -299,13 +261,20 @@ pub fn read_tpc_finish_result(payload: &Bytes, at: usize) -> Option<Option<P64>>
     Some(tid)
 }
 
-/// A buffer with the frame header reserved and the envelope opened.
-fn frame_start(capacity: usize) -> Vec<u8> {
+/// A frame's buffer, its header reserved, with the envelope written up to
+/// the arguments: `(msgid, flag, name, ` (Z5 only).
+fn envelope(encoding: Encoding, capacity: usize, msgid: &Value, flag: &[u8], name: &str) -> Option<Vec<u8>> {
+    if encoding != Encoding::Pickle {
+        return None;
+    }
     let mut out = Vec::with_capacity(capacity);
     out.extend_from_slice(&[0; HEADER_LEN]);
     out.extend_from_slice(&PROTO_3);
     out.push(MARK);
-    out
+    save_into(msgid, &mut out).ok()?;
+    out.extend_from_slice(flag);
+    push_str(&mut out, name);
+    Some(out)
 }
 
 /// Writes the frame header; `None` past the largest frame the header holds.
@@ -344,8 +313,16 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a Bytes) -> Reader<'a> {
-        Reader { buf, at: 0 }
+    /// A reader past the start of the envelope, `PROTO 3` and `MARK`
+    /// (Z5 only).
+    fn envelope(encoding: Encoding, buf: &'a Bytes) -> Option<Reader<'a>> {
+        if encoding != Encoding::Pickle {
+            return None;
+        }
+        let mut r = Reader { buf, at: 0 };
+        r.expect(&PROTO_3)?;
+        r.expect(&[MARK])?;
+        Some(r)
     }
 
     fn peek(&self) -> Option<u8> {

@@ -884,8 +884,7 @@ impl MemberActor {
     /// transaction's blobs go out from the spool in windows instead of
     /// being read into memory whole, once per member.
     fn replay(&mut self, replay: Replay) -> Result<(), MemberError> {
-        let live = self.conn.as_ref().filter(|_| self.state == ConnState::Ready);
-        let live = live.ok_or_else(|| self.unavailable())?;
+        let live = self.live()?;
         let frames = wire::lazy_async_calls(live.encoding, "reading a spooled blob back", replay.map(Ok));
         live.queue
             .send(Outgoing::Frames(frames))
