@@ -10,7 +10,8 @@
 //! - [`pickle`] (Z5) and [`msgpack`] (M5): value <-> bytes; [`encoding`] picks one.
 //! - [`message`]: the `(msgid, flags, name, args)` envelope.
 //! - [`methods`], [`reply`], [`callbacks`], [`exceptions`]: the typed layer.
-//! - [`fast_path`]: the frames of a relayed `loadBefore`, read and written
+//! - [`fast_path`]: the hottest frames (`loadBefore`, `storea`, `vote`,
+//!   `tpc_finish`, `tpc_abort`, and their plain replies) read and written
 //!   without a value tree (the generic path's subset, byte for byte).
 //!
 //! This crate knows nothing about actors, RAID or configuration. Application
