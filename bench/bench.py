@@ -635,16 +635,24 @@ def markdown(results):
     return "\n".join(out)
 
 
-def relay_floor(procs, python, relay_bin, workdir, ref_port, ref_pid, a):
-    """examples/tcp_relay in front of a fresh runzeo, against the reference."""
-    d = os.path.join(workdir, "floor")
+def start_floor(procs, python, relay_bin, d, name):
+    """examples/tcp_relay in front of a fresh runzeo in `d`: (the relay's
+    process, its port, the runzeo's process)."""
     os.makedirs(d)
     upstream_port, port = free_port(), free_port()
-    upstream = start_runzeo(procs, python, "floor-runzeo", d, upstream_port)
-    relay = procs.start("tcp_relay", [relay_bin, "127.0.0.1:%d" % port,
-                                      "127.0.0.1:%d" % upstream_port])
+    upstream = start_runzeo(procs, python, name + "-runzeo", d, upstream_port)
+    relay = procs.start(name + "-relay", [relay_bin, "127.0.0.1:%d" % port,
+                                          "127.0.0.1:%d" % upstream_port])
+    # If it never listens, the run ends here and scratch() stops both.
+    wait_listening(relay, "tcp_relay", port)
+    return relay, port, upstream
+
+
+def relay_floor(procs, python, relay_bin, workdir, ref_port, ref_pid, a):
+    """examples/tcp_relay in front of a fresh runzeo, against the reference."""
+    relay, port, upstream = start_floor(procs, python, relay_bin,
+                                        os.path.join(workdir, "floor"), "floor")
     try:
-        wait_listening(relay, "tcp_relay", port)
         doc, rc = run_zeo_bench(python, port, ref_port, relay.pid, ref_pid, a,
                                 os.path.join(a.out, "zeo_bench_floor.json"))
     finally:
@@ -660,14 +668,9 @@ def zeoraid_vs_floor(procs, python, relay_bin, workdir, a):
     derived from two blocks run minutes apart on a machine whose speed
     drifts."""
     d = os.path.join(workdir, "vs-floor")
-    os.makedirs(d)
-    upstream_port, port = free_port(), free_port()
-    upstream = start_runzeo(procs, python, "vs-floor-runzeo", d, upstream_port)
-    relay = procs.start("vs-floor-relay", [relay_bin, "127.0.0.1:%d" % port,
-                                           "127.0.0.1:%d" % upstream_port])
+    relay, port, upstream = start_floor(procs, python, relay_bin, d, "vs-floor")
     arr = None
     try:
-        wait_listening(relay, "tcp_relay", port)
         arr = Array(procs, python, a.zeoraid, d, 1)
         doc, rc = run_zeo_bench(python, arr.port, port, arr.proc.pid, relay.pid, a,
                                 os.path.join(a.out, "zeo_bench_vs_floor.json"))

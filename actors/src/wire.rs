@@ -166,12 +166,9 @@ pub(crate) fn lazy_frames(
     reading: &'static str,
     messages: impl Iterator<Item = std::io::Result<Message>> + Send + 'static,
 ) -> LazyFrames {
-    Box::new(messages.map(move |message| {
-        let message = message.map_err(|e| Lost::Io(format!("{reading}: {e}")))?;
-        encoding
-            .encode_frame(&message.into_value())
-            .map_err(Lost::Protocol)
-    }))
+    lazy_encoded(reading, messages, move |message| {
+        encoding.encode_frame(&message.into_value())
+    })
 }
 
 /// The frames of a transaction's asynchronous calls to a member, each
@@ -182,16 +179,27 @@ pub(crate) fn lazy_async_calls(
     reading: &'static str,
     requests: impl Iterator<Item = std::io::Result<Request>> + Send + 'static,
 ) -> LazyFrames {
-    Box::new(requests.map(move |request| {
-        let request = request.map_err(|e| Lost::Io(format!("{reading}: {e}")))?;
+    lazy_encoded(reading, requests, move |request| {
         if let Request::Storea(store) = &request {
             if let Some(frame) = zeo::fast_path::write_storea_call(encoding, store) {
                 return Ok(frame);
             }
         }
-        encoding
-            .encode_frame(&request.to_message(MsgId::ASYNC).into_value())
-            .map_err(Lost::Protocol)
+        encoding.encode_frame(&request.to_message(MsgId::ASYNC).into_value())
+    })
+}
+
+/// `items` made into frames by `encode` as the writer gets to them; an
+/// item that could not be read (`reading` says what) or encoded ends the
+/// connection's writer.
+fn lazy_encoded<T>(
+    reading: &'static str,
+    items: impl Iterator<Item = std::io::Result<T>> + Send + 'static,
+    encode: impl Fn(T) -> Result<Bytes, CodecError> + Send + 'static,
+) -> LazyFrames {
+    Box::new(items.map(move |item| {
+        let item = item.map_err(|e| Lost::Io(format!("{reading}: {e}")))?;
+        encode(item).map_err(Lost::Protocol)
     }))
 }
 

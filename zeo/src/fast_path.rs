@@ -107,18 +107,12 @@ pub fn read_reply_start(encoding: Encoding, payload: &Bytes) -> Option<(i64, usi
 /// copied.
 pub fn read_load_before_result(payload: &Bytes, at: usize) -> Option<Option<LoadBeforeResult>> {
     let mut r = Reader { buf: payload, at };
-    let result = if r.peek()? == NONE {
-        r.at += 1;
+    let result = if r.none()? {
         None
     } else {
         let data = r.bytes()?;
         let start = r.p64()?;
-        let end = if r.peek()? == NONE {
-            r.at += 1;
-            None
-        } else {
-            Some(r.p64()?)
-        };
+        let end = r.opt_p64()?;
         r.expect(&[TUPLE3])?;
         Some(LoadBeforeResult { data, start, end })
     };
@@ -250,12 +244,7 @@ pub fn read_vote_result(payload: &Bytes, at: usize) -> Option<VoteResult> {
 /// tid (8 bytes), or `None`.
 pub fn read_tpc_finish_result(payload: &Bytes, at: usize) -> Option<Option<P64>> {
     let mut r = Reader { buf: payload, at };
-    let tid = if r.peek()? == NONE {
-        r.at += 1;
-        None
-    } else {
-        Some(r.p64()?)
-    };
+    let tid = r.opt_p64()?;
     r.expect(&[TUPLE, STOP])?;
     r.at_end()?;
     Some(tid)
@@ -390,6 +379,22 @@ impl<'a> Reader<'a> {
         let start = self.at;
         self.take(len)?;
         Some(self.buf.slice(start..start + len))
+    }
+
+    /// Takes a `None` if one is next: whether it was (`None` at the end
+    /// of the frame).
+    fn none(&mut self) -> Option<bool> {
+        let none = self.peek()? == NONE;
+        self.at += usize::from(none);
+        Some(none)
+    }
+
+    /// An 8-byte id, or `None`.
+    fn opt_p64(&mut self) -> Option<Option<P64>> {
+        if self.none()? {
+            return Some(None);
+        }
+        self.p64().map(Some)
     }
 
     fn p64(&mut self) -> Option<P64> {

@@ -618,12 +618,7 @@ impl MemberActor {
                     return self.fail(ctx, reason);
                 }
                 match Reply::decode(&pending.method, &result) {
-                    Ok(reply) => {
-                        if let Reply::TpcFinish(Some(tid)) | Reply::LastTransaction(tid) = &reply {
-                            self.saw_tid(*tid);
-                        }
-                        self.settle(pending, Ok(reply));
-                    }
+                    Ok(reply) => self.settle_reply(pending, reply),
                     Err(error) => {
                         let reason = format!("protocol error in the reply to {}: {error}", pending.method);
                         let member = self.name.to_string();
@@ -690,11 +685,16 @@ impl MemberActor {
             return false;
         };
         self.observe_rtt(pending.started.elapsed());
-        if let Reply::TpcFinish(Some(tid)) = &reply {
+        self.settle_reply(pending, reply);
+        true
+    }
+
+    /// Answers a call with the member's reply, noting a tid it reveals.
+    fn settle_reply(&mut self, pending: Pending, reply: Reply) {
+        if let Reply::TpcFinish(Some(tid)) | Reply::LastTransaction(tid) = &reply {
             self.saw_tid(*tid);
         }
         self.settle(pending, Ok(reply));
-        true
     }
 
     /// Ends the blob stream of a `sendBlob` whose reply arrived: what was
